@@ -1,0 +1,304 @@
+//! The API's one error type and its table of codes: each code has one HTTP
+//! status, and every error leaves as `{"code", "message", "requestId"}`.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use pipewright_core::deps::Unavailable;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::telemetry;
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $status:ident;)*) => {
+        /// Every error code the API answers with, with its HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A field or parameter is missing or has a value that is not allowed.
+    ValidationException = BAD_REQUEST;
+    /// The body is not well-formed JSON.
+    SerializationException = BAD_REQUEST;
+    /// No operation is at this path.
+    UnknownOperationException = NOT_FOUND;
+    /// The path exists but not with this HTTP method.
+    MethodNotAllowedException = METHOD_NOT_ALLOWED;
+    /// The body is larger than the operation accepts.
+    RequestEntityTooLargeException = PAYLOAD_TOO_LARGE;
+    /// The body is not of a media type the operation accepts.
+    UnsupportedMediaTypeException = UNSUPPORTED_MEDIA_TYPE;
+    /// Too many requests; retry after the time in `Retry-After`.
+    ThrottlingException = TOO_MANY_REQUESTS;
+    /// A service Pipewright depends on is down; retry shortly.
+    ServiceUnavailableException = SERVICE_UNAVAILABLE;
+    /// A fault of the service itself; the request id finds it in the logs.
+    InternalFailure = INTERNAL_SERVER_ERROR;
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error answered to the caller.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u32>,
+    /// Extra headers, e.g. `Allow` on a 405.
+    pub allow: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            allow: None,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationException, message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorCode::InternalFailure,
+            "the service failed to process the request; the request id finds it in the service's logs",
+        )
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// What went wrong, as a stable name, e.g. `ValidationException`.
+    pub code: ErrorCode,
+    /// What went wrong and what to change, for a person.
+    pub message: String,
+    /// The request's id, also in the `x-request-id` header and the logs.
+    pub request_id: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.code == ErrorCode::InternalFailure {
+            tracing::error!(message = %self.message, "internal failure");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(allow) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            response.insert_header((header::ALLOW, allow));
+        }
+        response.json(ErrorBody {
+            code: self.code,
+            message: self.message.clone(),
+            request_id: telemetry::current_request_id().unwrap_or_default(),
+        })
+    }
+}
+
+impl From<Unavailable> for ApiError {
+    fn from(e: Unavailable) -> Self {
+        tracing::warn!(dependency = %e.dependency, address = %e.address, reason = %e.reason, "dependency unavailable");
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                ErrorCode::ServiceUnavailableException,
+                format!(
+                    "{} is unavailable, so the service cannot complete this request now; retry shortly",
+                    e.dependency
+                ),
+            )
+        }
+    }
+}
+
+/// Turns actix's own rejections of a request (bad JSON, bad path or query
+/// parameters) into ours, so that every error has the same shape.
+pub mod rejections {
+    use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+    use actix_web::{HttpRequest, web};
+
+    use super::{ApiError, ErrorCode};
+
+    /// Largest JSON body accepted.
+    pub const JSON_LIMIT: usize = 1024 * 1024;
+
+    pub fn json_config() -> web::JsonConfig {
+        web::JsonConfig::default()
+            .limit(JSON_LIMIT)
+            .error_handler(json)
+    }
+
+    pub fn path_config() -> web::PathConfig {
+        web::PathConfig::default().error_handler(|e: PathError, _: &HttpRequest| {
+            ApiError::validation(format!("invalid path parameter: {e}")).into()
+        })
+    }
+
+    pub fn query_config() -> web::QueryConfig {
+        web::QueryConfig::default().error_handler(|e: QueryPayloadError, _: &HttpRequest| {
+            let detail = match &e {
+                QueryPayloadError::Deserialize(inner) => inner.to_string(),
+                other => other.to_string(),
+            };
+            ApiError::validation(format!("invalid query string: {detail}")).into()
+        })
+    }
+
+    pub(crate) fn json(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+        let error = match &e {
+            JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!("the body is {length} bytes; at most {limit} are accepted"),
+            ),
+            JsonPayloadError::Overflow { limit } => ApiError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!("the body is larger than the {limit} bytes accepted"),
+            ),
+            JsonPayloadError::ContentType => ApiError::new(
+                ErrorCode::UnsupportedMediaTypeException,
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            JsonPayloadError::Deserialize(inner) if inner.is_data() => {
+                ApiError::validation(format!("the body does not fit the operation: {inner}"))
+            }
+            JsonPayloadError::Deserialize(inner) => ApiError::new(
+                ErrorCode::SerializationException,
+                format!("the body is not valid JSON: {inner}"),
+            ),
+            other => ApiError::new(
+                ErrorCode::SerializationException,
+                format!("the body could not be read: {other}"),
+            ),
+        };
+        error.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+    use actix_web::error::JsonPayloadError;
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn rejected(error: JsonPayloadError) -> (StatusCode, serde_json::Value) {
+        let request = TestRequest::default().to_http_request();
+        let response = rejections::json(error, &request).error_response();
+        let status = response.status();
+        let body = response.into_body().try_into_bytes().expect("a whole body");
+        (status, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    #[test]
+    fn bad_json_bodies_get_our_codes() {
+        let syntax = serde_json::from_str::<serde_json::Value>("{\"a\":").expect_err("truncated");
+        let (status, body) = rejected(JsonPayloadError::Deserialize(syntax));
+        assert_eq!(
+            (status.as_u16(), body["code"].as_str()),
+            (400, Some("SerializationException"))
+        );
+
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Named {
+            name: String,
+        }
+        let shape = serde_json::from_str::<Named>("{}").expect_err("missing field");
+        let (status, body) = rejected(JsonPayloadError::Deserialize(shape));
+        assert_eq!(
+            (status.as_u16(), body["code"].as_str()),
+            (400, Some("ValidationException"))
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("text")
+                .contains("missing field `name`"),
+            "{body}"
+        );
+
+        let (status, body) = rejected(JsonPayloadError::ContentType);
+        assert_eq!(
+            (status.as_u16(), body["code"].as_str()),
+            (415, Some("UnsupportedMediaTypeException"))
+        );
+
+        let (status, body) = rejected(JsonPayloadError::OverflowKnownLength {
+            length: 9,
+            limit: 4,
+        });
+        assert_eq!(
+            (status.as_u16(), body["code"].as_str()),
+            (413, Some("RequestEntityTooLargeException"))
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("text")
+                .contains("at most 4"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn every_code_has_a_client_or_server_error_status() {
+        for code in ErrorCode::ALL {
+            let status = code.status();
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code}: {status}"
+            );
+            assert!(code.as_str().ends_with("Exception") || code.as_str() == "InternalFailure");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Building the actix application and running the HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, Error, HttpResponse, HttpServer, middleware, web};
+use pipewright_core::config::Config;
+use pipewright_core::services::Services;
+use utoipa::OpenApi as _;
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::rejections;
+use crate::fallback::{self, RouteTable};
+use crate::telemetry::{self, Metrics};
+use crate::{ApiDoc, ops};
+
+/// What handlers share.
+pub struct AppState {
+    pub services: Services,
+}
+
+/// Registers every operation; the OpenAPI document is collected from here.
+fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(ops::healthz)
+        .service(ops::readyz)
+        .service(ops::metrics);
+}
+
+/// The OpenAPI document, as generated from the code.
+pub fn openapi() -> OpenApi {
+    static DOC: OnceLock<OpenApi> = OnceLock::new();
+    DOC.get_or_init(|| {
+        App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .configure(routes)
+            .split_for_parts()
+            .1
+    })
+    .clone()
+}
+
+/// The application, with its state, middleware and fallbacks.
+pub fn app(
+    state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
+    table: web::Data<RouteTable>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let (app, _) = App::new()
+        .into_utoipa_app()
+        .configure(routes)
+        .split_for_parts();
+    app.app_data(state)
+        .app_data(metrics)
+        .app_data(table)
+        .app_data(rejections::json_config())
+        .app_data(rejections::path_config())
+        .app_data(rejections::query_config())
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(fallback::unmatched))
+        .wrap(middleware::Compress::default())
+        .wrap(middleware::from_fn(telemetry::observe))
+}
+
+/// A running API server.
+pub struct RunningApi {
+    /// Where it listens (the port is the real one when 0 was asked).
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub server: Server,
+}
+
+/// Binds `config.listen` and starts serving. The server does not handle
+/// signals itself: the caller stops it through `handle`.
+pub fn start(config: &Config, services: Services) -> std::io::Result<RunningApi> {
+    let listener = TcpListener::bind(&config.listen).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot listen on {} (PIPEWRIGHT_LISTEN): {e}",
+                config.listen
+            ),
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let metrics = web::Data::new(Metrics::new().map_err(std::io::Error::other)?);
+    let state = web::Data::new(AppState { services });
+    let table = {
+        let mut table = RouteTable::from_openapi(&openapi());
+        table.add("/openapi.json", vec!["GET"]);
+        table.add("/docs", vec!["GET"]);
+        web::Data::from(Arc::new(table))
+    };
+    let mut server = HttpServer::new(move || app(state.clone(), metrics.clone(), table.clone()));
+    if config.http_workers > 0 {
+        server = server.workers(config.http_workers);
+    }
+    let server = server
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(30))
+        .run();
+    Ok(RunningApi {
+        addr,
+        handle: server.handle(),
+        server,
+    })
+}

@@ -1,0 +1,67 @@
+//! Redis: a multiplexed connection that reconnects by itself.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::Dsn;
+use crate::deps::{self, Dependency, Health, Unavailable};
+
+/// The cache and pub/sub connection. Cloning shares it.
+#[derive(Clone)]
+pub struct Cache {
+    url: Dsn,
+    prefix: String,
+    conn: ConnectionManager,
+}
+
+impl Cache {
+    pub async fn connect(url: &Dsn, prefix: &str) -> Result<Self, Unavailable> {
+        let unavailable = |e: &dyn std::fmt::Display| Unavailable::new(Dependency::Redis, url, e);
+        let client = redis::Client::open(url.expose()).map_err(|e| unavailable(&e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = tokio::time::timeout(
+            Duration::from_secs(3),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| unavailable(&"no answer within 3 s"))?
+        .map_err(|e| unavailable(&e))?;
+        Ok(Self {
+            url: url.clone(),
+            prefix: prefix.to_owned(),
+            conn,
+        })
+    }
+
+    /// The shared connection (cheap to clone).
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// A key of this installation.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// Readiness: PING.
+    pub async fn health(&self) -> Health {
+        let mut conn = self.conn();
+        deps::probe(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Wraps a Redis error as the dependency being unavailable.
+    pub fn unavailable(&self, e: impl std::fmt::Display) -> Unavailable {
+        Unavailable::new(Dependency::Redis, &self.url, e)
+    }
+}

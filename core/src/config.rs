@@ -1,0 +1,374 @@
+//! The service's configuration: one typed struct, read from defaults, then a
+//! TOML file, then environment variables (later sources win).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The file read when `PIPEWRIGHT_CONFIG` is not set (optional).
+pub const DEFAULT_CONFIG_FILE: &str = "pipewright.toml";
+
+/// Everything the api and the worker are told from outside.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// PostgreSQL (`DATABASE_URL`).
+    pub database_url: Dsn,
+    /// RabbitMQ (`AMQP_URL`).
+    pub amqp_url: Dsn,
+    /// Redis (`REDIS_URL`).
+    pub redis_url: Dsn,
+    /// host:port the API listens on (`PIPEWRIGHT_LISTEN`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub listen: String,
+    /// Keys and artifacts (`PIPEWRIGHT_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// HMAC key for access tokens (`PIPEWRIGHT_JWT_SECRET`); generated into
+    /// the data folder on first start when absent.
+    #[serde(
+        serialize_with = "skip_secret",
+        deserialize_with = "lenient::secret",
+        default
+    )]
+    pub jwt_secret: Option<SecretString>,
+    /// Prefix of every exchange and queue name (`PIPEWRIGHT_AMQP_PREFIX`), so
+    /// that several installations (or tests) can share one broker.
+    #[serde(deserialize_with = "lenient::string")]
+    pub amqp_prefix: String,
+    /// Prefix of every Redis key (`PIPEWRIGHT_REDIS_PREFIX`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub redis_prefix: String,
+    /// Largest number of PostgreSQL connections per process.
+    pub db_pool_size: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub http_workers: usize,
+    /// Log filter, e.g. `info` or `info,pipewright_api=debug` (`PIPEWRIGHT_LOG`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub log: String,
+    /// `json` (default) or `text` (`PIPEWRIGHT_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Seconds that in-flight requests and jobs get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: Dsn::new("postgres://postgres@127.0.0.1:5432/pipewright"),
+            amqp_url: Dsn::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            redis_url: Dsn::new("redis://127.0.0.1:6379/0"),
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("data"),
+            jwt_secret: None,
+            amqp_prefix: "pipewright".to_owned(),
+            redis_prefix: "pw:".to_owned(),
+            db_pool_size: 16,
+            http_workers: 0,
+            log: "info".to_owned(),
+            log_format: LogFormat::Json,
+            shutdown_timeout_secs: 8,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} (from PIPEWRIGHT_CONFIG) does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the configuration from the process environment and the file it
+    /// names (`PIPEWRIGHT_CONFIG`, else `pipewright.toml` when present).
+    pub fn load() -> Result<Self, ConfigError> {
+        let explicit = std::env::var_os("PIPEWRIGHT_CONFIG").map(PathBuf::from);
+        Self::figment(explicit.as_deref())?
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+            .and_then(Self::validated)
+    }
+
+    fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let file = match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Ok(figment
+            .merge(Env::raw().only(&["DATABASE_URL", "AMQP_URL", "REDIS_URL"]))
+            .merge(Env::prefixed("PIPEWRIGHT_").ignore(&["CONFIG"])))
+    }
+
+    fn validated(self) -> Result<Self, ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        for (name, dsn, schemes) in [
+            (
+                "DATABASE_URL",
+                &self.database_url,
+                &["postgres", "postgresql"][..],
+            ),
+            ("AMQP_URL", &self.amqp_url, &["amqp", "amqps"][..]),
+            ("REDIS_URL", &self.redis_url, &["redis", "rediss"][..]),
+        ] {
+            if !schemes.contains(&dsn.scheme()) {
+                return invalid(format!(
+                    "{name} must be a URL starting with {}://, got {dsn}",
+                    schemes[0]
+                ));
+            }
+        }
+        if self
+            .listen
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
+            return invalid(format!(
+                "PIPEWRIGHT_LISTEN must be host:port, e.g. 127.0.0.1:8080, got {:?}",
+                self.listen
+            ));
+        }
+        if self.db_pool_size == 0 {
+            return invalid("PIPEWRIGHT_DB_POOL_SIZE must be at least 1".to_owned());
+        }
+        Ok(self)
+    }
+}
+
+fn skip_secret<S: Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_none()
+}
+
+/// A connection URL that may carry a password: it prints with the password
+/// masked, so that it can be logged and shown in error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dsn(String);
+
+impl Dsn {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, password included: for the client library only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before `://`.
+    pub fn scheme(&self) -> &str {
+        self.0.split_once("://").map_or("", |(scheme, _)| scheme)
+    }
+
+    /// `host:port` as written in the URL (for messages).
+    pub fn host_port(&self) -> &str {
+        let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host)
+    }
+
+    /// The URL with a password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                let masked = if userinfo.contains(':') { ":***" } else { "" };
+                format!("{scheme}://{user}{masked}@{host}{tail}")
+            }
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dsn({})", self.redacted())
+    }
+}
+
+impl Serialize for Dsn {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dsn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient::string(d).map(Dsn)
+    }
+}
+
+/// Environment values arrive typed by their look (`8080` as a number, `true`
+/// as a boolean): text fields take them as the text they were.
+mod lenient {
+    use std::fmt;
+
+    use secrecy::SecretString;
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+
+    struct Text;
+
+    impl Visitor<'_> for Text {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_bool<E: Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_any(Text)
+    }
+
+    struct MaybeText;
+
+    impl<'de> Visitor<'de> for MaybeText {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or nothing")
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            string(d).map(Some)
+        }
+    }
+
+    pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        d.deserialize_option(MaybeText)
+            .map(|s| s.map(SecretString::from))
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment's Jail returns figment's error"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsn_masks_the_password_and_nothing_else() {
+        let cases = [
+            (
+                "postgres://postgres@127.0.0.1:5432/pw",
+                "postgres://postgres@127.0.0.1:5432/pw",
+            ),
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "amqp://guest:***@127.0.0.1:5672/%2f",
+            ),
+            ("redis://:s3cret@h:6379/0", "redis://:***@h:6379/0"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("postgres://u:p@ss@h/db?x=@", "postgres://u:***@h/db?x=@"),
+        ];
+        for (url, shown) in cases {
+            let dsn = Dsn::new(url);
+            assert_eq!(dsn.to_string(), shown);
+            assert_eq!(format!("{dsn:?}"), format!("Dsn({shown})"));
+        }
+        assert_eq!(
+            Dsn::new("postgres://u:p@db.example:5433/x").host_port(),
+            "db.example:5433"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pw.toml", "listen = \"0.0.0.0:9000\"\nlog = \"debug\"\n")?;
+            jail.set_env("PIPEWRIGHT_CONFIG", "pw.toml");
+            jail.set_env("PIPEWRIGHT_LOG", "warn");
+            jail.set_env("DATABASE_URL", "postgres://a:b@db:5432/x");
+            jail.set_env("PIPEWRIGHT_DATA_DIR", "/var/lib/pw");
+            let config = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "0.0.0.0:9000");
+            assert_eq!(config.log, "warn");
+            assert_eq!(config.database_url.expose(), "postgres://a:b@db:5432/x");
+            assert_eq!(config.data_dir, PathBuf::from("/var/lib/pw"));
+            assert_eq!(config.redis_url.expose(), "redis://127.0.0.1:6379/0");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AMQP_URL", "http://x");
+            let err = Config::load().expect_err("http is not amqp").to_string();
+            assert!(
+                err.contains("AMQP_URL must be a URL starting with amqp://"),
+                "{err}"
+            );
+            jail.set_env("AMQP_URL", "amqp://x");
+            jail.set_env("PIPEWRIGHT_LISTEN", "8080");
+            let err = Config::load().expect_err("no host").to_string();
+            assert!(err.contains("PIPEWRIGHT_LISTEN must be host:port"), "{err}");
+            jail.set_env("PIPEWRIGHT_LISTEN", "127.0.0.1:0");
+            jail.set_env("PIPEWRIGHT_CONFIG", "missing.toml");
+            let err = Config::load().expect_err("missing file").to_string();
+            assert!(err.contains("missing.toml"), "{err}");
+            Ok(())
+        });
+    }
+}

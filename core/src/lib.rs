@@ -1,0 +1,12 @@
+//! What Pipewright's api and worker share: configuration, the three services
+//! (PostgreSQL, RabbitMQ, Redis) and their readiness, and the secrets the
+//! service keeps. The pipeline model, the execution state machine and the
+//! repositories join it as they are built.
+
+pub mod broker;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod deps;
+pub mod keys;
+pub mod services;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Makes sure PostgreSQL, RabbitMQ and Redis run on this (Debian) machine at
+# their default local addresses: installs any that is missing from Debian's
+# packages, starts any that is stopped, and waits until each answers.
+# Idempotent: on a machine where all three run it only checks.
+set -euo pipefail
+
+say() { printf 'services: %s\n' "$*"; }
+
+port_open() { timeout 1 bash -c "</dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+wait_for() { # name, seconds, command...
+  local name=$1 seconds=$2; shift 2
+  for _ in $(seq 1 "$((seconds * 2))"); do
+    if "$@" >/dev/null 2>&1; then say "$name is up"; return 0; fi
+    sleep 0.5
+  done
+  say "$name did not come up within ${seconds}s"; return 1
+}
+
+apt_updated=
+install() {
+  if [ "$(id -u)" != 0 ]; then say "cannot install $* without root"; return 1; fi
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL: trust auth on 127.0.0.1, as the default DATABASE_URL expects.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    say "installing PostgreSQL"
+    install postgresql
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n 1)
+    sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  fi
+  say "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  wait_for PostgreSQL 30 pg_isready -h 127.0.0.1 -p 5432
+else
+  say "PostgreSQL is up"
+fi
+
+# Redis: nothing kept on disk.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+  command -v redis-server >/dev/null || { say "installing Redis"; install redis-server; }
+  say "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis 30 sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+else
+  say "Redis is up"
+fi
+
+# RabbitMQ: guest/guest, which may log in from localhost.
+if ! port_open 5672; then
+  command -v rabbitmq-server >/dev/null || { say "installing RabbitMQ"; install rabbitmq-server; }
+  say "starting RabbitMQ (this takes a few seconds)"
+  rabbitmq-server -detached || true
+  wait_for RabbitMQ 120 port_open 5672
+  timeout 60 rabbitmqctl await_startup >/dev/null 2>&1 || true
+else
+  say "RabbitMQ is up"
+fi

@@ -1,0 +1,213 @@
+//! `pipewright`: one binary, roles by argument.
+//!
+//! - `pipewright run` (default): the API and the worker in one process.
+//! - `pipewright api` / `pipewright worker`: one role, for running apart.
+//! - `pipewright openapi`: print the OpenAPI document the code generates.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use pipewright_core::config::{Config, LogFormat};
+use pipewright_core::keys;
+use pipewright_core::services::Services;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+
+const USAGE: &str = "usage: pipewright [run | api | worker | openapi | help]
+
+  run      the API and the worker together (default)
+  api      the HTTP API only
+  worker   the worker only
+  openapi  print the OpenAPI document and exit
+
+Configuration: environment variables (DATABASE_URL, AMQP_URL, REDIS_URL,
+PIPEWRIGHT_LISTEN, PIPEWRIGHT_DATA_DIR, ...) over a TOML file
+(PIPEWRIGHT_CONFIG, default ./pipewright.toml). See README.md.";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Both,
+    Api,
+    Worker,
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let role = match (args.next().as_deref(), args.next()) {
+        (None | Some("run"), None) => Role::Both,
+        (Some("api"), None) => Role::Api,
+        (Some("worker"), None) => Role::Worker,
+        (Some("openapi"), None) => return print_openapi(),
+        (Some("help" | "-h" | "--help"), _) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("pipewright: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(role, config))
+}
+
+fn print_openapi() -> ExitCode {
+    match pipewright_api::openapi().to_pretty_json() {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter: Targets = config.log.parse().unwrap_or_else(|e| {
+        eprintln!(
+            "pipewright: PIPEWRIGHT_LOG {:?} is not a log filter ({e}); using info",
+            config.log
+        );
+        Targets::new().with_default(tracing::Level::INFO)
+    });
+    let registry = tracing_subscriber::registry().with(filter);
+    match config.log_format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
+    }
+}
+
+async fn serve(role: Role, config: Config) -> ExitCode {
+    if let Err(message) = ensure_keys(&config) {
+        eprintln!("pipewright: {message}");
+        return ExitCode::FAILURE;
+    }
+    let services = match Services::connect(&config).await {
+        Ok(services) => services,
+        Err(missing) => {
+            for unavailable in &missing {
+                eprintln!("pipewright: cannot start: {}", unavailable.explain());
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let shutdown = CancellationToken::new();
+    let worker = (role != Role::Api)
+        .then(|| tokio::spawn(pipewright_worker::run(services.clone(), shutdown.clone())));
+    let api = if role == Role::Worker {
+        None
+    } else {
+        match pipewright_api::start(&config, services.clone()) {
+            Ok(api) => {
+                let url = format!("http://{}", api.addr);
+                tracing::info!(%url, "api listening");
+                println!(
+                    "Pipewright is serving at {url} (API reference: {url}/docs, readiness: {url}/readyz)"
+                );
+                Some(api)
+            }
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                shutdown.cancel();
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+
+    let (handle, server) = api.map(|api| (api.handle, api.server)).unzip();
+    let server = tokio::spawn(async move {
+        match server {
+            Some(server) => server.await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut code = ExitCode::SUCCESS;
+    tokio::select! {
+        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
+        ended = server => {
+            tracing::error!(?ended, "the HTTP server stopped by itself");
+            code = ExitCode::FAILURE;
+        }
+    }
+
+    // Stop taking requests, let in-flight ones and jobs finish, then flush.
+    shutdown.cancel();
+    let grace = Duration::from_secs(config.shutdown_timeout_secs + 1);
+    let drained = tokio::time::timeout(grace, async {
+        if let Some(handle) = handle {
+            handle.stop(true).await;
+        }
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            seconds = grace.as_secs(),
+            "in-flight work did not finish in time"
+        );
+    }
+    services.close().await;
+    tracing::info!("stopped");
+    code
+}
+
+fn ensure_keys(config: &Config) -> Result<(), String> {
+    match &config.jwt_secret {
+        Some(secret) => match keys::decode(secret) {
+            Ok(key) if secrecy::ExposeSecret::expose_secret(&key).len() >= 32 => Ok(()),
+            _ => Err("PIPEWRIGHT_JWT_SECRET must be at least 32 bytes, base64-encoded".to_owned()),
+        },
+        None => keys::load_or_create(&config.data_dir, "jwt.key", 32)
+            .map(drop)
+            .map_err(|e| format!("{e} (set PIPEWRIGHT_DATA_DIR to a writable folder)")),
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}

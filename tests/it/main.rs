@@ -1,0 +1,11 @@
+//! End-to-end tests: the API over HTTP against the real PostgreSQL, RabbitMQ
+//! and Redis. One binary, so that the workspace links one test executable.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod errors;
+mod openapi;
+mod ops;
+mod outages;
+mod process;
+mod support;

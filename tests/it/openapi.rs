@@ -1,0 +1,44 @@
+use crate::support::{TestApp, workspace_root};
+
+const REGENERATE: &str = "cargo run -q -- openapi > openapi/openapi.json";
+
+fn committed() -> String {
+    std::fs::read_to_string(workspace_root().join("openapi/openapi.json")).unwrap_or_else(|e| {
+        panic!("openapi/openapi.json is missing ({e}); make it with: {REGENERATE}")
+    })
+}
+
+#[test]
+fn the_committed_openapi_document_is_what_the_code_generates() {
+    let generated = pipewright_api::openapi().to_pretty_json().unwrap();
+    assert!(
+        committed().trim_end() == generated.trim_end(),
+        "openapi/openapi.json differs from what the code generates; review the change and regenerate it with: {REGENERATE}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_document_is_the_committed_one_and_docs_work_offline() {
+    let app = TestApp::spawn().await;
+    let served: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let committed: serde_json::Value = serde_json::from_str(&committed()).unwrap();
+    assert_eq!(served, committed);
+    assert!(served["paths"]["/readyz"]["get"].is_object());
+
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), 200, "/docs leads to the reference page");
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    // Every script and stylesheet is served by us: nothing from a CDN.
+    for attribute in ["src=\"http", "href=\"http", "src='http", "href='http"] {
+        assert!(!html.contains(attribute), "external asset in /docs: {html}");
+    }
+    let initializer = app
+        .get("/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+    assert_eq!(app.get("/docs/swagger-ui-bundle.js").await.status(), 200);
+}

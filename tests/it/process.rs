@@ -1,0 +1,112 @@
+//! The binary as an operator runs it: what it says when a dependency is
+//! missing, and how it stops.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::support::{base_config, db::TestDatabase};
+
+fn pipewright() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pipewright"));
+    let config = base_config();
+    command
+        .env_remove("PIPEWRIGHT_CONFIG")
+        .env("PIPEWRIGHT_LISTEN", "127.0.0.1:0")
+        .env("PIPEWRIGHT_DATA_DIR", &config.data_dir)
+        .env("PIPEWRIGHT_AMQP_PREFIX", &config.amqp_prefix)
+        .env("PIPEWRIGHT_REDIS_PREFIX", &config.redis_prefix)
+        .env("PIPEWRIGHT_HTTP_WORKERS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_dependency_is_named_with_its_address_and_how_to_start_it() {
+    let output = pipewright()
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/pipewright",
+        )
+        .env("REDIS_URL", "redis://127.0.0.1:1/0")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("exits by itself")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "exits non-zero: {stderr}");
+    assert!(
+        stderr.contains(
+            "PostgreSQL is not reachable at postgres://postgres:***@127.0.0.1:1/pipewright"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Redis is not reachable at redis://127.0.0.1:1/0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pg_ctlcluster"),
+        "says how to start PostgreSQL: {stderr}"
+    );
+    assert!(
+        stderr.contains("redis-server"),
+        "says how to start Redis: {stderr}"
+    );
+    assert!(
+        !stderr.contains("RabbitMQ is not reachable"),
+        "RabbitMQ is up: {stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is never printed: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_service_with_exit_code_zero() {
+    let database = TestDatabase::create(&base_config().database_url).await;
+    let mut child = pipewright()
+        .env("DATABASE_URL", database.url.expose())
+        .spawn()
+        .expect("starts");
+
+    // The run command prints where it serves.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("prints its URL")
+        .unwrap()
+        .expect("a line on stdout");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a URL in the line")
+        .to_owned();
+    let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let pid = child.id().expect("running").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let stopped = reqwest::get(format!("{url}/healthz")).await;
+    assert!(stopped.is_err(), "nothing listens any more");
+}
