@@ -84,10 +84,20 @@ impl Broker {
         format!("{}.{suffix}", self.prefix)
     }
 
-    /// Closes the connection (on shutdown).
+    /// Closes the connection (on shutdown), giving the broker a moment to
+    /// answer: a connection the broker dropped may never be answered.
     pub async fn close(&self) {
-        if let Some(conn) = self.connection.lock().await.take() {
-            let _ = conn.close(200, "shutdown".into()).await;
+        let Some(conn) = self.connection.lock().await.take() else {
+            return;
+        };
+        if conn.status().connected() {
+            let closing = conn.close(200, "shutdown".into());
+            if tokio::time::timeout(CONNECT_TIMEOUT, closing)
+                .await
+                .is_err()
+            {
+                tracing::warn!("RabbitMQ did not confirm closing the connection");
+            }
         }
     }
 }

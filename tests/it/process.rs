@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::support::{base_config, db::TestDatabase};
+use crate::support::{ChaosProxy, base_config, db::TestDatabase};
 
 fn pipewright() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pipewright"));
@@ -74,10 +74,13 @@ async fn a_missing_dependency_is_named_with_its_address_and_how_to_start_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_stops_the_service_with_exit_code_zero() {
-    let database = TestDatabase::create(&base_config().database_url).await;
+async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_restart() {
+    let config = base_config();
+    let database = TestDatabase::create(&config.database_url).await;
+    let broker = ChaosProxy::start(config.amqp_url.host_port()).await;
     let mut child = pipewright()
         .env("DATABASE_URL", database.url.expose())
+        .env("AMQP_URL", broker.url_for(config.amqp_url.expose()))
         .spawn()
         .expect("starts");
 
@@ -95,6 +98,26 @@ async fn sigterm_stops_the_service_with_exit_code_zero() {
         .to_owned();
     let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
+
+    // The broker goes away and comes back; the service reconnects.
+    broker.cut();
+    let down = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(down.status(), 503);
+    broker.restore();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if reqwest::get(format!("{url}/readyz"))
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "readyz recovers after the broker is back");
 
     let pid = child.id().expect("running").to_string();
     let kill = std::process::Command::new("kill")
