@@ -24,3 +24,6 @@ pub use policy::{Effect, Policy, PolicyError, PolicyKind};
 
 #[cfg(test)]
 mod rules;
+
+#[cfg(test)]
+mod properties;
