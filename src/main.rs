@@ -56,10 +56,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("pipewright: cannot start the async runtime: {e}");
@@ -84,10 +81,7 @@ fn print_openapi() -> ExitCode {
 
 fn init_logging(config: &Config) {
     let filter: Targets = config.log.parse().unwrap_or_else(|e| {
-        eprintln!(
-            "pipewright: PIPEWRIGHT_LOG {:?} is not a log filter ({e}); using info",
-            config.log
-        );
+        eprintln!("pipewright: PIPEWRIGHT_LOG {:?} is not a log filter ({e}); using info", config.log);
         Targets::new().with_default(tracing::Level::INFO)
     });
     let registry = tracing_subscriber::registry().with(filter);
@@ -101,9 +95,7 @@ fn init_logging(config: &Config) {
                     .with_writer(std::io::stderr),
             )
             .init(),
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .init(),
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init(),
     }
 }
 
@@ -123,8 +115,7 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     };
 
     let shutdown = CancellationToken::new();
-    let worker = (role != Role::Api)
-        .then(|| tokio::spawn(pipewright_worker::run(services.clone(), shutdown.clone())));
+    let worker = (role != Role::Api).then(|| tokio::spawn(pipewright_worker::run(services.clone(), shutdown.clone())));
     let api = if role == Role::Worker {
         None
     } else {
@@ -132,9 +123,7 @@ async fn serve(role: Role, config: Config) -> ExitCode {
             Ok(api) => {
                 let url = format!("http://{}", api.addr);
                 tracing::info!(%url, "api listening");
-                println!(
-                    "Pipewright is serving at {url} (API reference: {url}/docs, readiness: {url}/readyz)"
-                );
+                println!("Pipewright is serving at {url} (API reference: {url}/docs, readiness: {url}/readyz)");
                 Some(api)
             }
             Err(e) => {
@@ -174,10 +163,7 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(
-            seconds = grace.as_secs(),
-            "in-flight work did not finish in time"
-        );
+        tracing::warn!(seconds = grace.as_secs(), "in-flight work did not finish in time");
     }
     services.close().await;
     tracing::info!("stopped");

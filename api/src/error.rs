@@ -78,12 +78,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after: None,
-            allow: None,
-        }
+        Self { code, message: message.into(), retry_after: None, allow: None }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -129,11 +124,7 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        if let Some(allow) = self
-            .allow
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-        {
+        if let Some(allow) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
             response.insert_header((header::ALLOW, allow));
         }
         response.json(ErrorBody {
@@ -172,9 +163,7 @@ pub mod rejections {
     pub const JSON_LIMIT: usize = 1024 * 1024;
 
     pub fn json_config() -> web::JsonConfig {
-        web::JsonConfig::default()
-            .limit(JSON_LIMIT)
-            .error_handler(json)
+        web::JsonConfig::default().limit(JSON_LIMIT).error_handler(json)
     }
 
     pub fn path_config() -> web::PathConfig {
@@ -210,14 +199,10 @@ pub mod rejections {
             JsonPayloadError::Deserialize(inner) if inner.is_data() => {
                 ApiError::validation(format!("the body does not fit the operation: {inner}"))
             }
-            JsonPayloadError::Deserialize(inner) => ApiError::new(
-                ErrorCode::SerializationException,
-                format!("the body is not valid JSON: {inner}"),
-            ),
-            other => ApiError::new(
-                ErrorCode::SerializationException,
-                format!("the body could not be read: {other}"),
-            ),
+            JsonPayloadError::Deserialize(inner) => {
+                ApiError::new(ErrorCode::SerializationException, format!("the body is not valid JSON: {inner}"))
+            }
+            other => ApiError::new(ErrorCode::SerializationException, format!("the body could not be read: {other}")),
         };
         error.into()
     }
@@ -243,10 +228,7 @@ mod tests {
     fn bad_json_bodies_get_our_codes() {
         let syntax = serde_json::from_str::<serde_json::Value>("{\"a\":").expect_err("truncated");
         let (status, body) = rejected(JsonPayloadError::Deserialize(syntax));
-        assert_eq!(
-            (status.as_u16(), body["code"].as_str()),
-            (400, Some("SerializationException"))
-        );
+        assert_eq!((status.as_u16(), body["code"].as_str()), (400, Some("SerializationException")));
 
         #[derive(Debug, serde::Deserialize)]
         #[allow(dead_code)]
@@ -255,49 +237,22 @@ mod tests {
         }
         let shape = serde_json::from_str::<Named>("{}").expect_err("missing field");
         let (status, body) = rejected(JsonPayloadError::Deserialize(shape));
-        assert_eq!(
-            (status.as_u16(), body["code"].as_str()),
-            (400, Some("ValidationException"))
-        );
-        assert!(
-            body["message"]
-                .as_str()
-                .expect("text")
-                .contains("missing field `name`"),
-            "{body}"
-        );
+        assert_eq!((status.as_u16(), body["code"].as_str()), (400, Some("ValidationException")));
+        assert!(body["message"].as_str().expect("text").contains("missing field `name`"), "{body}");
 
         let (status, body) = rejected(JsonPayloadError::ContentType);
-        assert_eq!(
-            (status.as_u16(), body["code"].as_str()),
-            (415, Some("UnsupportedMediaTypeException"))
-        );
+        assert_eq!((status.as_u16(), body["code"].as_str()), (415, Some("UnsupportedMediaTypeException")));
 
-        let (status, body) = rejected(JsonPayloadError::OverflowKnownLength {
-            length: 9,
-            limit: 4,
-        });
-        assert_eq!(
-            (status.as_u16(), body["code"].as_str()),
-            (413, Some("RequestEntityTooLargeException"))
-        );
-        assert!(
-            body["message"]
-                .as_str()
-                .expect("text")
-                .contains("at most 4"),
-            "{body}"
-        );
+        let (status, body) = rejected(JsonPayloadError::OverflowKnownLength { length: 9, limit: 4 });
+        assert_eq!((status.as_u16(), body["code"].as_str()), (413, Some("RequestEntityTooLargeException")));
+        assert!(body["message"].as_str().expect("text").contains("at most 4"), "{body}");
     }
 
     #[test]
     fn every_code_has_a_client_or_server_error_status() {
         for code in ErrorCode::ALL {
             let status = code.status();
-            assert!(
-                status.is_client_error() || status.is_server_error(),
-                "{code}: {status}"
-            );
+            assert!(status.is_client_error() || status.is_server_error(), "{code}: {status}");
             assert!(code.as_str().ends_with("Exception") || code.as_str() == "InternalFailure");
         }
     }

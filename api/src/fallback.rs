@@ -32,14 +32,7 @@ impl RouteTable {
                 ("HEAD", item.head.is_some()),
                 ("OPTIONS", item.options.is_some()),
             ];
-            table.add(
-                path,
-                methods
-                    .iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(m, _)| *m)
-                    .collect(),
-            );
+            table.add(path, methods.iter().filter(|(_, on)| *on).map(|(m, _)| *m).collect());
         }
         table
     }
@@ -48,11 +41,7 @@ impl RouteTable {
     pub fn add(&mut self, template: &str, methods: Vec<&'static str>) {
         let segments = split(template)
             .map(|s| {
-                if s.starts_with('{') && s.ends_with('}') {
-                    Segment::Parameter
-                } else {
-                    Segment::Literal(s.to_owned())
-                }
+                if s.starts_with('{') && s.ends_with('}') { Segment::Parameter } else { Segment::Literal(s.to_owned()) }
             })
             .collect();
         self.routes.push((segments, methods));
@@ -64,13 +53,10 @@ impl RouteTable {
         let mut allowed: Vec<&'static str> = Vec::new();
         for (segments, methods) in &self.routes {
             let fits = segments.len() == parts.len()
-                && segments
-                    .iter()
-                    .zip(&parts)
-                    .all(|(segment, part)| match segment {
-                        Segment::Literal(literal) => literal == part,
-                        Segment::Parameter => !part.is_empty(),
-                    });
+                && segments.iter().zip(&parts).all(|(segment, part)| match segment {
+                    Segment::Literal(literal) => literal == part,
+                    Segment::Parameter => !part.is_empty(),
+                });
             if fits {
                 allowed.extend(methods);
             }
@@ -88,29 +74,19 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The default service.
-pub async fn unmatched(
-    req: HttpRequest,
-    table: web::Data<RouteTable>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn unmatched(req: HttpRequest, table: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
     let method = req.method().as_str();
     Err(match table.allowed(req.path()) {
         Some(allowed) => ApiError {
             allow: Some(allowed.join(", ")),
             ..ApiError::new(
                 ErrorCode::MethodNotAllowedException,
-                format!(
-                    "{method} is not allowed on {}; allowed: {}",
-                    req.path(),
-                    allowed.join(", ")
-                ),
+                format!("{method} is not allowed on {}; allowed: {}", req.path(), allowed.join(", ")),
             )
         },
         None => ApiError::new(
             ErrorCode::UnknownOperationException,
-            format!(
-                "no operation at {method} {}; the operations are listed at /openapi.json",
-                req.path()
-            ),
+            format!("no operation at {method} {}; the operations are listed at /openapi.json", req.path()),
         ),
     })
 }
@@ -125,10 +101,7 @@ mod tests {
         table.add("/v1/pipelines", vec!["GET", "POST"]);
         table.add("/v1/pipelines/{name}", vec!["GET", "PUT", "DELETE"]);
         table.add("/healthz", vec!["GET"]);
-        assert_eq!(
-            table.allowed("/v1/pipelines/web"),
-            Some(vec!["DELETE", "GET", "PUT"])
-        );
+        assert_eq!(table.allowed("/v1/pipelines/web"), Some(vec!["DELETE", "GET", "PUT"]));
         assert_eq!(table.allowed("/v1/pipelines/"), Some(vec!["GET", "POST"]));
         assert_eq!(table.allowed("/healthz"), Some(vec!["GET"]));
         assert_eq!(table.allowed("/v1/pipelines/web/extra"), None);

@@ -89,7 +89,5 @@ pub async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiErr
         tracing::error!(error = %e, "metrics could not be rendered");
         ApiError::internal()
     })?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text))
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }

@@ -27,23 +27,14 @@ pub struct AppState {
 
 /// Registers every operation; the OpenAPI document is collected from here.
 fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(ops::healthz)
-        .service(ops::readyz)
-        .service(ops::metrics);
+    cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics);
 }
 
 /// The OpenAPI document, as generated from the code.
 pub fn openapi() -> OpenApi {
     static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| {
-        App::new()
-            .into_utoipa_app()
-            .openapi(ApiDoc::openapi())
-            .configure(routes)
-            .split_for_parts()
-            .1
-    })
-    .clone()
+    DOC.get_or_init(|| App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1)
+        .clone()
 }
 
 /// The application, with its state, middleware and fallbacks.
@@ -60,10 +51,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let (app, _) = App::new()
-        .into_utoipa_app()
-        .configure(routes)
-        .split_for_parts();
+    let (app, _) = App::new().into_utoipa_app().configure(routes).split_for_parts();
     app.app_data(state)
         .app_data(metrics)
         .app_data(table)
@@ -73,11 +61,8 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()))
         .route(
             "/docs",
-            web::get().to(|| async {
-                HttpResponse::PermanentRedirect()
-                    .insert_header(("Location", "/docs/"))
-                    .finish()
-            }),
+            web::get()
+                .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
         )
         .default_service(web::to(fallback::unmatched))
         .wrap(middleware::Compress::default())
@@ -96,13 +81,7 @@ pub struct RunningApi {
 /// signals itself: the caller stops it through `handle`.
 pub fn start(config: &Config, services: Services) -> std::io::Result<RunningApi> {
     let listener = TcpListener::bind(&config.listen).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!(
-                "cannot listen on {} (PIPEWRIGHT_LISTEN): {e}",
-                config.listen
-            ),
-        )
+        std::io::Error::new(e.kind(), format!("cannot listen on {} (PIPEWRIGHT_LISTEN): {e}", config.listen))
     })?;
     let addr = listener.local_addr()?;
     let metrics = web::Data::new(Metrics::new().map_err(std::io::Error::other)?);
@@ -123,9 +102,5 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<RunningApi>
         .shutdown_timeout(config.shutdown_timeout_secs)
         .client_request_timeout(Duration::from_secs(30))
         .run();
-    Ok(RunningApi {
-        addr,
-        handle: server.handle(),
-        server,
-    })
+    Ok(RunningApi { addr, handle: server.handle(), server })
 }

@@ -9,9 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -49,9 +47,7 @@ pub async fn observe(
         .scope(id.clone(), next.call(req))
         .instrument(span.clone())
         .await
-        .inspect_err(|e| {
-            span.in_scope(|| tracing::error!(error = %e, "request failed outside a handler"))
-        })?
+        .inspect_err(|e| span.in_scope(|| tracing::error!(error = %e, "request failed outside a handler")))?
         .map_into_boxed_body();
 
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -59,10 +55,7 @@ pub async fn observe(
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     if let Some(metrics) = metrics {
         metrics.observe(method.as_str(), &route, status, elapsed.as_secs_f64());
     }
@@ -83,28 +76,16 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let labels = ["method", "route", "status"];
-        let requests = IntCounterVec::new(
-            Opts::new("pipewright_http_requests_total", "HTTP requests served"),
-            &labels,
-        )?;
+        let requests =
+            IntCounterVec::new(Opts::new("pipewright_http_requests_total", "HTTP requests served"), &labels)?;
         let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "pipewright_http_request_duration_seconds",
-                "Time to serve an HTTP request",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
+            HistogramOpts::new("pipewright_http_request_duration_seconds", "Time to serve an HTTP request")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &labels,
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Self {
-            registry,
-            requests,
-            latency,
-        })
+        Ok(Self { registry, requests, latency })
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {

@@ -69,28 +69,12 @@ impl Arn {
 
     /// `arn:pw:codepipeline:REGION:ACCOUNT:PIPELINE/STAGE`
     pub fn stage(region: &str, account: &AccountId, pipeline: &str, stage: &str) -> Self {
-        Self::ours(
-            "codepipeline",
-            region,
-            account,
-            format!("{pipeline}/{stage}"),
-        )
+        Self::ours("codepipeline", region, account, format!("{pipeline}/{stage}"))
     }
 
     /// `arn:pw:codepipeline:REGION:ACCOUNT:PIPELINE/STAGE/ACTION`
-    pub fn action(
-        region: &str,
-        account: &AccountId,
-        pipeline: &str,
-        stage: &str,
-        action: &str,
-    ) -> Self {
-        Self::ours(
-            "codepipeline",
-            region,
-            account,
-            format!("{pipeline}/{stage}/{action}"),
-        )
+    pub fn action(region: &str, account: &AccountId, pipeline: &str, stage: &str, action: &str) -> Self {
+        Self::ours("codepipeline", region, account, format!("{pipeline}/{stage}/{action}"))
     }
 
     /// `arn:pw:iam::ACCOUNT:root`
@@ -160,30 +144,15 @@ impl FromStr for Arn {
 
     fn from_str(s: &str) -> Result<Self, ArnError> {
         let mut parts = s.splitn(6, ':');
-        let (
-            Some("arn"),
-            Some(partition),
-            Some(service),
-            Some(region),
-            Some(account),
-            Some(resource),
-        ) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        )
+        let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(ArnError(format!(
                 "{s:?} is not an ARN: expected arn:partition:service:region:account:resource"
             )));
         };
         if partition.is_empty() || service.is_empty() || resource.is_empty() {
-            return Err(ArnError(format!(
-                "{s:?} is not an ARN: partition, service and resource must not be empty"
-            )));
+            return Err(ArnError(format!("{s:?} is not an ARN: partition, service and resource must not be empty")));
         }
         Ok(Self {
             partition: partition.to_owned(),
@@ -197,11 +166,7 @@ impl FromStr for Arn {
 
 impl fmt::Display for Arn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "arn:{}:{}:{}:{}:{}",
-            self.partition, self.service, self.region, self.account, self.resource
-        )
+        write!(f, "arn:{}:{}:{}:{}:{}", self.partition, self.service, self.region, self.account, self.resource)
     }
 }
 
@@ -209,14 +174,7 @@ impl fmt::Display for Arn {
 /// colons; `None` when it has fewer.
 pub fn split_six(s: &str) -> Option<[&str; 6]> {
     let mut parts = s.splitn(6, ':');
-    Some([
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    ])
+    Some([parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?])
 }
 
 #[cfg(test)]
@@ -231,44 +189,20 @@ mod tests {
     fn our_arns_format_and_parse_back() {
         let a = account();
         let cases = [
-            (
-                Arn::pipeline("local", &a, "web"),
-                "arn:pw:codepipeline:local:111122223333:web",
-            ),
-            (
-                Arn::stage("local", &a, "web", "Prod"),
-                "arn:pw:codepipeline:local:111122223333:web/Prod",
-            ),
+            (Arn::pipeline("local", &a, "web"), "arn:pw:codepipeline:local:111122223333:web"),
+            (Arn::stage("local", &a, "web", "Prod"), "arn:pw:codepipeline:local:111122223333:web/Prod"),
             (
                 Arn::action("local", &a, "web", "Prod", "Approve"),
                 "arn:pw:codepipeline:local:111122223333:web/Prod/Approve",
             ),
             (Arn::root(&a), "arn:pw:iam::111122223333:root"),
-            (
-                Arn::user(&a, "alice"),
-                "arn:pw:iam::111122223333:user/alice",
-            ),
-            (
-                Arn::group(&a, "devs"),
-                "arn:pw:iam::111122223333:group/devs",
-            ),
-            (
-                Arn::role(&a, "deployer"),
-                "arn:pw:iam::111122223333:role/deployer",
-            ),
+            (Arn::user(&a, "alice"), "arn:pw:iam::111122223333:user/alice"),
+            (Arn::group(&a, "devs"), "arn:pw:iam::111122223333:group/devs"),
+            (Arn::role(&a, "deployer"), "arn:pw:iam::111122223333:role/deployer"),
             (Arn::policy(&a, "p"), "arn:pw:iam::111122223333:policy/p"),
-            (
-                Arn::builtin_policy("PipewrightReadOnlyAccess"),
-                "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess",
-            ),
-            (
-                Arn::assumed_role(&a, "deployer", "s1"),
-                "arn:pw:sts::111122223333:assumed-role/deployer/s1",
-            ),
-            (
-                Arn::audit_events("local", &a),
-                "arn:pw:audit:local:111122223333:events",
-            ),
+            (Arn::builtin_policy("PipewrightReadOnlyAccess"), "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess"),
+            (Arn::assumed_role(&a, "deployer", "s1"), "arn:pw:sts::111122223333:assumed-role/deployer/s1"),
+            (Arn::audit_events("local", &a), "arn:pw:audit:local:111122223333:events"),
         ];
         for (arn, text) in cases {
             assert_eq!(arn.to_string(), text);
@@ -278,19 +212,10 @@ mod tests {
 
     #[test]
     fn other_partitions_parse_and_bad_shapes_do_not() {
-        let aws: Arn = "arn:aws:s3:::bucket/key:with:colons"
-            .parse()
-            .expect("an AWS ARN");
+        let aws: Arn = "arn:aws:s3:::bucket/key:with:colons".parse().expect("an AWS ARN");
         assert_eq!(aws.partition, "aws");
         assert_eq!(aws.resource, "bucket/key:with:colons");
-        for bad in [
-            "",
-            "arn",
-            "arn:pw:iam",
-            "arn:pw:iam::1:",
-            "urn:pw:iam::1:root",
-            "arn::iam::1:root",
-        ] {
+        for bad in ["", "arn", "arn:pw:iam", "arn:pw:iam::1:", "urn:pw:iam::1:root", "arn::iam::1:root"] {
             assert!(bad.parse::<Arn>().is_err(), "{bad:?}");
         }
         assert!("12345678901".parse::<AccountId>().is_err());

@@ -83,10 +83,7 @@ impl Operator {
     ];
 
     fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(op, _)| *op)
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(op, _)| *op)
     }
 
     /// Holds when the context value matches none of the values.
@@ -132,8 +129,9 @@ pub enum SetQualifier {
 /// The values of a condition, compiled for their operator.
 #[derive(Debug, Clone, PartialEq)]
 enum Values {
-    /// String and ARN operators: templates (variables substituted per request).
-    Text(Vec<Template>),
+    /// String and ARN operators: compiled once when plain, else templates
+    /// whose variables are substituted per request.
+    Text(Vec<TextValue>),
     Numbers(Vec<f64>),
     /// Milliseconds since the epoch.
     Dates(Vec<i64>),
@@ -161,12 +159,7 @@ pub struct Condition {
 impl Condition {
     /// Compiles one operator/key/values triple; the error says what is wrong
     /// with it, to be prefixed with where it stands.
-    pub fn new(
-        operator_name: &str,
-        key_name: &str,
-        raw_values: Vec<String>,
-        variables: bool,
-    ) -> Result<Self, String> {
+    pub fn new(operator_name: &str, key_name: &str, raw_values: Vec<String>, variables: bool) -> Result<Self, String> {
         let (set, rest) = if let Some(rest) = operator_name.strip_prefix("ForAllValues:") {
             (Some(SetQualifier::ForAllValues), rest)
         } else if let Some(rest) = operator_name.strip_prefix("ForAnyValue:") {
@@ -178,26 +171,18 @@ impl Condition {
             Some(base) => (base, true),
             None => (rest, false),
         };
-        let operator = Operator::from_name(base)
-            .ok_or_else(|| format!("unknown condition operator {operator_name:?}"))?;
+        let operator =
+            Operator::from_name(base).ok_or_else(|| format!("unknown condition operator {operator_name:?}"))?;
         if operator == Operator::Null && (if_exists || set.is_some()) {
-            return Err(format!(
-                "{operator_name:?}: Null takes neither IfExists nor a set qualifier"
-            ));
+            return Err(format!("{operator_name:?}: Null takes neither IfExists nor a set qualifier"));
         }
         if key_name.trim().is_empty() {
-            return Err(format!(
-                "{operator_name}: a condition key must not be empty"
-            ));
+            return Err(format!("{operator_name}: a condition key must not be empty"));
         }
         if raw_values.is_empty() {
-            return Err(format!(
-                "{operator_name}: {key_name:?} needs at least one value"
-            ));
+            return Err(format!("{operator_name}: {key_name:?} needs at least one value"));
         }
-        let bad = |kind: &str, value: &str| {
-            format!("{operator_name}: {key_name:?}: {value:?} is not {kind}")
-        };
+        let bad = |kind: &str, value: &str| format!("{operator_name}: {key_name:?}: {value:?} is not {kind}");
         let values = match operator {
             Operator::NumericEquals
             | Operator::NumericNotEquals
@@ -218,9 +203,7 @@ impl Condition {
             | Operator::DateGreaterThanEquals => Values::Dates(
                 raw_values
                     .iter()
-                    .map(|v| {
-                        parse_date(v).ok_or_else(|| bad("a date (ISO 8601 or epoch seconds)", v))
-                    })
+                    .map(|v| parse_date(v).ok_or_else(|| bad("a date (ISO 8601 or epoch seconds)", v)))
                     .collect::<Result<_, _>>()?,
             ),
             Operator::Bool | Operator::Null => Values::Bools(
@@ -239,7 +222,7 @@ impl Condition {
             _ => Values::Text(
                 raw_values
                     .iter()
-                    .map(|v| Template::parse(v, variables && operator.takes_variables()))
+                    .map(|v| TextValue::new(v, operator, variables && operator.takes_variables()))
                     .collect(),
             ),
         };
@@ -292,32 +275,33 @@ impl Condition {
     fn matches_any(&self, value: &str, context: &Context) -> bool {
         use Operator as O;
         match (&self.values, self.operator) {
-            (Values::Text(templates), O::StringEquals | O::StringNotEquals) => templates
-                .iter()
-                .any(|t| t.render(context).is_some_and(|p| p == value)),
-            (Values::Text(templates), O::StringEqualsIgnoreCase | O::StringNotEqualsIgnoreCase) => {
-                templates.iter().any(|t| {
-                    t.render(context)
-                        .is_some_and(|p| p.eq_ignore_ascii_case(value))
+            (Values::Text(texts), O::StringEquals | O::StringNotEquals) => texts.iter().any(|t| match t {
+                TextValue::Plain { text, .. } => text == value,
+                TextValue::Template(t) => t.render(context).is_some_and(|p| p == value),
+            }),
+            (Values::Text(texts), O::StringEqualsIgnoreCase | O::StringNotEqualsIgnoreCase) => {
+                texts.iter().any(|t| match t {
+                    TextValue::Plain { text, .. } => text.eq_ignore_ascii_case(value),
+                    TextValue::Template(t) => t.render(context).is_some_and(|p| p.eq_ignore_ascii_case(value)),
                 })
             }
-            (Values::Text(templates), O::StringLike | O::StringNotLike) => templates
-                .iter()
-                .any(|t| t.glob(context, false).is_some_and(|g| g.matches(value))),
-            (Values::Text(templates), _) => {
+            (Values::Text(texts), O::StringLike | O::StringNotLike) => texts.iter().any(|t| match t {
+                TextValue::Plain { glob: Some(glob), .. } => glob.matches(value),
+                TextValue::Plain { text, .. } => text == value,
+                TextValue::Template(t) => t.glob(context, false).is_some_and(|g| g.matches(value)),
+            }),
+            (Values::Text(texts), _) => {
                 // ARN operators: each of the six parts matched on its own.
-                let Some(parts) = split_six(value) else {
-                    return false;
-                };
-                templates.iter().any(|t| {
-                    t.render(context).is_some_and(|pattern| {
+                let Some(parts) = split_six(value) else { return false };
+                texts.iter().any(|t| match t {
+                    TextValue::Plain { arn: Some(patterns), .. } => arn_parts_match(patterns, &parts),
+                    TextValue::Plain { .. } => false,
+                    TextValue::Template(t) => t.render(context).is_some_and(|pattern| {
                         split_six(&pattern).is_some_and(|patterns| {
-                            patterns
-                                .iter()
-                                .zip(parts.iter())
-                                .all(|(p, v)| Glob::new(p, false).matches(v))
+                            let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p, false)).collect();
+                            arn_parts_match(&globs, &parts)
                         })
-                    })
+                    }),
                 })
             }
             (Values::Numbers(numbers), op) => {
@@ -333,13 +317,45 @@ impl Condition {
                 dates.iter().any(|d| compare(op, Some(v.cmp(d))))
             }
             (Values::Bools(bools), _) => parse_bool(value).is_some_and(|v| bools.contains(&v)),
-            (Values::Networks(networks), _) => value
-                .trim()
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| networks.iter().any(|n| n.contains(ip))),
+            (Values::Networks(networks), _) => {
+                value.trim().parse::<IpAddr>().is_ok_and(|ip| networks.iter().any(|n| n.contains(ip)))
+            }
             (Values::Binary(encoded), _) => encoded.iter().any(|e| e == value),
         }
     }
+}
+
+/// A value of a string or ARN operator.
+#[derive(Debug, Clone, PartialEq)]
+enum TextValue {
+    Plain {
+        text: String,
+        /// For `StringLike`/`StringNotLike`.
+        glob: Option<Glob>,
+        /// For the ARN operators: the six parts, or `None` when the value is
+        /// not ARN-shaped (it then matches nothing).
+        arn: Option<Vec<Glob>>,
+    },
+    Template(Template),
+}
+
+impl TextValue {
+    fn new(source: &str, operator: Operator, variables: bool) -> Self {
+        let template = Template::parse(source, variables);
+        if !template.is_plain() {
+            return Self::Template(template);
+        }
+        use Operator as O;
+        let glob = matches!(operator, O::StringLike | O::StringNotLike).then(|| Glob::new(source, false));
+        let arn = matches!(operator, O::ArnEquals | O::ArnLike | O::ArnNotEquals | O::ArnNotLike)
+            .then(|| split_six(source).map(|parts| parts.iter().map(|p| Glob::new(p, false)).collect()))
+            .flatten();
+        Self::Plain { text: source.to_owned(), glob, arn }
+    }
+}
+
+fn arn_parts_match(patterns: &[Glob], parts: &[&str; 6]) -> bool {
+    patterns.len() == 6 && patterns.iter().zip(parts.iter()).all(|(p, v)| p.matches(v))
 }
 
 fn compare(op: Operator, ordering: Option<std::cmp::Ordering>) -> bool {
@@ -349,9 +365,7 @@ fn compare(op: Operator, ordering: Option<std::cmp::Ordering>) -> bool {
         return false;
     };
     match op {
-        O::NumericEquals | O::NumericNotEquals | O::DateEquals | O::DateNotEquals => {
-            ordering == Equal
-        }
+        O::NumericEquals | O::NumericNotEquals | O::DateEquals | O::DateNotEquals => ordering == Equal,
         O::NumericLessThan | O::DateLessThan => ordering == Less,
         O::NumericLessThanEquals | O::DateLessThanEquals => ordering != Greater,
         O::NumericGreaterThan | O::DateGreaterThan => ordering == Greater,
@@ -362,13 +376,9 @@ fn compare(op: Operator, ordering: Option<std::cmp::Ordering>) -> bool {
 
 fn parse_number(text: &str) -> Option<f64> {
     let text = text.trim();
-    let ok = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-    ok.then(|| text.parse::<f64>().ok())
-        .flatten()
-        .filter(|n| n.is_finite())
+    let ok =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    ok.then(|| text.parse::<f64>().ok()).flatten().filter(|n| n.is_finite())
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -394,11 +404,7 @@ pub fn parse_date(text: &str) -> Option<i64> {
     let year: i64 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
     let day: u32 = parts.next()?.parse().ok()?;
-    if parts.next().is_some()
-        || !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-    {
+    if parts.next().is_some() || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
     let mut millis = days_from_civil(year, month, day).checked_mul(86_400_000)?;
@@ -426,10 +432,7 @@ pub fn parse_date(text: &str) -> Option<i64> {
                 Some((whole, frac)) => {
                     let frac: String = frac.chars().take(3).collect();
                     let scale = 10i64.pow(3 - frac.len() as u32);
-                    (
-                        whole.parse::<i64>().ok()?,
-                        frac.parse::<i64>().ok()? * scale,
-                    )
+                    (whole.parse::<i64>().ok()?, frac.parse::<i64>().ok()? * scale)
                 }
                 None => (s.parse::<i64>().ok()?, 0),
             },
@@ -458,8 +461,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -475,10 +477,7 @@ impl Network {
     fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (
-                address.parse::<IpAddr>().ok()?,
-                Some(prefix.parse::<u8>().ok()?),
-            ),
+            Some((address, prefix)) => (address.parse::<IpAddr>().ok()?, Some(prefix.parse::<u8>().ok()?)),
             None => (text.parse::<IpAddr>().ok()?, None),
         };
         let max = if address.is_ipv4() { 32 } else { 128 };
@@ -489,24 +488,14 @@ impl Network {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.address, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
-            (IpAddr::V4(_), IpAddr::V6(ip)) => ip
-                .to_ipv4_mapped()
-                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
             (IpAddr::V6(_), IpAddr::V4(_)) => false,
         }
     }
@@ -521,27 +510,11 @@ mod tests {
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("1970-01-01T00:00:01Z"), Some(1000));
         assert_eq!(parse_date("2026-01-01T00:00:00Z"), Some(1_767_225_600_000));
-        assert_eq!(
-            parse_date("2026-01-01T02:00:00+02:00"),
-            Some(1_767_225_600_000)
-        );
-        assert_eq!(
-            parse_date("2026-01-01T00:00:00.250Z"),
-            Some(1_767_225_600_250)
-        );
+        assert_eq!(parse_date("2026-01-01T02:00:00+02:00"), Some(1_767_225_600_000));
+        assert_eq!(parse_date("2026-01-01T00:00:00.250Z"), Some(1_767_225_600_250));
         assert_eq!(parse_date("1767225600"), Some(1_767_225_600_000));
-        assert_eq!(
-            parse_date("2024-02-29"),
-            parse_date("2024-03-01").map(|d| d - 86_400_000)
-        );
-        for bad in [
-            "",
-            "2026-13-01",
-            "2025-02-29",
-            "yesterday",
-            "2026-01-01T25:00:00Z",
-            "2026-01",
-        ] {
+        assert_eq!(parse_date("2024-02-29"), parse_date("2024-03-01").map(|d| d - 86_400_000));
+        for bad in ["", "2026-13-01", "2025-02-29", "yesterday", "2026-01-01T25:00:00Z", "2026-01"] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }
@@ -555,11 +528,7 @@ mod tests {
         let v6 = Network::parse("2001:db8::/32").expect("valid");
         assert!(v6.contains("2001:db8:1::5".parse().expect("ip")));
         assert!(!v6.contains("2001:db9::5".parse().expect("ip")));
-        assert!(
-            Network::parse("0.0.0.0/0")
-                .expect("valid")
-                .contains("8.8.8.8".parse().expect("ip"))
-        );
+        assert!(Network::parse("0.0.0.0/0").expect("valid").contains("8.8.8.8".parse().expect("ip")));
         assert!(Network::parse("10.0.0.0/33").is_none());
         assert!(Network::parse("10.0.0").is_none());
     }

@@ -3,6 +3,7 @@
 //! global key may be written `pw:…` or `aws:…`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// A context value: one string, or a set of strings (multivalued keys such as
 /// `pw:TagKeys`).
@@ -50,7 +51,27 @@ impl From<Vec<String>> for ContextValue {
 /// The condition keys of one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
-    values: HashMap<String, ContextValue>,
+    values: HashMap<String, ContextValue, BuildHasherDefault<KeyHasher>>,
+}
+
+/// FNV-1a: context keys are short, few and not chosen to collide, so a
+/// DoS-resistant hash would only cost time on every condition.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
 }
 
 impl Context {
@@ -99,21 +120,10 @@ mod tests {
 
     #[test]
     fn keys_are_case_insensitive_and_aws_is_pw() {
-        let context = Context::new()
-            .with("aws:SourceIp", "203.0.113.7")
-            .with("pw:ResourceTag/Team", "blue");
-        assert_eq!(
-            context.get("pw:sourceip"),
-            Some(&ContextValue::from("203.0.113.7"))
-        );
-        assert_eq!(
-            context.get("AWS:SOURCEIP"),
-            Some(&ContextValue::from("203.0.113.7"))
-        );
-        assert_eq!(
-            context.get("aws:resourcetag/team"),
-            Some(&ContextValue::from("blue"))
-        );
+        let context = Context::new().with("aws:SourceIp", "203.0.113.7").with("pw:ResourceTag/Team", "blue");
+        assert_eq!(context.get("pw:sourceip"), Some(&ContextValue::from("203.0.113.7")));
+        assert_eq!(context.get("AWS:SOURCEIP"), Some(&ContextValue::from("203.0.113.7")));
+        assert_eq!(context.get("aws:resourcetag/team"), Some(&ContextValue::from("blue")));
         assert_eq!(context.get("sts:ExternalId"), None);
     }
 }

@@ -3,6 +3,8 @@
 //! session (both must allow). `sts:AssumeRole` is decided by the caller's
 //! policies and the role's trust policy together.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::arn::Arn;
@@ -32,12 +34,7 @@ impl Principal {
         if arn.service != "sts" || arn.resource_type() != "assumed-role" {
             return None;
         }
-        Some(format!(
-            "arn:{}:iam::{}:role/{}",
-            arn.partition,
-            arn.account,
-            arn.role_name()?
-        ))
+        Some(format!("arn:{}:iam::{}:role/{}", arn.partition, arn.account, arn.role_name()?))
     }
 }
 
@@ -52,16 +49,13 @@ pub struct Request<'a> {
 /// A policy with the name that decisions cite.
 #[derive(Debug, Clone)]
 pub struct NamedPolicy {
-    pub name: String,
+    pub name: Arc<str>,
     pub policy: Policy,
 }
 
 impl NamedPolicy {
-    pub fn new(name: impl Into<String>, policy: Policy) -> Self {
-        Self {
-            name: name.into(),
-            policy,
-        }
+    pub fn new(name: impl Into<Arc<str>>, policy: Policy) -> Self {
+        Self { name: name.into(), policy }
     }
 }
 
@@ -79,9 +73,9 @@ pub enum Decision {
 pub struct MatchedStatement {
     /// The policy's name (for the simulator: `identityPolicies[0]`,
     /// `sessionPolicy`, `trustPolicy`).
-    pub policy: String,
+    pub policy: Arc<str>,
     pub statement_index: usize,
-    pub sid: Option<String>,
+    pub sid: Option<Arc<str>>,
     pub effect: Effect,
 }
 
@@ -100,36 +94,81 @@ impl Evaluation {
     }
 }
 
-/// What one set of policies says.
+/// What one set of policies says: the statements that applied, as
+/// (policy, statement) indices, named only once the decision is made.
 #[derive(Debug, Default)]
-struct Verdict {
-    allows: Vec<MatchedStatement>,
-    denies: Vec<MatchedStatement>,
-    /// For trust policies: an allow that named the caller (not only its account).
-    allows_caller_directly: bool,
+struct Verdict<'p> {
+    policies: &'p [NamedPolicy],
+    allows: Vec<(usize, usize)>,
+    denies: Vec<(usize, usize)>,
+    /// For trust policies: how closely the strongest Allow named the caller.
+    strongest_allow: Option<Named>,
 }
 
-impl Verdict {
+/// How a trust policy's principal named the caller, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Named {
+    /// By its account (or the statement names no principal): the caller's own
+    /// policies must allow as well.
+    Account,
+    /// By the role whose session calls: the session policy still applies.
+    Role,
+    /// Exactly (user ARN, session ARN, or `*`).
+    Exactly,
+}
+
+impl Verdict<'_> {
     fn allowed(&self) -> bool {
         self.denies.is_empty() && !self.allows.is_empty()
+    }
+
+    fn name(&self, list: &[(usize, usize)], out: &mut Vec<MatchedStatement>) {
+        for &(p, s) in list {
+            let named = &self.policies[p];
+            let statement = &named.policy.statements[s];
+            out.push(MatchedStatement {
+                policy: named.name.clone(),
+                statement_index: s,
+                sid: statement.sid.clone(),
+                effect: statement.effect,
+            });
+        }
     }
 }
 
 /// Decides a request over identity policies, narrowed by a session policy
 /// when the caller is a session that has one.
-pub fn evaluate(
+pub fn evaluate(identity: &[NamedPolicy], session: Option<&NamedPolicy>, request: &Request<'_>) -> Evaluation {
+    let action = lowercase(request.action);
+    let request = Request { action: &action, ..request.clone() };
+    let identity = verdict(identity, &request, None);
+    let session = session.map(|s| verdict(std::slice::from_ref(s), &request, None));
+    combine(identity, session)
+}
+
+/// Decides a request of `caller` as IAM does for a principal: the account's
+/// root user may do anything in its own account (but never assume a role);
+/// a resource of another account is denied, since Pipewright has no
+/// resource-based policies to grant it (roles are reached by assuming them).
+pub fn evaluate_principal(
+    caller: &Principal,
     identity: &[NamedPolicy],
     session: Option<&NamedPolicy>,
     request: &Request<'_>,
 ) -> Evaluation {
-    let action = lowercase(request.action);
-    let request = Request {
-        action: &action,
-        ..request.clone()
-    };
-    let identity = verdict(identity, &request, None);
-    let session = session.map(|s| verdict(std::slice::from_ref(s), &request, None));
-    combine(identity, session)
+    let evaluation = evaluate(identity, session, request);
+    if evaluation.decision == Decision::ExplicitDeny {
+        return evaluation;
+    }
+    let resource_account = request.resource.parse::<Arn>().map(|arn| arn.account).ok();
+    let foreign = resource_account.as_deref().is_some_and(|a| a.len() == 12 && a != caller.account);
+    if foreign {
+        return Evaluation { decision: Decision::ImplicitDeny, matched_statements: Vec::new() };
+    }
+    if caller.kind == PrincipalType::Root && !request.action.eq_ignore_ascii_case("sts:AssumeRole") {
+        return Evaluation { decision: Decision::Allow, matched_statements: evaluation.matched_statements };
+    }
+    evaluation
 }
 
 /// Decides `sts:AssumeRole` of the role at `request.resource` by `caller`:
@@ -144,93 +183,82 @@ pub fn evaluate_assume_role(
     caller: &Principal,
     request: &Request<'_>,
 ) -> Evaluation {
+    // AWS: "You cannot call AssumeRole by using AWS root account credentials".
+    if caller.kind == PrincipalType::Root {
+        return Evaluation { decision: Decision::ImplicitDeny, matched_statements: Vec::new() };
+    }
     let action = lowercase(request.action);
-    let request = Request {
-        action: &action,
-        ..request.clone()
-    };
+    let request = Request { action: &action, ..request.clone() };
     let identity_verdict = verdict(identity, &request, None);
     let session_verdict = session.map(|s| verdict(std::slice::from_ref(s), &request, None));
     let trust_verdict = verdict(std::slice::from_ref(trust), &request, Some(caller));
-    let role_account = request
-        .resource
-        .parse::<Arn>()
-        .map(|arn| arn.account)
-        .unwrap_or_default();
+    let role_account = request.resource.parse::<Arn>().map(|arn| arn.account).unwrap_or_default();
     let same_account = role_account == caller.account;
 
-    let mut denies: Vec<MatchedStatement> = identity_verdict.denies.clone();
-    denies.extend(session_verdict.iter().flat_map(|s| s.denies.clone()));
-    denies.extend(trust_verdict.denies.clone());
-    if !denies.is_empty() {
-        return Evaluation {
-            decision: Decision::ExplicitDeny,
-            matched_statements: denies,
-        };
+    let denied = !identity_verdict.denies.is_empty()
+        || session_verdict.as_ref().is_some_and(|s| !s.denies.is_empty())
+        || !trust_verdict.denies.is_empty();
+    if denied {
+        let mut denies = Vec::new();
+        identity_verdict.name(&identity_verdict.denies, &mut denies);
+        if let Some(s) = &session_verdict {
+            s.name(&s.denies, &mut denies);
+        }
+        trust_verdict.name(&trust_verdict.denies, &mut denies);
+        return Evaluation { decision: Decision::ExplicitDeny, matched_statements: denies };
     }
-    let caller_allowed = combine(identity_verdict, session_verdict);
-    let allowed = trust_verdict.allowed()
-        && (caller_allowed.is_allowed() || (same_account && trust_verdict.allows_caller_directly));
-    if !allowed {
-        return Evaluation {
-            decision: Decision::ImplicitDeny,
-            matched_statements: Vec::new(),
+    // In the role's own account a trust policy that names the caller grants
+    // by itself; one that names the caller's role is still narrowed by the
+    // session policy (IAM: "resource-based policies that grant permissions to
+    // an IAM role ARN are limited by ... a session policy").
+    let session_allows = session_verdict.as_ref().is_none_or(Verdict::allowed);
+    let granted_by_trust = same_account
+        && match trust_verdict.strongest_allow {
+            Some(Named::Exactly) => true,
+            Some(Named::Role) => session_allows,
+            _ => false,
         };
+    let caller_allowed = combine(identity_verdict, session_verdict);
+    let allowed = trust_verdict.allowed() && (caller_allowed.is_allowed() || granted_by_trust);
+    if !allowed {
+        return Evaluation { decision: Decision::ImplicitDeny, matched_statements: Vec::new() };
     }
     let mut matched = caller_allowed.matched_statements;
-    matched.extend(trust_verdict.allows);
-    Evaluation {
-        decision: Decision::Allow,
-        matched_statements: matched,
-    }
+    trust_verdict.name(&trust_verdict.allows, &mut matched);
+    Evaluation { decision: Decision::Allow, matched_statements: matched }
 }
 
-fn combine(identity: Verdict, session: Option<Verdict>) -> Evaluation {
-    let mut denies = identity.denies;
-    if let Some(session) = &session {
-        denies.extend(session.denies.iter().cloned());
+fn combine(identity: Verdict<'_>, session: Option<Verdict<'_>>) -> Evaluation {
+    if !identity.denies.is_empty() || session.as_ref().is_some_and(|s| !s.denies.is_empty()) {
+        let mut denies = Vec::new();
+        identity.name(&identity.denies, &mut denies);
+        if let Some(session) = &session {
+            session.name(&session.denies, &mut denies);
+        }
+        return Evaluation { decision: Decision::ExplicitDeny, matched_statements: denies };
     }
-    if !denies.is_empty() {
-        return Evaluation {
-            decision: Decision::ExplicitDeny,
-            matched_statements: denies,
-        };
-    }
-    let allowed =
-        !identity.allows.is_empty() && session.as_ref().is_none_or(|s| !s.allows.is_empty());
+    let allowed = !identity.allows.is_empty() && session.as_ref().is_none_or(|s| !s.allows.is_empty());
     if !allowed {
-        return Evaluation {
-            decision: Decision::ImplicitDeny,
-            matched_statements: Vec::new(),
-        };
+        return Evaluation { decision: Decision::ImplicitDeny, matched_statements: Vec::new() };
     }
-    let mut matched = identity.allows;
-    if let Some(session) = session {
-        matched.extend(session.allows);
+    let mut matched = Vec::new();
+    identity.name(&identity.allows, &mut matched);
+    if let Some(session) = &session {
+        session.name(&session.allows, &mut matched);
     }
-    Evaluation {
-        decision: Decision::Allow,
-        matched_statements: matched,
-    }
+    Evaluation { decision: Decision::Allow, matched_statements: matched }
 }
 
-fn verdict(policies: &[NamedPolicy], request: &Request<'_>, caller: Option<&Principal>) -> Verdict {
-    let mut verdict = Verdict::default();
-    for named in policies {
+fn verdict<'p>(policies: &'p [NamedPolicy], request: &Request<'_>, caller: Option<&Principal>) -> Verdict<'p> {
+    let mut verdict = Verdict { policies, ..Verdict::default() };
+    for (p, named) in policies.iter().enumerate() {
         for (index, statement) in named.policy.statements.iter().enumerate() {
-            let Some(direct) = applies(statement, request, caller) else {
-                continue;
-            };
-            let matched = MatchedStatement {
-                policy: named.name.clone(),
-                statement_index: index,
-                sid: statement.sid.clone(),
-                effect: statement.effect,
-            };
+            let Some(named) = applies(statement, request, caller) else { continue };
+            let matched = (p, index);
             match statement.effect {
                 Effect::Deny => verdict.denies.push(matched),
                 Effect::Allow => {
-                    verdict.allows_caller_directly |= direct;
+                    verdict.strongest_allow = verdict.strongest_allow.max(Some(named));
                     verdict.allows.push(matched);
                 }
             }
@@ -239,13 +267,9 @@ fn verdict(policies: &[NamedPolicy], request: &Request<'_>, caller: Option<&Prin
     verdict
 }
 
-/// Whether the statement applies; for statements with a principal, also
-/// whether it named the caller directly (rather than by account).
-fn applies(
-    statement: &Statement,
-    request: &Request<'_>,
-    caller: Option<&Principal>,
-) -> Option<bool> {
+/// Whether the statement applies, and for a statement with a principal how
+/// closely it named the caller.
+fn applies(statement: &Statement, request: &Request<'_>, caller: Option<&Principal>) -> Option<Named> {
     let action_listed = match &statement.actions {
         Matcher::Is(list) => list.iter().any(|a| a.matches(request.action)),
         Matcher::Not(list) => !list.iter().any(|a| a.matches(request.action)),
@@ -255,59 +279,36 @@ fn applies(
     }
     let resource_listed = match &statement.resources {
         None => true,
-        Some(Matcher::Is(list)) => list
-            .iter()
-            .any(|r| r.matches(request.resource, request.context)),
-        Some(Matcher::Not(list)) => !list
-            .iter()
-            .any(|r| r.matches(request.resource, request.context)),
+        Some(Matcher::Is(list)) => list.iter().any(|r| r.matches(request.resource, request.context)),
+        Some(Matcher::Not(list)) => !list.iter().any(|r| r.matches(request.resource, request.context)),
     };
     if !resource_listed {
         return None;
     }
-    let direct = match (&statement.principals, caller) {
-        (None, _) => false,
+    let named = match (&statement.principals, caller) {
+        (None, _) => Named::Account,
         (Some(_), None) => return None,
-        (Some(Matcher::Is(list)), Some(caller)) => {
-            let mut best = None;
-            for pattern in list {
-                match principal_matches(pattern, caller) {
-                    Some(true) => {
-                        best = Some(true);
-                        break;
-                    }
-                    Some(false) => best = best.or(Some(false)),
-                    None => {}
-                }
-            }
-            best?
-        }
+        (Some(Matcher::Is(list)), Some(caller)) => list.iter().filter_map(|p| principal_matches(p, caller)).max()?,
         (Some(Matcher::Not(list)), Some(caller)) => {
             if list.iter().any(|p| principal_matches(p, caller).is_some()) {
                 return None;
             }
-            true
+            Named::Exactly
         }
     };
-    if !statement
-        .conditions
-        .iter()
-        .all(|c| c.holds(request.context))
-    {
+    if !statement.conditions.iter().all(|c| c.holds(request.context)) {
         return None;
     }
-    Some(direct)
+    Some(named)
 }
 
-/// `Some(true)`: names the caller; `Some(false)`: names the caller's account;
-/// `None`: does not match.
-fn principal_matches(pattern: &PrincipalPattern, caller: &Principal) -> Option<bool> {
+/// How `pattern` names the caller, if it does.
+fn principal_matches(pattern: &PrincipalPattern, caller: &Principal) -> Option<Named> {
     match pattern {
-        PrincipalPattern::Anyone => Some(true),
-        PrincipalPattern::Account(account) => (*account == caller.account).then_some(false),
-        PrincipalPattern::Arn(arn) => (*arn == caller.arn
-            || caller.role_arn().is_some_and(|role| role == *arn))
-        .then_some(true),
+        PrincipalPattern::Anyone => Some(Named::Exactly),
+        PrincipalPattern::Account(account) => (*account == caller.account).then_some(Named::Account),
+        PrincipalPattern::Arn(arn) if *arn == caller.arn => Some(Named::Exactly),
+        PrincipalPattern::Arn(arn) => caller.role_arn().is_some_and(|role| role == *arn).then_some(Named::Role),
         PrincipalPattern::Service(_) => None,
     }
 }

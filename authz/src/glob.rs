@@ -66,11 +66,7 @@ impl Glob {
             }
         }
         let exact = joined.len() <= 1 && joined.iter().all(|t| matches!(t, Token::Literal(_)));
-        Self {
-            tokens: joined,
-            exact,
-            ignore_case,
-        }
+        Self { tokens: joined, exact, ignore_case }
     }
 
     /// Whether the pattern is `*` alone.
@@ -181,16 +177,8 @@ mod tests {
             ("*b*", "abc", true),
             ("*b*b", "abcb", true),
             ("*b*b", "abcbc", false),
-            (
-                "arn:pw:codepipeline:*:111122223333:web/*",
-                "arn:pw:codepipeline:local:111122223333:web/Prod",
-                true,
-            ),
-            (
-                "arn:pw:codepipeline:*:111122223333:web/*",
-                "arn:pw:codepipeline:local:111122223333:webapp",
-                false,
-            ),
+            ("arn:pw:codepipeline:*:111122223333:web/*", "arn:pw:codepipeline:local:111122223333:web/Prod", true),
+            ("arn:pw:codepipeline:*:111122223333:web/*", "arn:pw:codepipeline:local:111122223333:webapp", false),
             ("abc", "abc", true),
             ("abc", "abd", false),
             ("", "", true),
@@ -200,11 +188,7 @@ mod tests {
             ("a*a*a", "aa", false),
         ];
         for (pattern, text, expected) in cases {
-            assert_eq!(
-                glob_match(pattern, text),
-                expected,
-                "{pattern:?} ~ {text:?}"
-            );
+            assert_eq!(glob_match(pattern, text), expected, "{pattern:?} ~ {text:?}");
         }
     }
 
@@ -216,14 +200,8 @@ mod tests {
 
     #[test]
     fn substituted_text_is_literal() {
-        let glob = Glob::from_tokens(
-            vec![
-                Token::Literal("home/".into()),
-                Token::Literal("a*b".into()),
-                Token::Any,
-            ],
-            false,
-        );
+        let glob =
+            Glob::from_tokens(vec![Token::Literal("home/".into()), Token::Literal("a*b".into()), Token::Any], false);
         assert!(glob.matches("home/a*b/x"));
         assert!(!glob.matches("home/aXb/x"));
     }

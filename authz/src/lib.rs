@@ -12,13 +12,14 @@ pub mod eval;
 pub mod glob;
 pub mod policy;
 pub mod simulate;
+pub mod strict_json;
 pub mod variables;
 
 pub use arn::{AccountId, Arn};
 pub use context::{Context, ContextValue};
 pub use eval::{
-    Decision, Evaluation, MatchedStatement, NamedPolicy, Principal, PrincipalType, Request,
-    evaluate, evaluate_assume_role,
+    Decision, Evaluation, MatchedStatement, NamedPolicy, Principal, PrincipalType, Request, evaluate,
+    evaluate_assume_role, evaluate_principal,
 };
 pub use policy::{Effect, Policy, PolicyError, PolicyKind};
 

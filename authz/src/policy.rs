@@ -2,6 +2,7 @@
 //! evaluation, and serialised back to canonical JSON.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -73,7 +74,7 @@ pub struct Policy {
 /// One statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
-    pub sid: Option<String>,
+    pub sid: Option<Arc<str>>,
     pub effect: Effect,
     pub actions: Matcher<ActionPattern>,
     /// `None` only in trust policies, where it means the role itself.
@@ -116,10 +117,7 @@ impl ResourcePattern {
     pub fn matches(&self, resource: &str, context: &crate::context::Context) -> bool {
         match &self.plain {
             Some(glob) => glob.matches(resource),
-            None => self
-                .template
-                .glob(context, false)
-                .is_some_and(|g| g.matches(resource)),
+            None => self.template.glob(context, false).is_some_and(|g| g.matches(resource)),
         }
     }
 }
@@ -138,17 +136,8 @@ pub enum PrincipalPattern {
     Service(String),
 }
 
-const STATEMENT_ELEMENTS: [&str; 9] = [
-    "Sid",
-    "Effect",
-    "Action",
-    "NotAction",
-    "Resource",
-    "NotResource",
-    "Principal",
-    "NotPrincipal",
-    "Condition",
-];
+const STATEMENT_ELEMENTS: [&str; 9] =
+    ["Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Principal", "NotPrincipal", "Condition"];
 
 impl Policy {
     /// Parses a JSON document with IAM's default size limit for `kind`.
@@ -157,19 +146,15 @@ impl Policy {
     }
 
     /// Parses a JSON document of at most `max_chars` non-white-space characters.
-    pub fn parse_with_limit(
-        text: &str,
-        kind: PolicyKind,
-        max_chars: usize,
-    ) -> Result<Self, PolicyError> {
+    pub fn parse_with_limit(text: &str, kind: PolicyKind, max_chars: usize) -> Result<Self, PolicyError> {
         let size = text.chars().filter(|c| !c.is_whitespace()).count();
         if size > max_chars {
             return Err(PolicyError(format!(
                 "the policy is {size} characters (white space aside); at most {max_chars} are allowed"
             )));
         }
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| PolicyError(format!("the policy is not valid JSON: {e}")))?;
+        let value =
+            crate::strict_json::parse(text).map_err(|e| PolicyError(format!("the policy is not valid JSON: {e}")))?;
         Self::from_value(&value, kind)
     }
 
@@ -191,9 +176,7 @@ impl Policy {
             Some(Value::String(v)) if v == "2012-10-17" => Version::V2012_10_17,
             Some(Value::String(v)) if v == "2008-10-17" => Version::V2008_10_17,
             Some(other) => {
-                return err(format!(
-                    "Version {other} is not supported: use \"2012-10-17\""
-                ));
+                return err(format!("Version {other} is not supported: use \"2012-10-17\""));
             }
         };
         let id = match document.get("Id") {
@@ -206,9 +189,7 @@ impl Policy {
             Some(Value::Array(_)) => return err("Statement must not be empty".to_owned()),
             Some(object @ Value::Object(_)) => vec![object],
             Some(other) => {
-                return err(format!(
-                    "Statement must be an object or an array of objects, not {other}"
-                ));
+                return err(format!("Statement must be an object or an array of objects, not {other}"));
             }
             None => return err("the policy has no Statement".to_owned()),
         };
@@ -235,11 +216,7 @@ impl Policy {
                 Ok(statement)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            version,
-            id,
-            statements,
-        })
+        Ok(Self { version, id, statements })
     }
 
     /// The canonical JSON form: arrays everywhere, elements in a fixed order.
@@ -267,19 +244,13 @@ impl Statement {
             Matcher::Is(list) => ("Action", list),
             Matcher::Not(list) => ("NotAction", list),
         };
-        s.insert(
-            name.into(),
-            json!(list.iter().map(|a| a.source.as_str()).collect::<Vec<_>>()),
-        );
+        s.insert(name.into(), json!(list.iter().map(|a| a.source.as_str()).collect::<Vec<_>>()));
         if let Some(resources) = &self.resources {
             let (name, list) = match resources {
                 Matcher::Is(list) => ("Resource", list),
                 Matcher::Not(list) => ("NotResource", list),
             };
-            s.insert(
-                name.into(),
-                json!(list.iter().map(|r| r.source.as_str()).collect::<Vec<_>>()),
-            );
+            s.insert(name.into(), json!(list.iter().map(|r| r.source.as_str()).collect::<Vec<_>>()));
         }
         if let Some(principals) = &self.principals {
             let (name, list) = match principals {
@@ -291,9 +262,7 @@ impl Statement {
         if !self.conditions.is_empty() {
             let mut block = Map::new();
             for c in &self.conditions {
-                let entry = block
-                    .entry(c.operator_name.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let entry = block.entry(c.operator_name.clone()).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(keys) = entry {
                     keys.insert(c.key_name.clone(), json!(c.raw_values));
                 }
@@ -334,10 +303,7 @@ fn parse_statement(value: &Value, kind: PolicyKind, variables: bool) -> Result<S
     };
     for key in s.keys() {
         if !STATEMENT_ELEMENTS.contains(&key.as_str()) {
-            return Err(format!(
-                "unknown element {key:?} (allowed: {})",
-                STATEMENT_ELEMENTS.join(", ")
-            ));
+            return Err(format!("unknown element {key:?} (allowed: {})", STATEMENT_ELEMENTS.join(", ")));
         }
     }
     let sid = match s.get("Sid") {
@@ -346,7 +312,7 @@ fn parse_statement(value: &Value, kind: PolicyKind, variables: bool) -> Result<S
             if kind == PolicyKind::Identity && !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
                 return Err(format!("Sid {sid:?} must contain only letters and digits"));
             }
-            Some(sid.clone())
+            Some(Arc::from(sid.as_str()))
         }
         Some(other) => return Err(format!("Sid must be a string, not {other}")),
     };
@@ -359,38 +325,25 @@ fn parse_statement(value: &Value, kind: PolicyKind, variables: bool) -> Result<S
     let actions = match (s.get("Action"), s.get("NotAction")) {
         (Some(_), Some(_)) => return Err("Action and NotAction cannot both be present".to_owned()),
         (None, None) => return Err("Action or NotAction is required".to_owned()),
-        (Some(v), None) => Matcher::Is(
-            strings("Action", v)?
-                .iter()
-                .map(|a| action(a))
-                .collect::<Result<_, _>>()?,
-        ),
-        (None, Some(v)) => Matcher::Not(
-            strings("NotAction", v)?
-                .iter()
-                .map(|a| action(a))
-                .collect::<Result<_, _>>()?,
-        ),
+        (Some(v), None) => Matcher::Is(strings("Action", v)?.iter().map(|a| action(a)).collect::<Result<_, _>>()?),
+        (None, Some(v)) => Matcher::Not(strings("NotAction", v)?.iter().map(|a| action(a)).collect::<Result<_, _>>()?),
     };
     let resources = match (s.get("Resource"), s.get("NotResource")) {
         (Some(_), Some(_)) => {
             return Err("Resource and NotResource cannot both be present".to_owned());
         }
+        (Some(_), None) | (None, Some(_)) if kind == PolicyKind::Trust => {
+            return Err("has prohibited field Resource: a trust policy applies to its role".to_owned());
+        }
         (None, None) if kind == PolicyKind::Identity => {
             return Err("Resource or NotResource is required".to_owned());
         }
         (None, None) => None,
-        (Some(v), None) => Some(Matcher::Is(
-            strings("Resource", v)?
-                .iter()
-                .map(|r| resource(r, variables))
-                .collect::<Result<_, _>>()?,
-        )),
+        (Some(v), None) => {
+            Some(Matcher::Is(strings("Resource", v)?.iter().map(|r| resource(r, variables)).collect::<Result<_, _>>()?))
+        }
         (None, Some(v)) => Some(Matcher::Not(
-            strings("NotResource", v)?
-                .iter()
-                .map(|r| resource(r, variables))
-                .collect::<Result<_, _>>()?,
+            strings("NotResource", v)?.iter().map(|r| resource(r, variables)).collect::<Result<_, _>>()?,
         )),
     };
     let principals = match (s.get("Principal"), s.get("NotPrincipal")) {
@@ -398,10 +351,7 @@ fn parse_statement(value: &Value, kind: PolicyKind, variables: bool) -> Result<S
             return Err("Principal and NotPrincipal cannot both be present".to_owned());
         }
         (Some(_), _) | (_, Some(_)) if kind == PolicyKind::Identity => {
-            return Err(
-                "an identity policy cannot name a Principal: it applies to whom it is attached"
-                    .to_owned(),
-            );
+            return Err("an identity policy cannot name a Principal: it applies to whom it is attached".to_owned());
         }
         (None, None) if kind == PolicyKind::Trust => {
             return Err("a trust policy needs Principal or NotPrincipal".to_owned());
@@ -414,14 +364,7 @@ fn parse_statement(value: &Value, kind: PolicyKind, variables: bool) -> Result<S
         None => Vec::new(),
         Some(v) => conditions(v, variables)?,
     };
-    Ok(Statement {
-        sid,
-        effect,
-        actions,
-        resources,
-        principals,
-        conditions,
-    })
+    Ok(Statement { sid, effect, actions, resources, principals, conditions })
 }
 
 /// A string, or a non-empty array of strings.
@@ -436,9 +379,7 @@ fn strings(element: &str, value: &Value) -> Result<Vec<String>, String> {
             })
             .collect(),
         Value::Array(_) => Err(format!("{element} must not be empty")),
-        other => Err(format!(
-            "{element} must be a string or an array of strings, not {other}"
-        )),
+        other => Err(format!("{element} must be a string or an array of strings, not {other}")),
     }
 }
 
@@ -446,9 +387,7 @@ fn action(source: &str) -> Result<ActionPattern, String> {
     let valid = source == "*"
         || source.split_once(':').is_some_and(|(service, name)| {
             !service.is_empty()
-                && service
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && service.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !name.is_empty()
                 && !name.contains(':')
         });
@@ -457,10 +396,7 @@ fn action(source: &str) -> Result<ActionPattern, String> {
             "Action {source:?} must be \"*\" or service:Operation (wildcards allowed in the operation)"
         ));
     }
-    Ok(ActionPattern {
-        source: source.to_owned(),
-        glob: Glob::new(source, true),
-    })
+    Ok(ActionPattern { source: source.to_owned(), glob: Glob::new(source, true) })
 }
 
 fn resource(source: &str, variables: bool) -> Result<ResourcePattern, String> {
@@ -478,21 +414,15 @@ fn resource(source: &str, variables: bool) -> Result<ResourcePattern, String> {
             "Resource {source:?} must be \"*\" or an ARN (arn:partition:service:region:account:resource, wildcards allowed after the service)"
         ));
     }
-    let template = Template::parse(source, variables);
+    let template = Template::parse_arn(source, variables);
     let plain = template.is_plain().then(|| Glob::new(source, false));
-    Ok(ResourcePattern {
-        source: source.to_owned(),
-        template,
-        plain,
-    })
+    Ok(ResourcePattern { source: source.to_owned(), template, plain })
 }
 
 fn principals(element: &str, value: &Value) -> Result<Vec<PrincipalPattern>, String> {
     match value {
         Value::String(s) if s == "*" => Ok(vec![PrincipalPattern::Anyone]),
-        Value::String(s) => Err(format!(
-            "{element} {s:?} must be \"*\" or an object such as {{\"PW\": \"arn:…\"}}"
-        )),
+        Value::String(s) => Err(format!("{element} {s:?} must be \"*\" or an object such as {{\"PW\": \"arn:…\"}}")),
         Value::Object(map) if !map.is_empty() => {
             let mut list = Vec::new();
             for (kind, entries) in map {
@@ -501,9 +431,7 @@ fn principals(element: &str, value: &Value) -> Result<Vec<PrincipalPattern>, Str
                         "PW" | "AWS" => principal_entry(element, &entry)?,
                         "Service" => PrincipalPattern::Service(entry),
                         other => {
-                            return Err(format!(
-                                "{element} type {other:?} is not supported (use PW, AWS or Service)"
-                            ));
+                            return Err(format!("{element} type {other:?} is not supported (use PW, AWS or Service)"));
                         }
                     });
                 }
@@ -521,22 +449,17 @@ fn principal_entry(element: &str, entry: &str) -> Result<PrincipalPattern, Strin
     if entry.len() == 12 && entry.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(PrincipalPattern::Account(entry.to_owned()));
     }
-    let arn: crate::arn::Arn = entry
-        .parse()
-        .map_err(|_| format!("{element} {entry:?} must be \"*\", an account id or an ARN"))?;
+    let arn: crate::arn::Arn =
+        entry.parse().map_err(|_| format!("{element} {entry:?} must be \"*\", an account id or an ARN"))?;
     if entry.contains(['*', '?']) {
-        return Err(format!(
-            "{element} {entry:?}: wildcards are not allowed in a principal ARN (use \"*\" alone)"
-        ));
+        return Err(format!("{element} {entry:?}: wildcards are not allowed in a principal ARN (use \"*\" alone)"));
     }
     let known = matches!(
         (arn.service.as_str(), arn.resource_type()),
         ("iam", "root" | "user" | "role") | ("sts", "assumed-role")
     );
     if !known {
-        return Err(format!(
-            "{element} {entry:?} must be an account root, user, role or assumed-role ARN"
-        ));
+        return Err(format!("{element} {entry:?} must be an account root, user, role or assumed-role ARN"));
     }
     if arn.service == "iam" && arn.resource == "root" {
         return Ok(PrincipalPattern::Account(arn.account));
@@ -546,27 +469,19 @@ fn principal_entry(element: &str, entry: &str) -> Result<PrincipalPattern, Strin
 
 fn conditions(value: &Value, variables: bool) -> Result<Vec<Condition>, String> {
     let Value::Object(block) = value else {
-        return Err(format!(
-            "Condition must be an object of operators, not {value}"
-        ));
+        return Err(format!("Condition must be an object of operators, not {value}"));
     };
     let mut list = Vec::new();
     for (operator, keys) in block {
         let Value::Object(keys) = keys else {
-            return Err(format!(
-                "Condition.{operator} must be an object of condition keys, not {keys}"
-            ));
+            return Err(format!("Condition.{operator} must be an object of condition keys, not {keys}"));
         };
         if keys.is_empty() {
             return Err(format!("Condition.{operator} names no condition key"));
         }
         for (key, values) in keys {
-            let raw =
-                condition_values(values).map_err(|m| format!("Condition.{operator}.{key}: {m}"))?;
-            list.push(
-                Condition::new(operator, key, raw, variables)
-                    .map_err(|m| format!("Condition: {m}"))?,
-            );
+            let raw = condition_values(values).map_err(|m| format!("Condition.{operator}.{key}: {m}"))?;
+            list.push(Condition::new(operator, key, raw, variables).map_err(|m| format!("Condition: {m}"))?);
         }
     }
     Ok(list)
@@ -577,9 +492,7 @@ fn condition_values(value: &Value) -> Result<Vec<String>, String> {
         Value::String(s) => Ok(s.clone()),
         Value::Bool(b) => Ok(b.to_string()),
         Value::Number(n) => Ok(n.to_string()),
-        other => Err(format!(
-            "a value must be a string, number or boolean, not {other}"
-        )),
+        other => Err(format!("a value must be a string, number or boolean, not {other}")),
     };
     match value {
         Value::Array(items) if items.is_empty() => Err("needs at least one value".to_owned()),

@@ -28,12 +28,8 @@ const RESOURCES: [&str; 7] = [
     "arn:pw:iam::111122223333:user/${pw:username}",
     "arn:pw:iam::111122223333:user/${pw:username, 'alice'}",
 ];
-const REQUEST_ACTIONS: [&str; 4] = [
-    "codepipeline:GetPipeline",
-    "codepipeline:DeletePipeline",
-    "iam:CreateUser",
-    "sts:AssumeRole",
-];
+const REQUEST_ACTIONS: [&str; 4] =
+    ["codepipeline:GetPipeline", "codepipeline:DeletePipeline", "iam:CreateUser", "sts:AssumeRole"];
 const REQUEST_RESOURCES: [&str; 4] = [
     "arn:pw:codepipeline:local:111122223333:web",
     "arn:pw:codepipeline:local:111122223333:web/Prod",
@@ -71,50 +67,33 @@ fn statement(effect: Option<&'static str>) -> impl Strategy<Value = Value> {
         proptest::sample::subsequence(RESOURCES.to_vec(), 1..3),
         proptest::option::of(condition()),
     )
-        .prop_map(
-            |(effect, not_action, actions, not_resource, resources, condition)| {
-                let mut s = json!({"Effect": effect});
-                s[if not_action { "NotAction" } else { "Action" }] = json!(actions);
-                s[if not_resource {
-                    "NotResource"
-                } else {
-                    "Resource"
-                }] = json!(resources);
-                if let Some(condition) = condition {
-                    s["Condition"] = condition;
-                }
-                s
-            },
-        )
+        .prop_map(|(effect, not_action, actions, not_resource, resources, condition)| {
+            let mut s = json!({"Effect": effect});
+            s[if not_action { "NotAction" } else { "Action" }] = json!(actions);
+            s[if not_resource { "NotResource" } else { "Resource" }] = json!(resources);
+            if let Some(condition) = condition {
+                s["Condition"] = condition;
+            }
+            s
+        })
 }
 
 fn policy() -> impl Strategy<Value = Value> {
-    proptest::collection::vec(statement(None), 1..5)
-        .prop_map(|s| json!({"Version": "2012-10-17", "Statement": s}))
+    proptest::collection::vec(statement(None), 1..5).prop_map(|s| json!({"Version": "2012-10-17", "Statement": s}))
 }
 
 fn context() -> impl Strategy<Value = Context> {
     (
         proptest::option::of(prop_oneof![Just("alice"), Just("bob")]),
-        proptest::option::of(prop_oneof![
-            Just("203.0.113.9"),
-            Just("10.1.2.3"),
-            Just("2001:db8::1")
-        ]),
+        proptest::option::of(prop_oneof![Just("203.0.113.9"), Just("10.1.2.3"), Just("2001:db8::1")]),
         proptest::option::of(prop_oneof![Just("true"), Just("false")]),
-        proptest::option::of(proptest::sample::subsequence(
-            vec!["team", "env", "cost-x"],
-            0..3,
-        )),
+        proptest::option::of(proptest::sample::subsequence(vec!["team", "env", "cost-x"], 0..3)),
     )
         .prop_map(|(user, ip, secure, tags)| {
             let mut context = Context::new();
             if let Some(user) = user {
                 context.insert("pw:username", user);
-                context.insert(
-                    "pw:PrincipalArn",
-                    format!("arn:pw:iam::111122223333:user/{user}"),
-                );
+                context.insert("pw:PrincipalArn", format!("arn:pw:iam::111122223333:user/{user}"));
             }
             if let Some(ip) = ip {
                 context.insert("pw:SourceIp", ip);
@@ -123,10 +102,7 @@ fn context() -> impl Strategy<Value = Context> {
                 context.insert("pw:SecureTransport", secure);
             }
             if let Some(tags) = tags {
-                context.insert(
-                    "pw:TagKeys",
-                    tags.into_iter().map(str::to_owned).collect::<Vec<_>>(),
-                );
+                context.insert("pw:TagKeys", tags.into_iter().map(str::to_owned).collect::<Vec<_>>());
             }
             context.insert("pw:CurrentTime", "2026-11-27T00:00:00Z");
             context
@@ -137,26 +113,12 @@ fn compile(values: &[Value]) -> Vec<NamedPolicy> {
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            NamedPolicy::new(
-                format!("p{i}"),
-                Policy::from_value(v, PolicyKind::Identity).expect("valid"),
-            )
-        })
+        .map(|(i, v)| NamedPolicy::new(format!("p{i}"), Policy::from_value(v, PolicyKind::Identity).expect("valid")))
         .collect()
 }
 
 fn decide(policies: &[Value], action: &str, resource: &str, context: &Context) -> Decision {
-    evaluate(
-        &compile(policies),
-        None,
-        &Request {
-            action,
-            resource,
-            context,
-        },
-    )
-    .decision
+    evaluate(&compile(policies), None, &Request { action, resource, context }).decision
 }
 
 proptest! {

@@ -67,28 +67,12 @@ fn id(
 
 /// A condition case: one Allow of everything under `condition`.
 fn cond(rule: &'static str, condition: Value, context: Value, expect: &'static str) -> Case {
-    let policy = doc(vec![with_condition(
-        statement("Allow", "*", "*"),
-        condition,
-    )]);
-    id(
-        rule,
-        vec![policy],
-        "codepipeline:GetPipeline",
-        PIPE,
-        context,
-        expect,
-    )
+    let policy = doc(vec![with_condition(statement("Allow", "*", "*"), condition)]);
+    id(rule, vec![policy], "codepipeline:GetPipeline", PIPE, context, expect)
 }
 
 /// A session-policy case.
-fn session(
-    rule: &'static str,
-    identity: Value,
-    session: Value,
-    action: &str,
-    expect: &'static str,
-) -> Case {
+fn session(rule: &'static str, identity: Value, session: Value, action: &str, expect: &'static str) -> Case {
     Case {
         rule,
         request: json!({"identityPolicies": [identity], "sessionPolicy": session, "action": action, "resource": PIPE, "context": {}}),
@@ -200,7 +184,8 @@ fn cases() -> Vec<Case> {
         id("${*} matches a literal star", vec![allow("iam:*", "arn:pw:iam::111122223333:user/${*}")], "iam:GetUser", "arn:pw:iam::111122223333:user/*", none.clone(), "Allow"),
         id("a substituted value's * is literal", vec![allow("iam:*", "arn:pw:iam::111122223333:user/${pw:username}")], "iam:GetUser", ALICE, json!({"pw:username": "*"}), "ImplicitDeny"),
         id("a multivalued key is no variable", vec![allow("iam:*", "arn:pw:iam::111122223333:user/${pw:username}")], "iam:GetUser", ALICE, json!({"pw:username": ["alice"]}), "ImplicitDeny"),
-        id("${pw:PrincipalAccount} in a resource", vec![allow(get, "arn:pw:codepipeline:*:${pw:PrincipalAccount}:*")], get, PIPE, json!({"pw:PrincipalAccount": A}), "Allow"),
+        id("a variable before the fifth colon of a resource is not substituted", vec![allow(get, "arn:pw:codepipeline:*:${pw:PrincipalAccount}:*")], get, PIPE, json!({"pw:PrincipalAccount": A}), "ImplicitDeny"),
+        id("${pw:PrincipalAccount} after the fifth colon", vec![allow("iam:GetUser", "arn:pw:iam::111122223333:user/${pw:PrincipalAccount}")], "iam:GetUser", "arn:pw:iam::111122223333:user/111122223333", json!({"pw:PrincipalAccount": A}), "Allow"),
         id("a variable in a condition value", vec![doc(vec![with_condition(statement("Allow", "*", "*"), json!({"StringEquals": {"pw:ResourceTag/owner": "${pw:username}"}}))])], get, PIPE, json!({"pw:username": "alice", "pw:ResourceTag/owner": "alice"}), "Allow"),
         id("a condition value whose variable is absent never matches", vec![doc(vec![with_condition(statement("Allow", "*", "*"), json!({"StringEquals": {"pw:ResourceTag/owner": "${pw:username}"}}))])], get, PIPE, json!({"pw:ResourceTag/owner": "alice"}), "ImplicitDeny"),
         id("a tag variable in a resource", vec![allow(get, "arn:pw:codepipeline:*:*:${pw:PrincipalTag/team}-*")], get, "arn:pw:codepipeline:local:111122223333:blue-web", json!({"pw:PrincipalTag/team": "blue"}), "Allow"),
@@ -420,11 +405,5 @@ fn iam_documented_rules() {
             failures.push(format!("{}: wanted {want}, got {got}", case.rule));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rules failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} rules failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }

@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use crate::context::Context;
-use crate::eval::{NamedPolicy, Principal, PrincipalType, Request, evaluate, evaluate_assume_role};
+use crate::eval::{NamedPolicy, Principal, PrincipalType, Request, evaluate, evaluate_assume_role, evaluate_principal};
 use crate::policy::{Policy, PolicyError, PolicyKind};
 
 /// Why a simulation request could not be decided.
@@ -23,10 +23,7 @@ pub struct SimulationError {
 
 impl SimulationError {
     fn input(message: impl Into<String>) -> Self {
-        Self {
-            code: "InvalidInput",
-            message: message.into(),
-        }
+        Self { code: "InvalidInput", message: message.into() }
     }
 
     /// `{"error": {"code", "message"}}`
@@ -35,32 +32,32 @@ impl SimulationError {
     }
 }
 
+/// Decides one simulation request given as JSON text (duplicate keys, which
+/// would silently drop an element of a policy, are rejected).
+pub fn simulate_json(text: &str) -> Result<Value, SimulationError> {
+    let request = crate::strict_json::parse(text).map_err(|e| {
+        let duplicate = e.to_string().contains("appears twice");
+        SimulationError {
+            code: if duplicate { PolicyError::CODE } else { "InvalidInput" },
+            message: format!("the request is not valid JSON: {e}"),
+        }
+    })?;
+    simulate(&request)
+}
+
 /// Decides one simulation request.
 pub fn simulate(input: &Value) -> Result<Value, SimulationError> {
     let Value::Object(request) = input else {
         return Err(SimulationError::input("the request must be a JSON object"));
     };
-    const FIELDS: [&str; 8] = [
-        "identityPolicies",
-        "sessionPolicy",
-        "trustPolicy",
-        "principal",
-        "action",
-        "resource",
-        "context",
-        "comment",
-    ];
+    const FIELDS: [&str; 8] =
+        ["identityPolicies", "sessionPolicy", "trustPolicy", "principal", "action", "resource", "context", "comment"];
     if let Some(unknown) = request.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(SimulationError::input(format!(
-            "unknown field {unknown:?} (fields: {})",
-            FIELDS.join(", ")
-        )));
+        return Err(SimulationError::input(format!("unknown field {unknown:?} (fields: {})", FIELDS.join(", "))));
     }
     let text = |name: &str| match request.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
-        _ => Err(SimulationError::input(format!(
-            "{name} must be a non-empty string"
-        ))),
+        _ => Err(SimulationError::input(format!("{name} must be a non-empty string"))),
     };
     let action = text("action")?;
     let resource = text("resource")?;
@@ -73,35 +70,22 @@ pub fn simulate(input: &Value) -> Result<Value, SimulationError> {
             .map(|(i, p)| policy(&format!("identityPolicies[{i}]"), p, PolicyKind::Identity))
             .collect::<Result<_, _>>()?,
         Some(_) => {
-            return Err(SimulationError::input(
-                "identityPolicies must be an array of policies",
-            ));
+            return Err(SimulationError::input("identityPolicies must be an array of policies"));
         }
     };
-    let session = optional_policy(
-        request.get("sessionPolicy"),
-        "sessionPolicy",
-        PolicyKind::Identity,
-    )?;
+    let session = optional_policy(request.get("sessionPolicy"), "sessionPolicy", PolicyKind::Identity)?;
     let trust = optional_policy(request.get("trustPolicy"), "trustPolicy", PolicyKind::Trust)?;
     let context = context(request.get("context"))?;
     let principal = principal(request.get("principal"))?;
 
-    let request = Request {
-        action,
-        resource,
-        context: &context,
-    };
+    let request = Request { action, resource, context: &context };
     let evaluation = match (&trust, &principal) {
-        (Some(trust), Some(caller)) => {
-            evaluate_assume_role(&identity, session.as_ref(), trust, caller, &request)
-        }
+        (Some(trust), Some(caller)) => evaluate_assume_role(&identity, session.as_ref(), trust, caller, &request),
         (Some(_), None) => {
-            return Err(SimulationError::input(
-                "a trustPolicy needs the calling principal",
-            ));
+            return Err(SimulationError::input("a trustPolicy needs the calling principal"));
         }
-        (None, _) => evaluate(&identity, session.as_ref(), &request),
+        (None, Some(caller)) => evaluate_principal(caller, &identity, session.as_ref(), &request),
+        (None, None) => evaluate(&identity, session.as_ref(), &request),
     };
     serde_json::to_value(&evaluation).map_err(|e| SimulationError::input(e.to_string()))
 }
@@ -118,22 +102,15 @@ fn optional_policy(
 }
 
 fn policy(name: &str, value: &Value, kind: PolicyKind) -> Result<NamedPolicy, SimulationError> {
-    let malformed = |e: PolicyError| SimulationError {
-        code: PolicyError::CODE,
-        message: format!("{name}: {e}"),
-    };
+    let malformed = |e: PolicyError| SimulationError { code: PolicyError::CODE, message: format!("{name}: {e}") };
     let text = match value {
         Value::String(text) => text.clone(),
         Value::Object(_) => value.to_string(),
         _ => {
-            return Err(malformed(PolicyError(
-                "a policy must be a JSON object or a string holding one".into(),
-            )));
+            return Err(malformed(PolicyError("a policy must be a JSON object or a string holding one".into())));
         }
     };
-    Policy::parse(&text, kind)
-        .map(|p| NamedPolicy::new(name, p))
-        .map_err(malformed)
+    Policy::parse(&text, kind).map(|p| NamedPolicy::new(name, p)).map_err(malformed)
 }
 
 fn context(value: Option<&Value>) -> Result<Context, SimulationError> {
@@ -142,28 +119,18 @@ fn context(value: Option<&Value>) -> Result<Context, SimulationError> {
         return Ok(context);
     };
     let Value::Object(entries) = value else {
-        return Err(SimulationError::input(
-            "context must be an object of keys and values",
-        ));
+        return Err(SimulationError::input("context must be an object of keys and values"));
     };
     let scalar = |key: &str, v: &Value| match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(SimulationError::input(format!(
-            "context {key:?}: a value is a string or an array of strings"
-        ))),
+        _ => Err(SimulationError::input(format!("context {key:?}: a value is a string or an array of strings"))),
     };
     for (key, v) in entries {
         match v {
             Value::Array(items) => {
-                context.insert(
-                    key,
-                    items
-                        .iter()
-                        .map(|i| scalar(key, i))
-                        .collect::<Result<Vec<_>, _>>()?,
-                );
+                context.insert(key, items.iter().map(|i| scalar(key, i)).collect::<Result<Vec<_>, _>>()?);
             }
             other => {
                 context.insert(key, scalar(key, other)?);
@@ -184,9 +151,8 @@ fn principal(value: Option<&Value>) -> Result<Option<Principal>, SimulationError
             .ok_or_else(|| SimulationError::input(format!("principal.{name} must be a string")))
     };
     let arn = field("arn")?;
-    let parsed: crate::arn::Arn = arn
-        .parse()
-        .map_err(|e: crate::arn::ArnError| SimulationError::input(format!("principal.arn: {e}")))?;
+    let parsed: crate::arn::Arn =
+        arn.parse().map_err(|e: crate::arn::ArnError| SimulationError::input(format!("principal.arn: {e}")))?;
     let account = match value.get("account") {
         Some(Value::String(account)) => account.clone(),
         None | Some(Value::Null) => parsed.account.clone(),
@@ -202,14 +168,8 @@ fn principal(value: Option<&Value>) -> Result<Option<Principal>, SimulationError
             _ => PrincipalType::User,
         },
         Some(other) => {
-            return Err(SimulationError::input(format!(
-                "principal.type {other:?} must be Root, User or AssumedRole"
-            )));
+            return Err(SimulationError::input(format!("principal.type {other:?} must be Root, User or AssumedRole")));
         }
     };
-    Ok(Some(Principal {
-        arn: arn.to_owned(),
-        account,
-        kind,
-    }))
+    Ok(Some(Principal { arn: arn.to_owned(), account, kind }))
 }

@@ -44,25 +44,13 @@ impl Template {
                 _ => match inner.split_once(',') {
                     Some((key, default)) => {
                         let default = default.trim();
-                        let quoted = default.len() >= 2
-                            && default.starts_with('\'')
-                            && default.ends_with('\'');
+                        let quoted = default.len() >= 2 && default.starts_with('\'') && default.ends_with('\'');
                         Part::Variable {
                             key: normalize_key(key),
-                            default: Some(
-                                if quoted {
-                                    &default[1..default.len() - 1]
-                                } else {
-                                    default
-                                }
-                                .to_owned(),
-                            ),
+                            default: Some(if quoted { &default[1..default.len() - 1] } else { default }.to_owned()),
                         }
                     }
-                    None => Part::Variable {
-                        key: normalize_key(inner),
-                        default: None,
-                    },
+                    None => Part::Variable { key: normalize_key(inner), default: None },
                 },
             };
             if !text.is_empty() {
@@ -78,6 +66,16 @@ impl Template {
         Self { parts }
     }
 
+    /// An ARN pattern: variables are substituted only in the resource part,
+    /// after the fifth colon, as IAM does; before it `${…}` is plain text.
+    pub fn parse_arn(source: &str, variables: bool) -> Self {
+        let split = source.match_indices(':').nth(4).map_or(source.len(), |(i, _)| i + 1);
+        let (head, tail) = source.split_at(split);
+        let mut template = Self::parse(head, false);
+        template.parts.extend(Self::parse(tail, variables).parts);
+        template
+    }
+
     /// Whether the string has variables or escapes to substitute.
     pub fn is_plain(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))
@@ -91,9 +89,7 @@ impl Template {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Escaped(c) => out.push(*c),
-                Part::Variable { key, default } => {
-                    out.push_str(lookup(context, key, default.as_deref())?)
-                }
+                Part::Variable { key, default } => out.push_str(lookup(context, key, default.as_deref())?),
             }
         }
         Some(out)
@@ -107,9 +103,9 @@ impl Template {
             match part {
                 Part::Text(text) => tokens.extend(Glob::new(text, false).tokens().iter().cloned()),
                 Part::Escaped(c) => tokens.push(Token::Literal(c.to_string())),
-                Part::Variable { key, default } => tokens.push(Token::Literal(
-                    lookup(context, key, default.as_deref())?.to_owned(),
-                )),
+                Part::Variable { key, default } => {
+                    tokens.push(Token::Literal(lookup(context, key, default.as_deref())?.to_owned()))
+                }
             }
         }
         Some(Glob::from_tokens(tokens, ignore_case))
@@ -128,9 +124,7 @@ mod tests {
     use super::*;
 
     fn context() -> Context {
-        Context::new()
-            .with("pw:username", "al*ce")
-            .with("pw:TagKeys", vec!["a".to_owned()])
+        Context::new().with("pw:username", "al*ce").with("pw:TagKeys", vec!["a".to_owned()])
     }
 
     #[test]
@@ -138,17 +132,12 @@ mod tests {
         let t = Template::parse("home/${pw:username}/*", true);
         assert_eq!(t.render(&context()).as_deref(), Some("home/al*ce/*"));
         let old = Template::parse("home/${pw:username}/*", false);
-        assert_eq!(
-            old.render(&context()).as_deref(),
-            Some("home/${pw:username}/*")
-        );
+        assert_eq!(old.render(&context()).as_deref(), Some("home/${pw:username}/*"));
     }
 
     #[test]
     fn substituted_values_and_escapes_are_literal() {
-        let glob = Template::parse("home/${aws:username}/${*}x", true)
-            .glob(&context(), false)
-            .expect("resolves");
+        let glob = Template::parse("home/${aws:username}/${*}x", true).glob(&context(), false).expect("resolves");
         assert!(glob.matches("home/al*ce/*x"));
         assert!(!glob.matches("home/alice/*x"));
         assert!(!glob.matches("home/al*ce/yx"));
@@ -156,31 +145,10 @@ mod tests {
 
     #[test]
     fn absent_and_multivalued_keys_fall_back_to_the_default_or_fail() {
-        assert_eq!(
-            Template::parse("${pw:userid}", true).render(&context()),
-            None
-        );
-        assert_eq!(
-            Template::parse("${pw:userid, 'nobody'}", true)
-                .render(&context())
-                .as_deref(),
-            Some("nobody")
-        );
-        assert_eq!(
-            Template::parse("${pw:TagKeys}", true).render(&context()),
-            None
-        );
-        assert_eq!(
-            Template::parse("a${$}b${?}", true)
-                .render(&context())
-                .as_deref(),
-            Some("a$b?")
-        );
-        assert_eq!(
-            Template::parse("a${unclosed", true)
-                .render(&context())
-                .as_deref(),
-            Some("a${unclosed")
-        );
+        assert_eq!(Template::parse("${pw:userid}", true).render(&context()), None);
+        assert_eq!(Template::parse("${pw:userid, 'nobody'}", true).render(&context()).as_deref(), Some("nobody"));
+        assert_eq!(Template::parse("${pw:TagKeys}", true).render(&context()), None);
+        assert_eq!(Template::parse("a${$}b${?}", true).render(&context()).as_deref(), Some("a$b?"));
+        assert_eq!(Template::parse("a${unclosed", true).render(&context()).as_deref(), Some("a${unclosed"));
     }
 }

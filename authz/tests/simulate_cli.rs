@@ -10,19 +10,11 @@ fn simulate(input: &str) -> (i32, serde_json::Value) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("the simulator starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("written");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("written");
     let output = child.wait_with_output().expect("it exits");
     let stdout = String::from_utf8(output.stdout).expect("UTF-8");
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
-    (
-        output.status.code().expect("exit code"),
-        serde_json::from_str(&stdout).expect("JSON"),
-    )
+    (output.status.code().expect("exit code"), serde_json::from_str(&stdout).expect("JSON"))
 }
 
 #[test]
@@ -39,10 +31,7 @@ fn a_decision_is_printed_with_its_statements() {
     assert_eq!(code, 0);
     assert_eq!(result["decision"], "ExplicitDeny");
     assert_eq!(result["matchedStatements"][0]["sid"], "NotProd");
-    assert_eq!(
-        result["matchedStatements"][0]["policy"],
-        "identityPolicies[0]"
-    );
+    assert_eq!(result["matchedStatements"][0]["policy"], "identityPolicies[0]");
 }
 
 #[test]
@@ -54,10 +43,7 @@ fn a_malformed_policy_exits_2_with_the_code() {
     assert_eq!(code, 2);
     assert_eq!(result["error"]["code"], "MalformedPolicyDocument");
     let message = result["error"]["message"].as_str().expect("a message");
-    assert!(
-        message.contains("Statement[0]") && message.contains("NotAction"),
-        "{message}"
-    );
+    assert!(message.contains("Statement[0]") && message.contains("NotAction"), "{message}");
 }
 
 #[test]
@@ -65,4 +51,33 @@ fn a_request_that_is_not_json_exits_2() {
     let (code, result) = simulate("{not json");
     assert_eq!(code, 2);
     assert_eq!(result["error"]["code"], "InvalidInput");
+}
+
+/// Cases written independently from AWS's IAM documentation (one JSON line
+/// each: id, expected outcome, the rule quoted, the raw request), run through
+/// the simulator command exactly as a script would.
+#[test]
+fn independently_written_iam_cases_agree() {
+    let cases = include_str!("data/iam-conformance.jsonl");
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for line in cases.lines().filter(|l| !l.trim().is_empty()) {
+        count += 1;
+        let case: serde_json::Value = serde_json::from_str(line).expect("a case line");
+        let (id, expect) = (case["id"].as_str().expect("id"), case["expect"].as_str().expect("expect"));
+        let (code, result) = simulate(case["request"].as_str().expect("request"));
+        let got = match code {
+            0 => result["decision"].as_str().unwrap_or("?").to_owned(),
+            _ => result["error"]["code"].as_str().unwrap_or("?").to_owned(),
+        };
+        let agrees = match expect {
+            "NotAllow" => got != "Allow",
+            other => got == other,
+        };
+        if !agrees {
+            failures.push(format!("{id}: expected {expect}, got {got} ({})", case["rule"]));
+        }
+    }
+    assert!(count >= 200, "{count} cases");
+    assert!(failures.is_empty(), "{} of {count} disagree:\n{}", failures.len(), failures.join("\n"));
 }

@@ -23,19 +23,14 @@ pub struct Broker {
 impl Broker {
     /// Connects now, so that a broker that is down is reported at start-up.
     pub async fn connect(url: &Dsn, prefix: &str) -> Result<Self, Unavailable> {
-        let broker = Self {
-            url: url.clone(),
-            prefix: prefix.into(),
-            connection: Arc::default(),
-        };
+        let broker = Self { url: url.clone(), prefix: prefix.into(), connection: Arc::default() };
         broker.channel().await?;
         Ok(broker)
     }
 
     /// A new channel, reconnecting first when the connection was lost.
     pub async fn channel(&self) -> Result<Channel, Unavailable> {
-        let unavailable =
-            |e: &dyn std::fmt::Display| Unavailable::new(Dependency::RabbitMq, &self.url, e);
+        let unavailable = |e: &dyn std::fmt::Display| Unavailable::new(Dependency::RabbitMq, &self.url, e);
         let mut slot = self.connection.lock().await;
         if let Some(conn) = slot.as_ref() {
             if conn.status().connected() {
@@ -52,13 +47,10 @@ impl Broker {
             *slot = None;
         }
         let properties = ConnectionProperties::default().with_connection_name("pipewright".into());
-        let conn = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Connection::connect(self.url.expose(), properties),
-        )
-        .await
-        .map_err(|_| unavailable(&"no answer within 3 s"))?
-        .map_err(|e| unavailable(&e))?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(self.url.expose(), properties))
+            .await
+            .map_err(|_| unavailable(&"no answer within 3 s"))?
+            .map_err(|e| unavailable(&e))?;
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, conn.create_channel())
             .await
             .map_err(|_| unavailable(&"no channel within 3 s"))?
@@ -71,10 +63,7 @@ impl Broker {
     pub async fn health(&self) -> Health {
         deps::probe(async {
             let channel = self.channel().await.map_err(|e| e.reason)?;
-            channel
-                .close(200, "probe".into())
-                .await
-                .map_err(|e| e.to_string())
+            channel.close(200, "probe".into()).await.map_err(|e| e.to_string())
         })
         .await
     }
@@ -92,10 +81,7 @@ impl Broker {
         };
         if conn.status().connected() {
             let closing = conn.close(200, "shutdown".into());
-            if tokio::time::timeout(CONNECT_TIMEOUT, closing)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(CONNECT_TIMEOUT, closing).await.is_err() {
                 tracing::warn!("RabbitMQ did not confirm closing the connection");
             }
         }

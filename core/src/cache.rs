@@ -24,18 +24,11 @@ impl Cache {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conn = tokio::time::timeout(
-            Duration::from_secs(3),
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| unavailable(&"no answer within 3 s"))?
-        .map_err(|e| unavailable(&e))?;
-        Ok(Self {
-            url: url.clone(),
-            prefix: prefix.to_owned(),
-            conn,
-        })
+        let conn = tokio::time::timeout(Duration::from_secs(3), ConnectionManager::new_with_config(client, config))
+            .await
+            .map_err(|_| unavailable(&"no answer within 3 s"))?
+            .map_err(|e| unavailable(&e))?;
+        Ok(Self { url: url.clone(), prefix: prefix.to_owned(), conn })
     }
 
     /// The shared connection (cheap to clone).
@@ -51,13 +44,7 @@ impl Cache {
     /// Readiness: PING.
     pub async fn health(&self) -> Health {
         let mut conn = self.conn();
-        deps::probe(async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map(drop)
-        })
-        .await
+        deps::probe(async move { redis::cmd("PING").query_async::<String>(&mut conn).await.map(drop) }).await
     }
 
     /// Wraps a Redis error as the dependency being unavailable.

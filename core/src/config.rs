@@ -29,11 +29,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HMAC key for access tokens (`PIPEWRIGHT_JWT_SECRET`); generated into
     /// the data folder on first start when absent.
-    #[serde(
-        serialize_with = "skip_secret",
-        deserialize_with = "lenient::secret",
-        default
-    )]
+    #[serde(serialize_with = "skip_secret", deserialize_with = "lenient::secret", default)]
     pub jwt_secret: Option<SecretString>,
     /// Prefix of every exchange and queue name (`PIPEWRIGHT_AMQP_PREFIX`), so
     /// that several installations (or tests) can share one broker.
@@ -121,30 +117,16 @@ impl Config {
     fn validated(self) -> Result<Self, ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         for (name, dsn, schemes) in [
-            (
-                "DATABASE_URL",
-                &self.database_url,
-                &["postgres", "postgresql"][..],
-            ),
+            ("DATABASE_URL", &self.database_url, &["postgres", "postgresql"][..]),
             ("AMQP_URL", &self.amqp_url, &["amqp", "amqps"][..]),
             ("REDIS_URL", &self.redis_url, &["redis", "rediss"][..]),
         ] {
             if !schemes.contains(&dsn.scheme()) {
-                return invalid(format!(
-                    "{name} must be a URL starting with {}://, got {dsn}",
-                    schemes[0]
-                ));
+                return invalid(format!("{name} must be a URL starting with {}://, got {dsn}", schemes[0]));
             }
         }
-        if self
-            .listen
-            .rsplit_once(':')
-            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-        {
-            return invalid(format!(
-                "PIPEWRIGHT_LISTEN must be host:port, e.g. 127.0.0.1:8080, got {:?}",
-                self.listen
-            ));
+        if self.listen.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+            return invalid(format!("PIPEWRIGHT_LISTEN must be host:port, e.g. 127.0.0.1:8080, got {:?}", self.listen));
         }
         if self.db_pool_size == 0 {
             return invalid("PIPEWRIGHT_DB_POOL_SIZE must be at least 1".to_owned());
@@ -181,9 +163,7 @@ impl Dsn {
     pub fn host_port(&self) -> &str {
         let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
         let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-        authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, host)| host)
+        authority.rsplit_once('@').map_or(authority, |(_, host)| host)
     }
 
     /// The URL with a password replaced by `***`.
@@ -294,30 +274,20 @@ mod lenient {
     }
 
     pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-        d.deserialize_option(MaybeText)
-            .map(|s| s.map(SecretString::from))
+        d.deserialize_option(MaybeText).map(|s| s.map(SecretString::from))
     }
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::result_large_err,
-    reason = "figment's Jail returns figment's error"
-)]
+#[allow(clippy::result_large_err, reason = "figment's Jail returns figment's error")]
 mod tests {
     use super::*;
 
     #[test]
     fn dsn_masks_the_password_and_nothing_else() {
         let cases = [
-            (
-                "postgres://postgres@127.0.0.1:5432/pw",
-                "postgres://postgres@127.0.0.1:5432/pw",
-            ),
-            (
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-                "amqp://guest:***@127.0.0.1:5672/%2f",
-            ),
+            ("postgres://postgres@127.0.0.1:5432/pw", "postgres://postgres@127.0.0.1:5432/pw"),
+            ("amqp://guest:guest@127.0.0.1:5672/%2f", "amqp://guest:***@127.0.0.1:5672/%2f"),
             ("redis://:s3cret@h:6379/0", "redis://:***@h:6379/0"),
             ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
             ("postgres://u:p@ss@h/db?x=@", "postgres://u:***@h/db?x=@"),
@@ -327,10 +297,7 @@ mod tests {
             assert_eq!(dsn.to_string(), shown);
             assert_eq!(format!("{dsn:?}"), format!("Dsn({shown})"));
         }
-        assert_eq!(
-            Dsn::new("postgres://u:p@db.example:5433/x").host_port(),
-            "db.example:5433"
-        );
+        assert_eq!(Dsn::new("postgres://u:p@db.example:5433/x").host_port(), "db.example:5433");
     }
 
     #[test]
@@ -356,10 +323,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("AMQP_URL", "http://x");
             let err = Config::load().expect_err("http is not amqp").to_string();
-            assert!(
-                err.contains("AMQP_URL must be a URL starting with amqp://"),
-                "{err}"
-            );
+            assert!(err.contains("AMQP_URL must be a URL starting with amqp://"), "{err}");
             jail.set_env("AMQP_URL", "amqp://x");
             jail.set_env("PIPEWRIGHT_LISTEN", "8080");
             let err = Config::load().expect_err("no host").to_string();

@@ -6,9 +6,7 @@ use std::time::Duration;
 use diesel::sql_types::BigInt;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -38,15 +36,11 @@ impl Db {
     /// Connects to the database at `url`, creating it when the server is there
     /// but the database is not, and applies pending migrations.
     pub async fn connect(url: &Dsn, pool_size: usize) -> Result<Self, Unavailable> {
-        let unavailable =
-            |e: &dyn std::fmt::Display| Unavailable::new(Dependency::Postgres, url, e);
+        let unavailable = |e: &dyn std::fmt::Display| Unavailable::new(Dependency::Postgres, url, e);
         create_database_if_missing(url).await?;
         let mut manager_config = ManagerConfig::default();
         manager_config.recycling_method = RecyclingMethod::Verified;
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-            url.expose(),
-            manager_config,
-        );
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.expose(), manager_config);
         let pool = Pool::builder(manager)
             .max_size(pool_size)
             .wait_timeout(Some(CONNECT_TIMEOUT))
@@ -55,10 +49,7 @@ impl Db {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| unavailable(&e))?;
-        let db = Self {
-            pool,
-            url: url.clone(),
-        };
+        let db = Self { pool, url: url.clone() };
         db.migrate().await?;
         Ok(db)
     }
@@ -79,9 +70,7 @@ impl Db {
     pub async fn health(&self) -> Health {
         deps::probe(async {
             let mut conn = self.conn().await.map_err(|e| e.reason)?;
-            conn.batch_execute("SELECT 1")
-                .await
-                .map_err(|e| e.to_string())
+            conn.batch_execute("SELECT 1").await.map_err(|e| e.to_string())
         })
         .await
     }
@@ -103,16 +92,11 @@ impl Db {
 pub async fn migrate(url: &Dsn) -> Result<(), Unavailable> {
     let unavailable = |e: &dyn std::fmt::Display| Unavailable::new(Dependency::Postgres, url, e);
     let mut conn = connect_one(url).await?;
-    diesel::select(pg_advisory_lock(MIGRATION_LOCK))
-        .execute(&mut conn)
-        .await
-        .map_err(|e| unavailable(&e))?;
+    diesel::select(pg_advisory_lock(MIGRATION_LOCK)).execute(&mut conn).await.map_err(|e| unavailable(&e))?;
     let applied = tokio::task::spawn_blocking(move || {
         // The session's advisory lock goes with the connection at the end.
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
-        conn.run_pending_migrations(MIGRATIONS)
-            .map(|versions| versions.len())
-            .map_err(|e| e.to_string())
+        conn.run_pending_migrations(MIGRATIONS).map(|versions| versions.len()).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| unavailable(&e))?
@@ -131,16 +115,8 @@ diesel::define_sql_function! {
 pub async fn connect_one(url: &Dsn) -> Result<AsyncPgConnection, Unavailable> {
     match tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(url.expose())).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(Unavailable::new(
-            Dependency::Postgres,
-            url,
-            deps::causes(&e),
-        )),
-        Err(_) => Err(Unavailable::new(
-            Dependency::Postgres,
-            url,
-            "no answer within 3 s",
-        )),
+        Ok(Err(e)) => Err(Unavailable::new(Dependency::Postgres, url, deps::causes(&e))),
+        Err(_) => Err(Unavailable::new(Dependency::Postgres, url, "no answer within 3 s")),
     }
 }
 
@@ -153,14 +129,9 @@ async fn create_database_if_missing(url: &Dsn) -> Result<(), Unavailable> {
         Err(e) => return Err(e),
     };
     let name = database_name(url).ok_or_else(|| missing.clone())?;
-    let mut admin = connect_one(&with_database(url, "postgres"))
-        .await
-        .map_err(|_| missing.clone())?;
+    let mut admin = connect_one(&with_database(url, "postgres")).await.map_err(|_| missing.clone())?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    match admin
-        .batch_execute(&format!("CREATE DATABASE {quoted}"))
-        .await
-    {
+    match admin.batch_execute(&format!("CREATE DATABASE {quoted}")).await {
         Ok(()) => {
             tracing::info!(database = %name, "created the database");
             Ok(())
@@ -188,10 +159,7 @@ pub fn with_database(url: &Dsn, database: &str) -> Dsn {
     let raw = url.expose();
     let (scheme, rest) = raw.split_once("://").unwrap_or(("postgres", raw));
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let query = path
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
+    let query = path.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
     Dsn::new(format!("{scheme}://{authority}/{database}{query}"))
 }
 
@@ -203,14 +171,8 @@ mod tests {
     fn database_names_are_read_and_replaced() {
         let url = Dsn::new("postgres://u:p@h:5432/pipewright?sslmode=disable");
         assert_eq!(database_name(&url).as_deref(), Some("pipewright"));
-        assert_eq!(
-            with_database(&url, "postgres").expose(),
-            "postgres://u:p@h:5432/postgres?sslmode=disable"
-        );
+        assert_eq!(with_database(&url, "postgres").expose(), "postgres://u:p@h:5432/postgres?sslmode=disable");
         assert_eq!(database_name(&Dsn::new("postgres://h:5432")), None);
-        assert_eq!(
-            with_database(&Dsn::new("postgres://h"), "x").expose(),
-            "postgres://h/x"
-        );
+        assert_eq!(with_database(&Dsn::new("postgres://h"), "x").expose(), "postgres://h/x");
     }
 }

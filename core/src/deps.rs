@@ -73,11 +73,7 @@ pub struct Unavailable {
 
 impl Unavailable {
     pub fn new(dependency: Dependency, dsn: &Dsn, reason: impl fmt::Display) -> Self {
-        Self {
-            dependency,
-            address: dsn.redacted(),
-            reason: reason.to_string(),
-        }
+        Self { dependency, address: dsn.redacted(), reason: reason.to_string() }
     }
 
     /// The start-up message: which service, where we looked, how to start it.

@@ -22,28 +22,15 @@ pub struct KeyError {
 /// Returns the secret named `name` (base64 text in `data_dir/name`), creating
 /// it with `len` random bytes, readable by the owner only, when absent. Two
 /// processes starting at once agree on one key.
-pub fn load_or_create(
-    data_dir: &Path,
-    name: &str,
-    len: usize,
-) -> Result<SecretSlice<u8>, KeyError> {
+pub fn load_or_create(data_dir: &Path, name: &str, len: usize) -> Result<SecretSlice<u8>, KeyError> {
     let path = data_dir.join(name);
-    let err = |action, source| KeyError {
-        action,
-        path: path.clone(),
-        source,
-    };
+    let err = |action, source| KeyError { action, path: path.clone(), source };
     fs::create_dir_all(data_dir).map_err(|e| err("cannot create the data folder for", e))?;
     let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes).map_err(|e| err("no randomness for", io::Error::other(e)))?;
     let encoded = SecretString::from(STANDARD.encode(&bytes));
     bytes.fill(0);
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
         Ok(mut file) => {
             file.write_all(encoded.expose_secret().as_bytes())
                 .and_then(|()| file.sync_all())
@@ -58,19 +45,14 @@ pub fn load_or_create(
 
 /// Decodes a base64 secret given in the configuration.
 pub fn decode(secret: &SecretString) -> Result<SecretSlice<u8>, base64::DecodeError> {
-    STANDARD
-        .decode(secret.expose_secret().trim())
-        .map(SecretSlice::from)
+    STANDARD.decode(secret.expose_secret().trim()).map(SecretSlice::from)
 }
 
 fn read(path: &Path) -> io::Result<SecretSlice<u8>> {
     // A writer racing us may not have finished: retry briefly on short reads.
     for _ in 0..50 {
         let mut text = String::new();
-        OpenOptions::new()
-            .read(true)
-            .open(path)?
-            .read_to_string(&mut text)?;
+        OpenOptions::new().read(true).open(path)?.read_to_string(&mut text)?;
         if let Ok(bytes) = STANDARD.decode(text.trim())
             && !bytes.is_empty()
         {
@@ -78,10 +60,7 @@ fn read(path: &Path) -> io::Result<SecretSlice<u8>> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        "not a base64 key",
-    ))
+    Err(io::Error::new(io::ErrorKind::InvalidData, "not a base64 key"))
 }
 
 #[cfg(test)]
@@ -96,10 +75,7 @@ mod tests {
         let again = load_or_create(&dir, "jwt.key", 32).expect("read");
         assert_eq!(first.expose_secret().len(), 32);
         assert_eq!(first.expose_secret(), again.expose_secret());
-        let mode = fs::metadata(dir.join("jwt.key"))
-            .expect("exists")
-            .permissions()
-            .mode();
+        let mode = fs::metadata(dir.join("jwt.key")).expect("exists").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         fs::remove_dir_all(&dir).expect("cleaned");
     }

@@ -26,22 +26,14 @@ impl Services {
         );
         match (db, broker, cache) {
             (Ok(db), Ok(broker), Ok(cache)) => Ok(Self { db, broker, cache }),
-            (db, broker, cache) => Err([db.err(), broker.err(), cache.err()]
-                .into_iter()
-                .flatten()
-                .collect()),
+            (db, broker, cache) => Err([db.err(), broker.err(), cache.err()].into_iter().flatten().collect()),
         }
     }
 
     /// Probes the three at once; each answers within the probe timeout.
     pub async fn readiness(&self) -> [(Dependency, Health); 3] {
-        let (postgres, rabbitmq, redis) =
-            tokio::join!(self.db.health(), self.broker.health(), self.cache.health());
-        [
-            (Dependency::Postgres, postgres),
-            (Dependency::RabbitMq, rabbitmq),
-            (Dependency::Redis, redis),
-        ]
+        let (postgres, rabbitmq, redis) = tokio::join!(self.db.health(), self.broker.health(), self.cache.health());
+        [(Dependency::Postgres, postgres), (Dependency::RabbitMq, rabbitmq), (Dependency::Redis, redis)]
     }
 
     /// Closes what needs closing on shutdown.

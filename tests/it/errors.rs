@@ -4,16 +4,8 @@ use crate::support::TestApp;
 
 async fn error_body(response: reqwest::Response) -> (u16, String, Value) {
     let status = response.status().as_u16();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     (status, id, response.json().await.unwrap())
 }
 
@@ -38,8 +30,5 @@ async fn a_known_path_with_the_wrong_method_is_a_405_naming_the_allowed_ones() {
     assert_eq!(status, 405);
     assert_eq!(body["code"], "MethodNotAllowedException");
     assert_eq!(body["requestId"], id.as_str());
-    assert!(
-        body["message"].as_str().unwrap().contains("allowed: GET"),
-        "{body}"
-    );
+    assert!(body["message"].as_str().unwrap().contains("allowed: GET"), "{body}");
 }

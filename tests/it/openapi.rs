@@ -3,9 +3,8 @@ use crate::support::{TestApp, workspace_root};
 const REGENERATE: &str = "cargo run -q -- openapi > openapi/openapi.json";
 
 fn committed() -> String {
-    std::fs::read_to_string(workspace_root().join("openapi/openapi.json")).unwrap_or_else(|e| {
-        panic!("openapi/openapi.json is missing ({e}); make it with: {REGENERATE}")
-    })
+    std::fs::read_to_string(workspace_root().join("openapi/openapi.json"))
+        .unwrap_or_else(|e| panic!("openapi/openapi.json is missing ({e}); make it with: {REGENERATE}"))
 }
 
 #[test]
@@ -33,12 +32,7 @@ async fn the_served_document_is_the_committed_one_and_docs_work_offline() {
     for attribute in ["src=\"http", "href=\"http", "src='http", "href='http"] {
         assert!(!html.contains(attribute), "external asset in /docs: {html}");
     }
-    let initializer = app
-        .get("/docs/swagger-initializer.js")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let initializer = app.get("/docs/swagger-initializer.js").await.text().await.unwrap();
     assert!(initializer.contains("/openapi.json"), "{initializer}");
     assert_eq!(app.get("/docs/swagger-ui-bundle.js").await.status(), 200);
 }

@@ -10,36 +10,19 @@ use serde_json::Value;
 use crate::support::{ChaosProxy, TestApp};
 
 /// Polls `/readyz` until `check` holds, failing after `within`.
-async fn readiness_until(
-    app: &TestApp,
-    within: Duration,
-    what: &str,
-    check: impl Fn(u16, &Value) -> bool,
-) {
+async fn readiness_until(app: &TestApp, within: Duration, what: &str, check: impl Fn(u16, &Value) -> bool) {
     let started = Instant::now();
     let mut last = (0, Value::Null);
     while started.elapsed() < within {
-        let response = app
-            .client
-            .get(app.url("/readyz"))
-            .timeout(Duration::from_secs(4))
-            .send()
-            .await;
-        let response =
-            response.unwrap_or_else(|e| panic!("/readyz must answer, not hang or fail: {e}"));
-        last = (
-            response.status().as_u16(),
-            response.json().await.expect("/readyz answers JSON"),
-        );
+        let response = app.client.get(app.url("/readyz")).timeout(Duration::from_secs(4)).send().await;
+        let response = response.unwrap_or_else(|e| panic!("/readyz must answer, not hang or fail: {e}"));
+        last = (response.status().as_u16(), response.json().await.expect("/readyz answers JSON"));
         if check(last.0, &last.1) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!(
-        "{what}: not within {within:?}; last answer {} {}",
-        last.0, last.1
-    );
+    panic!("{what}: not within {within:?}; last answer {} {}", last.0, last.1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,41 +37,20 @@ async fn each_dependency_going_down_is_reported_and_recovered_from() {
         config.redis_url = Dsn::new(redis.url_for(config.redis_url.expose()));
     })
     .await;
-    readiness_until(
-        &app,
-        Duration::from_secs(5),
-        "ready at first",
-        |status, _| status == 200,
-    )
-    .await;
+    readiness_until(&app, Duration::from_secs(5), "ready at first", |status, _| status == 200).await;
 
-    for (key, proxy) in [
-        ("postgres", &postgres),
-        ("rabbitmq", &rabbitmq),
-        ("redis", &redis),
-    ] {
+    for (key, proxy) in [("postgres", &postgres), ("rabbitmq", &rabbitmq), ("redis", &redis)] {
         proxy.cut();
-        readiness_until(
-            &app,
-            Duration::from_secs(5),
-            &format!("{key} reported down"),
-            |status, body| {
-                let others_ok = ["postgres", "rabbitmq", "redis"]
-                    .iter()
-                    .filter(|k| **k != key)
-                    .all(|k| body[*k] == "ok");
-                status == 503 && body[key] == "down" && body["errors"][key].is_string() && others_ok
-            },
-        )
+        readiness_until(&app, Duration::from_secs(5), &format!("{key} reported down"), |status, body| {
+            let others_ok = ["postgres", "rabbitmq", "redis"].iter().filter(|k| **k != key).all(|k| body[*k] == "ok");
+            status == 503 && body[key] == "down" && body["errors"][key].is_string() && others_ok
+        })
         .await;
 
         proxy.restore();
-        readiness_until(
-            &app,
-            Duration::from_secs(15),
-            &format!("{key} recovered"),
-            |status, body| status == 200 && body.get("errors").is_none(),
-        )
+        readiness_until(&app, Duration::from_secs(15), &format!("{key} recovered"), |status, body| {
+            status == 200 && body.get("errors").is_none()
+        })
         .await;
     }
 }

@@ -29,48 +29,22 @@ fn pipewright() -> Command {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_dependency_is_named_with_its_address_and_how_to_start_it() {
     let output = pipewright()
-        .env(
-            "DATABASE_URL",
-            "postgres://postgres:hunter2@127.0.0.1:1/pipewright",
-        )
+        .env("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/pipewright")
         .env("REDIS_URL", "redis://127.0.0.1:1/0")
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), output)
-        .await
-        .expect("exits by itself")
-        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(30), output).await.expect("exits by itself").unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "exits non-zero: {stderr}");
     assert!(
-        stderr.contains(
-            "PostgreSQL is not reachable at postgres://postgres:***@127.0.0.1:1/pipewright"
-        ),
+        stderr.contains("PostgreSQL is not reachable at postgres://postgres:***@127.0.0.1:1/pipewright"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("Redis is not reachable at redis://127.0.0.1:1/0"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("pg_ctlcluster"),
-        "says how to start PostgreSQL: {stderr}"
-    );
-    assert!(
-        stderr.contains("redis-server"),
-        "says how to start Redis: {stderr}"
-    );
-    assert!(
-        !stderr.contains("RabbitMQ is not reachable"),
-        "RabbitMQ is up: {stderr}"
-    );
-    assert!(
-        !stderr.contains("hunter2"),
-        "the password is never printed: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("Redis is not reachable at redis://127.0.0.1:1/0"), "{stderr}");
+    assert!(stderr.contains("pg_ctlcluster"), "says how to start PostgreSQL: {stderr}");
+    assert!(stderr.contains("redis-server"), "says how to start Redis: {stderr}");
+    assert!(!stderr.contains("RabbitMQ is not reachable"), "RabbitMQ is up: {stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is never printed: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,11 +65,7 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
         .expect("prints its URL")
         .unwrap()
         .expect("a line on stdout");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("a URL in the line")
-        .to_owned();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL in the line").to_owned();
     let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 
@@ -106,12 +76,7 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     broker.restore();
     let mut recovered = false;
     for _ in 0..50 {
-        if reqwest::get(format!("{url}/readyz"))
-            .await
-            .unwrap()
-            .status()
-            == 200
-        {
+        if reqwest::get(format!("{url}/readyz")).await.unwrap().status() == 200 {
             recovered = true;
             break;
         }
@@ -120,10 +85,7 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     assert!(recovered, "readyz recovers after the broker is back");
 
     let pid = child.id().expect("running").to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use pipewright_authz::simulate::{SimulationError, simulate};
+use pipewright_authz::simulate::simulate_json;
 
 const USAGE: &str = "usage: pipewright-authz simulate < request.json";
 
@@ -21,12 +21,7 @@ fn main() -> ExitCode {
         eprintln!("pipewright-authz: cannot read standard input: {e}");
         return ExitCode::from(2);
     }
-    let result = serde_json::from_str(&input)
-        .map_err(|e| SimulationError {
-            code: "InvalidInput",
-            message: format!("the request is not valid JSON: {e}"),
-        })
-        .and_then(|request| simulate(&request));
+    let result = simulate_json(&input);
     match result {
         Ok(decision) => {
             println!("{decision}");

@@ -18,9 +18,7 @@ pub struct ChaosProxy {
 impl ChaosProxy {
     /// Listens on a random local port and forwards to `upstream` (host:port).
     pub async fn start(upstream: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a proxy port");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a proxy port");
         let addr = listener.local_addr().expect("the proxy has an address");
         let up = Arc::new(AtomicBool::new(true));
         let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
@@ -43,12 +41,7 @@ impl ChaosProxy {
             })
             .abort_handle()
         };
-        Self {
-            addr,
-            up,
-            links,
-            accept,
-        }
+        Self { addr, up, links, accept }
     }
 
     /// The dependency goes away: open connections are cut, new ones closed.
@@ -68,10 +61,7 @@ impl ChaosProxy {
     pub fn url_for(&self, url: &str) -> String {
         let (scheme, rest) = url.split_once("://").expect("a URL");
         let (authority, tail) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-        let userinfo = authority
-            .rsplit_once('@')
-            .map(|(u, _)| format!("{u}@"))
-            .unwrap_or_default();
+        let userinfo = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
         format!("{scheme}://{userinfo}{}{tail}", self.addr)
     }
 }

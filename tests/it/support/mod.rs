@@ -52,24 +52,11 @@ impl TestApp {
         config.database_url = database.url.clone();
         adjust(&mut config);
         let services = Services::connect(&config).await.unwrap_or_else(|missing| {
-            panic!(
-                "services unavailable: {}",
-                missing
-                    .iter()
-                    .map(|m| m.explain())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
+            panic!("services unavailable: {}", missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))
         });
         let api = pipewright_api::start(&config, services).expect("the API starts");
         tokio::spawn(api.server);
-        Self {
-            addr: api.addr,
-            client: reqwest::Client::new(),
-            config,
-            handle: api.handle,
-            _database: database,
-        }
+        Self { addr: api.addr, client: reqwest::Client::new(), config, handle: api.handle, _database: database }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -77,11 +64,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("the API answers")
+        self.client.get(self.url(path)).send().await.expect("the API answers")
     }
 }
 
