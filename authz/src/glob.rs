@@ -15,8 +15,8 @@ pub enum Token {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
     tokens: Vec<Token>,
-    /// The pattern is one literal: compare for equality.
-    exact: bool,
+    /// The common shapes, matched without the general loop.
+    shape: Shape,
     /// Matching ignores ASCII case (actions); the literals are lowercased.
     ignore_case: bool,
 }
@@ -65,25 +65,31 @@ impl Glob {
                 }
             }
         }
-        let exact = joined.len() <= 1 && joined.iter().all(|t| matches!(t, Token::Literal(_)));
-        Self { tokens: joined, exact, ignore_case }
+        let shape = Shape::of(&joined);
+        Self { tokens: joined, shape, ignore_case }
     }
 
     /// Whether the pattern is `*` alone.
     pub fn is_any(&self) -> bool {
-        self.tokens == [Token::Any]
+        self.shape == Shape::Any
     }
 
     /// Matches `text`. With `ignore_case`, `text` must already be lowercase
     /// ASCII where it matters (callers lowercase once per request).
     pub fn matches(&self, text: &str) -> bool {
-        if self.exact {
-            return match self.tokens.first() {
-                Some(Token::Literal(literal)) => literal.as_str() == text,
-                _ => text.is_empty(),
-            };
+        let text = text.as_bytes();
+        match &self.shape {
+            Shape::Exact(literal) => text == literal.as_bytes(),
+            Shape::Prefix(prefix) => starts_with(text, prefix.as_bytes()),
+            Shape::Suffix(suffix) => ends_with(text, suffix.as_bytes()),
+            Shape::Around(prefix, suffix) => {
+                text.len() >= prefix.len() + suffix.len()
+                    && starts_with(text, prefix.as_bytes())
+                    && ends_with(text, suffix.as_bytes())
+            }
+            Shape::Any => true,
+            Shape::General => matches_tokens(&self.tokens, text),
         }
-        matches_tokens(&self.tokens, text.as_bytes())
     }
 
     /// The compiled tokens.
@@ -95,6 +101,64 @@ impl Glob {
     pub fn ignores_case(&self) -> bool {
         self.ignore_case
     }
+}
+
+/// Shapes that most policies use, with a direct test each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shape {
+    /// `abc` (or the empty pattern)
+    Exact(String),
+    /// `abc*`
+    Prefix(String),
+    /// `*abc`
+    Suffix(String),
+    /// `ab*c`
+    Around(String, String),
+    /// `*`
+    Any,
+    General,
+}
+
+impl Shape {
+    fn of(tokens: &[Token]) -> Self {
+        use Token::{Any, Literal};
+        match tokens {
+            [] => Self::Exact(String::new()),
+            [Literal(l)] => Self::Exact(l.clone()),
+            [Literal(l), Any] => Self::Prefix(l.clone()),
+            [Any, Literal(l)] => Self::Suffix(l.clone()),
+            [Literal(a), Any, Literal(b)] => Self::Around(a.clone(), b.clone()),
+            [Any] => Self::Any,
+            _ => Self::General,
+        }
+    }
+}
+
+/// `starts_with`, testing the first byte before calling memcmp: most
+/// patterns fail there.
+#[inline]
+fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    text.len() >= prefix.len() && text.first() == prefix.first() && &text[..prefix.len()] == prefix
+}
+
+#[inline]
+fn ends_with(text: &[u8], suffix: &[u8]) -> bool {
+    text.len() >= suffix.len() && text.last() == suffix.last() && &text[text.len() - suffix.len()..] == suffix
+}
+
+/// The first position at or after `from` where `literal` occurs.
+fn find(text: &[u8], from: usize, literal: &[u8]) -> Option<usize> {
+    let (&first, _) = literal.split_first()?;
+    let mut at = from;
+    while at + literal.len() <= text.len() {
+        let offset = text[at..=text.len() - literal.len()].iter().position(|&b| b == first)?;
+        at += offset;
+        if &text[at..at + literal.len()] == literal {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
 }
 
 /// Backtracking match over bytes, with `?` consuming one UTF-8 character.
@@ -125,6 +189,13 @@ fn matches_tokens(tokens: &[Token], text: &[u8]) -> bool {
                     if p == tokens.len() {
                         return true;
                     }
+                    // Skip straight to where the next literal occurs.
+                    if let Token::Literal(literal) = &tokens[p] {
+                        match find(text, t, literal.as_bytes()) {
+                            Some(at) => t = at,
+                            None => return false,
+                        }
+                    }
                     star = Some((p, t));
                     continue;
                 }
@@ -135,7 +206,13 @@ fn matches_tokens(tokens: &[Token], text: &[u8]) -> bool {
         // Mismatch: let the last star take one more character.
         match star {
             Some((sp, st)) if st < text.len() => {
-                let next = st + utf8_len(text[st]);
+                let mut next = st + utf8_len(text[st]);
+                if let Token::Literal(literal) = &tokens[sp] {
+                    match find(text, next, literal.as_bytes()) {
+                        Some(at) => next = at,
+                        None => return false,
+                    }
+                }
                 star = Some((sp, next));
                 p = sp;
                 t = next;

@@ -179,3 +179,27 @@ proptest! {
         let _ = Policy::parse(&text, PolicyKind::Trust);
     }
 }
+
+/// The obvious recursive matcher, as the reference for the fast one.
+fn naive(pattern: &[char], text: &[char]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some(('*', rest)) => (0..=text.len()).any(|i| naive(rest, &text[i..])),
+        Some(('?', rest)) => !text.is_empty() && naive(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && naive(rest, &text[1..]),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn globs_match_as_the_obvious_matcher_does(pattern in "[ab*?:/é]{0,8}", text in "[ab:/é]{0,12}") {
+        let chars = |s: &str| s.chars().collect::<Vec<_>>();
+        prop_assert_eq!(
+            crate::glob::glob_match(&pattern, &text),
+            naive(&chars(&pattern), &chars(&text)),
+            "{:?} ~ {:?}", pattern, text
+        );
+    }
+}
