@@ -100,10 +100,13 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(role: Role, config: Config) -> ExitCode {
-    if let Err(message) = ensure_keys(&config) {
-        eprintln!("pipewright: {message}");
-        return ExitCode::FAILURE;
-    }
+    let token_key = match token_key(&config) {
+        Ok(key) => key,
+        Err(message) => {
+            eprintln!("pipewright: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let services = match Services::connect(&config).await {
         Ok(services) => services,
         Err(missing) => {
@@ -119,7 +122,7 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     let api = if role == Role::Worker {
         None
     } else {
-        match pipewright_api::start(&config, services.clone()) {
+        match pipewright_api::start(&config, services.clone(), secrecy::ExposeSecret::expose_secret(&token_key)) {
             Ok(api) => {
                 let url = format!("http://{}", api.addr);
                 tracing::info!(%url, "api listening");
@@ -170,14 +173,14 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     code
 }
 
-fn ensure_keys(config: &Config) -> Result<(), String> {
+/// The access tokens' signing key: configured, or generated into the data folder.
+fn token_key(config: &Config) -> Result<secrecy::SecretSlice<u8>, String> {
     match &config.jwt_secret {
         Some(secret) => match keys::decode(secret) {
-            Ok(key) if secrecy::ExposeSecret::expose_secret(&key).len() >= 32 => Ok(()),
+            Ok(key) if secrecy::ExposeSecret::expose_secret(&key).len() >= 32 => Ok(key),
             _ => Err("PIPEWRIGHT_JWT_SECRET must be at least 32 bytes, base64-encoded".to_owned()),
         },
         None => keys::load_or_create(&config.data_dir, "jwt.key", 32)
-            .map(drop)
             .map_err(|e| format!("{e} (set PIPEWRIGHT_DATA_DIR to a writable folder)")),
     }
 }

@@ -43,6 +43,30 @@ error_codes! {
     ValidationException = BAD_REQUEST;
     /// The body is not well-formed JSON.
     SerializationException = BAD_REQUEST;
+    /// IAM: a value is not valid (a name, a path, a parameter).
+    InvalidInputException = BAD_REQUEST;
+    /// IAM: the policy document is not valid; the message names the statement and element.
+    MalformedPolicyDocumentException = BAD_REQUEST;
+    /// IAM: the password does not meet the account's password policy.
+    PasswordPolicyViolationException = BAD_REQUEST;
+    /// No credentials were given: send `Authorization: Bearer <accessToken>`.
+    MissingAuthenticationTokenException = UNAUTHORIZED;
+    /// The credentials are not valid (unknown, malformed, or signed out).
+    UnrecognizedClientException = UNAUTHORIZED;
+    /// The access token has expired: refresh it or sign in again.
+    ExpiredTokenException = UNAUTHORIZED;
+    /// Sign-in failed: the account, user name or password is wrong.
+    NotAuthorizedException = UNAUTHORIZED;
+    /// The caller's policies do not allow the action on the resource.
+    AccessDeniedException = FORBIDDEN;
+    /// IAM: the entity does not exist.
+    NoSuchEntityException = NOT_FOUND;
+    /// IAM: an entity of that name exists already.
+    EntityAlreadyExistsException = CONFLICT;
+    /// IAM: the entity still has things attached; remove them first.
+    DeleteConflictException = CONFLICT;
+    /// IAM: a quota would be exceeded.
+    LimitExceededException = CONFLICT;
     /// No operation is at this path.
     UnknownOperationException = NOT_FOUND;
     /// The path exists but not with this HTTP method.
@@ -132,6 +156,36 @@ impl ResponseError for ApiError {
             message: self.message.clone(),
             request_id: telemetry::current_request_id().unwrap_or_default(),
         })
+    }
+}
+
+impl From<pipewright_core::iam::IamError> for ApiError {
+    fn from(e: pipewright_core::iam::IamError) -> Self {
+        use pipewright_core::iam::IamError as E;
+        match e {
+            E::NoSuchEntity(m) => Self::new(ErrorCode::NoSuchEntityException, m),
+            E::EntityAlreadyExists(m) => Self::new(ErrorCode::EntityAlreadyExistsException, m),
+            E::DeleteConflict(m) => Self::new(ErrorCode::DeleteConflictException, m),
+            E::LimitExceeded(m) => Self::new(ErrorCode::LimitExceededException, m),
+            E::MalformedPolicyDocument(m) => Self::new(ErrorCode::MalformedPolicyDocumentException, m),
+            E::InvalidInput(m) => Self::new(ErrorCode::InvalidInputException, m),
+            E::PasswordPolicyViolation(m) => Self::new(ErrorCode::PasswordPolicyViolationException, m),
+            E::Unavailable(u) => u.into(),
+            E::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            )) => Self {
+                retry_after: Some(5),
+                ..Self::new(
+                    ErrorCode::ServiceUnavailableException,
+                    "PostgreSQL is unavailable, so the service cannot complete this request now; retry shortly",
+                )
+            },
+            E::Database(e) => {
+                tracing::error!(error = %e, "database error");
+                Self::internal()
+            }
+        }
     }
 }
 

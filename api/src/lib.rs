@@ -1,8 +1,10 @@
 //! Pipewright's HTTP API: routing, the error type, request ids and metrics,
 //! the ops endpoints and the OpenAPI document.
 
+pub mod auth;
 pub mod error;
 pub mod fallback;
+pub mod handlers;
 pub mod ops;
 pub mod server;
 pub mod telemetry;
@@ -20,8 +22,36 @@ use utoipa::OpenApi;
             Every operation is under /v1; errors are `{code, message, requestId}`.",
     ),
     components(schemas(error::ErrorBody, error::ErrorCode)),
+    modifiers(&Security),
     tags(
         (name = "ops", description = "Liveness, readiness and metrics, for operators and orchestrators"),
+        (name = "accounts", description = "Accounts (tenants) and their root users"),
+        (name = "auth", description = "Signing in and out, tokens, and who the caller is"),
+        (name = "iam", description = "Users, groups, roles and policies, as AWS IAM has them"),
     )
 )]
 pub struct ApiDoc;
+
+/// The security schemes, and on every operation its IAM action and resource
+/// (`x-pw-iam-action`, `x-pw-resource`).
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("the operator token (PIPEWRIGHT_OPERATOR_TOKEN)"))
+                    .build(),
+            ),
+        );
+    }
+}

@@ -7,7 +7,12 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, Error, HttpResponse, HttpServer, middleware, web};
-use pipewright_core::config::Config;
+use pipewright_core::auth::tokens::TokenKeys;
+use pipewright_core::config::{Config, Signup};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::error::ApiError;
 use pipewright_core::services::Services;
 use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
@@ -23,18 +28,84 @@ use crate::{ApiDoc, ops};
 /// What handlers share.
 pub struct AppState {
     pub services: Services,
+    pub keys: TokenKeys,
+    pub region: String,
+    pub signup: Signup,
+    pub operator_token: Option<SecretString>,
+    pub access_token_secs: i64,
+    pub session_secs: i64,
+    pub signin_window_secs: i64,
+}
+
+impl AppState {
+    fn revoked_key(&self, session: Uuid) -> String {
+        self.services.cache.key(&format!("revoked:{session}"))
+    }
+
+    /// Whether the session was signed out (every api process sees it: Redis).
+    pub async fn is_revoked(&self, session: Uuid) -> Result<bool, ApiError> {
+        let mut conn = self.services.cache.conn();
+        let found: bool = redis::cmd("EXISTS")
+            .arg(self.revoked_key(session))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| ApiError::from(self.services.cache.unavailable(e)))?;
+        Ok(found)
+    }
+
+    /// Marks the session signed out for as long as its tokens could live.
+    pub async fn revoke(&self, session: Uuid, seconds: i64) -> Result<(), ApiError> {
+        let mut conn = self.services.cache.conn();
+        redis::cmd("SET")
+            .arg(self.revoked_key(session))
+            .arg(1)
+            .arg("EX")
+            .arg(seconds.max(1))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| ApiError::from(self.services.cache.unavailable(e)))
+    }
 }
 
 /// Registers every operation; the OpenAPI document is collected from here.
 fn routes(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics);
+    crate::handlers::routes(cfg);
 }
 
 /// The OpenAPI document, as generated from the code.
 pub fn openapi() -> OpenApi {
     static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1)
-        .clone()
+    DOC.get_or_init(|| {
+        let mut doc = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1;
+        document_authorization(&mut doc);
+        doc
+    })
+    .clone()
+}
+
+/// Adds each operation's IAM action and resource to the document, as the
+/// extension `x-pw-authorization` and in its description.
+fn document_authorization(doc: &mut OpenApi) {
+    let operations = crate::handlers::operations();
+    for item in doc.paths.paths.values_mut() {
+        for operation in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            let Some(id) = operation.operation_id.as_deref() else { continue };
+            let Some(info) = operations.iter().find(|o| o.id == id) else { continue };
+            let value = serde_json::json!({"action": info.action, "resource": info.resource});
+            operation.extensions.get_or_insert_with(Default::default).insert("x-pw-authorization".to_owned(), value);
+            let line = match info.action {
+                Some(action) => format!("IAM action `{action}` on `{}`.", info.resource),
+                None => format!("No credentials: {}.", info.resource),
+            };
+            operation.description = Some(match operation.description.take() {
+                Some(description) if !description.is_empty() => format!("{description}\n\n{line}"),
+                _ => line,
+            });
+        }
+    }
 }
 
 /// The application, with its state, middleware and fallbacks.
@@ -79,13 +150,22 @@ pub struct RunningApi {
 
 /// Binds `config.listen` and starts serving. The server does not handle
 /// signals itself: the caller stops it through `handle`.
-pub fn start(config: &Config, services: Services) -> std::io::Result<RunningApi> {
+pub fn start(config: &Config, services: Services, token_key: &[u8]) -> std::io::Result<RunningApi> {
     let listener = TcpListener::bind(&config.listen).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {} (PIPEWRIGHT_LISTEN): {e}", config.listen))
     })?;
     let addr = listener.local_addr()?;
     let metrics = web::Data::new(Metrics::new().map_err(std::io::Error::other)?);
-    let state = web::Data::new(AppState { services });
+    let state = web::Data::new(AppState {
+        services,
+        keys: TokenKeys::new(token_key),
+        region: config.region.clone(),
+        signup: config.signup,
+        operator_token: config.operator_token.clone(),
+        access_token_secs: config.access_token_secs,
+        session_secs: config.session_secs,
+        signin_window_secs: config.signin_window_secs.max(1),
+    });
     let table = {
         let mut table = RouteTable::from_openapi(&openapi());
         table.add("/openapi.json", vec!["GET"]);

@@ -49,6 +49,30 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Seconds that in-flight requests and jobs get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// The region in ARNs (`PIPEWRIGHT_REGION`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub region: String,
+    /// Who may create accounts (`PIPEWRIGHT_SIGNUP`): `open`, or `operator`
+    /// (only callers presenting the operator token).
+    pub signup: Signup,
+    /// The operator token (`PIPEWRIGHT_OPERATOR_TOKEN`), for `signup = operator`.
+    #[serde(serialize_with = "skip_secret", deserialize_with = "lenient::secret", default)]
+    pub operator_token: Option<SecretString>,
+    /// Lifetime of an access token from sign-in, in seconds.
+    pub access_token_secs: i64,
+    /// Lifetime of a sign-in session (its refresh token), in seconds.
+    pub session_secs: i64,
+    /// The window in which failed sign-ins are counted, in seconds
+    /// (`PIPEWRIGHT_SIGNIN_WINDOW_SECS`); throttling never outlasts it.
+    pub signin_window_secs: i64,
+}
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    Open,
+    Operator,
 }
 
 impl Default for Config {
@@ -67,6 +91,12 @@ impl Default for Config {
             log: "info".to_owned(),
             log_format: LogFormat::Json,
             shutdown_timeout_secs: 8,
+            region: "local".to_owned(),
+            signup: Signup::Open,
+            operator_token: None,
+            access_token_secs: 900,
+            session_secs: 12 * 3600,
+            signin_window_secs: 300,
         }
     }
 }
@@ -127,6 +157,12 @@ impl Config {
         }
         if self.listen.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
             return invalid(format!("PIPEWRIGHT_LISTEN must be host:port, e.g. 127.0.0.1:8080, got {:?}", self.listen));
+        }
+        if self.signup == Signup::Operator && self.operator_token.is_none() {
+            return invalid("PIPEWRIGHT_SIGNUP=operator needs PIPEWRIGHT_OPERATOR_TOKEN".to_owned());
+        }
+        if !(60..=43_200).contains(&self.access_token_secs) {
+            return invalid("PIPEWRIGHT_ACCESS_TOKEN_SECS must be between 60 and 43200".to_owned());
         }
         if self.db_pool_size == 0 {
             return invalid("PIPEWRIGHT_DB_POOL_SIZE must be at least 1".to_owned());

@@ -3,10 +3,13 @@
 //! service keeps. The pipeline model, the execution state machine and the
 //! repositories join it as they are built.
 
+pub mod auth;
 pub mod broker;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod deps;
+pub mod iam;
 pub mod keys;
+pub mod schema;
 pub mod services;

@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 mod errors;
+mod identity;
 mod openapi;
 mod ops;
 mod outages;
 mod process;
+mod security;
 mod support;

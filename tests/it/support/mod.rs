@@ -54,7 +54,7 @@ impl TestApp {
         let services = Services::connect(&config).await.unwrap_or_else(|missing| {
             panic!("services unavailable: {}", missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))
         });
-        let api = pipewright_api::start(&config, services).expect("the API starts");
+        let api = pipewright_api::start(&config, services, &[42u8; 32]).expect("the API starts");
         tokio::spawn(api.server);
         Self { addr: api.addr, client: reqwest::Client::new(), config, handle: api.handle, _database: database }
     }
@@ -79,4 +79,84 @@ impl Drop for TestApp {
 /// The workspace root, where the committed files are.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A response's status and JSON body (`Null` when there is none).
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl TestApp {
+    /// Sends `method path` with an optional bearer token and JSON body.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Answer { status, body }
+    }
+
+    /// Creates an account; returns its id.
+    pub async fn create_account(&self, alias: Option<&str>, root_password: &str) -> String {
+        let mut body = serde_json::json!({"rootPassword": root_password});
+        if let Some(alias) = alias {
+            body["alias"] = alias.into();
+        }
+        let answer = self.call("POST", "/v1/accounts", None, Some(body)).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        answer.body["accountId"].as_str().expect("an account id").to_owned()
+    }
+
+    /// Signs in; returns the access token.
+    pub async fn sign_in(&self, account: &str, user: &str, password: &str) -> String {
+        let answer = self
+            .call(
+                "POST",
+                "/v1/auth/sign-in",
+                None,
+                Some(serde_json::json!({"account": account, "userName": user, "password": password})),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body["accessToken"].as_str().expect("a token").to_owned()
+    }
+
+    /// Creates user `name` with a password and the given managed policies, as `root`.
+    pub async fn create_user(&self, root: &str, name: &str, password: &str, policies: &[&str]) {
+        let created = self.call("POST", "/v1/iam/users", Some(root), Some(serde_json::json!({"userName": name}))).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let profile = self
+            .call(
+                "PUT",
+                &format!("/v1/iam/users/{name}/login-profile"),
+                Some(root),
+                Some(serde_json::json!({"password": password})),
+            )
+            .await;
+        assert_eq!(profile.status, 200, "{}", profile.body);
+        for policy in policies {
+            let attached = self
+                .call(
+                    "POST",
+                    &format!("/v1/iam/users/{name}/attached-policies"),
+                    Some(root),
+                    Some(serde_json::json!({"policyArn": format!("arn:pw:iam::pw:policy/{policy}")})),
+                )
+                .await;
+            assert_eq!(attached.status, 200, "{}", attached.body);
+        }
+    }
 }

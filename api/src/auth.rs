@@ -1,0 +1,332 @@
+//! Who calls, and whether they may: the `Caller` extractor authenticates a
+//! bearer token; `Authorized<O>` also decides the operation `O` with authz,
+//! so that a handler cannot be written without naming its IAM action and the
+//! way its resource ARN is built (see [`Operation`]).
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use pipewright_authz::{Context, Decision, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
+use pipewright_core::auth::tokens::{Claims, PrincipalKind, TokenError};
+use pipewright_core::iam::{self, users};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::server::AppState;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: Claims,
+    pub source_ip: String,
+    pub user_agent: String,
+}
+
+impl Caller {
+    /// The account the caller acts in.
+    pub fn account(&self) -> &str {
+        &self.claims.acct
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.claims.sub
+    }
+
+    fn principal(&self) -> Principal {
+        Principal {
+            arn: self.claims.sub.clone(),
+            account: self.claims.acct.clone(),
+            kind: match self.claims.typ {
+                PrincipalKind::Root => PrincipalType::Root,
+                PrincipalKind::User => PrincipalType::User,
+                PrincipalKind::AssumedRole => PrincipalType::AssumedRole,
+            },
+        }
+    }
+}
+
+/// The client's address: the peer, as IAM's `aws:SourceIp` is.
+pub fn source_ip(req: &HttpRequest) -> String {
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
+fn user_agent(req: &HttpRequest) -> String {
+    req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+fn unauthenticated(code: ErrorCode, message: &str) -> ApiError {
+    ApiError::new(code, message)
+}
+
+/// Authenticates the request's bearer token: signature, expiry, and that its
+/// session was not signed out.
+pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let Some(header) = header else {
+        return Err(unauthenticated(
+            ErrorCode::MissingAuthenticationTokenException,
+            "this operation needs credentials: send Authorization: Bearer <accessToken> (from /v1/auth/sign-in or /v1/auth/token)",
+        ));
+    };
+    let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
+        return Err(unauthenticated(
+            ErrorCode::UnrecognizedClientException,
+            "the Authorization header must be: Bearer <accessToken>",
+        ));
+    };
+    let claims = state.keys.verify(token.trim()).map_err(|e| match e {
+        TokenError::Expired => unauthenticated(ErrorCode::ExpiredTokenException, &e.to_string()),
+        TokenError::Invalid => unauthenticated(ErrorCode::UnrecognizedClientException, &e.to_string()),
+    })?;
+    if state.is_revoked(claims.sid).await? {
+        return Err(unauthenticated(
+            ErrorCode::UnrecognizedClientException,
+            "this session was signed out; sign in again",
+        ));
+    }
+    Ok(Caller { claims, source_ip: source_ip(req), user_agent: user_agent(req) })
+}
+
+impl FromRequest for Caller {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            Ok(authenticate(&req, &state).await?)
+        })
+    }
+}
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)
+}
+
+/// What an operation needs to be authorised: its IAM action, whether it only
+/// reads, and how its resource ARN is built from the request.
+pub trait Operation: 'static {
+    /// `service:Operation`, e.g. `iam:CreateUser`.
+    const ACTION: &'static str;
+    /// The resource ARN's shape, for the OpenAPI document.
+    const RESOURCE: &'static str;
+    /// The JSON body the operation takes, or [`NoBody`].
+    type Body: Body;
+
+    /// The resource ARN of this request.
+    fn resource(request: &ResourceRequest<'_>, body: &Self::Body) -> Result<String, ApiError>;
+}
+
+/// What a resource ARN is built from.
+pub struct ResourceRequest<'a> {
+    pub http: &'a HttpRequest,
+    pub account: &'a str,
+    pub region: &'a str,
+}
+
+impl ResourceRequest<'_> {
+    /// A path parameter.
+    pub fn path(&self, name: &str) -> Result<&str, ApiError> {
+        self.http
+            .match_info()
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::validation(format!("the path needs {name}")))
+    }
+
+    /// `arn:pw:iam::ACCOUNT:{resource}`
+    pub fn iam(&self, resource: &str) -> String {
+        format!("arn:pw:iam::{}:{resource}", self.account)
+    }
+}
+
+/// An operation's request body.
+pub trait Body: Sized + 'static {
+    fn extract(
+        req: &HttpRequest,
+        payload: &mut Payload,
+    ) -> Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+}
+
+/// The operation has no body.
+pub struct NoBody;
+
+impl Body for NoBody {
+    fn extract(_: &HttpRequest, _: &mut Payload) -> Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>> {
+        Box::pin(async { Ok(NoBody) })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Body for web::Json<T> {
+    fn extract(
+        req: &HttpRequest,
+        payload: &mut Payload,
+    ) -> Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>> {
+        Box::pin(web::Json::<T>::from_request(req, payload))
+    }
+}
+
+/// A caller allowed to perform `O` on its resource, with the request body.
+pub struct Authorized<O: Operation> {
+    pub caller: Caller,
+    pub resource: String,
+    pub body: O::Body,
+    operation: PhantomData<O>,
+}
+
+impl<O: Operation> FromRequest for Authorized<O> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = O::Body::extract(&req, payload);
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            // Credentials first: an anonymous caller learns nothing from the body's errors.
+            let caller = authenticate(&req, &state).await?;
+            let body = body.await?;
+            let resource =
+                O::resource(&ResourceRequest { http: &req, account: caller.account(), region: &state.region }, &body)?;
+            authorize(&state, &caller, O::ACTION, &resource).await?;
+            Ok(Authorized { caller, resource, body, operation: PhantomData })
+        })
+    }
+}
+
+/// Decides `action` on `resource` for the caller, from its current policies.
+pub async fn authorize(state: &AppState, caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
+    let mut conn = state.services.db.conn().await?;
+    let mut documents = Vec::new();
+    let mut session_policy = None;
+    match caller.claims.typ {
+        PrincipalKind::Root => {}
+        PrincipalKind::User => {
+            let Some(user) = users::find_by_id(&mut conn, &caller.claims.uid).await? else {
+                return Err(ApiError::new(ErrorCode::UnrecognizedClientException, "the user no longer exists"));
+            };
+            let mut owners = iam::policies::groups_of(&mut conn, &user.user_id).await?;
+            owners.push(user.user_id.clone());
+            documents = iam::policies::effective(&mut conn, caller.account(), &owners).await?;
+        }
+        PrincipalKind::AssumedRole => {
+            let Some(role_id) = caller.claims.role.clone() else {
+                return Err(ApiError::new(ErrorCode::UnrecognizedClientException, "the session names no role"));
+            };
+            documents = iam::policies::effective(&mut conn, caller.account(), &[role_id]).await?;
+            session_policy = iam::sessions::find(&mut conn, caller.claims.sid).await?.and_then(|s| s.session_policy);
+        }
+    }
+    drop(conn);
+    let compile =
+        |(name, text): (String, String)| match Policy::parse_with_limit(&text, PolicyKind::Identity, usize::MAX) {
+            Ok(policy) => Some(NamedPolicy::new(name, policy)),
+            Err(e) => {
+                tracing::error!(policy = %name, error = %e, "a stored policy does not parse; it is ignored");
+                None
+            }
+        };
+    let identity: Vec<NamedPolicy> = documents.into_iter().filter_map(compile).collect();
+    let session = session_policy.and_then(|text| compile(("session policy".to_owned(), text)));
+    let context = request_context(caller, &state.region);
+    let request = Request { action, resource, context: &context };
+    let evaluation = pipewright_authz::evaluate_principal(&caller.principal(), &identity, session.as_ref(), &request);
+    if evaluation.is_allowed() {
+        return Ok(());
+    }
+    let why = match evaluation.decision {
+        Decision::ExplicitDeny => "with an explicit deny in an identity-based policy".to_owned(),
+        _ if session.is_some() => {
+            format!("because no session policy and identity-based policy both allow the {action} action")
+        }
+        _ => format!("because no identity-based policy allows the {action} action"),
+    };
+    let kind = match caller.claims.typ {
+        PrincipalKind::Root => "Root",
+        PrincipalKind::User => "User",
+        PrincipalKind::AssumedRole => "Assumed role",
+    };
+    Err(ApiError::new(
+        ErrorCode::AccessDeniedException,
+        format!("{kind}: {} is not authorized to perform: {action} on resource: {resource} {why}", caller.arn()),
+    ))
+}
+
+/// The condition keys of a request, as IAM fills them.
+pub fn request_context(caller: &Caller, region: &str) -> Context {
+    let now = chrono::Utc::now();
+    let mut context = Context::new();
+    context
+        .insert("pw:PrincipalArn", caller.arn())
+        .insert("pw:PrincipalAccount", caller.account())
+        .insert("pw:userid", caller.claims.uid.as_str())
+        .insert("pw:SourceIp", caller.source_ip.as_str())
+        .insert("pw:UserAgent", caller.user_agent.as_str())
+        .insert("pw:CurrentTime", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .insert("pw:EpochTime", now.timestamp().to_string())
+        .insert("pw:SecureTransport", "false")
+        .insert("pw:RequestedRegion", region)
+        .insert("pw:MultiFactorAuthPresent", "false");
+    let principal_type = match caller.claims.typ {
+        PrincipalKind::Root => "Account",
+        PrincipalKind::User => "User",
+        PrincipalKind::AssumedRole => "AssumedRole",
+    };
+    context.insert("pw:PrincipalType", principal_type);
+    if caller.claims.typ == PrincipalKind::User
+        && let Some(name) = &caller.claims.name
+    {
+        context.insert("pw:username", name.as_str());
+    }
+    if let Some(source) = &caller.claims.src {
+        context.insert("pw:SourceAccount", source.account.as_str());
+    }
+    context
+}
+
+/// Declares an operation: its IAM action, its resource ARN's shape (for the
+/// OpenAPI document), its body, and how the ARN is built.
+#[macro_export]
+macro_rules! operation {
+    ($name:ident, $action:literal, $resource:literal, $body:ty, |$req:ident, $b:ident| $build:expr) => {
+        pub struct $name;
+
+        impl $crate::auth::Operation for $name {
+            const ACTION: &'static str = $action;
+            const RESOURCE: &'static str = $resource;
+            type Body = $body;
+
+            fn resource(
+                $req: &$crate::auth::ResourceRequest<'_>,
+                $b: &Self::Body,
+            ) -> Result<String, $crate::error::ApiError> {
+                $build
+            }
+        }
+    };
+}
+
+/// An operation as the OpenAPI document shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationDoc {
+    /// The OpenAPI operationId (the AWS operation name).
+    pub id: &'static str,
+    /// The IAM action, or `None` for the few operations that take no
+    /// credentials (sign-up, sign-in, token exchange).
+    pub action: Option<&'static str>,
+    pub resource: &'static str,
+}
+
+impl OperationDoc {
+    pub const fn of<O: Operation>(id: &'static str) -> Self {
+        Self { id, action: Some(O::ACTION), resource: O::RESOURCE }
+    }
+
+    pub const fn public(id: &'static str, how: &'static str) -> Self {
+        Self { id, action: None, resource: how }
+    }
+}

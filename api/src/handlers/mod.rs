@@ -1,0 +1,59 @@
+//! The `/v1` operations.
+
+pub mod accounts;
+pub mod session;
+pub mod users;
+
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::OperationDoc;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    accounts::routes(cfg);
+    session::routes(cfg);
+    users::routes(cfg);
+}
+
+/// Every operation with its IAM action and resource, for the OpenAPI
+/// document (`x-pw-iam-action`, `x-pw-resource`).
+pub fn operations() -> Vec<OperationDoc> {
+    [accounts::OPERATIONS, session::OPERATIONS, users::OPERATIONS].concat()
+}
+
+/// `maxResults` and `nextToken` of a list operation.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// 1 to 1000 (default 100).
+    pub max_results: Option<i64>,
+    /// From the previous page's answer.
+    pub next_token: Option<String>,
+}
+
+/// A tag.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagBody {
+    pub key: String,
+    pub value: String,
+}
+
+impl From<TagBody> for pipewright_core::iam::names::Tag {
+    fn from(t: TagBody) -> Self {
+        Self { key: t.key, value: t.value }
+    }
+}
+
+impl From<pipewright_core::iam::names::Tag> for TagBody {
+    fn from(t: pipewright_core::iam::names::Tag) -> Self {
+        Self { key: t.key, value: t.value }
+    }
+}
+
+/// Runs CPU-heavy work (password hashing) off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, crate::error::ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| crate::error::ApiError::internal())
+}

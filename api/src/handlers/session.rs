@@ -1,0 +1,304 @@
+//! Signing in and out: SignIn, Refresh, SignOut, and GetCallerIdentity.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use pipewright_core::auth::tokens::{Claims, PrincipalKind};
+use pipewright_core::auth::{ids, passwords};
+use pipewright_core::iam::{accounts, sessions, users};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::blocking;
+use crate::auth::{Caller, OperationDoc, source_ip};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::server::AppState;
+
+pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::public("SignIn", "none: the password is the credential"),
+    OperationDoc::public("RefreshSession", "none: the refresh token is the credential"),
+    OperationDoc {
+        id: "SignOut",
+        action: Some("sts:SignOut (always allowed to the session itself)"),
+        resource: "the caller's session",
+    },
+    OperationDoc { id: "GetCallerIdentity", action: Some("sts:GetCallerIdentity (always allowed)"), resource: "*" },
+];
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(sign_in).service(refresh).service(sign_out).service(whoami);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The account's id or alias.
+    pub account: String,
+    /// `root` for the account's root user.
+    pub user_name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionTokens {
+    /// Send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// When the access token stops working (RFC 3339).
+    pub expiration: DateTime<Utc>,
+    /// Exchange at /v1/auth/refresh for a new access token; works once.
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerIdentity {
+    #[schema(example = "111122223333")]
+    pub account: String,
+    #[schema(example = "arn:pw:iam::111122223333:user/alice")]
+    pub arn: String,
+    /// The account id (root), the user id, or `ROLEID:session` for a role session.
+    pub user_id: String,
+}
+
+/// Failed sign-ins allowed per window, and the window.
+const PER_USER_AND_IP: i64 = 5;
+const PER_IP: i64 = 30;
+const PER_USER: i64 = 50;
+
+fn wrong() -> ApiError {
+    ApiError::new(ErrorCode::NotAuthorizedException, "the account, user name or password is wrong")
+}
+
+/// Signs in with a password; answers the same, in about the same time, for
+/// an unknown account or user as for a wrong password.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "SignIn",
+    request_body = SignInRequest,
+    responses(
+        (status = 200, body = SessionTokens),
+        (status = 401, body = ErrorBody, description = "the account, user name or password is wrong"),
+        (status = 429, body = ErrorBody, description = "too many failed sign-ins; retry after the Retry-After seconds"),
+    ),
+    security(())
+)]
+#[post("/v1/auth/sign-in")]
+pub async fn sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<SignInRequest>,
+) -> Result<web::Json<SessionTokens>, ApiError> {
+    let body = body.into_inner();
+    let ip = source_ip(&req);
+    let who = format!("{}:{}", body.account.to_lowercase(), body.user_name.to_lowercase());
+    let counters = [
+        (format!("signin:who-ip:{who}:{ip}"), PER_USER_AND_IP),
+        (format!("signin:ip:{ip}"), PER_IP),
+        (format!("signin:who:{who}"), PER_USER),
+    ];
+    throttle_check(&state, &counters).await?;
+
+    let mut conn = state.services.db.conn().await?;
+    let account = accounts::find(&mut conn, &body.account).await?;
+    let (principal, hash) = match &account {
+        None => (None, None),
+        Some(account) if body.user_name == "root" => (Some(None), Some(account.root_password_hash.clone())),
+        Some(account) => match users::find(&mut conn, &account.account_id, &body.user_name).await? {
+            Some(user) => {
+                let hash = user.password_hash.clone();
+                (Some(Some(user)), hash)
+            }
+            None => (None, None),
+        },
+    };
+    drop(conn);
+    let password = body.password;
+    let verified = blocking(move || match hash {
+        Some(hash) => passwords::verify(&password, &hash),
+        None => passwords::verify_nobody(&password),
+    })
+    .await?;
+    let (Some(account), Some(user), true) = (account, principal, verified) else {
+        throttle_fail(&state, &counters).await?;
+        tracing::info!(account = %body.account, user = %body.user_name, %ip, "sign-in failed");
+        return Err(wrong());
+    };
+    throttle_clear(&state, &counters[0].0).await;
+
+    let (arn, kind, uid, name, user_id) = match &user {
+        None => (
+            format!("arn:pw:iam::{}:root", account.account_id),
+            PrincipalKind::Root,
+            account.account_id.clone(),
+            None,
+            None,
+        ),
+        Some(user) => (
+            user.arn(),
+            PrincipalKind::User,
+            user.user_id.clone(),
+            Some(user.user_name.clone()),
+            Some(user.user_id.clone()),
+        ),
+    };
+    let refresh_secret = ids::secret();
+    let mut conn = state.services.db.conn().await?;
+    let session = sessions::create(
+        &mut conn,
+        sessions::NewSession {
+            account_id: &account.account_id,
+            principal_arn: &arn,
+            user_id: user_id.as_deref(),
+            role_id: None,
+            session_policy: None,
+            refresh_hash: Some(&ids::secret_hash(&refresh_secret)),
+            expires_at: Utc::now() + chrono::Duration::seconds(state.session_secs),
+        },
+    )
+    .await?;
+    let mut claims =
+        Claims::new(arn, account.account_id.clone(), kind, uid, session.session_id, state.access_token_secs);
+    claims.name = name;
+    let tokens = issue(&state, &claims, Some(format!("{}.{refresh_secret}", session.session_id)))?;
+    Ok(web::Json(tokens))
+}
+
+fn issue(state: &AppState, claims: &Claims, refresh_token: Option<String>) -> Result<SessionTokens, ApiError> {
+    let access_token = state.keys.sign(claims).map_err(|e| {
+        tracing::error!(error = %e, "token signing failed");
+        ApiError::internal()
+    })?;
+    Ok(SessionTokens {
+        access_token,
+        expiration: DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now),
+        refresh_token: refresh_token.unwrap_or_default(),
+    })
+}
+
+async fn throttle_check(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
+    let mut conn = state.services.cache.conn();
+    for (key, limit) in counters {
+        let key = state.services.cache.key(key);
+        let (count, ttl): (Option<i64>, i64) = redis::pipe()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| ApiError::from(state.services.cache.unavailable(e)))?;
+        if count.unwrap_or(0) >= *limit {
+            let wait = u32::try_from(ttl.max(1)).unwrap_or(1);
+            return Err(ApiError {
+                retry_after: Some(wait),
+                ..ApiError::new(
+                    ErrorCode::ThrottlingException,
+                    format!("too many failed sign-ins; retry in {wait} seconds"),
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn throttle_fail(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
+    let mut conn = state.services.cache.conn();
+    let mut pipe = redis::pipe();
+    for (key, _) in counters {
+        let key = state.services.cache.key(key);
+        // The window starts at the first failure and is never extended, so a
+        // flood cannot keep anyone out for longer than one window.
+        pipe.cmd("INCR").arg(&key).ignore().cmd("EXPIRE").arg(&key).arg(state.signin_window_secs).arg("NX").ignore();
+    }
+    pipe.query_async::<()>(&mut conn).await.map_err(|e| ApiError::from(state.services.cache.unavailable(e)))
+}
+
+async fn throttle_clear(state: &AppState, key: &str) {
+    let mut conn = state.services.cache.conn();
+    let _ = redis::cmd("DEL").arg(state.services.cache.key(key)).query_async::<()>(&mut conn).await;
+}
+
+/// Exchanges a refresh token for a new access token (and a new refresh token:
+/// each works once).
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "RefreshSession",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = SessionTokens),
+        (status = 401, body = ErrorBody, description = "the refresh token is unknown, used, expired or signed out"),
+    ),
+    security(())
+)]
+#[post("/v1/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<web::Json<SessionTokens>, ApiError> {
+    let invalid =
+        || ApiError::new(ErrorCode::UnrecognizedClientException, "the refresh token is not valid; sign in again");
+    let (id, secret) = body.refresh_token.split_once('.').ok_or_else(invalid)?;
+    let id: Uuid = id.parse().map_err(|_| invalid())?;
+    let mut conn = state.services.db.conn().await?;
+    let session = sessions::find(&mut conn, id).await?.filter(sessions::Session::is_live).ok_or_else(invalid)?;
+    let old_hash = ids::secret_hash(secret);
+    if !session.refresh_hash.as_deref().is_some_and(|h| ids::hashes_equal(h, &old_hash)) {
+        return Err(invalid());
+    }
+    let (kind, uid, name) = match &session.user_id {
+        Some(user_id) => {
+            let user = users::find_by_id(&mut conn, user_id).await?.ok_or_else(invalid)?;
+            (PrincipalKind::User, user.user_id, Some(user.user_name))
+        }
+        None => (PrincipalKind::Root, session.account_id.clone(), None),
+    };
+    let new_secret = ids::secret();
+    if !sessions::rotate_refresh(&mut conn, id, &old_hash, &ids::secret_hash(&new_secret)).await? {
+        return Err(invalid());
+    }
+    let lifetime = state.access_token_secs.min((session.expires_at - Utc::now()).num_seconds().max(1));
+    let mut claims = Claims::new(session.principal_arn.clone(), session.account_id.clone(), kind, uid, id, lifetime);
+    claims.name = name;
+    Ok(web::Json(issue(&state, &claims, Some(format!("{id}.{new_secret}")))?))
+}
+
+/// Ends the caller's session: its access and refresh tokens stop working at
+/// once, in every api process.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "SignOut",
+    responses((status = 204, description = "signed out"), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/v1/auth/sign-out")]
+pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let remaining = caller.claims.exp - Utc::now().timestamp() + 10;
+    state.revoke(caller.claims.sid, remaining).await?;
+    let mut conn = state.services.db.conn().await?;
+    sessions::revoke(&mut conn, caller.claims.sid).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who the credentials belong to, as sts:GetCallerIdentity answers.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "GetCallerIdentity",
+    responses((status = 200, body = CallerIdentity), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/auth/whoami")]
+pub async fn whoami(caller: Caller) -> web::Json<CallerIdentity> {
+    web::Json(CallerIdentity {
+        account: caller.claims.acct.clone(),
+        arn: caller.claims.sub.clone(),
+        user_id: caller.claims.uid.clone(),
+    })
+}

@@ -1,0 +1,71 @@
+//! Pagination: `maxResults` (1–1000, default 100) and an opaque `nextToken`
+//! that carries where the previous page stopped.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::IamError;
+
+pub const DEFAULT_MAX_RESULTS: i64 = 100;
+pub const MAX_MAX_RESULTS: i64 = 1000;
+
+/// A page request, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    /// The sort key after which the page starts.
+    pub after: Option<String>,
+}
+
+impl Page {
+    pub fn new(max_results: Option<i64>, next_token: Option<&str>) -> Result<Self, IamError> {
+        let limit = max_results.unwrap_or(DEFAULT_MAX_RESULTS);
+        if !(1..=MAX_MAX_RESULTS).contains(&limit) {
+            return Err(IamError::InvalidInput(format!(
+                "maxResults must be between 1 and {MAX_MAX_RESULTS}, not {limit}"
+            )));
+        }
+        let after = match next_token {
+            None | Some("") => None,
+            Some(token) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .and_then(|t| t.strip_prefix("pw1:").map(str::to_owned))
+                    .ok_or_else(|| IamError::InvalidInput("nextToken is not one this service gave".to_owned()))?,
+            ),
+        };
+        Ok(Self { limit, after })
+    }
+
+    /// Cuts `items` (fetched with `limit + 1`) to the page, and the token of
+    /// the next page when there is one.
+    pub fn finish<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        if items.len() <= limit {
+            return (items, None);
+        }
+        items.truncate(limit);
+        let token = items.last().map(|last| URL_SAFE_NO_PAD.encode(format!("pw1:{}", key(last))));
+        (items, token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_bad_ones_are_refused() {
+        let page = Page::new(Some(2), None).expect("valid");
+        let (items, token) = page.finish(vec!["a", "b", "c"], |s| (*s).to_owned());
+        assert_eq!(items, ["a", "b"]);
+        let next = Page::new(Some(2), token.as_deref()).expect("our token");
+        assert_eq!(next.after.as_deref(), Some("b"));
+        assert!(Page::new(Some(0), None).is_err());
+        assert!(Page::new(Some(1001), None).is_err());
+        assert!(Page::new(None, Some("garbage!")).is_err());
+        assert_eq!(Page::new(None, None).expect("defaults").limit, 100);
+    }
+}

@@ -1,0 +1,144 @@
+//! The database schema, as the migrations make it (written by hand; keep in
+//! step with `migrations/`).
+
+diesel::table! {
+    accounts (account_id) {
+        account_id -> Text,
+        alias -> Nullable<Text>,
+        root_password_hash -> Text,
+        password_policy -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    iam_users (user_id) {
+        user_id -> Text,
+        account_id -> Text,
+        user_name -> Text,
+        path -> Text,
+        password_hash -> Nullable<Text>,
+        password_changed_at -> Nullable<Timestamptz>,
+        tags -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    iam_groups (group_id) {
+        group_id -> Text,
+        account_id -> Text,
+        group_name -> Text,
+        path -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    iam_group_members (group_id, user_id) {
+        group_id -> Text,
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    iam_roles (role_id) {
+        role_id -> Text,
+        account_id -> Text,
+        role_name -> Text,
+        path -> Text,
+        trust_policy -> Text,
+        description -> Nullable<Text>,
+        max_session_duration -> Int4,
+        tags -> Jsonb,
+        sessions_revoked_before -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    iam_policies (policy_id) {
+        policy_id -> Text,
+        account_id -> Text,
+        policy_name -> Text,
+        path -> Text,
+        description -> Nullable<Text>,
+        default_version_id -> Text,
+        next_version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    iam_policy_versions (policy_id, version_id) {
+        policy_id -> Text,
+        version_id -> Text,
+        document -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    iam_inline_policies (owner_id, policy_name) {
+        owner_id -> Text,
+        account_id -> Text,
+        policy_name -> Text,
+        document -> Text,
+    }
+}
+
+diesel::table! {
+    iam_attached_policies (owner_id, policy_arn) {
+        owner_id -> Text,
+        account_id -> Text,
+        policy_arn -> Text,
+        attached_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    iam_access_keys (access_key_id) {
+        access_key_id -> Text,
+        user_id -> Text,
+        account_id -> Text,
+        secret_hash -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    auth_sessions (session_id) {
+        session_id -> Uuid,
+        account_id -> Text,
+        principal_arn -> Text,
+        user_id -> Nullable<Text>,
+        role_id -> Nullable<Text>,
+        session_policy -> Nullable<Text>,
+        refresh_hash -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(iam_users -> accounts (account_id));
+diesel::joinable!(iam_group_members -> iam_groups (group_id));
+diesel::joinable!(iam_group_members -> iam_users (user_id));
+diesel::joinable!(iam_policy_versions -> iam_policies (policy_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    iam_users,
+    iam_groups,
+    iam_group_members,
+    iam_roles,
+    iam_policies,
+    iam_policy_versions,
+    iam_inline_policies,
+    iam_attached_policies,
+    iam_access_keys,
+    auth_sessions,
+);

@@ -1,0 +1,11 @@
+DROP TABLE auth_sessions;
+DROP TABLE iam_access_keys;
+DROP TABLE iam_attached_policies;
+DROP TABLE iam_inline_policies;
+DROP TABLE iam_policy_versions;
+DROP TABLE iam_policies;
+DROP TABLE iam_roles;
+DROP TABLE iam_group_members;
+DROP TABLE iam_groups;
+DROP TABLE iam_users;
+DROP TABLE accounts;

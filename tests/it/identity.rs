@@ -1,0 +1,285 @@
+//! Accounts, sign-in, sessions and users, as a team would use them.
+
+use serde_json::json;
+
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_sign_up_and_their_root_users_sign_in_by_id_or_alias() {
+    let app = TestApp::spawn().await;
+    let alias = format!("team-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let account = app.create_account(Some(&alias), PASSWORD).await;
+    assert_eq!(account.len(), 12);
+
+    let taken = app.call("POST", "/v1/accounts", None, Some(json!({"alias": alias, "rootPassword": PASSWORD}))).await;
+    assert_eq!((taken.status, taken.body["code"].as_str()), (409, Some("EntityAlreadyExistsException")));
+    let weak = app.call("POST", "/v1/accounts", None, Some(json!({"rootPassword": "short"}))).await;
+    assert_eq!((weak.status, weak.body["code"].as_str()), (400, Some("PasswordPolicyViolationException")));
+    let bad_alias =
+        app.call("POST", "/v1/accounts", None, Some(json!({"alias": "Bad Alias", "rootPassword": PASSWORD}))).await;
+    assert_eq!((bad_alias.status, bad_alias.body["code"].as_str()), (400, Some("InvalidInputException")));
+
+    for name in [account.as_str(), alias.as_str()] {
+        let token = app.sign_in(name, "root", PASSWORD).await;
+        let me = app.call("GET", "/v1/auth/whoami", Some(&token), None).await;
+        assert_eq!(me.status, 200);
+        assert_eq!(
+            me.body,
+            json!({"account": account, "arn": format!("arn:pw:iam::{account}:root"), "userId": account})
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let mut answers = Vec::new();
+    for (acct, user) in [(account.as_str(), "root"), (account.as_str(), "nobody"), ("999999999999", "root")] {
+        let answer = app
+            .call(
+                "POST",
+                "/v1/auth/sign-in",
+                None,
+                Some(json!({"account": acct, "userName": user, "password": "wrong password"})),
+            )
+            .await;
+        assert_eq!(answer.status, 401);
+        answers.push((answer.body["code"].clone(), answer.body["message"].clone()));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(answers[0].0, "NotAuthorizedException");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_user_reads_and_is_denied_every_change_with_an_iam_message() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    app.create_user(&root, "reader", PASSWORD, &["IAMReadOnlyAccess", "PipewrightReadOnlyAccess"]).await;
+    let reader = app.sign_in(&account, "reader", PASSWORD).await;
+
+    let me = app.call("GET", "/v1/auth/whoami", Some(&reader), None).await;
+    assert_eq!(me.body["arn"], format!("arn:pw:iam::{account}:user/reader"));
+    assert!(me.body["userId"].as_str().unwrap().starts_with("AIDA"));
+
+    let listed = app.call("GET", "/v1/iam/users", Some(&reader), None).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["users"][0]["userName"], "reader");
+    assert_eq!(app.call("GET", "/v1/iam/users/reader", Some(&reader), None).await.status, 200);
+    let attached = app.call("GET", "/v1/iam/users/reader/attached-policies", Some(&reader), None).await;
+    assert_eq!(attached.body["attachedPolicies"].as_array().unwrap().len(), 2, "{}", attached.body);
+
+    let changes = [
+        ("POST", "/v1/iam/users", json!({"userName": "mallory"}), "iam:CreateUser", "user/mallory"),
+        ("DELETE", "/v1/iam/users/reader", json!(null), "iam:DeleteUser", "user/reader"),
+        (
+            "PUT",
+            "/v1/iam/users/reader/login-profile",
+            json!({"password": "another password"}),
+            "iam:CreateLoginProfile",
+            "user/reader",
+        ),
+        (
+            "PUT",
+            "/v1/iam/users/reader/policies/all",
+            json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}}),
+            "iam:PutUserPolicy",
+            "user/reader",
+        ),
+        (
+            "POST",
+            "/v1/iam/users/reader/attached-policies",
+            json!({"policyArn": "arn:pw:iam::pw:policy/AdministratorAccess"}),
+            "iam:AttachUserPolicy",
+            "user/reader",
+        ),
+    ];
+    for (method, path, body, action, resource) in changes {
+        let body = (!body.is_null()).then_some(body);
+        let denied = app.call(method, path, Some(&reader), body).await;
+        assert_eq!(denied.status, 403, "{method} {path}: {}", denied.body);
+        assert_eq!(denied.body["code"], "AccessDeniedException");
+        let expected = format!(
+            "User: arn:pw:iam::{account}:user/reader is not authorized to perform: {action} on resource: arn:pw:iam::{account}:{resource} because no identity-based policy allows the {action} action"
+        );
+        assert_eq!(denied.body["message"], expected.as_str());
+    }
+    // Nothing changed.
+    let users = app.call("GET", "/v1/iam/users", Some(&root), None).await;
+    assert_eq!(users.body["users"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_deny_wins_and_policies_apply_at_once() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    app.create_user(&root, "admin", PASSWORD, &["IAMFullAccess"]).await;
+    let admin = app.sign_in(&account, "admin", PASSWORD).await;
+    assert_eq!(app.call("POST", "/v1/iam/users", Some(&admin), Some(json!({"userName": "bob"}))).await.status, 201);
+
+    let deny = json!({"policyDocument": {"Version": "2012-10-17", "Statement": [
+        {"Sid": "NoDeletes", "Effect": "Deny", "Action": "iam:Delete*", "Resource": "*"}]}});
+    assert_eq!(app.call("PUT", "/v1/iam/users/admin/policies/no-deletes", Some(&root), Some(deny)).await.status, 200);
+    let denied = app.call("DELETE", "/v1/iam/users/bob", Some(&admin), None).await;
+    assert_eq!(denied.status, 403);
+    assert!(
+        denied.body["message"].as_str().unwrap().ends_with("with an explicit deny in an identity-based policy"),
+        "{}",
+        denied.body
+    );
+
+    assert_eq!(app.call("DELETE", "/v1/iam/users/admin/policies/no-deletes", Some(&root), None).await.status, 204);
+    assert_eq!(app.call("DELETE", "/v1/iam/users/bob", Some(&admin), None).await.status, 204);
+    assert_eq!(app.call("GET", "/v1/iam/users/bob", Some(&admin), None).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_policies_and_missing_entities_get_iam_errors() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "alice"}))).await.status, 201);
+    let again = app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "ALICE"}))).await;
+    assert_eq!((again.status, again.body["code"].as_str()), (409, Some("EntityAlreadyExistsException")));
+
+    let malformed = app
+        .call(
+            "PUT",
+            "/v1/iam/users/alice/policies/p",
+            Some(&root),
+            Some(
+                json!({"policyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*"}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.body["code"], "MalformedPolicyDocumentException");
+    assert!(
+        malformed.body["message"].as_str().unwrap().contains("Statement[0]: Resource or NotResource is required"),
+        "{}",
+        malformed.body
+    );
+
+    let missing = app.call("GET", "/v1/iam/users/nobody", Some(&root), None).await;
+    assert_eq!((missing.status, missing.body["code"].as_str()), (404, Some("NoSuchEntityException")));
+    let no_policy = app
+        .call(
+            "POST",
+            "/v1/iam/users/alice/attached-policies",
+            Some(&root),
+            Some(json!({"policyArn": "arn:pw:iam::pw:policy/NoSuchPolicy"})),
+        )
+        .await;
+    assert_eq!(no_policy.status, 404);
+
+    // A user with something attached cannot be deleted until it is removed.
+    let doc = json!({"policyDocument": "{\"Version\":\"2012-10-17\",\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"iam:Get*\",\"Resource\":\"*\"}}"});
+    assert_eq!(app.call("PUT", "/v1/iam/users/alice/policies/read", Some(&root), Some(doc)).await.status, 200);
+    let stored = app.call("GET", "/v1/iam/users/alice/policies/read", Some(&root), None).await;
+    assert_eq!(stored.body["policyDocument"]["Statement"]["Action"], "iam:Get*");
+    let conflict = app.call("DELETE", "/v1/iam/users/alice", Some(&root), None).await;
+    assert_eq!((conflict.status, conflict.body["code"].as_str()), (409, Some("DeleteConflictException")));
+    assert!(conflict.body["message"].as_str().unwrap().contains("1 inline policies"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_listed_in_pages() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    for name in ["carol", "alice", "bob", "dave", "erin"] {
+        assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": name}))).await.status, 201);
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let path = match &token {
+            Some(t) => format!("/v1/iam/users?maxResults=2&nextToken={t}"),
+            None => "/v1/iam/users?maxResults=2".to_owned(),
+        };
+        let page = app.call("GET", &path, Some(&root), None).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        names.extend(page.body["users"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap().to_owned()));
+        match page.body["nextToken"].as_str() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["alice", "bob", "carol", "dave", "erin"]);
+    let bad = app.call("GET", "/v1/iam/users?maxResults=0", Some(&root), None).await;
+    assert_eq!((bad.status, bad.body["code"].as_str()), (400, Some("InvalidInputException")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_out_ends_the_session_at_once_and_refresh_tokens_work_once() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let signed_in = app
+        .call(
+            "POST",
+            "/v1/auth/sign-in",
+            None,
+            Some(json!({"account": account, "userName": "root", "password": PASSWORD})),
+        )
+        .await;
+    let token = signed_in.body["accessToken"].as_str().unwrap().to_owned();
+    let refresh = signed_in.body["refreshToken"].as_str().unwrap().to_owned();
+
+    let refreshed = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let reused = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
+    assert_eq!((reused.status, reused.body["code"].as_str()), (401, Some("UnrecognizedClientException")));
+    let second = refreshed.body["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(app.call("GET", "/v1/auth/whoami", Some(&second), None).await.status, 200);
+
+    assert_eq!(app.call("POST", "/v1/auth/sign-out", Some(&token), None).await.status, 204);
+    for t in [&token, &second] {
+        let after = app.call("GET", "/v1/auth/whoami", Some(t), None).await;
+        assert_eq!(
+            (after.status, after.body["code"].as_str()),
+            (401, Some("UnrecognizedClientException")),
+            "{}",
+            after.body
+        );
+    }
+    let new_refresh = refreshed.body["refreshToken"].as_str().unwrap();
+    let after_sign_out = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": new_refresh}))).await;
+    assert_eq!(after_sign_out.status, 401);
+
+    let garbage = app.call("GET", "/v1/auth/whoami", Some("not-a-token"), None).await;
+    assert_eq!((garbage.status, garbage.body["code"].as_str()), (401, Some("UnrecognizedClientException")));
+    let none = app.call("GET", "/v1/auth/whoami", None, None).await;
+    assert_eq!((none.status, none.body["code"].as_str()), (401, Some("MissingAuthenticationTokenException")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_wrong_passwords_is_throttled_and_the_right_one_works_afterwards() {
+    let app = TestApp::spawn_with(|config| config.signin_window_secs = 2).await;
+    let account = app.create_account(None, PASSWORD).await;
+    let attempt = |password: &'static str| {
+        app.call(
+            "POST",
+            "/v1/auth/sign-in",
+            None,
+            Some(json!({"account": account, "userName": "root", "password": password})),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong password").await.status, 401);
+    }
+    let throttled = attempt("wrong password").await;
+    assert_eq!(
+        (throttled.status, throttled.body["code"].as_str()),
+        (429, Some("ThrottlingException")),
+        "{}",
+        throttled.body
+    );
+    // While throttled, even the right password waits: nothing is learnt by guessing.
+    assert_eq!(attempt(PASSWORD).await.status, 429);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(attempt(PASSWORD).await.status, 200);
+}

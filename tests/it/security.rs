@@ -1,0 +1,92 @@
+//! Walks every operation of the OpenAPI document: without credentials each
+//! (but sign-up and sign-in) answers 401; called by another account's
+//! administrator with this account's names, none answers this account's data.
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A body an operation accepts, so that the call gets as far as it can.
+fn body_for(operation: &str) -> Option<Value> {
+    Some(match operation {
+        "CreateUser" => json!({"userName": "alice"}),
+        "CreateLoginProfile" => json!({"password": "another password"}),
+        "PutUserPolicy" => {
+            json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}}})
+        }
+        "AttachUserPolicy" => json!({"policyArn": "arn:pw:iam::pw:policy/IAMReadOnlyAccess"}),
+        _ => return None,
+    })
+}
+
+fn operations(document: &Value) -> Vec<(String, String, String, bool)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, operation) in item.as_object().expect("an item") {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            let authorization = &operation["x-pw-authorization"];
+            assert!(authorization.is_object(), "{id} does not say how it is authorised");
+            let public = authorization["action"].is_null();
+            found.push((method.to_uppercase(), path.clone(), id.to_owned(), public));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_operation_needs_credentials_and_no_account_sees_another() {
+    let app = TestApp::spawn().await;
+    let document: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let operations = operations(&document);
+    assert!(operations.len() >= 15, "{operations:?}");
+
+    // Account A, with a user that has a password, an inline and an attached policy.
+    let a = app.create_account(None, PASSWORD).await;
+    let a_root = app.sign_in(&a, "root", PASSWORD).await;
+    app.create_user(&a_root, "alice", PASSWORD, &["IAMReadOnlyAccess"]).await;
+    let secret = json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Sid": "TopSecretMarker", "Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}}});
+    assert_eq!(
+        app.call("PUT", "/v1/iam/users/alice/policies/secret-policy", Some(&a_root), Some(secret)).await.status,
+        200
+    );
+    let alice = app.call("GET", "/v1/iam/users/alice", Some(&a_root), None).await;
+    let alice_id = alice.body["user"]["userId"].as_str().unwrap().to_owned();
+
+    // Account B's administrator.
+    let b = app.create_account(None, PASSWORD).await;
+    let b_root = app.sign_in(&b, "root", PASSWORD).await;
+    app.create_user(&b_root, "admin", PASSWORD, &["AdministratorAccess"]).await;
+    let b_admin = app.sign_in(&b, "admin", PASSWORD).await;
+
+    for (method, template, id, public) in &operations {
+        let path = template.replace("{userName}", "alice").replace("{policyName}", "secret-policy");
+        let path = if id.starts_with("Detach") {
+            format!("{path}?policyArn=arn:pw:iam::pw:policy/IAMReadOnlyAccess")
+        } else {
+            path
+        };
+
+        if !public {
+            let anonymous = app.call(method, &path, None, body_for(id)).await;
+            assert_eq!(anonymous.status, 401, "{id} ({method} {path}) without credentials: {}", anonymous.body);
+            assert_eq!(anonymous.body["code"], "MissingAuthenticationTokenException", "{id}");
+        }
+
+        let other = app.call(method, &path, Some(&b_admin), body_for(id)).await;
+        let text = other.body.to_string();
+        for leak in [a.as_str(), alice_id.as_str(), "TopSecretMarker"] {
+            assert!(!text.contains(leak), "{id} ({method} {path}) from another account shows {leak}: {text}");
+        }
+        assert!(other.status < 500, "{id} ({method} {path}): {text}");
+    }
+
+    // A's data is intact and still A's.
+    let still = app.call("GET", "/v1/iam/users/alice/policies/secret-policy", Some(&a_root), None).await;
+    assert_eq!(still.status, 200);
+    assert_eq!(still.body["policyDocument"]["Statement"]["Sid"], "TopSecretMarker");
+}
