@@ -87,6 +87,23 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
             "this session was signed out; sign in again",
         ));
     }
+    if claims.typ == PrincipalKind::AssumedRole {
+        // The role must still exist, and its sessions not have been revoked since.
+        let mut conn = state.services.db.conn().await?;
+        let role = match &claims.role {
+            Some(id) => iam::roles::find_by_id(&mut conn, id).await?,
+            None => None,
+        };
+        let Some(role) = role else {
+            return Err(unauthenticated(ErrorCode::UnrecognizedClientException, "the session's role no longer exists"));
+        };
+        if role.sessions_revoked_before.is_some_and(|before| claims.iat <= before.timestamp()) {
+            return Err(unauthenticated(
+                ErrorCode::UnrecognizedClientException,
+                "the sessions of this role were revoked; assume the role again",
+            ));
+        }
+    }
     Ok(Caller { claims, source_ip: source_ip(req), user_agent: user_agent(req) })
 }
 

@@ -28,6 +28,7 @@ use utoipa::OpenApi;
         (name = "accounts", description = "Accounts (tenants) and their root users"),
         (name = "auth", description = "Signing in and out, tokens, and who the caller is"),
         (name = "iam", description = "Users, groups, roles and policies, as AWS IAM has them"),
+        (name = "sts", description = "Assuming roles, in this account or another"),
     )
 )]
 pub struct ApiDoc;

@@ -10,4 +10,5 @@ mod ops;
 mod outages;
 mod process;
 mod security;
+mod sts;
 mod support;

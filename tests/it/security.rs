@@ -16,7 +16,17 @@ fn body_for(operation: &str) -> Option<Value> {
         "PutUserPolicy" => {
             json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}}})
         }
-        "AttachUserPolicy" => json!({"policyArn": "arn:pw:iam::pw:policy/IAMReadOnlyAccess"}),
+        "AttachUserPolicy" | "AttachRolePolicy" => json!({"policyArn": "arn:pw:iam::pw:policy/IAMReadOnlyAccess"}),
+        "PutRolePolicy" => {
+            json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetRole", "Resource": "*"}}})
+        }
+        "CreateRole" => {
+            json!({"roleName": "deployer", "assumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}}})
+        }
+        "UpdateAssumeRolePolicy" => {
+            json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}}})
+        }
+        "AssumeRole" => json!({"roleArn": "arn:pw:iam::000000000000:role/deployer", "roleSessionName": "probe"}),
         _ => return None,
     })
 }
@@ -43,7 +53,7 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
     let app = TestApp::spawn().await;
     let document: Value = app.get("/openapi.json").await.json().await.unwrap();
     let operations = operations(&document);
-    assert!(operations.len() >= 15, "{operations:?}");
+    assert!(operations.len() >= 30, "{operations:?}");
 
     // Account A, with a user that has a password, an inline and an attached policy.
     let a = app.create_account(None, PASSWORD).await;
@@ -56,6 +66,17 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
     );
     let alice = app.call("GET", "/v1/iam/users/alice", Some(&a_root), None).await;
     let alice_id = alice.body["user"]["userId"].as_str().unwrap().to_owned();
+    let trust = json!({"Version": "2012-10-17", "Statement": {"Sid": "TrustMarker", "Effect": "Allow", "Principal": {"PW": a}, "Action": "sts:AssumeRole"}});
+    let role = app
+        .call(
+            "POST",
+            "/v1/iam/roles",
+            Some(&a_root),
+            Some(json!({"roleName": "deployer", "assumeRolePolicyDocument": trust})),
+        )
+        .await;
+    assert_eq!(role.status, 201, "{}", role.body);
+    let role_id = role.body["role"]["roleId"].as_str().unwrap().to_owned();
 
     // Account B's administrator.
     let b = app.create_account(None, PASSWORD).await;
@@ -64,7 +85,10 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
     let b_admin = app.sign_in(&b, "admin", PASSWORD).await;
 
     for (method, template, id, public) in &operations {
-        let path = template.replace("{userName}", "alice").replace("{policyName}", "secret-policy");
+        let path = template
+            .replace("{userName}", "alice")
+            .replace("{policyName}", "secret-policy")
+            .replace("{roleName}", "deployer");
         let path = if id.starts_with("Detach") {
             format!("{path}?policyArn=arn:pw:iam::pw:policy/IAMReadOnlyAccess")
         } else {
@@ -79,7 +103,7 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
 
         let other = app.call(method, &path, Some(&b_admin), body_for(id)).await;
         let text = other.body.to_string();
-        for leak in [a.as_str(), alice_id.as_str(), "TopSecretMarker"] {
+        for leak in [a.as_str(), alice_id.as_str(), role_id.as_str(), "TopSecretMarker", "TrustMarker"] {
             assert!(!text.contains(leak), "{id} ({method} {path}) from another account shows {leak}: {text}");
         }
         assert!(other.status < 500, "{id} ({method} {path}): {text}");

@@ -1,7 +1,9 @@
 //! The `/v1` operations.
 
 pub mod accounts;
+pub mod roles;
 pub mod session;
+pub mod sts;
 pub mod users;
 
 use serde::Deserialize;
@@ -14,12 +16,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
     accounts::routes(cfg);
     session::routes(cfg);
     users::routes(cfg);
+    roles::routes(cfg);
+    sts::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
 /// document (`x-pw-iam-action`, `x-pw-resource`).
 pub fn operations() -> Vec<OperationDoc> {
-    [accounts::OPERATIONS, session::OPERATIONS, users::OPERATIONS].concat()
+    [accounts::OPERATIONS, session::OPERATIONS, users::OPERATIONS, roles::OPERATIONS, sts::OPERATIONS].concat()
 }
 
 /// `maxResults` and `nextToken` of a list operation.

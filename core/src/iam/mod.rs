@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod names;
 pub mod paging;
 pub mod policies;
+pub mod roles;
 pub mod sessions;
 pub mod users;
 
