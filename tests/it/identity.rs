@@ -283,3 +283,35 @@ async fn a_flood_of_wrong_passwords_is_throttled_and_the_right_one_works_afterwa
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_eq!(attempt(PASSWORD).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_groups_policies_apply_to_its_members_only_while_they_are_members() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    app.create_user(&root, "gina", PASSWORD, &[]).await;
+    let gina = app.sign_in(&account, "gina", PASSWORD).await;
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&gina), None).await.status, 403);
+
+    assert_eq!(
+        app.call("POST", "/v1/iam/groups", Some(&root), Some(json!({"groupName": "readers"}))).await.status,
+        201
+    );
+    let attach = json!({"policyArn": "arn:pw:iam::pw:policy/IAMReadOnlyAccess"});
+    assert_eq!(
+        app.call("POST", "/v1/iam/groups/readers/attached-policies", Some(&root), Some(attach)).await.status,
+        200
+    );
+    assert_eq!(app.call("PUT", "/v1/iam/groups/readers/users/gina", Some(&root), None).await.status, 200);
+
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&gina), None).await.status, 200);
+    let group = app.call("GET", "/v1/iam/groups/readers", Some(&gina), None).await;
+    assert_eq!(group.status, 200, "{}", group.body);
+    assert_eq!(group.body["users"][0]["userName"], "gina");
+    assert_eq!(group.body["group"]["arn"], format!("arn:pw:iam::{account}:group/readers"));
+
+    let busy = app.call("DELETE", "/v1/iam/groups/readers", Some(&root), None).await;
+    assert_eq!((busy.status, busy.body["code"].as_str()), (409, Some("DeleteConflictException")));
+    assert_eq!(app.call("DELETE", "/v1/iam/groups/readers/users/gina", Some(&root), None).await.status, 204);
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&gina), None).await.status, 403);
+}

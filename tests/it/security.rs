@@ -26,6 +26,11 @@ fn body_for(operation: &str) -> Option<Value> {
         "UpdateAssumeRolePolicy" => {
             json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}}})
         }
+        "CreateGroup" => json!({"groupName": "team"}),
+        "AttachGroupPolicy" => json!({"policyArn": "arn:pw:iam::pw:policy/IAMReadOnlyAccess"}),
+        "PutGroupPolicy" => {
+            json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetGroup", "Resource": "*"}}})
+        }
         "AssumeRole" => json!({"roleArn": "arn:pw:iam::000000000000:role/deployer", "roleSessionName": "probe"}),
         _ => return None,
     })
@@ -53,7 +58,7 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
     let app = TestApp::spawn().await;
     let document: Value = app.get("/openapi.json").await.json().await.unwrap();
     let operations = operations(&document);
-    assert!(operations.len() >= 30, "{operations:?}");
+    assert!(operations.len() >= 40, "{operations:?}");
 
     // Account A, with a user that has a password, an inline and an attached policy.
     let a = app.create_account(None, PASSWORD).await;
@@ -77,6 +82,9 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
         .await;
     assert_eq!(role.status, 201, "{}", role.body);
     let role_id = role.body["role"]["roleId"].as_str().unwrap().to_owned();
+    let group = app.call("POST", "/v1/iam/groups", Some(&a_root), Some(json!({"groupName": "team"}))).await;
+    let group_id = group.body["group"]["groupId"].as_str().unwrap().to_owned();
+    assert_eq!(app.call("PUT", "/v1/iam/groups/team/users/alice", Some(&a_root), None).await.status, 200);
 
     // Account B's administrator.
     let b = app.create_account(None, PASSWORD).await;
@@ -88,7 +96,8 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
         let path = template
             .replace("{userName}", "alice")
             .replace("{policyName}", "secret-policy")
-            .replace("{roleName}", "deployer");
+            .replace("{roleName}", "deployer")
+            .replace("{groupName}", "team");
         let path = if id.starts_with("Detach") {
             format!("{path}?policyArn=arn:pw:iam::pw:policy/IAMReadOnlyAccess")
         } else {
@@ -103,7 +112,9 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
 
         let other = app.call(method, &path, Some(&b_admin), body_for(id)).await;
         let text = other.body.to_string();
-        for leak in [a.as_str(), alice_id.as_str(), role_id.as_str(), "TopSecretMarker", "TrustMarker"] {
+        for leak in
+            [a.as_str(), alice_id.as_str(), role_id.as_str(), group_id.as_str(), "TopSecretMarker", "TrustMarker"]
+        {
             assert!(!text.contains(leak), "{id} ({method} {path}) from another account shows {leak}: {text}");
         }
         assert!(other.status < 500, "{id} ({method} {path}): {text}");

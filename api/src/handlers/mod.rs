@@ -1,6 +1,8 @@
 //! The `/v1` operations.
 
 pub mod accounts;
+pub mod groups;
+pub mod owned;
 pub mod roles;
 pub mod session;
 pub mod sts;
@@ -16,6 +18,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     accounts::routes(cfg);
     session::routes(cfg);
     users::routes(cfg);
+    groups::routes(cfg);
     roles::routes(cfg);
     sts::routes(cfg);
 }
@@ -23,7 +26,15 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// Every operation with its IAM action and resource, for the OpenAPI
 /// document (`x-pw-iam-action`, `x-pw-resource`).
 pub fn operations() -> Vec<OperationDoc> {
-    [accounts::OPERATIONS, session::OPERATIONS, users::OPERATIONS, roles::OPERATIONS, sts::OPERATIONS].concat()
+    [
+        accounts::OPERATIONS,
+        session::OPERATIONS,
+        users::OPERATIONS,
+        groups::OPERATIONS,
+        roles::OPERATIONS,
+        sts::OPERATIONS,
+    ]
+    .concat()
 }
 
 /// `maxResults` and `nextToken` of a list operation.

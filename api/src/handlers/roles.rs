@@ -4,19 +4,19 @@
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use pipewright_core::iam::paging::Page;
-use pipewright_core::iam::policies::{self, OwnerKind};
+use pipewright_core::iam::policies::OwnerKind;
 use pipewright_core::iam::roles;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::users::{
-    AttachedPoliciesResponse, AttachedPolicy, PolicyArnQuery, PolicyArnRequest, PolicyDocumentRequest,
-    PolicyNamesResponse,
+use super::owned::{
+    AttachedPoliciesResponse, InlinePolicyResponse, Owner, PolicyArnQuery, PolicyArnRequest, PolicyDocumentRequest,
+    PolicyNamesResponse, document_text,
 };
 use super::{Paging, TagBody};
 use crate::auth::{Authorized, NoBody, OperationDoc};
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody};
 use crate::operation;
 use crate::server::AppState;
 
@@ -175,26 +175,6 @@ pub struct ListRolesResponse {
     pub is_truncated: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolePolicyResponse {
-    pub role_name: String,
-    pub policy_name: String,
-    #[schema(value_type = Object)]
-    pub policy_document: serde_json::Value,
-}
-
-fn document_text(value: &serde_json::Value, field: &str) -> Result<String, ApiError> {
-    match value {
-        serde_json::Value::String(text) => Ok(text.clone()),
-        serde_json::Value::Object(_) => Ok(value.to_string()),
-        _ => Err(ApiError::new(
-            ErrorCode::MalformedPolicyDocumentException,
-            format!("{field} must be a JSON object or a string holding one"),
-        )),
-    }
-}
-
 /// Creates a role with the trust policy that says who may assume it.
 #[utoipa::path(
     tag = "iam", operation_id = "CreateRole", request_body = CreateRoleRequest,
@@ -329,18 +309,14 @@ pub async fn put_role_policy(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let document = auth.body.text()?;
-    let mut conn = state.services.db.conn().await?;
-    let role = roles::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::put_inline(&mut conn, OwnerKind::Role, auth.caller.account(), &role.role_id, &policy_name, &document)
-        .await?;
-    Ok(HttpResponse::Ok().finish())
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.put(&state, &policy_name, &auth.body).await
 }
 
 /// One inline policy of the role.
 #[utoipa::path(
     tag = "iam", operation_id = "GetRolePolicy", params(("roleName" = String, Path), ("policyName" = String, Path)),
-    responses((status = 200, body = RolePolicyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = InlinePolicyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[get("/v1/iam/roles/{roleName}/policies/{policyName}")]
@@ -348,16 +324,10 @@ pub async fn get_role_policy(
     state: web::Data<AppState>,
     auth: Authorized<GetRolePolicy>,
     path: web::Path<(String, String)>,
-) -> Result<web::Json<RolePolicyResponse>, ApiError> {
+) -> Result<web::Json<InlinePolicyResponse>, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
-    let role = roles::get(&mut conn, auth.caller.account(), &name).await?;
-    let document = policies::get_inline(&mut conn, &role.role_id, &policy_name).await?;
-    Ok(web::Json(RolePolicyResponse {
-        role_name: role.role_name,
-        policy_name,
-        policy_document: serde_json::from_str(&document).unwrap_or(serde_json::Value::String(document)),
-    }))
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.get(&state, policy_name).await
 }
 
 /// Deletes an inline policy of the role.
@@ -373,10 +343,8 @@ pub async fn delete_role_policy(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
-    let role = roles::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::delete_inline(&mut conn, &role.role_id, &policy_name).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.delete(&state, &policy_name).await
 }
 
 /// The names of the role's inline policies.
@@ -392,11 +360,8 @@ pub async fn list_role_policies(
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<PolicyNamesResponse>, ApiError> {
-    let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-    let mut conn = state.services.db.conn().await?;
-    let role = roles::get(&mut conn, auth.caller.account(), &name).await?;
-    let (policy_names, next_token) = policies::list_inline(&mut conn, &role.role_id, &page).await?;
-    Ok(web::Json(PolicyNamesResponse { policy_names, is_truncated: next_token.is_some(), next_token }))
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.list(&state, &paging).await
 }
 
 /// Attaches a managed policy to the role.
@@ -411,10 +376,8 @@ pub async fn attach_role_policy(
     auth: Authorized<AttachRolePolicy>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
-    let role = roles::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::attach(&mut conn, auth.caller.account(), &role.role_id, &auth.body.policy_arn).await?;
-    Ok(HttpResponse::Ok().finish())
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.attach(&state, &auth.body.policy_arn).await
 }
 
 /// The managed policies attached to the role.
@@ -430,18 +393,8 @@ pub async fn list_attached_role_policies(
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<AttachedPoliciesResponse>, ApiError> {
-    let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-    let mut conn = state.services.db.conn().await?;
-    let role = roles::get(&mut conn, auth.caller.account(), &name).await?;
-    let (arns, next_token) = policies::list_attached(&mut conn, &role.role_id, &page).await?;
-    let attached_policies = arns
-        .into_iter()
-        .map(|arn| AttachedPolicy {
-            policy_name: arn.rsplit('/').next().unwrap_or_default().to_owned(),
-            policy_arn: arn,
-        })
-        .collect();
-    Ok(web::Json(AttachedPoliciesResponse { attached_policies, is_truncated: next_token.is_some(), next_token }))
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.list_attached(&state, &paging).await
 }
 
 /// Detaches a managed policy from the role.
@@ -457,8 +410,13 @@ pub async fn detach_role_policy(
     name: web::Path<String>,
     query: web::Query<PolicyArnQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.detach(&state, &query.policy_arn).await
+}
+
+/// The role named `name`, as the owner of its policies.
+async fn owner<'a>(state: &AppState, account: &'a str, name: &str) -> Result<Owner<'a>, ApiError> {
     let mut conn = state.services.db.conn().await?;
-    let role = roles::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::detach(&mut conn, &role.role_id, &query.policy_arn).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let entity = roles::get(&mut conn, account, name).await?;
+    Ok(Owner { kind: OwnerKind::Role, account, id: entity.role_id, name: entity.role_name })
 }

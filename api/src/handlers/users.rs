@@ -5,12 +5,16 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use pipewright_core::auth::passwords;
 use pipewright_core::iam::paging::Page;
-use pipewright_core::iam::policies::{self, OwnerKind};
+use pipewright_core::iam::policies::OwnerKind;
 use pipewright_core::iam::{accounts, users};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::owned::{
+    AttachedPoliciesResponse, InlinePolicyResponse, Owner, PolicyArnQuery, PolicyArnRequest, PolicyDocumentRequest,
+    PolicyNamesResponse,
+};
 use super::{Paging, TagBody, blocking};
 use crate::auth::{Authorized, NoBody, OperationDoc};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -179,78 +183,6 @@ pub struct LoginProfileResponse {
     pub login_profile: LoginProfile,
 }
 
-/// A policy document: a JSON object, or a string holding one.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PolicyDocumentRequest {
-    #[schema(value_type = Object)]
-    pub policy_document: serde_json::Value,
-}
-
-impl PolicyDocumentRequest {
-    /// The document as text, as it will be stored and returned.
-    pub fn text(&self) -> Result<String, ApiError> {
-        match &self.policy_document {
-            serde_json::Value::String(text) => Ok(text.clone()),
-            serde_json::Value::Object(_) => Ok(self.policy_document.to_string()),
-            _ => Err(ApiError::new(
-                ErrorCode::MalformedPolicyDocumentException,
-                "policyDocument must be a JSON object or a string holding one",
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InlinePolicyResponse {
-    pub user_name: String,
-    pub policy_name: String,
-    #[schema(value_type = Object)]
-    pub policy_document: serde_json::Value,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyNamesResponse {
-    pub policy_names: Vec<String>,
-    pub next_token: Option<String>,
-    pub is_truncated: bool,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PolicyArnRequest {
-    #[schema(example = "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess")]
-    pub policy_arn: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AttachedPolicy {
-    pub policy_name: String,
-    pub policy_arn: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AttachedPoliciesResponse {
-    pub attached_policies: Vec<AttachedPolicy>,
-    pub next_token: Option<String>,
-    pub is_truncated: bool,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct PolicyArnQuery {
-    pub policy_arn: String,
-}
-
-fn document_value(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
-}
-
 /// Creates a user (no password and no keys until given).
 #[utoipa::path(
     tag = "iam", operation_id = "CreateUser", request_body = CreateUserRequest,
@@ -401,12 +333,8 @@ pub async fn put_user_policy(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let document = auth.body.text()?;
-    let mut conn = state.services.db.conn().await?;
-    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::put_inline(&mut conn, OwnerKind::User, auth.caller.account(), &user.user_id, &policy_name, &document)
-        .await?;
-    Ok(HttpResponse::Ok().finish())
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.put(&state, &policy_name, &auth.body).await
 }
 
 /// One inline policy of the user.
@@ -422,14 +350,8 @@ pub async fn get_user_policy(
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<InlinePolicyResponse>, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
-    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    let document = policies::get_inline(&mut conn, &user.user_id, &policy_name).await?;
-    Ok(web::Json(InlinePolicyResponse {
-        user_name: user.user_name,
-        policy_name,
-        policy_document: document_value(&document),
-    }))
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.get(&state, policy_name).await
 }
 
 /// Deletes an inline policy of the user.
@@ -445,10 +367,8 @@ pub async fn delete_user_policy(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
-    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::delete_inline(&mut conn, &user.user_id, &policy_name).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.delete(&state, &policy_name).await
 }
 
 /// The names of the user's inline policies.
@@ -464,11 +384,8 @@ pub async fn list_user_policies(
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<PolicyNamesResponse>, ApiError> {
-    let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-    let mut conn = state.services.db.conn().await?;
-    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    let (policy_names, next_token) = policies::list_inline(&mut conn, &user.user_id, &page).await?;
-    Ok(web::Json(PolicyNamesResponse { policy_names, is_truncated: next_token.is_some(), next_token }))
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.list(&state, &paging).await
 }
 
 /// Attaches a managed policy (built-in or the account's own) to the user.
@@ -484,10 +401,8 @@ pub async fn attach_user_policy(
     auth: Authorized<AttachUserPolicy>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
-    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::attach(&mut conn, auth.caller.account(), &user.user_id, &auth.body.policy_arn).await?;
-    Ok(HttpResponse::Ok().finish())
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.attach(&state, &auth.body.policy_arn).await
 }
 
 /// The managed policies attached to the user.
@@ -503,18 +418,8 @@ pub async fn list_attached_user_policies(
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<AttachedPoliciesResponse>, ApiError> {
-    let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-    let mut conn = state.services.db.conn().await?;
-    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    let (arns, next_token) = policies::list_attached(&mut conn, &user.user_id, &page).await?;
-    let attached_policies = arns
-        .into_iter()
-        .map(|arn| AttachedPolicy {
-            policy_name: arn.rsplit('/').next().unwrap_or_default().to_owned(),
-            policy_arn: arn,
-        })
-        .collect();
-    Ok(web::Json(AttachedPoliciesResponse { attached_policies, is_truncated: next_token.is_some(), next_token }))
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.list_attached(&state, &paging).await
 }
 
 /// Detaches a managed policy from the user.
@@ -530,8 +435,13 @@ pub async fn detach_user_policy(
     name: web::Path<String>,
     query: web::Query<PolicyArnQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let owner = owner(&state, auth.caller.account(), &name).await?;
+    owner.detach(&state, &query.policy_arn).await
+}
+
+/// The user named `name`, as the owner of its policies.
+async fn owner<'a>(state: &AppState, account: &'a str, name: &str) -> Result<Owner<'a>, ApiError> {
     let mut conn = state.services.db.conn().await?;
-    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    policies::detach(&mut conn, &user.user_id, &query.policy_arn).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let entity = users::get(&mut conn, account, name).await?;
+    Ok(Owner { kind: OwnerKind::User, account, id: entity.user_id, name: entity.user_name })
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod builtin;
+pub mod groups;
 pub mod names;
 pub mod paging;
 pub mod policies;
