@@ -315,3 +315,95 @@ async fn a_groups_policies_apply_to_its_members_only_while_they_are_members() {
     assert_eq!(app.call("DELETE", "/v1/iam/groups/readers/users/gina", Some(&root), None).await.status, 204);
     assert_eq!(app.call("GET", "/v1/iam/users", Some(&gina), None).await.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managed_policies_are_versioned_and_the_default_version_applies() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let allow = |action: &str| json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]});
+    let created = app
+        .call(
+            "POST",
+            "/v1/iam/policies",
+            Some(&root),
+            Some(
+                json!({"policyName": "lister", "policyDocument": allow("iam:ListUsers"), "description": "list users"}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let arn = created.body["policy"]["arn"].as_str().unwrap().to_owned();
+    assert_eq!(arn, format!("arn:pw:iam::{account}:policy/lister"));
+    assert_eq!(created.body["policy"]["defaultVersionId"], "v1");
+
+    app.create_user(&root, "lou", PASSWORD, &[]).await;
+    let attach = json!({"policyArn": arn});
+    assert_eq!(app.call("POST", "/v1/iam/users/lou/attached-policies", Some(&root), Some(attach)).await.status, 200);
+    let lou = app.sign_in(&account, "lou", PASSWORD).await;
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&lou), None).await.status, 200);
+
+    let v2 = app
+        .call(
+            "POST",
+            "/v1/iam/policies/lister/versions",
+            Some(&root),
+            Some(json!({"policyDocument": allow("iam:GetUser")})),
+        )
+        .await;
+    assert_eq!((v2.status, v2.body["policyVersion"]["versionId"].as_str()), (201, Some("v2")), "{}", v2.body);
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&lou), None).await.status, 200, "v1 is still the default");
+    assert_eq!(
+        app.call("PUT", "/v1/iam/policies/lister/default-version", Some(&root), Some(json!({"versionId": "v2"})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&lou), None).await.status, 403, "v2 applies at once");
+    assert_eq!(app.call("GET", "/v1/iam/users/lou", Some(&lou), None).await.status, 200);
+
+    for _ in 0..3 {
+        let more = app
+            .call(
+                "POST",
+                "/v1/iam/policies/lister/versions",
+                Some(&root),
+                Some(json!({"policyDocument": allow("iam:GetUser")})),
+            )
+            .await;
+        assert_eq!(more.status, 201);
+    }
+    let sixth = app
+        .call(
+            "POST",
+            "/v1/iam/policies/lister/versions",
+            Some(&root),
+            Some(json!({"policyDocument": allow("iam:GetUser")})),
+        )
+        .await;
+    assert_eq!((sixth.status, sixth.body["code"].as_str()), (409, Some("LimitExceededException")));
+    let versions = app.call("GET", "/v1/iam/policies/lister/versions", Some(&root), None).await;
+    assert_eq!(versions.body["versions"].as_array().unwrap().len(), 5);
+
+    let attached = app.call("DELETE", "/v1/iam/policies/lister", Some(&root), None).await;
+    assert_eq!((attached.status, attached.body["code"].as_str()), (409, Some("DeleteConflictException")));
+    let got = app.call("GET", "/v1/iam/policies/lister", Some(&root), None).await;
+    assert_eq!(got.body["policy"]["attachmentCount"], 1);
+
+    let builtin = app.call("GET", "/v1/iam/policies?scope=PW", Some(&root), None).await;
+    let names: Vec<&str> =
+        builtin.body["policies"].as_array().unwrap().iter().map(|p| p["policyName"].as_str().unwrap()).collect();
+    for expected in [
+        "PipewrightFullAccess",
+        "PipewrightReadOnlyAccess",
+        "IAMFullAccess",
+        "IAMReadOnlyAccess",
+        "AuditReadOnlyAccess",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let local = app.call("GET", "/v1/iam/policies?scope=Local", Some(&root), None).await;
+    assert_eq!(local.body["policies"].as_array().unwrap().len(), 1);
+    let bad = app.call("GET", "/v1/iam/policies?scope=Everything", Some(&root), None).await;
+    assert_eq!(bad.status, 400);
+}

@@ -26,6 +26,13 @@ fn body_for(operation: &str) -> Option<Value> {
         "UpdateAssumeRolePolicy" => {
             json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}}})
         }
+        "CreatePolicy" => {
+            json!({"policyName": "shared", "policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}}})
+        }
+        "CreatePolicyVersion" => {
+            json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}}})
+        }
+        "SetDefaultPolicyVersion" => json!({"versionId": "v1"}),
         "CreateGroup" => json!({"groupName": "team"}),
         "AttachGroupPolicy" => json!({"policyArn": "arn:pw:iam::pw:policy/IAMReadOnlyAccess"}),
         "PutGroupPolicy" => {
@@ -85,6 +92,12 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
     let group = app.call("POST", "/v1/iam/groups", Some(&a_root), Some(json!({"groupName": "team"}))).await;
     let group_id = group.body["group"]["groupId"].as_str().unwrap().to_owned();
     assert_eq!(app.call("PUT", "/v1/iam/groups/team/users/alice", Some(&a_root), None).await.status, 200);
+    let doc = json!({"Version": "2012-10-17", "Statement": {"Sid": "ManagedMarker", "Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}});
+    let managed = app
+        .call("POST", "/v1/iam/policies", Some(&a_root), Some(json!({"policyName": "shared", "policyDocument": doc})))
+        .await;
+    assert_eq!(managed.status, 201, "{}", managed.body);
+    let policy_id = managed.body["policy"]["policyId"].as_str().unwrap().to_owned();
 
     // Account B's administrator.
     let b = app.create_account(None, PASSWORD).await;
@@ -97,7 +110,8 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             .replace("{userName}", "alice")
             .replace("{policyName}", "secret-policy")
             .replace("{roleName}", "deployer")
-            .replace("{groupName}", "team");
+            .replace("{groupName}", "team")
+            .replace("{versionId}", "v1");
         let path = if id.starts_with("Detach") {
             format!("{path}?policyArn=arn:pw:iam::pw:policy/IAMReadOnlyAccess")
         } else {
@@ -112,9 +126,16 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
 
         let other = app.call(method, &path, Some(&b_admin), body_for(id)).await;
         let text = other.body.to_string();
-        for leak in
-            [a.as_str(), alice_id.as_str(), role_id.as_str(), group_id.as_str(), "TopSecretMarker", "TrustMarker"]
-        {
+        for leak in [
+            a.as_str(),
+            alice_id.as_str(),
+            role_id.as_str(),
+            group_id.as_str(),
+            policy_id.as_str(),
+            "ManagedMarker",
+            "TopSecretMarker",
+            "TrustMarker",
+        ] {
             assert!(!text.contains(leak), "{id} ({method} {path}) from another account shows {leak}: {text}");
         }
         assert!(other.status < 500, "{id} ({method} {path}): {text}");

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod groups;
 pub mod owned;
+pub mod policies;
 pub mod roles;
 pub mod session;
 pub mod sts;
@@ -19,6 +20,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     session::routes(cfg);
     users::routes(cfg);
     groups::routes(cfg);
+    policies::routes(cfg);
     roles::routes(cfg);
     sts::routes(cfg);
 }
@@ -31,6 +33,7 @@ pub fn operations() -> Vec<OperationDoc> {
         session::OPERATIONS,
         users::OPERATIONS,
         groups::OPERATIONS,
+        policies::OPERATIONS,
         roles::OPERATIONS,
         sts::OPERATIONS,
     ]

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod builtin;
 pub mod groups;
+pub mod managed;
 pub mod names;
 pub mod paging;
 pub mod policies;
