@@ -407,3 +407,43 @@ async fn managed_policies_are_versioned_and_the_default_version_applies() {
     let bad = app.call("GET", "/v1/iam/policies?scope=Everything", Some(&root), None).await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_keys_are_exchanged_for_tokens_and_their_secret_is_shown_once() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    app.create_user(&root, "ci", PASSWORD, &["IAMReadOnlyAccess"]).await;
+    let created = app.call("POST", "/v1/iam/users/ci/access-keys", Some(&root), None).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let key_id = created.body["accessKey"]["accessKeyId"].as_str().unwrap().to_owned();
+    let secret = created.body["accessKey"]["secretAccessKey"].as_str().unwrap().to_owned();
+    assert!(key_id.starts_with("AKIA") && secret.len() == 40);
+
+    let exchange = |id: String, secret: String| {
+        app.call("POST", "/v1/auth/token", None, Some(json!({"accessKeyId": id, "secretAccessKey": secret})))
+    };
+    let token = exchange(key_id.clone(), secret.clone()).await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    let token = token.body["accessToken"].as_str().unwrap().to_owned();
+    let me = app.call("GET", "/v1/auth/whoami", Some(&token), None).await;
+    assert_eq!(me.body["arn"], format!("arn:pw:iam::{account}:user/ci"));
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&token), None).await.status, 200);
+
+    let listed = app.call("GET", "/v1/iam/users/ci/access-keys", Some(&root), None).await;
+    assert_eq!(listed.body["accessKeyMetadata"][0]["accessKeyId"], key_id.as_str());
+    assert!(listed.body["accessKeyMetadata"][0]["lastUsedDate"].is_string(), "{}", listed.body);
+    assert!(!listed.body.to_string().contains(&secret), "the secret is never shown again");
+
+    assert_eq!(exchange(key_id.clone(), "x".repeat(40)).await.status, 401);
+    assert_eq!(app.call("POST", "/v1/iam/users/ci/access-keys", Some(&root), None).await.status, 201);
+    let third = app.call("POST", "/v1/iam/users/ci/access-keys", Some(&root), None).await;
+    assert_eq!((third.status, third.body["code"].as_str()), (409, Some("LimitExceededException")));
+
+    let path = format!("/v1/iam/users/ci/access-keys/{key_id}");
+    assert_eq!(app.call("PATCH", &path, Some(&root), Some(json!({"status": "Inactive"}))).await.status, 200);
+    assert_eq!(exchange(key_id.clone(), secret.clone()).await.status, 401, "an inactive key gets no token");
+    assert_eq!(app.call("PATCH", &path, Some(&root), Some(json!({"status": "Sleeping"}))).await.status, 400);
+    assert_eq!(app.call("DELETE", &path, Some(&root), None).await.status, 204);
+    assert_eq!(app.call("DELETE", &path, Some(&root), None).await.status, 404);
+}

@@ -26,6 +26,11 @@ fn body_for(operation: &str) -> Option<Value> {
         "UpdateAssumeRolePolicy" => {
             json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}}})
         }
+        "UpdateAccessKey" => json!({"status": "Inactive"}),
+        "GetTokenForAccessKey" => json!({"accessKeyId": "AKIAEXAMPLEEXAMPLEEX", "secretAccessKey": "wrong"}),
+        "SignIn" => json!({"account": "000000000000", "userName": "root", "password": "wrong password"}),
+        "RefreshSession" => json!({"refreshToken": "not-a-token"}),
+        "CreateAccount" => json!({"rootPassword": "correct horse battery"}),
         "CreatePolicy" => {
             json!({"policyName": "shared", "policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}}})
         }
@@ -98,6 +103,8 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
         .await;
     assert_eq!(managed.status, 201, "{}", managed.body);
     let policy_id = managed.body["policy"]["policyId"].as_str().unwrap().to_owned();
+    let key = app.call("POST", "/v1/iam/users/alice/access-keys", Some(&a_root), None).await;
+    let key_id = key.body["accessKey"]["accessKeyId"].as_str().unwrap().to_owned();
 
     // Account B's administrator.
     let b = app.create_account(None, PASSWORD).await;
@@ -111,7 +118,8 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             .replace("{policyName}", "secret-policy")
             .replace("{roleName}", "deployer")
             .replace("{groupName}", "team")
-            .replace("{versionId}", "v1");
+            .replace("{versionId}", "v1")
+            .replace("{accessKeyId}", &key_id);
         let path = if id.starts_with("Detach") {
             format!("{path}?policyArn=arn:pw:iam::pw:policy/IAMReadOnlyAccess")
         } else {
@@ -124,7 +132,15 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             assert_eq!(anonymous.body["code"], "MissingAuthenticationTokenException", "{id}");
         }
 
-        let other = app.call(method, &path, Some(&b_admin), body_for(id)).await;
+        // Signing out would end the session the rest of the walk uses.
+        let token = if id == "SignOut" { app.sign_in(&b, "admin", PASSWORD).await } else { b_admin.clone() };
+        let other = app.call(method, &path, Some(&token), body_for(id)).await;
+        // (Public operations answer 401 for their own bad credentials.)
+        assert!(
+            *public || other.status != 401,
+            "{id} ({method} {path}): the walk's credentials must stay valid: {}",
+            other.body
+        );
         let text = other.body.to_string();
         for leak in [
             a.as_str(),

@@ -1,5 +1,6 @@
 //! The `/v1` operations.
 
+pub mod access_keys;
 pub mod accounts;
 pub mod groups;
 pub mod owned;
@@ -17,6 +18,7 @@ use crate::auth::OperationDoc;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     accounts::routes(cfg);
+    access_keys::routes(cfg);
     session::routes(cfg);
     users::routes(cfg);
     groups::routes(cfg);
@@ -32,6 +34,7 @@ pub fn operations() -> Vec<OperationDoc> {
         accounts::OPERATIONS,
         session::OPERATIONS,
         users::OPERATIONS,
+        access_keys::OPERATIONS,
         groups::OPERATIONS,
         policies::OPERATIONS,
         roles::OPERATIONS,

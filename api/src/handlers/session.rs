@@ -183,7 +183,7 @@ fn issue(state: &AppState, claims: &Claims, refresh_token: Option<String>) -> Re
     })
 }
 
-async fn throttle_check(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
+pub(super) async fn throttle_check(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
     let mut conn = state.services.cache.conn();
     for (key, limit) in counters {
         let key = state.services.cache.key(key);
@@ -209,7 +209,7 @@ async fn throttle_check(state: &AppState, counters: &[(String, i64)]) -> Result<
     Ok(())
 }
 
-async fn throttle_fail(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
+pub(super) async fn throttle_fail(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
     let mut conn = state.services.cache.conn();
     let mut pipe = redis::pipe();
     for (key, _) in counters {
@@ -221,7 +221,7 @@ async fn throttle_fail(state: &AppState, counters: &[(String, i64)]) -> Result<(
     pipe.query_async::<()>(&mut conn).await.map_err(|e| ApiError::from(state.services.cache.unavailable(e)))
 }
 
-async fn throttle_clear(state: &AppState, key: &str) {
+pub(super) async fn throttle_clear(state: &AppState, key: &str) {
     let mut conn = state.services.cache.conn();
     let _ = redis::cmd("DEL").arg(state.services.cache.key(key)).query_async::<()>(&mut conn).await;
 }

@@ -2,6 +2,7 @@
 //! inline policies, attachments, access keys and sign-in sessions. Names are
 //! validated here as IAM validates them; handlers pass them through.
 
+pub mod access_keys;
 pub mod accounts;
 pub mod builtin;
 pub mod groups;

@@ -1,0 +1,115 @@
+//! Access keys: an id and a secret a program exchanges for a token. The
+//! secret is shown once, at creation, and kept only as a hash.
+
+use chrono::{DateTime, Utc};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::IamError;
+use crate::auth::ids;
+use crate::schema::iam_access_keys;
+
+/// IAM's quota of access keys per user.
+pub const KEYS_PER_USER: i64 = 2;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = iam_access_keys)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub secret_hash: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Creates a key for the user; returns it with its secret, which is not kept.
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    user_id: &str,
+) -> Result<(AccessKey, String), IamError> {
+    let count: i64 =
+        iam_access_keys::table.filter(iam_access_keys::user_id.eq(user_id)).count().get_result(conn).await?;
+    if count >= KEYS_PER_USER {
+        return Err(IamError::LimitExceeded(format!(
+            "a user may have at most {KEYS_PER_USER} access keys; delete one first"
+        )));
+    }
+    let secret = ids::secret();
+    let key = diesel::insert_into(iam_access_keys::table)
+        .values((
+            iam_access_keys::access_key_id.eq(ids::entity_id("AKIA")),
+            iam_access_keys::user_id.eq(user_id),
+            iam_access_keys::account_id.eq(account),
+            iam_access_keys::secret_hash.eq(ids::secret_hash(&secret)),
+            iam_access_keys::status.eq("Active"),
+        ))
+        .returning(AccessKey::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok((key, secret))
+}
+
+pub async fn list(conn: &mut AsyncPgConnection, user_id: &str) -> Result<Vec<AccessKey>, IamError> {
+    Ok(iam_access_keys::table
+        .select(AccessKey::as_select())
+        .filter(iam_access_keys::user_id.eq(user_id))
+        .order(iam_access_keys::created_at)
+        .load(conn)
+        .await?)
+}
+
+fn no_such_key(id: &str) -> IamError {
+    IamError::NoSuchEntity(format!("the access key {id} cannot be found for this user"))
+}
+
+pub async fn set_status(
+    conn: &mut AsyncPgConnection,
+    user_id: &str,
+    key_id: &str,
+    status: &str,
+) -> Result<(), IamError> {
+    if !matches!(status, "Active" | "Inactive") {
+        return Err(IamError::InvalidInput(format!("status must be Active or Inactive, not {status:?}")));
+    }
+    let updated = diesel::update(
+        iam_access_keys::table
+            .filter(iam_access_keys::access_key_id.eq(key_id))
+            .filter(iam_access_keys::user_id.eq(user_id)),
+    )
+    .set(iam_access_keys::status.eq(status))
+    .execute(conn)
+    .await?;
+    if updated == 0 { Err(no_such_key(key_id)) } else { Ok(()) }
+}
+
+pub async fn delete(conn: &mut AsyncPgConnection, user_id: &str, key_id: &str) -> Result<(), IamError> {
+    let deleted = diesel::delete(
+        iam_access_keys::table
+            .filter(iam_access_keys::access_key_id.eq(key_id))
+            .filter(iam_access_keys::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .await?;
+    if deleted == 0 { Err(no_such_key(key_id)) } else { Ok(()) }
+}
+
+/// The active key with this id and secret, its last use recorded.
+pub async fn authenticate(
+    conn: &mut AsyncPgConnection,
+    key_id: &str,
+    secret: &str,
+) -> Result<Option<AccessKey>, IamError> {
+    let key = iam_access_keys::table.select(AccessKey::as_select()).find(key_id).first(conn).await.optional()?;
+    let hash = ids::secret_hash(secret);
+    let Some(key) = key.filter(|k| k.status == "Active" && ids::hashes_equal(&k.secret_hash, &hash)) else {
+        return Ok(None);
+    };
+    diesel::update(iam_access_keys::table.find(key_id))
+        .set(iam_access_keys::last_used_at.eq(Some(Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(Some(key))
+}
