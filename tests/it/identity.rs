@@ -447,3 +447,86 @@ async fn access_keys_are_exchanged_for_tokens_and_their_secret_is_shown_once() {
     assert_eq!(app.call("DELETE", &path, Some(&root), None).await.status, 204);
     assert_eq!(app.call("DELETE", &path, Some(&root), None).await.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policies_are_simulated_over_http_as_authz_decides_them() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let custom = json!({
+        "policyInputList": [{"Version": "2012-10-17", "Statement": [
+            {"Sid": "Read", "Effect": "Allow", "Action": "codepipeline:Get*", "Resource": "*",
+             "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}},
+            {"Sid": "NoProd", "Effect": "Deny", "Action": "*", "Resource": "arn:pw:codepipeline:*:*:web/Prod*"}]}],
+        "actionNames": ["codepipeline:GetPipeline", "codepipeline:DeletePipeline"],
+        "resourceArns": ["arn:pw:codepipeline:local:111122223333:web", "arn:pw:codepipeline:local:111122223333:web/Prod"],
+        "contextEntries": [{"contextKeyName": "aws:SourceIp", "contextKeyValues": ["203.0.113.7"], "contextKeyType": "ip"}]
+    });
+    let answer = app.call("POST", "/v1/iam/simulate-custom-policy", Some(&root), Some(custom)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let decisions: Vec<(String, String, String)> = answer.body["evaluationResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["evalActionName"].as_str().unwrap().into(),
+                r["evalResourceName"].as_str().unwrap().rsplit(':').next().unwrap().into(),
+                r["evalDecision"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expect = |a: &str, r: &str, d: &str| (a.to_owned(), r.to_owned(), d.to_owned());
+    assert_eq!(
+        decisions,
+        vec![
+            expect("codepipeline:GetPipeline", "web", "allowed"),
+            expect("codepipeline:GetPipeline", "web/Prod", "explicitDeny"),
+            expect("codepipeline:DeletePipeline", "web", "implicitDeny"),
+            expect("codepipeline:DeletePipeline", "web/Prod", "explicitDeny"),
+        ]
+    );
+    assert_eq!(answer.body["evaluationResults"][1]["matchedStatements"][0]["sid"], "NoProd");
+
+    let malformed = app
+        .call(
+            "POST",
+            "/v1/iam/simulate-custom-policy",
+            Some(&root),
+            Some(json!({"policyInputList": [{"Statement": {"Effect": "Allow"}}], "actionNames": ["a:b"]})),
+        )
+        .await;
+    assert_eq!((malformed.status, malformed.body["code"].as_str()), (400, Some("MalformedPolicyDocumentException")));
+
+    app.create_user(&root, "sam", PASSWORD, &["IAMReadOnlyAccess"]).await;
+    let principal = app
+        .call(
+            "POST",
+            "/v1/iam/simulate-principal-policy",
+            Some(&root),
+            Some(json!({
+            "policySourceArn": format!("arn:pw:iam::{account}:user/sam"),
+            "actionNames": ["iam:ListUsers", "iam:CreateUser"]})),
+        )
+        .await;
+    assert_eq!(principal.status, 200, "{}", principal.body);
+    assert_eq!(principal.body["evaluationResults"][0]["evalDecision"], "allowed");
+    assert_eq!(
+        principal.body["evaluationResults"][0]["matchedStatements"][0]["sourcePolicyId"],
+        "arn:pw:iam::pw:policy/IAMReadOnlyAccess"
+    );
+    assert_eq!(principal.body["evaluationResults"][1]["evalDecision"], "implicitDeny");
+    let elsewhere = app
+        .call(
+            "POST",
+            "/v1/iam/simulate-principal-policy",
+            Some(&root),
+            Some(json!({"policySourceArn": "arn:pw:iam::999999999999:user/sam", "actionNames": ["iam:ListUsers"]})),
+        )
+        .await;
+    assert_eq!(
+        elsewhere.status, 403,
+        "another account's principal is not the caller's to simulate: {}",
+        elsewhere.body
+    );
+}

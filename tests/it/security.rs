@@ -31,6 +31,10 @@ fn body_for(operation: &str) -> Option<Value> {
         "SignIn" => json!({"account": "000000000000", "userName": "root", "password": "wrong password"}),
         "RefreshSession" => json!({"refreshToken": "not-a-token"}),
         "CreateAccount" => json!({"rootPassword": "correct horse battery"}),
+        "SimulateCustomPolicy" => json!({"policyInputList": [], "actionNames": ["iam:GetUser"]}),
+        "SimulatePrincipalPolicy" => {
+            json!({"policySourceArn": "arn:pw:iam::000000000000:user/alice", "actionNames": ["iam:GetUser"]})
+        }
         "CreatePolicy" => {
             json!({"policyName": "shared", "policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}}})
         }

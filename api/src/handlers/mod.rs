@@ -7,6 +7,7 @@ pub mod owned;
 pub mod policies;
 pub mod roles;
 pub mod session;
+pub mod simulate;
 pub mod sts;
 pub mod users;
 
@@ -25,6 +26,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     policies::routes(cfg);
     roles::routes(cfg);
     sts::routes(cfg);
+    simulate::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -39,6 +41,7 @@ pub fn operations() -> Vec<OperationDoc> {
         policies::OPERATIONS,
         roles::OPERATIONS,
         sts::OPERATIONS,
+        simulate::OPERATIONS,
     ]
     .concat()
 }
