@@ -87,6 +87,12 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
             "this session was signed out; sign in again",
         ));
     }
+    if claims.typ == PrincipalKind::User {
+        let mut conn = state.services.db.conn().await?;
+        if users::find_by_id(&mut conn, &claims.uid).await?.is_none() {
+            return Err(unauthenticated(ErrorCode::UnrecognizedClientException, "the user no longer exists"));
+        }
+    }
     if claims.typ == PrincipalKind::AssumedRole {
         // The role must still exist, and its sessions not have been revoked since.
         let mut conn = state.services.db.conn().await?;
@@ -136,6 +142,12 @@ pub trait Operation: 'static {
 
     /// The resource ARN of this request.
     fn resource(request: &ResourceRequest<'_>, body: &Self::Body) -> Result<String, ApiError>;
+
+    /// Condition keys the operation adds to the request context (e.g.
+    /// `iam:PolicyARN` for attaching a policy).
+    fn context(_request: &ResourceRequest<'_>, _body: &Self::Body) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// What a resource ARN is built from.
@@ -148,16 +160,28 @@ pub struct ResourceRequest<'a> {
 impl ResourceRequest<'_> {
     /// A path parameter.
     pub fn path(&self, name: &str) -> Result<&str, ApiError> {
-        self.http
+        let value = self
+            .http
             .match_info()
             .get(name)
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| ApiError::validation(format!("the path needs {name}")))
+            .ok_or_else(|| ApiError::validation(format!("the path needs {name}")))?;
+        if value.chars().any(char::is_control) {
+            return Err(ApiError::validation(format!("{name} must not contain control characters")));
+        }
+        Ok(value)
     }
 
     /// `arn:pw:iam::ACCOUNT:{resource}`
     pub fn iam(&self, resource: &str) -> String {
         format!("arn:pw:iam::{}:{resource}", self.account)
+    }
+
+    /// A query-string parameter.
+    pub fn query(&self, name: &str) -> Option<String> {
+        web::Query::<std::collections::HashMap<String, String>>::from_query(self.http.query_string())
+            .ok()
+            .and_then(|q| q.get(name).cloned())
     }
 }
 
@@ -207,9 +231,10 @@ impl<O: Operation> FromRequest for Authorized<O> {
             // Credentials first: an anonymous caller learns nothing from the body's errors.
             let caller = authenticate(&req, &state).await?;
             let body = body.await?;
-            let resource =
-                O::resource(&ResourceRequest { http: &req, account: caller.account(), region: &state.region }, &body)?;
-            authorize(&state, &caller, O::ACTION, &resource).await?;
+            let request = ResourceRequest { http: &req, account: caller.account(), region: &state.region };
+            let resource = O::resource(&request, &body)?;
+            let extra = O::context(&request, &body);
+            authorize_with(&state, &caller, O::ACTION, &resource, &extra).await?;
             Ok(Authorized { caller, resource, body, operation: PhantomData })
         })
     }
@@ -217,6 +242,17 @@ impl<O: Operation> FromRequest for Authorized<O> {
 
 /// Decides `action` on `resource` for the caller, from its current policies.
 pub async fn authorize(state: &AppState, caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
+    authorize_with(state, caller, action, resource, &[]).await
+}
+
+/// As [`authorize`], with condition keys of the operation's own.
+pub async fn authorize_with(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    extra: &[(&'static str, String)],
+) -> Result<(), ApiError> {
     let mut conn = state.services.db.conn().await?;
     let mut documents = Vec::new();
     let mut session_policy = None;
@@ -247,9 +283,21 @@ pub async fn authorize(state: &AppState, caller: &Caller, action: &str, resource
                 None
             }
         };
+    let count = documents.len();
     let identity: Vec<NamedPolicy> = documents.into_iter().filter_map(compile).collect();
+    let had_session_policy = session_policy.is_some();
     let session = session_policy.and_then(|text| compile(("session policy".to_owned(), text)));
-    let context = request_context(caller, &state.region);
+    // Fail closed: a policy that cannot be read might have been a Deny.
+    if identity.len() != count || (had_session_policy && session.is_none()) {
+        return Err(ApiError::new(
+            ErrorCode::AccessDeniedException,
+            "a policy that applies to this principal could not be read; an administrator must fix it",
+        ));
+    }
+    let mut context = request_context(caller, &state.region);
+    for (key, value) in extra {
+        context.insert(key, value.as_str());
+    }
     let request = Request { action, resource, context: &context };
     let evaluation = pipewright_authz::evaluate_principal(&caller.principal(), &identity, session.as_ref(), &request);
     if evaluation.is_allowed() {
@@ -309,6 +357,27 @@ pub fn request_context(caller: &Caller, region: &str) -> Context {
 /// OpenAPI document), its body, and how the ARN is built.
 #[macro_export]
 macro_rules! operation {
+    ($name:ident, $action:literal, $resource:literal, $body:ty, |$req:ident, $b:ident| $build:expr,
+     context |$creq:ident, $cb:ident| $context:expr) => {
+        pub struct $name;
+
+        impl $crate::auth::Operation for $name {
+            const ACTION: &'static str = $action;
+            const RESOURCE: &'static str = $resource;
+            type Body = $body;
+
+            fn resource(
+                $req: &$crate::auth::ResourceRequest<'_>,
+                $b: &Self::Body,
+            ) -> Result<String, $crate::error::ApiError> {
+                $build
+            }
+
+            fn context($creq: &$crate::auth::ResourceRequest<'_>, $cb: &Self::Body) -> Vec<(&'static str, String)> {
+                $context
+            }
+        }
+    };
     ($name:ident, $action:literal, $resource:literal, $body:ty, |$req:ident, $b:ident| $build:expr) => {
         pub struct $name;
 

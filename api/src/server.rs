@@ -35,6 +35,8 @@ pub struct AppState {
     pub access_token_secs: i64,
     pub session_secs: i64,
     pub signin_window_secs: i64,
+    /// Password hashes computed at once (each takes 19 MiB).
+    pub password_slots: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -53,7 +55,18 @@ impl AppState {
         Ok(found)
     }
 
-    /// Marks the session signed out for as long as its tokens could live.
+    /// Refuses the session's tokens from now on: for as long as any token of
+    /// it could live (its end, plus one access token's lifetime).
+    pub async fn revoke_session(
+        &self,
+        session: Uuid,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ApiError> {
+        let seconds = (expires_at - chrono::Utc::now()).num_seconds() + self.access_token_secs + 60;
+        self.revoke(session, seconds).await
+    }
+
+    /// Marks the session signed out for `seconds`.
     pub async fn revoke(&self, session: Uuid, seconds: i64) -> Result<(), ApiError> {
         let mut conn = self.services.cache.conn();
         redis::cmd("SET")
@@ -165,6 +178,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8]) -> std::io::
         access_token_secs: config.access_token_secs,
         session_secs: config.session_secs,
         signin_window_secs: config.signin_window_secs.max(1),
+        password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
     });
     let table = {
         let mut table = RouteTable::from_openapi(&openapi());

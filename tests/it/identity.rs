@@ -231,8 +231,6 @@ async fn sign_out_ends_the_session_at_once_and_refresh_tokens_work_once() {
 
     let refreshed = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
-    let reused = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
-    assert_eq!((reused.status, reused.body["code"].as_str()), (401, Some("UnrecognizedClientException")));
     let second = refreshed.body["accessToken"].as_str().unwrap().to_owned();
     assert_eq!(app.call("GET", "/v1/auth/whoami", Some(&second), None).await.status, 200);
 
@@ -249,6 +247,8 @@ async fn sign_out_ends_the_session_at_once_and_refresh_tokens_work_once() {
     let new_refresh = refreshed.body["refreshToken"].as_str().unwrap();
     let after_sign_out = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": new_refresh}))).await;
     assert_eq!(after_sign_out.status, 401);
+    let reused = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
+    assert_eq!((reused.status, reused.body["code"].as_str()), (401, Some("UnrecognizedClientException")));
 
     let garbage = app.call("GET", "/v1/auth/whoami", Some("not-a-token"), None).await;
     assert_eq!((garbage.status, garbage.body["code"].as_str()), (401, Some("UnrecognizedClientException")));

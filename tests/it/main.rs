@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 mod errors;
+mod hardening;
 mod identity;
 mod openapi;
 mod ops;

@@ -123,6 +123,13 @@ async fn without_the_external_id_or_the_callers_own_permission_it_is_refused() {
     )
     .await;
     assert_eq!(missing.status, 403);
+    // Nor is its maximum duration: an untrusted caller learns the same either way.
+    for role in ["deployer", "nothing"] {
+        let probe = json!({"roleArn": format!("arn:pw:iam::{}:role/{role}", w.a), "roleSessionName": "ci", "durationSeconds": 7200});
+        let answer = assume(&w.app, &eve, probe).await;
+        assert_eq!(answer.status, 403, "{role}: {}", answer.body);
+        assert!(answer.body["message"].as_str().unwrap().ends_with("do not both allow it"), "{}", answer.body);
+    }
     let root = w.app.sign_in(&w.b, "root", PASSWORD).await;
     assert_eq!(
         assume(&w.app, &root, json!({"roleArn": w.role_arn, "roleSessionName": "ci", "externalId": "ext-42"}))
@@ -156,7 +163,18 @@ async fn session_policies_narrow_durations_are_bounded_and_sessions_can_be_revok
     )
     .await;
     assert_eq!(too_long.status, 400, "{}", too_long.body);
-    assert!(too_long.body["message"].as_str().unwrap().contains("between 900 and 3600"));
+    assert!(
+        too_long.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the role's maximum session duration (3600 seconds)"),
+        "{}",
+        too_long.body
+    );
+    let beyond =
+        assume(&w.app, &w.bob, json!({"roleArn": w.role_arn, "roleSessionName": "long", "durationSeconds": 50000}))
+            .await;
+    assert!(beyond.body["message"].as_str().unwrap().contains("between 900 and 43200"), "{}", beyond.body);
     let bad_name = assume(&w.app, &w.bob, json!({"roleArn": w.role_arn, "roleSessionName": "no spaces"})).await;
     assert_eq!(bad_name.status, 400);
     let bad_arn = assume(&w.app, &w.bob, json!({"roleArn": "deployer", "roleSessionName": "ci"})).await;

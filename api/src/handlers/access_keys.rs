@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::session::{throttle_check, throttle_clear, throttle_fail};
+use super::session::{client_prefix, throttle_attempt, throttle_clear};
 use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest, source_ip};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
@@ -216,9 +216,9 @@ pub async fn token(
     state: web::Data<AppState>,
     body: web::Json<TokenRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let ip = source_ip(&req);
+    let ip = client_prefix(&source_ip(&req));
     let counters = [(format!("token:key-ip:{}:{ip}", body.access_key_id), 5), (format!("token:ip:{ip}"), 30)];
-    throttle_check(&state, &counters).await?;
+    throttle_attempt(&state, &counters).await?;
     let mut conn = state.services.db.conn().await?;
     let key = access_keys::authenticate(&mut conn, &body.access_key_id, &body.secret_access_key).await?;
     let user = match &key {
@@ -226,14 +226,12 @@ pub async fn token(
         None => None,
     };
     let (Some(key), Some(user)) = (key, user) else {
-        drop(conn);
-        throttle_fail(&state, &counters).await?;
         return Err(ApiError::new(
             ErrorCode::UnrecognizedClientException,
             "the access key is unknown or inactive, or the secret is wrong",
         ));
     };
-    throttle_clear(&state, &counters[0].0).await;
+    throttle_clear(&state, &counters).await;
     let session = sessions::create(
         &mut conn,
         sessions::NewSession {

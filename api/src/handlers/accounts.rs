@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::blocking;
+use super::password_work;
 use crate::auth::OperationDoc;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
@@ -82,7 +82,7 @@ pub async fn create_account(
         .check(&body.root_password)
         .map_err(|m| ApiError::new(ErrorCode::PasswordPolicyViolationException, m))?;
     let password = body.root_password;
-    let hash = blocking(move || passwords::hash(&password)).await?.map_err(|e| {
+    let hash = password_work(&state, move || passwords::hash(&password)).await?.map_err(|e| {
         tracing::error!(error = %e, "password hashing failed");
         ApiError::internal()
     })?;

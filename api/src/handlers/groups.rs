@@ -77,7 +77,9 @@ operation!(
     "iam:AttachGroupPolicy",
     "arn:pw:iam::${Account}:group/{groupName}",
     web::Json<PolicyArnRequest>,
-    |r, _b| group_arn(r)
+    |r, _b| group_arn(r),
+    context | _cr,
+    cb | vec![("iam:PolicyARN", cb.policy_arn.clone())]
 );
 operation!(
     ListAttachedGroupPolicies,
@@ -86,9 +88,15 @@ operation!(
     NoBody,
     |r, _b| group_arn(r)
 );
-operation!(DetachGroupPolicy, "iam:DetachGroupPolicy", "arn:pw:iam::${Account}:group/{groupName}", NoBody, |r, _b| {
-    group_arn(r)
-});
+operation!(
+    DetachGroupPolicy,
+    "iam:DetachGroupPolicy",
+    "arn:pw:iam::${Account}:group/{groupName}",
+    NoBody,
+    |r, _b| group_arn(r),
+    context | cr,
+    _cb | cr.query("policyArn").map(|arn| vec![("iam:PolicyARN", arn)]).unwrap_or_default()
+);
 
 pub const OPERATIONS: &[OperationDoc] = &[
     OperationDoc::of::<CreateGroup>("CreateGroup"),

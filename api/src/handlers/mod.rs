@@ -81,3 +81,14 @@ impl From<pipewright_core::iam::names::Tag> for TagBody {
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, crate::error::ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|_| crate::error::ApiError::internal())
 }
+
+/// Runs password hashing off the async workers, a bounded number at a time:
+/// each argon2 hash takes 19 MiB, so a flood of sign-ins must queue rather
+/// than exhaust memory.
+pub async fn password_work<T: Send + 'static>(
+    state: &crate::server::AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, crate::error::ApiError> {
+    let _permit = state.password_slots.acquire().await.map_err(|_| crate::error::ApiError::internal())?;
+    blocking(f).await
+}

@@ -66,7 +66,9 @@ operation!(
     "iam:AttachRolePolicy",
     "arn:pw:iam::${Account}:role/{roleName}",
     web::Json<PolicyArnRequest>,
-    |r, _b| role_arn(r)
+    |r, _b| role_arn(r),
+    context | _cr,
+    cb | vec![("iam:PolicyARN", cb.policy_arn.clone())]
 );
 operation!(
     ListAttachedRolePolicies,
@@ -75,9 +77,15 @@ operation!(
     NoBody,
     |r, _b| role_arn(r)
 );
-operation!(DetachRolePolicy, "iam:DetachRolePolicy", "arn:pw:iam::${Account}:role/{roleName}", NoBody, |r, _b| {
-    role_arn(r)
-});
+operation!(
+    DetachRolePolicy,
+    "iam:DetachRolePolicy",
+    "arn:pw:iam::${Account}:role/{roleName}",
+    NoBody,
+    |r, _b| role_arn(r),
+    context | cr,
+    _cb | cr.query("policyArn").map(|arn| vec![("iam:PolicyARN", arn)]).unwrap_or_default()
+);
 
 fn role_arn(r: &crate::auth::ResourceRequest<'_>) -> Result<String, ApiError> {
     Ok(r.iam(&format!("role/{}", r.path("roleName")?)))

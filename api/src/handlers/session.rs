@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use super::blocking;
+use super::password_work;
 use crate::auth::{Caller, OperationDoc, source_ip};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
@@ -68,10 +68,9 @@ pub struct CallerIdentity {
     pub user_id: String,
 }
 
-/// Failed sign-ins allowed per window, and the window.
+/// Sign-in attempts allowed per window (a success clears the first counter).
 const PER_USER_AND_IP: i64 = 5;
 const PER_IP: i64 = 30;
-const PER_USER: i64 = 50;
 
 fn wrong() -> ApiError {
     ApiError::new(ErrorCode::NotAuthorizedException, "the account, user name or password is wrong")
@@ -97,14 +96,12 @@ pub async fn sign_in(
     body: web::Json<SignInRequest>,
 ) -> Result<web::Json<SessionTokens>, ApiError> {
     let body = body.into_inner();
-    let ip = source_ip(&req);
+    let ip = client_prefix(&source_ip(&req));
     let who = format!("{}:{}", body.account.to_lowercase(), body.user_name.to_lowercase());
-    let counters = [
-        (format!("signin:who-ip:{who}:{ip}"), PER_USER_AND_IP),
-        (format!("signin:ip:{ip}"), PER_IP),
-        (format!("signin:who:{who}"), PER_USER),
-    ];
-    throttle_check(&state, &counters).await?;
+    // Attempts count per account+user+address and per address. There is no
+    // limit per account+user alone: it would let anyone lock the real user out.
+    let counters = [(format!("signin:who-ip:{who}:{ip}"), PER_USER_AND_IP), (format!("signin:ip:{ip}"), PER_IP)];
+    throttle_attempt(&state, &counters).await?;
 
     let mut conn = state.services.db.conn().await?;
     let account = accounts::find(&mut conn, &body.account).await?;
@@ -121,17 +118,16 @@ pub async fn sign_in(
     };
     drop(conn);
     let password = body.password;
-    let verified = blocking(move || match hash {
+    let verified = password_work(&state, move || match hash {
         Some(hash) => passwords::verify(&password, &hash),
         None => passwords::verify_nobody(&password),
     })
     .await?;
     let (Some(account), Some(user), true) = (account, principal, verified) else {
-        throttle_fail(&state, &counters).await?;
         tracing::info!(account = %body.account, user = %body.user_name, %ip, "sign-in failed");
         return Err(wrong());
     };
-    throttle_clear(&state, &counters[0].0).await;
+    throttle_clear(&state, &counters).await;
 
     let (arn, kind, uid, name, user_id) = match &user {
         None => (
@@ -183,47 +179,58 @@ fn issue(state: &AppState, claims: &Claims, refresh_token: Option<String>) -> Re
     })
 }
 
-pub(super) async fn throttle_check(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
+/// Counts an attempt against each counter (atomically: INCR first, then
+/// compare) and refuses it when one is over its limit. Windows start at the
+/// first attempt and are never extended.
+pub(super) async fn throttle_attempt(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
     let mut conn = state.services.cache.conn();
-    for (key, limit) in counters {
+    let mut pipe = redis::pipe();
+    for (key, _) in counters {
         let key = state.services.cache.key(key);
-        let (count, ttl): (Option<i64>, i64) = redis::pipe()
-            .cmd("GET")
-            .arg(&key)
-            .cmd("TTL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| ApiError::from(state.services.cache.unavailable(e)))?;
-        if count.unwrap_or(0) >= *limit {
+        pipe.cmd("INCR").arg(&key).cmd("EXPIRE").arg(&key).arg(state.signin_window_secs).arg("NX").ignore();
+        pipe.cmd("TTL").arg(&key);
+    }
+    let answers: Vec<i64> =
+        pipe.query_async(&mut conn).await.map_err(|e| ApiError::from(state.services.cache.unavailable(e)))?;
+    for ((_, limit), pair) in counters.iter().zip(answers.chunks(2)) {
+        let (count, ttl) = (pair.first().copied().unwrap_or(0), pair.get(1).copied().unwrap_or(1));
+        if count > *limit {
             let wait = u32::try_from(ttl.max(1)).unwrap_or(1);
             return Err(ApiError {
                 retry_after: Some(wait),
-                ..ApiError::new(
-                    ErrorCode::ThrottlingException,
-                    format!("too many failed sign-ins; retry in {wait} seconds"),
-                )
+                ..ApiError::new(ErrorCode::ThrottlingException, format!("too many attempts; retry in {wait} seconds"))
             });
         }
     }
     Ok(())
 }
 
-pub(super) async fn throttle_fail(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
-    let mut conn = state.services.cache.conn();
-    let mut pipe = redis::pipe();
-    for (key, _) in counters {
-        let key = state.services.cache.key(key);
-        // The window starts at the first failure and is never extended, so a
-        // flood cannot keep anyone out for longer than one window.
-        pipe.cmd("INCR").arg(&key).ignore().cmd("EXPIRE").arg(&key).arg(state.signin_window_secs).arg("NX").ignore();
+/// The part of an address that throttling counts by: the address for IPv4,
+/// its /64 for IPv6 (one client commonly holds a whole /64).
+pub(super) fn client_prefix(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
     }
-    pipe.query_async::<()>(&mut conn).await.map_err(|e| ApiError::from(state.services.cache.unavailable(e)))
 }
 
-pub(super) async fn throttle_clear(state: &AppState, key: &str) {
+/// After a success: the first counter (this client and account+user) starts
+/// again, and the attempt is taken back from the others.
+pub(super) async fn throttle_clear(state: &AppState, counters: &[(String, i64)]) {
     let mut conn = state.services.cache.conn();
-    let _ = redis::cmd("DEL").arg(state.services.cache.key(key)).query_async::<()>(&mut conn).await;
+    let mut pipe = redis::pipe();
+    for (i, (key, _)) in counters.iter().enumerate() {
+        let key = state.services.cache.key(key);
+        if i == 0 {
+            pipe.cmd("DEL").arg(key).ignore();
+        } else {
+            pipe.cmd("DECR").arg(key).ignore();
+        }
+    }
+    let _ = pipe.query_async::<()>(&mut conn).await;
 }
 
 /// Exchanges a refresh token for a new access token (and a new refresh token:
@@ -251,6 +258,10 @@ pub async fn refresh(
     let session = sessions::find(&mut conn, id).await?.filter(sessions::Session::is_live).ok_or_else(invalid)?;
     let old_hash = ids::secret_hash(secret);
     if !session.refresh_hash.as_deref().is_some_and(|h| ids::hashes_equal(h, &old_hash)) {
+        // A used refresh token presented again: someone holds a copy. End the session.
+        tracing::warn!(session = %id, "a used refresh token was presented again; the session is revoked");
+        sessions::revoke(&mut conn, id).await?;
+        state.revoke_session(id, session.expires_at).await?;
         return Err(invalid());
     }
     let (kind, uid, name) = match &session.user_id {
@@ -280,9 +291,13 @@ pub async fn refresh(
 )]
 #[post("/v1/auth/sign-out")]
 pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let remaining = caller.claims.exp - Utc::now().timestamp() + 10;
-    state.revoke(caller.claims.sid, remaining).await?;
+    // Refused for the session's whole life: a refresh may have made tokens
+    // that outlive the one presented here.
     let mut conn = state.services.db.conn().await?;
+    let expires_at = sessions::find(&mut conn, caller.claims.sid)
+        .await?
+        .map_or_else(|| Utc::now() + chrono::Duration::seconds(state.access_token_secs), |s| s.expires_at);
+    state.revoke_session(caller.claims.sid, expires_at).await?;
     sessions::revoke(&mut conn, caller.claims.sid).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -36,6 +36,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// The most actions times resources one simulation decides.
 const MAX_EVALUATIONS: usize = 1000;
+/// The most policies one SimulateCustomPolicy takes (each at most IAM's 6,144 characters).
+const MAX_POLICIES: usize = 10;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -185,6 +187,12 @@ pub async fn simulate_custom_policy(
     auth: Authorized<SimulateCustomPolicy>,
 ) -> Result<web::Json<SimulationResponse>, ApiError> {
     let body = auth.body.into_inner();
+    if body.policy_input_list.len() > MAX_POLICIES {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInputException,
+            format!("policyInputList may hold at most {MAX_POLICIES} policies"),
+        ));
+    }
     let policies = body
         .policy_input_list
         .iter()
@@ -198,7 +206,11 @@ pub async fn simulate_custom_policy(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(web::Json(simulate(&policies, &body.action_names, &body.resource_arns, &context(&body.context_entries)?)?))
+    let context = context(&body.context_entries)?;
+    // Evaluation is CPU work: off the async workers.
+    let answer =
+        super::blocking(move || simulate(&policies, &body.action_names, &body.resource_arns, &context)).await??;
+    Ok(web::Json(answer))
 }
 
 /// Decides actions on resources under the current policies of a user (with
@@ -244,5 +256,9 @@ pub async fn simulate_principal_policy(
             Policy::parse_with_limit(&text, PolicyKind::Identity, usize::MAX).ok().map(|p| NamedPolicy::new(name, p))
         })
         .collect();
-    Ok(web::Json(simulate(&policies, &body.action_names, &body.resource_arns, &context(&body.context_entries)?)?))
+    let context = context(&body.context_entries)?;
+    // Evaluation is CPU work: off the async workers.
+    let answer =
+        super::blocking(move || simulate(&policies, &body.action_names, &body.resource_arns, &context)).await??;
+    Ok(web::Json(answer))
 }

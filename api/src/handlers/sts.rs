@@ -130,21 +130,31 @@ pub async fn assume_role(
             .map_err(|e| ApiError::new(ErrorCode::MalformedPolicyDocumentException, format!("policy: {e}")))?;
     }
 
-    let mut conn = state.services.db.conn().await?;
-    // A role that does not exist is denied like one that does not trust the caller.
-    let Some(role) = roles::find(&mut conn, &arn.account, &role_name).await? else {
-        return Err(denied(&caller, &body.role_arn, " because no trust policy allows it"));
-    };
+    // Bounds that do not depend on the role first: what is said before the
+    // decision must not tell whether a role of another account exists.
     let chained = caller.claims.typ == PrincipalKind::AssumedRole;
-    let max = if chained { CHAINED_MAX_SECS } else { i64::from(role.max_session_duration) };
-    let duration = body.duration_seconds.unwrap_or(3600.min(max));
-    if !(900..=max).contains(&duration) {
+    let ceiling = if chained { CHAINED_MAX_SECS } else { 43_200 };
+    let duration = body.duration_seconds.unwrap_or(3600);
+    if !(900..=ceiling).contains(&duration) {
         let why =
             if chained { " (a role session assuming a role: at most 3600, AWS's role-chaining limit)" } else { "" };
         return Err(ApiError::validation(format!(
-            "durationSeconds must be between 900 and {max}{why}, not {duration}"
+            "durationSeconds must be between 900 and {ceiling}{why}, not {duration}"
         )));
     }
+    let refused = || {
+        denied(
+            &caller,
+            &body.role_arn,
+            " because the caller's policies and the role's trust policy do not both allow it",
+        )
+    };
+
+    let mut conn = state.services.db.conn().await?;
+    // A role that does not exist is denied like one that does not trust the caller.
+    let Some(role) = roles::find(&mut conn, &arn.account, &role_name).await? else {
+        return Err(refused());
+    };
 
     // The caller's own policies, in its own account.
     let (owners, caller_session_policy) = match caller.claims.typ {
@@ -165,11 +175,21 @@ pub async fn assume_role(
     };
     let identity: Vec<NamedPolicy> =
         documents.iter().filter_map(|(name, text)| compile(name.clone(), text, PolicyKind::Identity)).collect();
+    let had_session_policy = caller_session_policy.is_some();
     let caller_session =
         caller_session_policy.and_then(|text| compile("session policy".to_owned(), &text, PolicyKind::Identity));
+    if had_session_policy && caller_session.is_none() {
+        tracing::error!(caller = %caller.arn(), "the caller's session policy does not parse; refusing");
+        return Err(refused());
+    }
     let Some(trust) = compile(format!("trust policy of {}", role.arn()), &role.trust_policy, PolicyKind::Trust) else {
-        return Err(denied(&caller, &body.role_arn, " because the role's trust policy is not valid"));
+        tracing::error!(role = %role.arn(), "a stored trust policy does not parse; the role cannot be assumed");
+        return Err(refused());
     };
+    if identity.len() != documents.len() {
+        tracing::error!(caller = %caller.arn(), "a stored policy of the caller does not parse; refusing");
+        return Err(refused());
+    }
     let mut context = request_context(&caller, &state.region);
     context.insert("sts:RoleSessionName", session_name);
     if let Some(external_id) = &body.external_id {
@@ -185,11 +205,13 @@ pub async fn assume_role(
     let evaluation =
         pipewright_authz::evaluate_assume_role(&identity, caller_session.as_ref(), &trust, &principal, &request);
     if !evaluation.is_allowed() {
-        let why = match evaluation.decision {
-            pipewright_authz::Decision::ExplicitDeny => " with an explicit deny",
-            _ => " because the caller's policies and the role's trust policy do not both allow it",
-        };
-        return Err(denied(&caller, &body.role_arn, why));
+        return Err(refused());
+    }
+    if duration > i64::from(role.max_session_duration) {
+        return Err(ApiError::validation(format!(
+            "durationSeconds {duration} exceeds the role's maximum session duration ({} seconds)",
+            role.max_session_duration
+        )));
     }
 
     let session_arn = format!("arn:pw:sts::{}:assumed-role/{}/{session_name}", role.account_id, role.role_name);

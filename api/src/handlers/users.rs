@@ -15,7 +15,7 @@ use super::owned::{
     AttachedPoliciesResponse, InlinePolicyResponse, Owner, PolicyArnQuery, PolicyArnRequest, PolicyDocumentRequest,
     PolicyNamesResponse,
 };
-use super::{Paging, TagBody, blocking};
+use super::{Paging, TagBody, password_work};
 use crate::auth::{Authorized, NoBody, OperationDoc};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
@@ -69,7 +69,9 @@ operation!(
     "iam:AttachUserPolicy",
     "arn:pw:iam::${Account}:user/{userName}",
     web::Json<PolicyArnRequest>,
-    |r, _b| Ok(r.iam(&format!("user/{}", r.path("userName")?)))
+    |r, _b| Ok(r.iam(&format!("user/{}", r.path("userName")?))),
+    context | _cr,
+    cb | vec![("iam:PolicyARN", cb.policy_arn.clone())]
 );
 operation!(
     ListAttachedUserPolicies,
@@ -78,9 +80,15 @@ operation!(
     NoBody,
     |r, _b| Ok(r.iam(&format!("user/{}", r.path("userName")?)))
 );
-operation!(DetachUserPolicy, "iam:DetachUserPolicy", "arn:pw:iam::${Account}:user/{userName}", NoBody, |r, _b| Ok(
-    r.iam(&format!("user/{}", r.path("userName")?))
-));
+operation!(
+    DetachUserPolicy,
+    "iam:DetachUserPolicy",
+    "arn:pw:iam::${Account}:user/{userName}",
+    NoBody,
+    |r, _b| Ok(r.iam(&format!("user/{}", r.path("userName")?))),
+    context | cr,
+    _cb | cr.query("policyArn").map(|arn| vec![("iam:PolicyARN", arn)]).unwrap_or_default()
+);
 
 pub const OPERATIONS: &[OperationDoc] = &[
     OperationDoc::of::<CreateUser>("CreateUser"),
@@ -255,7 +263,9 @@ pub async fn delete_user(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.services.db.conn().await?;
+    let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     users::delete(&mut conn, auth.caller.account(), &name).await?;
+    end_sessions(&state, &mut conn, &user.user_id, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -276,18 +286,23 @@ pub async fn create_login_profile(
     let mut conn = state.services.db.conn().await?;
     let account = accounts::find(&mut conn, auth.caller.account()).await?.ok_or_else(ApiError::internal)?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
+    if user.password_hash.is_some() {
+        // Replacing a password is IAM's UpdateLoginProfile: it needs its own permission.
+        crate::auth::authorize(&state, &auth.caller, "iam:UpdateLoginProfile", &auth.resource).await?;
+    }
     let password = auth.body.into_inner().password;
     account
         .password_policy()
         .check(&password)
         .map_err(|m| ApiError::new(ErrorCode::PasswordPolicyViolationException, m))?;
     drop(conn);
-    let hash = blocking(move || passwords::hash(&password)).await?.map_err(|e| {
+    let hash = password_work(&state, move || passwords::hash(&password)).await?.map_err(|e| {
         tracing::error!(error = %e, "password hashing failed");
         ApiError::internal()
     })?;
     let mut conn = state.services.db.conn().await?;
     users::set_password(&mut conn, &user.user_id, Some(&hash)).await?;
+    end_sessions(&state, &mut conn, &user.user_id, Some(auth.caller.claims.sid)).await?;
     Ok(web::Json(LoginProfileResponse {
         login_profile: LoginProfile { user_name: user.user_name, create_date: Utc::now() },
     }))
@@ -314,6 +329,7 @@ pub async fn delete_login_profile(
         ));
     }
     users::set_password(&mut conn, &user.user_id, None).await?;
+    end_sessions(&state, &mut conn, &user.user_id, Some(auth.caller.claims.sid)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -444,4 +460,18 @@ async fn owner<'a>(state: &AppState, account: &'a str, name: &str) -> Result<Own
     let mut conn = state.services.db.conn().await?;
     let entity = users::get(&mut conn, account, name).await?;
     Ok(Owner { kind: OwnerKind::User, account, id: entity.user_id, name: entity.user_name })
+}
+
+/// Ends the user's sessions (but `keep`): after its password changes or it is
+/// deleted, nothing signed in before may go on.
+async fn end_sessions(
+    state: &AppState,
+    conn: &mut pipewright_core::db::Conn,
+    user_id: &str,
+    keep: Option<uuid::Uuid>,
+) -> Result<(), ApiError> {
+    for (session, expires_at) in pipewright_core::iam::sessions::revoke_for_user(conn, user_id, keep).await? {
+        state.revoke_session(session, expires_at).await?;
+    }
+    Ok(())
 }

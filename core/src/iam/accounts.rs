@@ -62,6 +62,10 @@ pub async fn create(
 
 /// The account with this id or alias.
 pub async fn find(conn: &mut AsyncPgConnection, id_or_alias: &str) -> Result<Option<Account>, IamError> {
+    // PostgreSQL refuses NUL in text; no account has a control character.
+    if id_or_alias.contains(char::is_control) {
+        return Ok(None);
+    }
     let query = accounts::table.select(Account::as_select());
     let found = if id_or_alias.len() == 12 && id_or_alias.bytes().all(|b| b.is_ascii_digit()) {
         query.filter(accounts::account_id.eq(id_or_alias)).first(conn).await

@@ -47,10 +47,13 @@ pub async fn create(conn: &mut AsyncPgConnection, account: &str, name: &str) -> 
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Result<Group, IamError> {
+    if name.contains(char::is_control) {
+        return Err(IamError::NoSuchEntity(format!("the group with name {name:?} cannot be found")));
+    }
     iam_groups::table
         .select(Group::as_select())
         .filter(iam_groups::account_id.eq(account))
-        .filter(lower(iam_groups::group_name).eq(name.to_lowercase()))
+        .filter(iam_groups::group_name.eq(name))
         .first(conn)
         .await
         .optional()?

@@ -104,10 +104,13 @@ pub async fn create(
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Result<ManagedPolicy, IamError> {
+    if name.contains(char::is_control) {
+        return Err(no_such_policy(name));
+    }
     iam_policies::table
         .select(ManagedPolicy::as_select())
         .filter(iam_policies::account_id.eq(account))
-        .filter(lower(iam_policies::policy_name).eq(name.to_lowercase()))
+        .filter(iam_policies::policy_name.eq(name))
         .first(conn)
         .await
         .optional()?

@@ -1,6 +1,11 @@
 //! IAM's entities in PostgreSQL: accounts, users, groups, roles, managed and
 //! inline policies, attachments, access keys and sign-in sessions. Names are
 //! validated here as IAM validates them; handlers pass them through.
+//!
+//! Names are unique without regard to case (no `alice` beside `Alice`), but
+//! an entity is found only by its exact name: requests are authorised against
+//! the ARN as written, and ARNs match case-sensitively, so a lookup that
+//! ignored case would let `/users/ALICE` slip past a Deny on `user/alice`.
 
 pub mod access_keys;
 pub mod accounts;

@@ -152,7 +152,7 @@ pub async fn managed_document(
         )
         .select(iam_policy_versions::document)
         .filter(iam_policies::account_id.eq(account))
-        .filter(super::lower(iam_policies::policy_name).eq(name.to_lowercase()))
+        .filter(iam_policies::policy_name.eq(name))
         .first(conn)
         .await
         .optional()?)

@@ -97,10 +97,13 @@ pub async fn create(conn: &mut AsyncPgConnection, account: &str, new: NewRole<'_
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Result<Option<Role>, IamError> {
+    if name.contains(char::is_control) {
+        return Ok(None);
+    }
     Ok(iam_roles::table
         .select(Role::as_select())
         .filter(iam_roles::account_id.eq(account))
-        .filter(lower(iam_roles::role_name).eq(name.to_lowercase()))
+        .filter(iam_roles::role_name.eq(name))
         .first(conn)
         .await
         .optional()?)

@@ -89,3 +89,26 @@ pub async fn rotate_refresh(
     .await?;
     Ok(updated == 1)
 }
+
+/// Ends every live session of the user but `keep`; returns them with their
+/// expiry, so that their tokens can be refused at once.
+pub async fn revoke_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: &str,
+    keep: Option<Uuid>,
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, IamError> {
+    let now = Utc::now();
+    let mut query = diesel::update(auth_sessions::table)
+        .filter(auth_sessions::user_id.eq(user_id))
+        .filter(auth_sessions::revoked_at.is_null())
+        .filter(auth_sessions::expires_at.gt(now))
+        .into_boxed();
+    if let Some(keep) = keep {
+        query = query.filter(auth_sessions::session_id.ne(keep));
+    }
+    Ok(query
+        .set(auth_sessions::revoked_at.eq(Some(now)))
+        .returning((auth_sessions::session_id, auth_sessions::expires_at))
+        .get_results(conn)
+        .await?)
+}

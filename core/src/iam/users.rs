@@ -66,10 +66,13 @@ pub async fn get(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Res
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Result<Option<User>, IamError> {
+    if name.contains(char::is_control) {
+        return Ok(None);
+    }
     Ok(iam_users::table
         .select(User::as_select())
         .filter(iam_users::account_id.eq(account))
-        .filter(lower(iam_users::user_name).eq(name.to_lowercase()))
+        .filter(iam_users::user_name.eq(name))
         .first(conn)
         .await
         .optional()?)
