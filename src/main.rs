@@ -137,7 +137,8 @@ async fn serve(role: Role, config: Config) -> ExitCode {
         }
     };
 
-    let (handle, server) = api.map(|api| (api.handle, api.server)).unzip();
+    let (audit, api): (Option<_>, Option<_>) = api.map(|api| (api.audit, (api.handle, api.server))).unzip();
+    let (handle, server) = api.unzip();
     let server = tokio::spawn(async move {
         match server {
             Some(server) => server.await,
@@ -162,6 +163,10 @@ async fn serve(role: Role, config: Config) -> ExitCode {
         }
         if let Some(worker) = worker {
             let _ = worker.await;
+        }
+        // The server is gone, and with it every sender: the writer drains.
+        if let Some(audit) = audit {
+            audit.drained().await;
         }
     })
     .await;

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use pipewright_authz::{Context, Decision, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
 use pipewright_core::auth::tokens::{Claims, PrincipalKind, TokenError};
 use pipewright_core::iam::{self, users};
@@ -110,7 +110,9 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
             ));
         }
     }
-    Ok(Caller { claims, source_ip: source_ip(req), user_agent: user_agent(req) })
+    let caller = Caller { claims, source_ip: source_ip(req), user_agent: user_agent(req) };
+    req.extensions_mut().insert(caller.clone());
+    Ok(caller)
 }
 
 impl FromRequest for Caller {
@@ -234,6 +236,8 @@ impl<O: Operation> FromRequest for Authorized<O> {
             let request = ResourceRequest { http: &req, account: caller.account(), region: &state.region };
             let resource = O::resource(&request, &body)?;
             let extra = O::context(&request, &body);
+            req.extensions_mut()
+                .insert(crate::audit::AuditedOperation { action: O::ACTION, resource: resource.clone() });
             authorize_with(&state, &caller, O::ACTION, &resource, &extra).await?;
             Ok(Authorized { caller, resource, body, operation: PhantomData })
         })

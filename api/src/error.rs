@@ -151,11 +151,15 @@ impl ResponseError for ApiError {
         if let Some(allow) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
             response.insert_header((header::ALLOW, allow));
         }
-        response.json(ErrorBody {
+        let mut response = response.json(ErrorBody {
             code: self.code,
             message: self.message.clone(),
             request_id: telemetry::current_request_id().unwrap_or_default(),
-        })
+        });
+        response
+            .extensions_mut()
+            .insert(crate::audit::AuditedError { code: self.code.as_str(), message: self.message.clone() });
+        response
     }
 }
 

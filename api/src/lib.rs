@@ -1,6 +1,7 @@
 //! Pipewright's HTTP API: routing, the error type, request ids and metrics,
 //! the ops endpoints and the OpenAPI document.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod fallback;
@@ -29,6 +30,7 @@ use utoipa::OpenApi;
         (name = "auth", description = "Signing in and out, tokens, and who the caller is"),
         (name = "iam", description = "Users, groups, roles and policies, as AWS IAM has them"),
         (name = "sts", description = "Assuming roles, in this account or another"),
+        (name = "audit", description = "The audit log of every API call"),
     )
 )]
 pub struct ApiDoc;

@@ -159,6 +159,9 @@ pub struct RunningApi {
     pub addr: SocketAddr,
     pub handle: ServerHandle,
     pub server: Server,
+    /// The audit writer: wait for it after the server stopped, so that no
+    /// event is lost.
+    pub audit: crate::audit::AuditTask,
 }
 
 /// Binds `config.listen` and starts serving. The server does not handle
@@ -186,7 +189,12 @@ pub fn start(config: &Config, services: Services, token_key: &[u8]) -> std::io::
         table.add("/docs", vec!["GET"]);
         web::Data::from(Arc::new(table))
     };
-    let mut server = HttpServer::new(move || app(state.clone(), metrics.clone(), table.clone()));
+    let (writer, audit) = crate::audit::AuditWriter::start(state.services.db.clone());
+    let writer = web::Data::new(writer);
+    let names = web::Data::new(operation_names(&openapi()));
+    let mut server = HttpServer::new(move || {
+        app(state.clone(), metrics.clone(), table.clone()).app_data(writer.clone()).app_data(names.clone())
+    });
     if config.http_workers > 0 {
         server = server.workers(config.http_workers);
     }
@@ -196,5 +204,24 @@ pub fn start(config: &Config, services: Services, token_key: &[u8]) -> std::io::
         .shutdown_timeout(config.shutdown_timeout_secs)
         .client_request_timeout(Duration::from_secs(30))
         .run();
-    Ok(RunningApi { addr, handle: server.handle(), server })
+    Ok(RunningApi { addr, handle: server.handle(), server, audit })
+}
+
+/// Operation ids by method and route template, for the audit log.
+fn operation_names(doc: &OpenApi) -> crate::audit::OperationNames {
+    let mut names = std::collections::HashMap::new();
+    for (path, item) in &doc.paths.paths {
+        for (method, operation) in [
+            ("GET", &item.get),
+            ("PUT", &item.put),
+            ("POST", &item.post),
+            ("DELETE", &item.delete),
+            ("PATCH", &item.patch),
+        ] {
+            if let Some(id) = operation.as_ref().and_then(|o| o.operation_id.clone()) {
+                names.insert((method.to_owned(), path.clone()), id);
+            }
+        }
+    }
+    crate::audit::OperationNames(names)
 }

@@ -59,6 +59,16 @@ pub async fn observe(
     if let Some(metrics) = metrics {
         metrics.observe(method.as_str(), &route, status, elapsed.as_secs_f64());
     }
+    if path.starts_with("/v1/")
+        && let (Some(writer), Some(names)) = (
+            response.request().app_data::<web::Data<crate::audit::AuditWriter>>(),
+            response.request().app_data::<web::Data<crate::audit::OperationNames>>(),
+        )
+    {
+        for event in crate::audit::events_of(&response, &id, names, status) {
+            writer.record(event);
+        }
+    }
     span.in_scope(|| {
         tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request served");
     });

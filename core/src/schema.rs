@@ -142,3 +142,39 @@ diesel::allow_tables_to_appear_in_same_query!(
     iam_access_keys,
     auth_sessions,
 );
+
+diesel::table! {
+    audit_chain_heads (account_id) {
+        account_id -> Text,
+        seq -> Int8,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (event_id) {
+        event_id -> Uuid,
+        account_id -> Text,
+        seq -> Int8,
+        prev_hash -> Text,
+        hash -> Text,
+        event_time -> Timestamptz,
+        event_source -> Text,
+        event_name -> Text,
+        read_only -> Bool,
+        user_identity -> Jsonb,
+        principal_arn -> Nullable<Text>,
+        user_name -> Nullable<Text>,
+        source_ip -> Text,
+        user_agent -> Text,
+        request_parameters -> Nullable<Jsonb>,
+        response_elements -> Nullable<Jsonb>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        http_status -> Int4,
+        request_id -> Text,
+        resources -> Jsonb,
+        resource_keys -> Array<Text>,
+        shared_event_id -> Nullable<Uuid>,
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod access_keys;
 pub mod accounts;
+pub mod audit;
 pub mod groups;
 pub mod owned;
 pub mod policies;
@@ -27,6 +28,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     roles::routes(cfg);
     sts::routes(cfg);
     simulate::routes(cfg);
+    audit::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -42,6 +44,7 @@ pub fn operations() -> Vec<OperationDoc> {
         roles::OPERATIONS,
         sts::OPERATIONS,
         simulate::OPERATIONS,
+        audit::OPERATIONS,
     ]
     .concat()
 }

@@ -1,6 +1,6 @@
 //! Signing in and out: SignIn, Refresh, SignOut, and GetCallerIdentity.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use pipewright_core::auth::tokens::{Claims, PrincipalKind};
 use pipewright_core::auth::{ids, passwords};
@@ -117,6 +117,18 @@ pub async fn sign_in(
         },
     };
     drop(conn);
+    if let Some(account) = &account {
+        let user_arn = match &principal {
+            Some(Some(user)) => Some(user.arn()),
+            Some(None) => Some(format!("arn:pw:iam::{}:root", account.account_id)),
+            None => None,
+        };
+        req.extensions_mut().insert(crate::audit::AuditedAccount {
+            account_id: account.account_id.clone(),
+            user_arn,
+            user_name: body.user_name.clone(),
+        });
+    }
     let password = body.password;
     let verified = password_work(&state, move || match hash {
         Some(hash) => passwords::verify(&password, &hash),

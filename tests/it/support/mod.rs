@@ -56,6 +56,8 @@ impl TestApp {
         });
         let api = pipewright_api::start(&config, services, &[42u8; 32]).expect("the API starts");
         tokio::spawn(api.server);
+        // The audit writer runs until the server is gone.
+        drop(api.audit);
         Self { addr: api.addr, client: reqwest::Client::new(), config, handle: api.handle, _database: database }
     }
 

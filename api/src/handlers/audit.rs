@@ -1,0 +1,109 @@
+//! LookupEvents: the account's audit log, newest first, with filters.
+
+use actix_web::{get, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use pipewright_core::audit::Event;
+use pipewright_core::audit::store::{self, Filter};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::{Authorized, NoBody, OperationDoc};
+use crate::error::{ApiError, ErrorBody};
+use crate::operation;
+use crate::server::AppState;
+
+operation!(LookupEvents, "audit:LookupEvents", "arn:pw:audit:${Region}:${Account}:events", NoBody, |r, _b| Ok(
+    format!("arn:pw:audit:{}:{}:events", r.region, r.account)
+));
+
+pub const OPERATIONS: &[OperationDoc] = &[OperationDoc::of::<LookupEvents>("LookupEvents")];
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(lookup_events);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct LookupQuery {
+    #[param(example = "CreateUser")]
+    pub event_name: Option<String>,
+    pub user_name: Option<String>,
+    pub principal_arn: Option<String>,
+    /// A resource's ARN; a pipeline's also finds its stages' and actions' events.
+    pub resource_arn: Option<String>,
+    pub read_only: Option<bool>,
+    #[param(example = "AccessDeniedException")]
+    pub error_code: Option<String>,
+    pub source_ip_address: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    /// 1 to 1000 (default 50).
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupResponse {
+    /// CloudTrail's event records.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Event>,
+    pub next_token: Option<String>,
+}
+
+fn bad_token() -> ApiError {
+    ApiError::validation("nextToken is not one this service gave")
+}
+
+/// The account's audit events, newest first.
+#[utoipa::path(
+    tag = "audit", operation_id = "LookupEvents", params(LookupQuery),
+    responses((status = 200, body = LookupResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/audit/events")]
+pub async fn lookup_events(
+    state: web::Data<AppState>,
+    auth: Authorized<LookupEvents>,
+    query: web::Query<LookupQuery>,
+) -> Result<web::Json<LookupResponse>, ApiError> {
+    let query = query.into_inner();
+    let limit = query.max_results.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(format!("maxResults must be between 1 and 1000, not {limit}")));
+    }
+    let after = match query.next_token.as_deref() {
+        None | Some("") => None,
+        Some(token) => {
+            let text =
+                URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad_token)?;
+            let (time, id) = text.split_once('|').ok_or_else(bad_token)?;
+            Some((
+                DateTime::parse_from_rfc3339(time).map_err(|_| bad_token())?.with_timezone(&Utc),
+                id.parse::<Uuid>().map_err(|_| bad_token())?,
+            ))
+        }
+    };
+    let filter = Filter {
+        event_name: query.event_name,
+        user_name: query.user_name,
+        principal_arn: query.principal_arn,
+        resource_arn: query.resource_arn,
+        read_only: query.read_only,
+        error_code: query.error_code,
+        source_ip: query.source_ip_address,
+        start_time: query.start_time,
+        end_time: query.end_time,
+    };
+    let mut conn = state.services.db.conn().await?;
+    let (events, next) = store::lookup(&mut conn, auth.caller.account(), &filter, limit, after).await?;
+    let next_token = next.map(|(time, id)| {
+        URL_SAFE_NO_PAD.encode(format!("{}|{id}", time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)))
+    });
+    Ok(web::Json(LookupResponse { events, next_token }))
+}

@@ -1,0 +1,202 @@
+//! The audit events in PostgreSQL: appending to each account's chain, and
+//! LookupEvents.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use diesel::{ExpressionMethods, PgArrayExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::{Event, GENESIS, Resource};
+use crate::iam::IamError;
+use crate::schema::{audit_chain_heads, audit_events};
+
+/// Appends events to their accounts' chains, one transaction per account.
+/// Appenders of one account take turns on the account's chain head.
+pub async fn append(conn: &mut AsyncPgConnection, events: Vec<Event>) -> Result<(), IamError> {
+    let mut by_account: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        by_account.entry(event.recipient_account_id.clone()).or_default().push(event);
+    }
+    for (account, events) in by_account {
+        conn.transaction::<_, IamError, _>(async move |conn| append_in(conn, &account, events).await).await?;
+    }
+    Ok(())
+}
+
+/// Appends `events` of `account` on a connection already in a transaction.
+pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<Event>) -> Result<(), IamError> {
+    diesel::insert_into(audit_chain_heads::table)
+        .values((
+            audit_chain_heads::account_id.eq(account),
+            audit_chain_heads::seq.eq(0i64),
+            audit_chain_heads::hash.eq(GENESIS),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    let (mut seq, mut hash): (i64, String) = audit_chain_heads::table
+        .find(account)
+        .select((audit_chain_heads::seq, audit_chain_heads::hash))
+        .for_update()
+        .first(conn)
+        .await?;
+    for event in events {
+        seq += 1;
+        let prev = hash;
+        hash = event.chain_hash(&prev);
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::event_id.eq(event.event_id),
+                audit_events::account_id.eq(account),
+                audit_events::seq.eq(seq),
+                audit_events::prev_hash.eq(&prev),
+                audit_events::hash.eq(&hash),
+                audit_events::event_time.eq(event.event_time),
+                audit_events::event_source.eq(&event.event_source),
+                audit_events::event_name.eq(&event.event_name),
+                audit_events::read_only.eq(event.read_only),
+                audit_events::user_identity.eq(&event.user_identity),
+                audit_events::principal_arn.eq(event.principal_arn()),
+                audit_events::user_name.eq(event.user_name()),
+                audit_events::source_ip.eq(&event.source_ip_address),
+                audit_events::user_agent.eq(&event.user_agent),
+                audit_events::request_parameters.eq(&event.request_parameters),
+                audit_events::response_elements.eq(&event.response_elements),
+                audit_events::error_code.eq(&event.error_code),
+                audit_events::error_message.eq(&event.error_message),
+                audit_events::http_status.eq(event.http_status),
+                audit_events::request_id.eq(&event.request_id),
+                audit_events::resources.eq(serde_json::to_value(&event.resources).unwrap_or_default()),
+                audit_events::resource_keys.eq(event.resource_keys()),
+                audit_events::shared_event_id.eq(event.shared_event_id),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    diesel::update(audit_chain_heads::table.find(account))
+        .set((audit_chain_heads::seq.eq(seq), audit_chain_heads::hash.eq(&hash)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+struct Row {
+    event_id: Uuid,
+    account_id: String,
+    event_time: DateTime<Utc>,
+    event_source: String,
+    event_name: String,
+    read_only: bool,
+    user_identity: serde_json::Value,
+    source_ip: String,
+    user_agent: String,
+    request_parameters: Option<serde_json::Value>,
+    response_elements: Option<serde_json::Value>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    http_status: i32,
+    request_id: String,
+    resources: serde_json::Value,
+    shared_event_id: Option<Uuid>,
+}
+
+impl From<Row> for Event {
+    fn from(r: Row) -> Self {
+        Self {
+            event_id: r.event_id,
+            recipient_account_id: r.account_id,
+            event_time: r.event_time,
+            event_source: r.event_source,
+            event_name: r.event_name,
+            read_only: r.read_only,
+            user_identity: r.user_identity,
+            source_ip_address: r.source_ip,
+            user_agent: r.user_agent,
+            request_parameters: r.request_parameters,
+            response_elements: r.response_elements,
+            error_code: r.error_code,
+            error_message: r.error_message,
+            http_status: r.http_status,
+            request_id: r.request_id,
+            resources: serde_json::from_value::<Vec<Resource>>(r.resources).unwrap_or_default(),
+            shared_event_id: r.shared_event_id,
+        }
+    }
+}
+
+/// LookupEvents' filters (all optional, ANDed).
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub event_name: Option<String>,
+    pub user_name: Option<String>,
+    pub principal_arn: Option<String>,
+    pub resource_arn: Option<String>,
+    pub read_only: Option<bool>,
+    pub error_code: Option<String>,
+    pub source_ip: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// A page of `account`'s events, newest first, after `after` (the last
+/// event's time and id of the previous page).
+pub async fn lookup(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    filter: &Filter,
+    limit: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> Result<(Vec<Event>, Option<(DateTime<Utc>, Uuid)>), IamError> {
+    let mut query = audit_events::table
+        .select(Row::as_select())
+        .filter(audit_events::account_id.eq(account))
+        .order((audit_events::event_time.desc(), audit_events::event_id.desc()))
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(v) = &filter.event_name {
+        query = query.filter(audit_events::event_name.eq(v.clone()));
+    }
+    if let Some(v) = &filter.user_name {
+        query = query.filter(audit_events::user_name.eq(v.clone()));
+    }
+    if let Some(v) = &filter.principal_arn {
+        query = query.filter(audit_events::principal_arn.eq(v.clone()));
+    }
+    if let Some(v) = &filter.resource_arn {
+        query = query.filter(audit_events::resource_keys.contains(vec![v.clone()]));
+    }
+    if let Some(v) = filter.read_only {
+        query = query.filter(audit_events::read_only.eq(v));
+    }
+    if let Some(v) = &filter.error_code {
+        query = query.filter(audit_events::error_code.eq(v.clone()));
+    }
+    if let Some(v) = &filter.source_ip {
+        query = query.filter(audit_events::source_ip.eq(v.clone()));
+    }
+    if let Some(v) = filter.start_time {
+        query = query.filter(audit_events::event_time.ge(v));
+    }
+    if let Some(v) = filter.end_time {
+        query = query.filter(audit_events::event_time.le(v));
+    }
+    if let Some((time, id)) = after {
+        use diesel::BoolExpressionMethods;
+        query = query.filter(
+            audit_events::event_time.lt(time).or(audit_events::event_time.eq(time).and(audit_events::event_id.lt(id))),
+        );
+    }
+    let mut rows: Vec<Row> = query.load(conn).await?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| (r.event_time, r.event_id))
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(Event::from).collect(), next))
+}

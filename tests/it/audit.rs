@@ -1,0 +1,97 @@
+//! The audit log, as a team searches it after the fact.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Polls LookupEvents until `check` holds (events are written in batches).
+async fn events_until(app: &TestApp, token: &str, query: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..60 {
+        let answer = app.call("GET", &format!("/v1/audit/events?{query}"), Some(token), None).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        last = answer.body["events"].as_array().cloned().unwrap_or_default();
+        if check(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("events for {query:?} never matched: {last:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_ins_denials_invalid_calls_and_changes_are_found_with_their_identity_and_outcome() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let wrong = app
+        .call(
+            "POST",
+            "/v1/auth/sign-in",
+            None,
+            Some(json!({"account": account, "userName": "root", "password": "a wrong password"})),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    app.create_user(&root, "reader", PASSWORD, &["IAMReadOnlyAccess"]).await;
+    let reader = app.sign_in(&account, "reader", PASSWORD).await;
+    assert_eq!(
+        app.call("POST", "/v1/iam/users", Some(&reader), Some(json!({"userName": "mallory"}))).await.status,
+        403
+    );
+    assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": 7}))).await.status, 400);
+
+    let all = events_until(&app, &root, "maxResults=100", |events| events.len() >= 9).await;
+    let names: Vec<&str> = all.iter().map(|e| e["eventName"].as_str().unwrap()).collect();
+    for expected in ["SignIn", "CreateUser", "CreateLoginProfile", "AttachUserPolicy"] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+
+    let failed =
+        events_until(&app, &root, "eventName=SignIn&errorCode=NotAuthorizedException", |e| !e.is_empty()).await;
+    assert_eq!(failed[0]["userIdentity"]["type"], "Root");
+    assert_eq!(failed[0]["httpStatus"], 401);
+    assert_eq!(failed[0]["recipientAccountId"], account.as_str());
+
+    let denied = events_until(&app, &root, "errorCode=AccessDeniedException", |e| !e.is_empty()).await;
+    assert_eq!(denied[0]["eventName"], "CreateUser");
+    assert_eq!(denied[0]["userIdentity"]["type"], "IAMUser");
+    assert_eq!(denied[0]["userIdentity"]["userName"], "reader");
+    assert_eq!(denied[0]["resources"][0]["arn"], format!("arn:pw:iam::{account}:user/mallory"));
+    assert_eq!(denied[0]["eventSource"], "iam.pipewright");
+    assert_eq!(denied[0]["readOnly"], false);
+
+    let by_user =
+        events_until(&app, &root, "userName=reader", |e| e.iter().any(|x| x["errorCode"] == "AccessDeniedException"))
+            .await;
+    assert!(by_user.iter().all(|e| e["userIdentity"]["userName"] == "reader"));
+    let invalid = events_until(&app, &root, "errorCode=ValidationException", |e| !e.is_empty()).await;
+    assert_eq!(invalid[0]["httpStatus"], 400);
+    let on_reader =
+        events_until(&app, &root, &format!("resourceArn=arn:pw:iam::{account}:user/reader"), |e| e.len() >= 2).await;
+    assert!(on_reader.iter().any(|e| e["eventName"] == "CreateLoginProfile"));
+
+    // Newest first, in pages.
+    let first = app.call("GET", "/v1/audit/events?maxResults=2", Some(&root), None).await;
+    let token = first.body["nextToken"].as_str().expect("more pages").to_owned();
+    let second = app.call("GET", &format!("/v1/audit/events?maxResults=2&nextToken={token}"), Some(&root), None).await;
+    let t = |v: &Value| v["eventTime"].as_str().unwrap().to_owned();
+    assert!(t(&first.body["events"][1]) >= t(&second.body["events"][0]));
+
+    // No secret anywhere in what the log shows.
+    let everything = events_until(&app, &root, "maxResults=1000", |_| true).await;
+    let text = serde_json::to_string(&everything).unwrap();
+    for secret in [PASSWORD, "a wrong password", root.as_str(), reader.as_str()] {
+        assert!(!text.contains(secret), "a secret reached the audit log");
+    }
+    // The reader may not read the log; another account sees none of it.
+    assert_eq!(app.call("GET", "/v1/audit/events", Some(&reader), None).await.status, 403);
+    let other = app.create_account(None, PASSWORD).await;
+    let other_root = app.sign_in(&other, "root", PASSWORD).await;
+    let theirs = app.call("GET", "/v1/audit/events?maxResults=1000", Some(&other_root), None).await;
+    assert!(!theirs.body.to_string().contains(&account), "{}", theirs.body);
+}
