@@ -95,3 +95,47 @@ async fn sign_ins_denials_invalid_calls_and_changes_are_found_with_their_identit
     let theirs = app.call("GET", "/v1/audit/events?maxResults=1000", Some(&other_root), None).await;
     assert!(!theirs.body.to_string().contains(&account), "{}", theirs.body);
 }
+
+/// Runs SQL on the test's own database, as someone with database access would.
+async fn tamper(app: &TestApp, sql: &str) {
+    use diesel_async::SimpleAsyncConnection;
+    let mut conn = pipewright_core::db::connect_one(&app.config.database_url).await.expect("the test database");
+    conn.batch_execute(sql).await.expect("the statement runs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_names_the_event_that_was_altered_or_follows_a_deleted_one() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    for name in ["u1", "u2", "u3", "u4"] {
+        assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": name}))).await.status, 201);
+    }
+    let events = events_until(&app, &root, "eventName=CreateUser", |e| e.len() == 4).await;
+    let ok = app.call("GET", "/v1/audit/verify", Some(&root), None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.body["valid"], true, "{}", ok.body);
+    assert!(ok.body["eventsChecked"].as_i64().unwrap() >= 5);
+
+    // Someone edits an event in PostgreSQL: verify names it.
+    let altered = events[1]["eventId"].as_str().unwrap();
+    tamper(&app, &format!("UPDATE audit_events SET http_status = 200 WHERE event_id = '{altered}'")).await;
+    let found = app.call("GET", "/v1/audit/verify", Some(&root), None).await;
+    assert_eq!(found.body["valid"], false);
+    assert_eq!(found.body["firstInvalid"]["eventId"], altered);
+    assert!(found.body["firstInvalid"]["reason"].as_str().unwrap().contains("altered"));
+    tamper(&app, &format!("UPDATE audit_events SET http_status = 201 WHERE event_id = '{altered}'")).await;
+    assert_eq!(app.call("GET", "/v1/audit/verify", Some(&root), None).await.body["valid"], true, "restored");
+
+    // Someone deletes one: verify names the event after the gap.
+    let deleted = events[2]["eventId"].as_str().unwrap();
+    let next: (String,) = {
+        // The event recorded right after the deleted one (events are newest first).
+        (events[1]["eventId"].as_str().unwrap().to_owned(),)
+    };
+    tamper(&app, &format!("DELETE FROM audit_events WHERE event_id = '{deleted}'")).await;
+    let gap = app.call("GET", "/v1/audit/verify", Some(&root), None).await;
+    assert_eq!(gap.body["valid"], false, "{}", gap.body);
+    assert!(gap.body["firstInvalid"]["reason"].as_str().unwrap().contains("missing"), "{}", gap.body);
+    assert_eq!(gap.body["firstInvalid"]["eventId"], next.0.as_str(), "{}", gap.body);
+}

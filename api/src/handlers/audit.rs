@@ -20,10 +20,58 @@ operation!(LookupEvents, "audit:LookupEvents", "arn:pw:audit:${Region}:${Account
     format!("arn:pw:audit:{}:{}:events", r.region, r.account)
 ));
 
-pub const OPERATIONS: &[OperationDoc] = &[OperationDoc::of::<LookupEvents>("LookupEvents")];
+operation!(VerifyEvents, "audit:VerifyEvents", "arn:pw:audit:${Region}:${Account}:events", NoBody, |r, _b| Ok(
+    format!("arn:pw:audit:{}:{}:events", r.region, r.account)
+));
+
+pub const OPERATIONS: &[OperationDoc] =
+    &[OperationDoc::of::<LookupEvents>("LookupEvents"), OperationDoc::of::<VerifyEvents>("VerifyEvents")];
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(lookup_events);
+    cfg.service(lookup_events).service(verify_events);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct VerifyQuery {
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// What verifying found: `valid`, how many events (and digests) were
+/// checked, and the first event that was altered, or follows a deletion or
+/// an insertion.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub valid: bool,
+    pub events_checked: i64,
+    pub digests_checked: i64,
+    #[schema(value_type = Option<Object>)]
+    pub first_invalid: Option<store::Invalid>,
+}
+
+/// Checks the account's hash chain over a time range.
+#[utoipa::path(
+    tag = "audit", operation_id = "VerifyEvents", params(VerifyQuery),
+    responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/audit/verify")]
+pub async fn verify_events(
+    state: web::Data<AppState>,
+    auth: Authorized<VerifyEvents>,
+    query: web::Query<VerifyQuery>,
+) -> Result<web::Json<VerifyResponse>, ApiError> {
+    let mut conn = state.services.db.conn().await?;
+    let found = store::verify(&mut conn, auth.caller.account(), query.start_time, query.end_time).await?;
+    Ok(web::Json(VerifyResponse {
+        valid: found.valid,
+        events_checked: found.events_checked,
+        digests_checked: found.digests_checked,
+        first_invalid: found.first_invalid,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
