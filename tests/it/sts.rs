@@ -229,3 +229,35 @@ async fn a_role_session_may_chain_for_an_hour_at_most_and_same_account_trust_wor
         .await;
     assert_eq!(bad_duration.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_sessions_call_is_in_both_accounts_audit_logs_with_one_shared_event_id() {
+    let w = world().await;
+    let assumed =
+        assume(&w.app, &w.bob, json!({"roleArn": w.role_arn, "roleSessionName": "audited", "externalId": "ext-42"}))
+            .await;
+    let session = assumed.body["credentials"]["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(w.app.call("GET", "/v1/iam/roles/deployer", Some(&session), None).await.status, 200);
+
+    let b_root = w.app.sign_in(&w.b, "root", PASSWORD).await;
+    let mut found = (Value::Null, Value::Null);
+    for _ in 0..50 {
+        let in_a = w.app.call("GET", "/v1/audit/events?eventName=GetRole", Some(&w.a_root), None).await;
+        let in_b = w.app.call("GET", "/v1/audit/events?eventName=GetRole", Some(&b_root), None).await;
+        found = (in_a.body["events"][0].clone(), in_b.body["events"][0].clone());
+        if !found.0.is_null() && !found.1.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (a, b) = found;
+    assert_eq!(a["recipientAccountId"], w.a.as_str(), "{a}");
+    assert_eq!(b["recipientAccountId"], w.b.as_str(), "{b}");
+    assert!(a["sharedEventId"].is_string() && a["sharedEventId"] == b["sharedEventId"], "{a} {b}");
+    assert_ne!(a["eventId"], b["eventId"]);
+    let identity = &a["userIdentity"];
+    assert_eq!(identity["type"], "AssumedRole");
+    assert_eq!(identity["arn"], format!("arn:pw:sts::{}:assumed-role/deployer/audited", w.a));
+    assert_eq!(identity["sessionContext"]["sessionIssuer"]["arn"], w.role_arn.as_str());
+    assert_eq!(identity["sourceAccount"], w.b.as_str());
+}
