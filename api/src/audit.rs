@@ -256,3 +256,37 @@ fn identity(caller: Option<&Caller>, account: Option<&AuditedAccount>) -> (Value
     let source = claims.src.as_ref().map(|s| s.account.clone());
     (identity, claims.acct.clone(), source)
 }
+
+/// Ends a mutation's request transaction: with a success, its events are
+/// appended in it and it commits — together or not at all; otherwise it
+/// rolls back. Returns whether the events were recorded here.
+pub async fn finish_transaction(tx: crate::auth::RequestTx, success: bool, events: &[Event]) -> Result<bool, String> {
+    use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+    let mut guard = tx.0.lock_owned().await;
+    let conn: &mut AsyncPgConnection = &mut guard;
+    if !success {
+        let _ = <AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::rollback_transaction(conn).await;
+        return Ok(false);
+    }
+    let mut by_account: std::collections::BTreeMap<String, Vec<Event>> = std::collections::BTreeMap::new();
+    for event in events {
+        by_account.entry(event.recipient_account_id.clone()).or_default().push(event.clone());
+    }
+    let mut appended = Ok(());
+    for (account, events) in by_account {
+        if let Err(e) = audit::store::append_in(conn, &account, events).await {
+            appended = Err(e.to_string());
+            break;
+        }
+    }
+    let result = match appended {
+        Ok(()) => <AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::commit_transaction(conn)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let _ = <AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::rollback_transaction(conn).await;
+    }
+    result.map(|()| true)
+}

@@ -141,6 +141,8 @@ pub trait Operation: 'static {
     const RESOURCE: &'static str;
     /// The JSON body the operation takes, or [`NoBody`].
     type Body: Body;
+    /// Reads only: no request transaction, and `readOnly` in the audit log.
+    const READ_ONLY: bool = read_only_action(Self::ACTION);
 
     /// The resource ARN of this request.
     fn resource(request: &ResourceRequest<'_>, body: &Self::Body) -> Result<String, ApiError>;
@@ -150,6 +152,35 @@ pub trait Operation: 'static {
     fn context(_request: &ResourceRequest<'_>, _body: &Self::Body) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+}
+
+/// Whether an action only reads, by IAM's naming (`Get…`, `List…`, …).
+pub const fn read_only_action(action: &str) -> bool {
+    let bytes = action.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() && bytes[i] != b':' {
+        i += 1;
+    }
+    let start = if i < bytes.len() { i + 1 } else { bytes.len() };
+    starts_with_at(bytes, start, b"Get")
+        || starts_with_at(bytes, start, b"List")
+        || starts_with_at(bytes, start, b"Lookup")
+        || starts_with_at(bytes, start, b"Simulate")
+        || starts_with_at(bytes, start, b"Verify")
+}
+
+const fn starts_with_at(bytes: &[u8], start: usize, prefix: &[u8]) -> bool {
+    if bytes.len() - start < prefix.len() {
+        return false;
+    }
+    let mut j = 0;
+    while j < prefix.len() {
+        if bytes[start + j] != prefix[j] {
+            return false;
+        }
+        j += 1;
+    }
+    true
 }
 
 /// What a resource ARN is built from.
@@ -218,7 +249,51 @@ pub struct Authorized<O: Operation> {
     pub caller: Caller,
     pub resource: String,
     pub body: O::Body,
+    tx: Option<RequestTx>,
+    state: web::Data<AppState>,
     operation: PhantomData<O>,
+}
+
+impl<O: Operation> Authorized<O> {
+    /// The database for this request: inside the request's transaction for a
+    /// mutation (committed with its audit event), else from the pool.
+    pub async fn db(&self) -> Result<DbConn, ApiError> {
+        match &self.tx {
+            Some(tx) => Ok(DbConn::Tx(tx.0.clone().lock_owned().await)),
+            None => Ok(DbConn::Pool(Box::new(self.state.services.db.conn().await?))),
+        }
+    }
+}
+
+/// The transaction of a mutating request: begun when it was authorised, and
+/// committed by the audit middleware together with the request's event.
+#[derive(Clone)]
+pub struct RequestTx(pub std::sync::Arc<tokio::sync::Mutex<pipewright_core::db::Conn>>);
+
+/// A connection, in the request's transaction or from the pool.
+pub enum DbConn {
+    Tx(tokio::sync::OwnedMutexGuard<pipewright_core::db::Conn>),
+    Pool(Box<pipewright_core::db::Conn>),
+}
+
+impl std::ops::Deref for DbConn {
+    type Target = diesel_async::AsyncPgConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Tx(guard) => guard,
+            Self::Pool(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for DbConn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Self::Tx(guard) => &mut *guard,
+            Self::Pool(conn) => conn,
+        }
+    }
 }
 
 impl<O: Operation> FromRequest for Authorized<O> {
@@ -239,7 +314,19 @@ impl<O: Operation> FromRequest for Authorized<O> {
             req.extensions_mut()
                 .insert(crate::audit::AuditedOperation { action: O::ACTION, resource: resource.clone() });
             authorize_with(&state, &caller, O::ACTION, &resource, &extra).await?;
-            Ok(Authorized { caller, resource, body, operation: PhantomData })
+            let tx = if O::READ_ONLY {
+                None
+            } else {
+                use diesel_async::TransactionManager;
+                let mut conn = state.services.db.conn().await.map_err(ApiError::from)?;
+                diesel_async::AnsiTransactionManager::begin_transaction(&mut *conn)
+                    .await
+                    .map_err(|e| ApiError::from(pipewright_core::iam::IamError::from(e)))?;
+                let tx = RequestTx(std::sync::Arc::new(tokio::sync::Mutex::new(conn)));
+                req.extensions_mut().insert(tx.clone());
+                Some(tx)
+            };
+            Ok(Authorized { caller, resource, body, tx, state, operation: PhantomData })
         })
     }
 }

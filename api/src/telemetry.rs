@@ -61,11 +61,41 @@ pub async fn observe(
     }
     if path.starts_with("/v1/")
         && let (Some(writer), Some(names)) = (
-            response.request().app_data::<web::Data<crate::audit::AuditWriter>>(),
-            response.request().app_data::<web::Data<crate::audit::OperationNames>>(),
+            response.request().app_data::<web::Data<crate::audit::AuditWriter>>().cloned(),
+            response.request().app_data::<web::Data<crate::audit::OperationNames>>().cloned(),
         )
     {
-        for event in crate::audit::events_of(&response, &id, names, status) {
+        let mut events = crate::audit::events_of(&response, &id, &names, status);
+        // A mutation's change and its event commit together, or neither does.
+        let tx = response.request().extensions_mut().remove::<crate::auth::RequestTx>();
+        if let Some(tx) = tx {
+            let success = response.status().is_success();
+            match crate::audit::finish_transaction(tx, success, &events).await {
+                Ok(true) => events.clear(),
+                Ok(false) => {}
+                Err(e) => {
+                    span.in_scope(
+                        || tracing::error!(error = %e, "the audit log could not be written; the change is undone"),
+                    );
+                    let failed = crate::error::ApiError {
+                        retry_after: Some(5),
+                        ..crate::error::ApiError::new(
+                            crate::error::ErrorCode::ServiceUnavailableException,
+                            "the audit log could not be written, so the change was not made; retry shortly",
+                        )
+                    };
+                    let request = response.request().clone();
+                    let body =
+                        REQUEST_ID.scope(id.clone(), async { actix_web::ResponseError::error_response(&failed) }).await;
+                    response = ServiceResponse::new(request, body).map_into_boxed_body();
+                    if let Ok(value) = HeaderValue::from_str(&id) {
+                        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                    }
+                    events = crate::audit::events_of(&response, &id, &names, 503);
+                }
+            }
+        }
+        for event in events {
             writer.record(event);
         }
     }

@@ -139,3 +139,38 @@ async fn verify_names_the_event_that_was_altered_or_follows_a_deleted_one() {
     assert!(gap.body["firstInvalid"]["reason"].as_str().unwrap().contains("missing"), "{}", gap.body);
     assert_eq!(gap.body["firstInvalid"]["eventId"], next.0.as_str(), "{}", gap.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_and_its_event_commit_together_or_not_at_all() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+
+    // The event of a change is there as soon as the change is: no waiting.
+    assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "kept"}))).await.status, 201);
+    let found = app.call("GET", "/v1/audit/events?eventName=CreateUser", Some(&root), None).await;
+    assert_eq!(
+        found.body["events"][0]["resources"][0]["arn"],
+        format!("arn:pw:iam::{account}:user/kept"),
+        "{}",
+        found.body
+    );
+
+    // When the audit log cannot be written, the change is not made.
+    tamper(&app, "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit store down'; END; $$ LANGUAGE plpgsql;
+                  CREATE TRIGGER refuse BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE PROCEDURE refuse();").await;
+    let refused = app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "unrecorded"}))).await;
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (503, Some("ServiceUnavailableException")),
+        "{}",
+        refused.body
+    );
+    tamper(&app, "DROP TRIGGER refuse ON audit_events;").await;
+    assert_eq!(
+        app.call("GET", "/v1/iam/users/unrecorded", Some(&root), None).await.status,
+        404,
+        "the change was undone"
+    );
+    assert_eq!(app.call("GET", "/v1/iam/users/kept", Some(&root), None).await.status, 200);
+}

@@ -115,11 +115,10 @@ pub struct TokenResponse {
 )]
 #[post("/v1/iam/users/{userName}/access-keys")]
 pub async fn create_access_key(
-    state: web::Data<AppState>,
     auth: Authorized<CreateAccessKey>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     let (key, secret) = access_keys::create(&mut conn, auth.caller.account(), &user.user_id).await?;
     Ok(HttpResponse::Created().json(CreateAccessKeyResponse {
@@ -141,11 +140,10 @@ pub async fn create_access_key(
 )]
 #[get("/v1/iam/users/{userName}/access-keys")]
 pub async fn list_access_keys(
-    state: web::Data<AppState>,
     auth: Authorized<ListAccessKeys>,
     name: web::Path<String>,
 ) -> Result<web::Json<ListAccessKeysResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     let keys = access_keys::list(&mut conn, &user.user_id).await?;
     Ok(web::Json(ListAccessKeysResponse {
@@ -172,12 +170,11 @@ pub async fn list_access_keys(
 )]
 #[patch("/v1/iam/users/{userName}/access-keys/{accessKeyId}")]
 pub async fn update_access_key(
-    state: web::Data<AppState>,
     auth: Authorized<UpdateAccessKey>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, key_id) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     access_keys::set_status(&mut conn, &user.user_id, &key_id, &auth.body.status).await?;
     Ok(HttpResponse::Ok().finish())
@@ -191,12 +188,11 @@ pub async fn update_access_key(
 )]
 #[delete("/v1/iam/users/{userName}/access-keys/{accessKeyId}")]
 pub async fn delete_access_key(
-    state: web::Data<AppState>,
     auth: Authorized<DeleteAccessKey>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, key_id) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     access_keys::delete(&mut conn, &user.user_id, &key_id).await?;
     Ok(HttpResponse::NoContent().finish())

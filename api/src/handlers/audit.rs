@@ -14,7 +14,6 @@ use uuid::Uuid;
 use crate::auth::{Authorized, NoBody, OperationDoc};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
-use crate::server::AppState;
 
 operation!(LookupEvents, "audit:LookupEvents", "arn:pw:audit:${Region}:${Account}:events", NoBody, |r, _b| Ok(
     format!("arn:pw:audit:{}:{}:events", r.region, r.account)
@@ -60,11 +59,10 @@ pub struct VerifyResponse {
 )]
 #[get("/v1/audit/verify")]
 pub async fn verify_events(
-    state: web::Data<AppState>,
     auth: Authorized<VerifyEvents>,
     query: web::Query<VerifyQuery>,
 ) -> Result<web::Json<VerifyResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let found = store::verify(&mut conn, auth.caller.account(), query.start_time, query.end_time).await?;
     Ok(web::Json(VerifyResponse {
         valid: found.valid,
@@ -116,7 +114,6 @@ fn bad_token() -> ApiError {
 )]
 #[get("/v1/audit/events")]
 pub async fn lookup_events(
-    state: web::Data<AppState>,
     auth: Authorized<LookupEvents>,
     query: web::Query<LookupQuery>,
 ) -> Result<web::Json<LookupResponse>, ApiError> {
@@ -148,7 +145,7 @@ pub async fn lookup_events(
         start_time: query.start_time,
         end_time: query.end_time,
     };
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let (events, next) = store::lookup(&mut conn, auth.caller.account(), &filter, limit, after).await?;
     let next_token = next.map(|(time, id)| {
         URL_SAFE_NO_PAD.encode(format!("{}|{id}", time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)))

@@ -19,7 +19,6 @@ use super::users::UserBody;
 use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
-use crate::server::AppState;
 
 fn group_arn(r: &ResourceRequest<'_>) -> Result<String, ApiError> {
     Ok(r.iam(&format!("group/{}", r.path("groupName")?)))
@@ -182,8 +181,8 @@ pub struct ListGroupsResponse {
     security(("bearer" = []))
 )]
 #[post("/v1/iam/groups")]
-pub async fn create_group(state: web::Data<AppState>, auth: Authorized<CreateGroup>) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+pub async fn create_group(auth: Authorized<CreateGroup>) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     let group = groups::create(&mut conn, auth.caller.account(), &auth.body.group_name).await?;
     Ok(HttpResponse::Created().json(CreateGroupResponse { group: group.into() }))
 }
@@ -196,12 +195,11 @@ pub async fn create_group(state: web::Data<AppState>, auth: Authorized<CreateGro
 )]
 #[get("/v1/iam/groups")]
 pub async fn list_groups(
-    state: web::Data<AppState>,
     auth: Authorized<ListGroups>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<ListGroupsResponse>, ApiError> {
     let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let (found, next_token) = groups::list(&mut conn, auth.caller.account(), &page).await?;
     Ok(web::Json(ListGroupsResponse {
         groups: found.into_iter().map(Into::into).collect(),
@@ -218,11 +216,10 @@ pub async fn list_groups(
 )]
 #[get("/v1/iam/groups/{groupName}")]
 pub async fn get_group(
-    state: web::Data<AppState>,
     auth: Authorized<GetGroup>,
     name: web::Path<String>,
 ) -> Result<web::Json<GetGroupResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let group = groups::get(&mut conn, auth.caller.account(), &name).await?;
     let members = groups::members(&mut conn, &group.group_id).await?;
     Ok(web::Json(GetGroupResponse { group: group.into(), users: members.into_iter().map(Into::into).collect() }))
@@ -235,12 +232,8 @@ pub async fn get_group(
     security(("bearer" = []))
 )]
 #[delete("/v1/iam/groups/{groupName}")]
-pub async fn delete_group(
-    state: web::Data<AppState>,
-    auth: Authorized<DeleteGroup>,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+pub async fn delete_group(auth: Authorized<DeleteGroup>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     groups::delete(&mut conn, auth.caller.account(), &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -253,12 +246,11 @@ pub async fn delete_group(
 )]
 #[put("/v1/iam/groups/{groupName}/users/{userName}")]
 pub async fn add_user_to_group(
-    state: web::Data<AppState>,
     auth: Authorized<AddUserToGroup>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (group_name, user_name) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let group = groups::get(&mut conn, auth.caller.account(), &group_name).await?;
     let user = users::get(&mut conn, auth.caller.account(), &user_name).await?;
     groups::add_user(&mut conn, &group.group_id, &user.user_id).await?;
@@ -273,12 +265,11 @@ pub async fn add_user_to_group(
 )]
 #[delete("/v1/iam/groups/{groupName}/users/{userName}")]
 pub async fn remove_user_from_group(
-    state: web::Data<AppState>,
     auth: Authorized<RemoveUserFromGroup>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (group_name, user_name) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let group = groups::get(&mut conn, auth.caller.account(), &group_name).await?;
     let user = users::get(&mut conn, auth.caller.account(), &user_name).await?;
     groups::remove_user(&mut conn, &group.group_id, &user.user_id).await?;
@@ -294,12 +285,12 @@ pub async fn remove_user_from_group(
 )]
 #[put("/v1/iam/groups/{groupName}/policies/{policyName}")]
 pub async fn put_group_policy(
-    state: web::Data<AppState>,
     auth: Authorized<PutGroupPolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     let (name, policy_name) = path.into_inner();
-    owner(&state, auth.caller.account(), &name).await?.put(&state, &policy_name, &auth.body).await
+    owner(&mut conn, auth.caller.account(), &name).await?.put(&mut conn, &policy_name, &auth.body).await
 }
 
 /// One inline policy of the group.
@@ -310,12 +301,12 @@ pub async fn put_group_policy(
 )]
 #[get("/v1/iam/groups/{groupName}/policies/{policyName}")]
 pub async fn get_group_policy(
-    state: web::Data<AppState>,
     auth: Authorized<GetGroupPolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<InlinePolicyResponse>, ApiError> {
+    let mut conn = auth.db().await?;
     let (name, policy_name) = path.into_inner();
-    owner(&state, auth.caller.account(), &name).await?.get(&state, policy_name).await
+    owner(&mut conn, auth.caller.account(), &name).await?.get(&mut conn, policy_name).await
 }
 
 /// Deletes an inline policy of the group.
@@ -326,12 +317,12 @@ pub async fn get_group_policy(
 )]
 #[delete("/v1/iam/groups/{groupName}/policies/{policyName}")]
 pub async fn delete_group_policy(
-    state: web::Data<AppState>,
     auth: Authorized<DeleteGroupPolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     let (name, policy_name) = path.into_inner();
-    owner(&state, auth.caller.account(), &name).await?.delete(&state, &policy_name).await
+    owner(&mut conn, auth.caller.account(), &name).await?.delete(&mut conn, &policy_name).await
 }
 
 /// The names of the group's inline policies.
@@ -342,12 +333,12 @@ pub async fn delete_group_policy(
 )]
 #[get("/v1/iam/groups/{groupName}/policies")]
 pub async fn list_group_policies(
-    state: web::Data<AppState>,
     auth: Authorized<ListGroupPolicies>,
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<PolicyNamesResponse>, ApiError> {
-    owner(&state, auth.caller.account(), &name).await?.list(&state, &paging).await
+    let mut conn = auth.db().await?;
+    owner(&mut conn, auth.caller.account(), &name).await?.list(&mut conn, &paging).await
 }
 
 /// Attaches a managed policy to the group.
@@ -358,11 +349,11 @@ pub async fn list_group_policies(
 )]
 #[post("/v1/iam/groups/{groupName}/attached-policies")]
 pub async fn attach_group_policy(
-    state: web::Data<AppState>,
     auth: Authorized<AttachGroupPolicy>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    owner(&state, auth.caller.account(), &name).await?.attach(&state, &auth.body.policy_arn).await
+    let mut conn = auth.db().await?;
+    owner(&mut conn, auth.caller.account(), &name).await?.attach(&mut conn, &auth.body.policy_arn).await
 }
 
 /// The managed policies attached to the group.
@@ -373,12 +364,12 @@ pub async fn attach_group_policy(
 )]
 #[get("/v1/iam/groups/{groupName}/attached-policies")]
 pub async fn list_attached_group_policies(
-    state: web::Data<AppState>,
     auth: Authorized<ListAttachedGroupPolicies>,
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<AttachedPoliciesResponse>, ApiError> {
-    owner(&state, auth.caller.account(), &name).await?.list_attached(&state, &paging).await
+    let mut conn = auth.db().await?;
+    owner(&mut conn, auth.caller.account(), &name).await?.list_attached(&mut conn, &paging).await
 }
 
 /// Detaches a managed policy from the group.
@@ -389,17 +380,20 @@ pub async fn list_attached_group_policies(
 )]
 #[delete("/v1/iam/groups/{groupName}/attached-policies")]
 pub async fn detach_group_policy(
-    state: web::Data<AppState>,
     auth: Authorized<DetachGroupPolicy>,
     name: web::Path<String>,
     query: web::Query<PolicyArnQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    owner(&state, auth.caller.account(), &name).await?.detach(&state, &query.policy_arn).await
+    let mut conn = auth.db().await?;
+    owner(&mut conn, auth.caller.account(), &name).await?.detach(&mut conn, &query.policy_arn).await
 }
 
 /// The group named `name`, as the owner of its policies.
-async fn owner<'a>(state: &AppState, account: &'a str, name: &str) -> Result<Owner<'a>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
-    let group = groups::get(&mut conn, account, name).await?;
+async fn owner<'a>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    account: &'a str,
+    name: &str,
+) -> Result<Owner<'a>, ApiError> {
+    let group = groups::get(conn, account, name).await?;
     Ok(Owner { kind: OwnerKind::Group, account, id: group.group_id, name: group.group_name })
 }

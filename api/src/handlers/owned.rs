@@ -10,7 +10,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Paging;
 use crate::error::{ApiError, ErrorCode};
-use crate::server::AppState;
 
 /// A policy document: a JSON object, or a string holding one.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -106,23 +105,21 @@ pub struct Owner<'a> {
 impl Owner<'_> {
     pub async fn put(
         &self,
-        state: &AppState,
+        conn: &mut diesel_async::AsyncPgConnection,
         policy_name: &str,
         body: &PolicyDocumentRequest,
     ) -> Result<HttpResponse, ApiError> {
         let document = body.text()?;
-        let mut conn = state.services.db.conn().await?;
-        policies::put_inline(&mut conn, self.kind, self.account, &self.id, policy_name, &document).await?;
+        policies::put_inline(conn, self.kind, self.account, &self.id, policy_name, &document).await?;
         Ok(HttpResponse::Ok().finish())
     }
 
     pub async fn get(
         &self,
-        state: &AppState,
+        conn: &mut diesel_async::AsyncPgConnection,
         policy_name: String,
     ) -> Result<web::Json<InlinePolicyResponse>, ApiError> {
-        let mut conn = state.services.db.conn().await?;
-        let document = policies::get_inline(&mut conn, &self.id, &policy_name).await?;
+        let document = policies::get_inline(conn, &self.id, &policy_name).await?;
         let name = Some(self.name.clone());
         Ok(web::Json(InlinePolicyResponse {
             user_name: name.clone().filter(|_| self.kind == OwnerKind::User),
@@ -133,33 +130,41 @@ impl Owner<'_> {
         }))
     }
 
-    pub async fn delete(&self, state: &AppState, policy_name: &str) -> Result<HttpResponse, ApiError> {
-        let mut conn = state.services.db.conn().await?;
-        policies::delete_inline(&mut conn, &self.id, policy_name).await?;
+    pub async fn delete(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        policy_name: &str,
+    ) -> Result<HttpResponse, ApiError> {
+        policies::delete_inline(conn, &self.id, policy_name).await?;
         Ok(HttpResponse::NoContent().finish())
     }
 
-    pub async fn list(&self, state: &AppState, paging: &Paging) -> Result<web::Json<PolicyNamesResponse>, ApiError> {
+    pub async fn list(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        paging: &Paging,
+    ) -> Result<web::Json<PolicyNamesResponse>, ApiError> {
         let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-        let mut conn = state.services.db.conn().await?;
-        let (policy_names, next_token) = policies::list_inline(&mut conn, &self.id, &page).await?;
+        let (policy_names, next_token) = policies::list_inline(conn, &self.id, &page).await?;
         Ok(web::Json(PolicyNamesResponse { policy_names, is_truncated: next_token.is_some(), next_token }))
     }
 
-    pub async fn attach(&self, state: &AppState, arn: &str) -> Result<HttpResponse, ApiError> {
-        let mut conn = state.services.db.conn().await?;
-        policies::attach(&mut conn, self.account, &self.id, arn).await?;
+    pub async fn attach(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        arn: &str,
+    ) -> Result<HttpResponse, ApiError> {
+        policies::attach(conn, self.account, &self.id, arn).await?;
         Ok(HttpResponse::Ok().finish())
     }
 
     pub async fn list_attached(
         &self,
-        state: &AppState,
+        conn: &mut diesel_async::AsyncPgConnection,
         paging: &Paging,
     ) -> Result<web::Json<AttachedPoliciesResponse>, ApiError> {
         let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-        let mut conn = state.services.db.conn().await?;
-        let (arns, next_token) = policies::list_attached(&mut conn, &self.id, &page).await?;
+        let (arns, next_token) = policies::list_attached(conn, &self.id, &page).await?;
         let attached_policies = arns
             .into_iter()
             .map(|arn| AttachedPolicy {
@@ -170,9 +175,12 @@ impl Owner<'_> {
         Ok(web::Json(AttachedPoliciesResponse { attached_policies, is_truncated: next_token.is_some(), next_token }))
     }
 
-    pub async fn detach(&self, state: &AppState, arn: &str) -> Result<HttpResponse, ApiError> {
-        let mut conn = state.services.db.conn().await?;
-        policies::detach(&mut conn, &self.id, arn).await?;
+    pub async fn detach(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        arn: &str,
+    ) -> Result<HttpResponse, ApiError> {
+        policies::detach(conn, &self.id, arn).await?;
         Ok(HttpResponse::NoContent().finish())
     }
 }

@@ -14,7 +14,6 @@ use super::owned::{document_text, document_value};
 use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
-use crate::server::AppState;
 
 fn policy_arn(r: &ResourceRequest<'_>) -> Result<String, ApiError> {
     Ok(r.iam(&format!("policy/{}", r.path("policyName")?)))
@@ -226,13 +225,10 @@ pub struct ListVersionsResponse {
     security(("bearer" = []))
 )]
 #[post("/v1/iam/policies")]
-pub async fn create_policy(
-    state: web::Data<AppState>,
-    auth: Authorized<CreatePolicy>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create_policy(auth: Authorized<CreatePolicy>) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     let body = auth.body.into_inner();
     let document = document_text(&body.policy_document, "policyDocument")?;
-    let mut conn = state.services.db.conn().await?;
     let policy =
         managed::create(&mut conn, auth.caller.account(), &body.policy_name, &document, body.description.as_deref())
             .await?;
@@ -247,7 +243,6 @@ pub async fn create_policy(
 )]
 #[get("/v1/iam/policies")]
 pub async fn list_policies(
-    state: web::Data<AppState>,
     auth: Authorized<ListPolicies>,
     query: web::Query<ListPoliciesQuery>,
 ) -> Result<web::Json<ListPoliciesResponse>, ApiError> {
@@ -266,7 +261,7 @@ pub async fn list_policies(
     }
     let mut next_token = None;
     if locals {
-        let mut conn = state.services.db.conn().await?;
+        let mut conn = auth.db().await?;
         let (found, next) = managed::list(&mut conn, auth.caller.account(), &page).await?;
         for policy in found {
             let count = managed::attachment_count(&mut conn, &policy.arn()).await?;
@@ -285,11 +280,10 @@ pub async fn list_policies(
 )]
 #[get("/v1/iam/policies/{policyName}")]
 pub async fn get_policy(
-    state: web::Data<AppState>,
     auth: Authorized<GetPolicy>,
     name: web::Path<String>,
 ) -> Result<web::Json<PolicyResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     match managed::get(&mut conn, auth.caller.account(), &name).await {
         Ok(policy) => {
             let count = managed::attachment_count(&mut conn, &policy.arn()).await?;
@@ -309,12 +303,8 @@ pub async fn get_policy(
     security(("bearer" = []))
 )]
 #[delete("/v1/iam/policies/{policyName}")]
-pub async fn delete_policy(
-    state: web::Data<AppState>,
-    auth: Authorized<DeletePolicy>,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+pub async fn delete_policy(auth: Authorized<DeletePolicy>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     managed::delete(&mut conn, auth.caller.account(), &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -328,12 +318,11 @@ pub async fn delete_policy(
 )]
 #[post("/v1/iam/policies/{policyName}/versions")]
 pub async fn create_policy_version(
-    state: web::Data<AppState>,
     auth: Authorized<CreatePolicyVersion>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let document = document_text(&auth.body.policy_document, "policyDocument")?;
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let version =
         managed::create_version(&mut conn, auth.caller.account(), &name, &document, auth.body.set_as_default).await?;
     let policy = managed::get(&mut conn, auth.caller.account(), &name).await?;
@@ -349,11 +338,10 @@ pub async fn create_policy_version(
 )]
 #[get("/v1/iam/policies/{policyName}/versions")]
 pub async fn list_policy_versions(
-    state: web::Data<AppState>,
     auth: Authorized<ListPolicyVersions>,
     name: web::Path<String>,
 ) -> Result<web::Json<ListVersionsResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let policy = managed::get(&mut conn, auth.caller.account(), &name).await?;
     let versions = managed::versions(&mut conn, &policy).await?;
     Ok(web::Json(ListVersionsResponse {
@@ -369,11 +357,10 @@ pub async fn list_policy_versions(
 )]
 #[put("/v1/iam/policies/{policyName}/default-version")]
 pub async fn set_default_policy_version(
-    state: web::Data<AppState>,
     auth: Authorized<SetDefaultPolicyVersion>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     managed::set_default(&mut conn, auth.caller.account(), &name, &auth.body.version_id).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -386,12 +373,11 @@ pub async fn set_default_policy_version(
 )]
 #[delete("/v1/iam/policies/{policyName}/versions/{versionId}")]
 pub async fn delete_policy_version(
-    state: web::Data<AppState>,
     auth: Authorized<DeletePolicyVersion>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, version_id) = path.into_inner();
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     managed::delete_version(&mut conn, auth.caller.account(), &name, &version_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

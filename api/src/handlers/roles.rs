@@ -18,7 +18,6 @@ use super::{Paging, TagBody};
 use crate::auth::{Authorized, NoBody, OperationDoc};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
-use crate::server::AppState;
 
 operation!(
     CreateRole,
@@ -191,11 +190,11 @@ pub struct ListRolesResponse {
     security(("bearer" = []))
 )]
 #[post("/v1/iam/roles")]
-pub async fn create_role(state: web::Data<AppState>, auth: Authorized<CreateRole>) -> Result<HttpResponse, ApiError> {
+pub async fn create_role(auth: Authorized<CreateRole>) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     let body = auth.body.into_inner();
     let trust = document_text(&body.assume_role_policy_document, "assumeRolePolicyDocument")?;
     let tags: Vec<_> = body.tags.into_iter().map(Into::into).collect();
-    let mut conn = state.services.db.conn().await?;
     let role = roles::create(
         &mut conn,
         auth.caller.account(),
@@ -219,12 +218,11 @@ pub async fn create_role(state: web::Data<AppState>, auth: Authorized<CreateRole
 )]
 #[get("/v1/iam/roles")]
 pub async fn list_roles(
-    state: web::Data<AppState>,
     auth: Authorized<ListRoles>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<ListRolesResponse>, ApiError> {
     let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let (found, next_token) = roles::list(&mut conn, auth.caller.account(), &page).await?;
     Ok(web::Json(ListRolesResponse {
         roles: found.into_iter().map(Into::into).collect(),
@@ -240,12 +238,8 @@ pub async fn list_roles(
     security(("bearer" = []))
 )]
 #[get("/v1/iam/roles/{roleName}")]
-pub async fn get_role(
-    state: web::Data<AppState>,
-    auth: Authorized<GetRole>,
-    name: web::Path<String>,
-) -> Result<web::Json<RoleResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+pub async fn get_role(auth: Authorized<GetRole>, name: web::Path<String>) -> Result<web::Json<RoleResponse>, ApiError> {
+    let mut conn = auth.db().await?;
     Ok(web::Json(RoleResponse { role: roles::get(&mut conn, auth.caller.account(), &name).await?.into() }))
 }
 
@@ -257,12 +251,8 @@ pub async fn get_role(
     security(("bearer" = []))
 )]
 #[delete("/v1/iam/roles/{roleName}")]
-pub async fn delete_role(
-    state: web::Data<AppState>,
-    auth: Authorized<DeleteRole>,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+pub async fn delete_role(auth: Authorized<DeleteRole>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     roles::delete(&mut conn, auth.caller.account(), &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -275,12 +265,11 @@ pub async fn delete_role(
 )]
 #[put("/v1/iam/roles/{roleName}/trust-policy")]
 pub async fn update_assume_role_policy(
-    state: web::Data<AppState>,
     auth: Authorized<UpdateAssumeRolePolicy>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let document = document_text(&auth.body.policy_document, "policyDocument")?;
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     roles::update_trust_policy(&mut conn, auth.caller.account(), &name, &document).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -294,11 +283,10 @@ pub async fn update_assume_role_policy(
 )]
 #[post("/v1/iam/roles/{roleName}/revoke-sessions")]
 pub async fn revoke_role_sessions(
-    state: web::Data<AppState>,
     auth: Authorized<RevokeRoleSessions>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     roles::revoke_sessions(&mut conn, auth.caller.account(), &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -312,13 +300,13 @@ pub async fn revoke_role_sessions(
 )]
 #[put("/v1/iam/roles/{roleName}/policies/{policyName}")]
 pub async fn put_role_policy(
-    state: web::Data<AppState>,
     auth: Authorized<PutRolePolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.put(&state, &policy_name, &auth.body).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.put(&mut conn, &policy_name, &auth.body).await
 }
 
 /// One inline policy of the role.
@@ -329,13 +317,13 @@ pub async fn put_role_policy(
 )]
 #[get("/v1/iam/roles/{roleName}/policies/{policyName}")]
 pub async fn get_role_policy(
-    state: web::Data<AppState>,
     auth: Authorized<GetRolePolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<InlinePolicyResponse>, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.get(&state, policy_name).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.get(&mut conn, policy_name).await
 }
 
 /// Deletes an inline policy of the role.
@@ -346,13 +334,13 @@ pub async fn get_role_policy(
 )]
 #[delete("/v1/iam/roles/{roleName}/policies/{policyName}")]
 pub async fn delete_role_policy(
-    state: web::Data<AppState>,
     auth: Authorized<DeleteRolePolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.delete(&state, &policy_name).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.delete(&mut conn, &policy_name).await
 }
 
 /// The names of the role's inline policies.
@@ -363,13 +351,13 @@ pub async fn delete_role_policy(
 )]
 #[get("/v1/iam/roles/{roleName}/policies")]
 pub async fn list_role_policies(
-    state: web::Data<AppState>,
     auth: Authorized<ListRolePolicies>,
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<PolicyNamesResponse>, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.list(&state, &paging).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.list(&mut conn, &paging).await
 }
 
 /// Attaches a managed policy to the role.
@@ -380,12 +368,12 @@ pub async fn list_role_policies(
 )]
 #[post("/v1/iam/roles/{roleName}/attached-policies")]
 pub async fn attach_role_policy(
-    state: web::Data<AppState>,
     auth: Authorized<AttachRolePolicy>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.attach(&state, &auth.body.policy_arn).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.attach(&mut conn, &auth.body.policy_arn).await
 }
 
 /// The managed policies attached to the role.
@@ -396,13 +384,13 @@ pub async fn attach_role_policy(
 )]
 #[get("/v1/iam/roles/{roleName}/attached-policies")]
 pub async fn list_attached_role_policies(
-    state: web::Data<AppState>,
     auth: Authorized<ListAttachedRolePolicies>,
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<AttachedPoliciesResponse>, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.list_attached(&state, &paging).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.list_attached(&mut conn, &paging).await
 }
 
 /// Detaches a managed policy from the role.
@@ -413,18 +401,21 @@ pub async fn list_attached_role_policies(
 )]
 #[delete("/v1/iam/roles/{roleName}/attached-policies")]
 pub async fn detach_role_policy(
-    state: web::Data<AppState>,
     auth: Authorized<DetachRolePolicy>,
     name: web::Path<String>,
     query: web::Query<PolicyArnQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.detach(&state, &query.policy_arn).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.detach(&mut conn, &query.policy_arn).await
 }
 
 /// The role named `name`, as the owner of its policies.
-async fn owner<'a>(state: &AppState, account: &'a str, name: &str) -> Result<Owner<'a>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
-    let entity = roles::get(&mut conn, account, name).await?;
+async fn owner<'a>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    account: &'a str,
+    name: &str,
+) -> Result<Owner<'a>, ApiError> {
+    let entity = roles::get(conn, account, name).await?;
     Ok(Owner { kind: OwnerKind::Role, account, id: entity.role_id, name: entity.role_name })
 }

@@ -12,7 +12,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::{Authorized, OperationDoc};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
-use crate::server::AppState;
 
 operation!(SimulateCustomPolicy, "iam:SimulateCustomPolicy", "*", web::Json<SimulateCustomRequest>, |_r, _b| Ok(
     "*".to_owned()
@@ -223,9 +222,9 @@ pub async fn simulate_custom_policy(
 )]
 #[post("/v1/iam/simulate-principal-policy")]
 pub async fn simulate_principal_policy(
-    state: web::Data<AppState>,
     auth: Authorized<SimulatePrincipalPolicy>,
 ) -> Result<web::Json<SimulationResponse>, ApiError> {
+    let mut conn = auth.db().await?;
     let body = auth.body.into_inner();
     let account = auth.caller.account();
     let prefix = format!("arn:pw:iam::{account}:");
@@ -236,7 +235,6 @@ pub async fn simulate_principal_policy(
         )
     };
     let resource = body.policy_source_arn.strip_prefix(&prefix).ok_or_else(not_found)?;
-    let mut conn = state.services.db.conn().await?;
     let owners = match resource.split_once('/') {
         Some(("user", name)) => {
             let user = users::get(&mut conn, account, name).await?;

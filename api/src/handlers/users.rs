@@ -202,10 +202,10 @@ pub struct LoginProfileResponse {
     security(("bearer" = []))
 )]
 #[post("/v1/iam/users")]
-pub async fn create_user(state: web::Data<AppState>, auth: Authorized<CreateUser>) -> Result<HttpResponse, ApiError> {
+pub async fn create_user(auth: Authorized<CreateUser>) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
     let body = auth.body.into_inner();
     let tags: Vec<_> = body.tags.into_iter().map(Into::into).collect();
-    let mut conn = state.services.db.conn().await?;
     let user = users::create(&mut conn, auth.caller.account(), &body.user_name, &tags).await?;
     Ok(HttpResponse::Created().json(UserResponse { user: user.into() }))
 }
@@ -218,12 +218,11 @@ pub async fn create_user(state: web::Data<AppState>, auth: Authorized<CreateUser
 )]
 #[get("/v1/iam/users")]
 pub async fn list_users(
-    state: web::Data<AppState>,
     auth: Authorized<ListUsers>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<ListUsersResponse>, ApiError> {
     let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let (found, next_token) = users::list(&mut conn, auth.caller.account(), &page).await?;
     Ok(web::Json(ListUsersResponse {
         users: found.into_iter().map(Into::into).collect(),
@@ -239,12 +238,8 @@ pub async fn list_users(
     security(("bearer" = []))
 )]
 #[get("/v1/iam/users/{userName}")]
-pub async fn get_user(
-    state: web::Data<AppState>,
-    auth: Authorized<GetUser>,
-    name: web::Path<String>,
-) -> Result<web::Json<UserResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+pub async fn get_user(auth: Authorized<GetUser>, name: web::Path<String>) -> Result<web::Json<UserResponse>, ApiError> {
+    let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     Ok(web::Json(UserResponse { user: user.into() }))
 }
@@ -262,7 +257,7 @@ pub async fn delete_user(
     auth: Authorized<DeleteUser>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     users::delete(&mut conn, auth.caller.account(), &name).await?;
     end_sessions(&state, &mut conn, &user.user_id, None).await?;
@@ -283,24 +278,22 @@ pub async fn create_login_profile(
     auth: Authorized<CreateLoginProfile>,
     name: web::Path<String>,
 ) -> Result<web::Json<LoginProfileResponse>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let account = accounts::find(&mut conn, auth.caller.account()).await?.ok_or_else(ApiError::internal)?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     if user.password_hash.is_some() {
         // Replacing a password is IAM's UpdateLoginProfile: it needs its own permission.
         crate::auth::authorize(&state, &auth.caller, "iam:UpdateLoginProfile", &auth.resource).await?;
     }
-    let password = auth.body.into_inner().password;
+    let password = auth.body.password.clone();
     account
         .password_policy()
         .check(&password)
         .map_err(|m| ApiError::new(ErrorCode::PasswordPolicyViolationException, m))?;
-    drop(conn);
     let hash = password_work(&state, move || passwords::hash(&password)).await?.map_err(|e| {
         tracing::error!(error = %e, "password hashing failed");
         ApiError::internal()
     })?;
-    let mut conn = state.services.db.conn().await?;
     users::set_password(&mut conn, &user.user_id, Some(&hash)).await?;
     end_sessions(&state, &mut conn, &user.user_id, Some(auth.caller.claims.sid)).await?;
     Ok(web::Json(LoginProfileResponse {
@@ -320,7 +313,7 @@ pub async fn delete_login_profile(
     auth: Authorized<DeleteLoginProfile>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
     if user.password_hash.is_none() {
         return Err(ApiError::new(
@@ -344,13 +337,13 @@ pub async fn delete_login_profile(
 )]
 #[put("/v1/iam/users/{userName}/policies/{policyName}")]
 pub async fn put_user_policy(
-    state: web::Data<AppState>,
     auth: Authorized<PutUserPolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.put(&state, &policy_name, &auth.body).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.put(&mut conn, &policy_name, &auth.body).await
 }
 
 /// One inline policy of the user.
@@ -361,13 +354,13 @@ pub async fn put_user_policy(
 )]
 #[get("/v1/iam/users/{userName}/policies/{policyName}")]
 pub async fn get_user_policy(
-    state: web::Data<AppState>,
     auth: Authorized<GetUserPolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<InlinePolicyResponse>, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.get(&state, policy_name).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.get(&mut conn, policy_name).await
 }
 
 /// Deletes an inline policy of the user.
@@ -378,13 +371,13 @@ pub async fn get_user_policy(
 )]
 #[delete("/v1/iam/users/{userName}/policies/{policyName}")]
 pub async fn delete_user_policy(
-    state: web::Data<AppState>,
     auth: Authorized<DeleteUserPolicy>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, policy_name) = path.into_inner();
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.delete(&state, &policy_name).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.delete(&mut conn, &policy_name).await
 }
 
 /// The names of the user's inline policies.
@@ -395,13 +388,13 @@ pub async fn delete_user_policy(
 )]
 #[get("/v1/iam/users/{userName}/policies")]
 pub async fn list_user_policies(
-    state: web::Data<AppState>,
     auth: Authorized<ListUserPolicies>,
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<PolicyNamesResponse>, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.list(&state, &paging).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.list(&mut conn, &paging).await
 }
 
 /// Attaches a managed policy (built-in or the account's own) to the user.
@@ -413,12 +406,12 @@ pub async fn list_user_policies(
 )]
 #[post("/v1/iam/users/{userName}/attached-policies")]
 pub async fn attach_user_policy(
-    state: web::Data<AppState>,
     auth: Authorized<AttachUserPolicy>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.attach(&state, &auth.body.policy_arn).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.attach(&mut conn, &auth.body.policy_arn).await
 }
 
 /// The managed policies attached to the user.
@@ -429,13 +422,13 @@ pub async fn attach_user_policy(
 )]
 #[get("/v1/iam/users/{userName}/attached-policies")]
 pub async fn list_attached_user_policies(
-    state: web::Data<AppState>,
     auth: Authorized<ListAttachedUserPolicies>,
     name: web::Path<String>,
     paging: web::Query<Paging>,
 ) -> Result<web::Json<AttachedPoliciesResponse>, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.list_attached(&state, &paging).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.list_attached(&mut conn, &paging).await
 }
 
 /// Detaches a managed policy from the user.
@@ -446,19 +439,22 @@ pub async fn list_attached_user_policies(
 )]
 #[delete("/v1/iam/users/{userName}/attached-policies")]
 pub async fn detach_user_policy(
-    state: web::Data<AppState>,
     auth: Authorized<DetachUserPolicy>,
     name: web::Path<String>,
     query: web::Query<PolicyArnQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = owner(&state, auth.caller.account(), &name).await?;
-    owner.detach(&state, &query.policy_arn).await
+    let mut conn = auth.db().await?;
+    let owner = owner(&mut conn, auth.caller.account(), &name).await?;
+    owner.detach(&mut conn, &query.policy_arn).await
 }
 
 /// The user named `name`, as the owner of its policies.
-async fn owner<'a>(state: &AppState, account: &'a str, name: &str) -> Result<Owner<'a>, ApiError> {
-    let mut conn = state.services.db.conn().await?;
-    let entity = users::get(&mut conn, account, name).await?;
+async fn owner<'a>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    account: &'a str,
+    name: &str,
+) -> Result<Owner<'a>, ApiError> {
+    let entity = users::get(conn, account, name).await?;
     Ok(Owner { kind: OwnerKind::User, account, id: entity.user_id, name: entity.user_name })
 }
 
@@ -466,7 +462,7 @@ async fn owner<'a>(state: &AppState, account: &'a str, name: &str) -> Result<Own
 /// deleted, nothing signed in before may go on.
 async fn end_sessions(
     state: &AppState,
-    conn: &mut pipewright_core::db::Conn,
+    conn: &mut diesel_async::AsyncPgConnection,
     user_id: &str,
     keep: Option<uuid::Uuid>,
 ) -> Result<(), ApiError> {
