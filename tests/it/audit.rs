@@ -174,3 +174,31 @@ async fn a_change_and_its_event_commit_together_or_not_at_all() {
     );
     assert_eq!(app.call("GET", "/v1/iam/users/kept", Some(&root), None).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_time_range_exports_as_json_lines_oldest_first() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    for name in ["e1", "e2", "e3"] {
+        assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": name}))).await.status, 201);
+    }
+    let response = app.client.get(app.url("/v1/audit/export")).bearer_auth(&root).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/x-ndjson"));
+    let text = response.text().await.unwrap();
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("one JSON event a line")).collect();
+    let created: Vec<&str> = events
+        .iter()
+        .filter(|e| e["eventName"] == "CreateUser")
+        .map(|e| {
+            e["requestParameters"]["userName"].as_str().unwrap_or_else(|| e["resources"][0]["arn"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(created.len(), 3, "{text}");
+    let times: Vec<&str> = events.iter().map(|e| e["eventTime"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    assert!(!text.contains(PASSWORD));
+    let future = app.call("GET", "/v1/audit/export?startTime=2100-01-01T00:00:00Z", Some(&root), None).await;
+    assert_eq!((future.status, future.body.clone()), (200, Value::Null));
+}

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::{Authorized, NoBody, OperationDoc};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
+use crate::server::AppState;
 
 operation!(LookupEvents, "audit:LookupEvents", "arn:pw:audit:${Region}:${Account}:events", NoBody, |r, _b| Ok(
     format!("arn:pw:audit:{}:{}:events", r.region, r.account)
@@ -23,11 +24,65 @@ operation!(VerifyEvents, "audit:VerifyEvents", "arn:pw:audit:${Region}:${Account
     format!("arn:pw:audit:{}:{}:events", r.region, r.account)
 ));
 
-pub const OPERATIONS: &[OperationDoc] =
-    &[OperationDoc::of::<LookupEvents>("LookupEvents"), OperationDoc::of::<VerifyEvents>("VerifyEvents")];
+operation!(ExportEvents, "audit:ExportEvents", "arn:pw:audit:${Region}:${Account}:events", NoBody, |r, _b| Ok(
+    format!("arn:pw:audit:{}:{}:events", r.region, r.account)
+));
+
+pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::of::<LookupEvents>("LookupEvents"),
+    OperationDoc::of::<VerifyEvents>("VerifyEvents"),
+    OperationDoc::of::<ExportEvents>("ExportEvents"),
+];
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(lookup_events).service(verify_events);
+    cfg.service(lookup_events).service(verify_events).service(export_events);
+}
+
+/// The account's events in a time range as JSON Lines, oldest first,
+/// streamed a thousand at a time.
+#[utoipa::path(
+    tag = "audit", operation_id = "ExportEvents", params(VerifyQuery),
+    responses((status = 200, description = "one event a line", content_type = "application/x-ndjson", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/audit/export")]
+pub async fn export_events(
+    state: web::Data<AppState>,
+    auth: Authorized<ExportEvents>,
+    query: web::Query<VerifyQuery>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let (start, end) = (query.start_time, query.end_time);
+    let account = auth.caller.account().to_owned();
+    let db = state.services.db.clone();
+    let pages = futures_util::stream::unfold(Some(0i64), move |after| {
+        let (db, account) = (db.clone(), account.clone());
+        async move {
+            let after = after?;
+            let page = async {
+                let mut conn = db.conn().await.map_err(|e| e.to_string())?;
+                store::export_page(&mut conn, &account, start, end, after, 1000).await.map_err(|e| e.to_string())
+            }
+            .await;
+            match page {
+                Ok(events) if events.is_empty() => None,
+                Ok(events) => {
+                    let last = events.last().map(|(seq, _)| *seq);
+                    let mut lines = String::new();
+                    for (_, event) in events {
+                        lines.push_str(&serde_json::to_string(&event).unwrap_or_default());
+                        lines.push('\n');
+                    }
+                    Some((Ok::<_, actix_web::Error>(web::Bytes::from(lines)), last))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export stopped");
+                    None
+                }
+            }
+        }
+    });
+    Ok(actix_web::HttpResponse::Ok().content_type("application/x-ndjson").streaming(pages))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -318,3 +318,30 @@ pub async fn verify(
     }
     Ok(Verification { valid: true, events_checked: checked, digests_checked: 0, first_invalid: None })
 }
+
+/// Up to `limit` of `account`'s events after sequence number `after`, oldest
+/// first, within the time range: a page of an export.
+pub async fn export_page(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Event)>, IamError> {
+    let mut query = audit_events::table
+        .select(Chained::as_select())
+        .filter(audit_events::account_id.eq(account))
+        .filter(audit_events::seq.gt(after))
+        .order(audit_events::seq.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(start) = start {
+        query = query.filter(audit_events::event_time.ge(start));
+    }
+    if let Some(end) = end {
+        query = query.filter(audit_events::event_time.le(end));
+    }
+    let rows: Vec<Chained> = query.load(conn).await?;
+    Ok(rows.into_iter().map(|c| (c.seq, Event::from(c.row))).collect())
+}
