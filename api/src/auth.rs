@@ -270,6 +270,27 @@ impl<O: Operation> Authorized<O> {
 #[derive(Clone)]
 pub struct RequestTx(pub std::sync::Arc<tokio::sync::Mutex<pipewright_core::db::Conn>>);
 
+impl RequestTx {
+    /// Begins the request's transaction (for the operations that change
+    /// something without `Authorized`: sign-up, sign-in, AssumeRole, …); the
+    /// audit middleware commits it with the request's event.
+    pub async fn begin(req: &HttpRequest, state: &AppState) -> Result<Self, ApiError> {
+        use diesel_async::TransactionManager;
+        let mut conn = state.services.db.conn().await.map_err(ApiError::from)?;
+        diesel_async::AnsiTransactionManager::begin_transaction(&mut *conn)
+            .await
+            .map_err(|e| ApiError::from(pipewright_core::iam::IamError::from(e)))?;
+        let tx = Self(std::sync::Arc::new(tokio::sync::Mutex::new(conn)));
+        req.extensions_mut().insert(tx.clone());
+        Ok(tx)
+    }
+
+    /// Its connection.
+    pub async fn conn(&self) -> DbConn {
+        DbConn::Tx(self.0.clone().lock_owned().await)
+    }
+}
+
 /// A connection, in the request's transaction or from the pool.
 pub enum DbConn {
     Tx(tokio::sync::OwnedMutexGuard<pipewright_core::db::Conn>),

@@ -147,6 +147,10 @@ async fn a_change_and_its_event_commit_together_or_not_at_all() {
     let root = app.sign_in(&account, "root", PASSWORD).await;
 
     // The event of a change is there as soon as the change is: no waiting.
+    let signed_up = app.call("GET", "/v1/audit/events?eventName=CreateAccount", Some(&root), None).await;
+    assert_eq!(signed_up.body["events"][0]["recipientAccountId"], account.as_str(), "{}", signed_up.body);
+    let signed_in = app.call("GET", "/v1/audit/events?eventName=SignIn", Some(&root), None).await;
+    assert_eq!(signed_in.body["events"][0]["userIdentity"]["type"], "Root", "{}", signed_in.body);
     assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "kept"}))).await.status, 201);
     let found = app.call("GET", "/v1/audit/events?eventName=CreateUser", Some(&root), None).await;
     assert_eq!(

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::session::{client_prefix, throttle_attempt, throttle_clear};
+use crate::auth::RequestTx;
 use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest, source_ip};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
@@ -212,10 +213,11 @@ pub async fn token(
     state: web::Data<AppState>,
     body: web::Json<TokenRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
+    let tx = RequestTx::begin(&req, &state).await?;
     let ip = client_prefix(&source_ip(&req));
     let counters = [(format!("token:key-ip:{}:{ip}", body.access_key_id), 5), (format!("token:ip:{ip}"), 30)];
     throttle_attempt(&state, &counters).await?;
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = tx.conn().await;
     let key = access_keys::authenticate(&mut conn, &body.access_key_id, &body.secret_access_key).await?;
     let user = match &key {
         Some(key) => users::find_by_id(&mut conn, &key.user_id).await?,

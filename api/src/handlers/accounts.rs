@@ -1,6 +1,6 @@
 //! CreateAccount: a new tenant and its root user.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use pipewright_core::auth::passwords::{self, PasswordPolicy};
 use pipewright_core::config::Signup;
 use pipewright_core::iam::accounts;
@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::password_work;
 use crate::auth::OperationDoc;
+use crate::auth::RequestTx;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
 
@@ -62,6 +63,7 @@ pub async fn create_account(
     state: web::Data<AppState>,
     body: web::Json<CreateAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let tx = RequestTx::begin(&req, &state).await?;
     if state.signup == Signup::Operator {
         let given =
             req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
@@ -86,9 +88,15 @@ pub async fn create_account(
         tracing::error!(error = %e, "password hashing failed");
         ApiError::internal()
     })?;
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = tx.conn().await;
     let account = accounts::create(&mut conn, body.alias.as_deref(), &hash).await?;
     tracing::info!(account = %account.account_id, "account created");
+    // Recorded in the new account's own log.
+    req.extensions_mut().insert(crate::audit::AuditedAccount {
+        account_id: account.account_id.clone(),
+        user_arn: Some(format!("arn:pw:iam::{}:root", account.account_id)),
+        user_name: "root".to_owned(),
+    });
     Ok(HttpResponse::Created().json(CreateAccountResponse {
         root_user_arn: format!("arn:pw:iam::{}:root", account.account_id),
         account_id: account.account_id,

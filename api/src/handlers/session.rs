@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::password_work;
+use crate::auth::RequestTx;
 use crate::auth::{Caller, OperationDoc, source_ip};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
@@ -95,6 +96,7 @@ pub async fn sign_in(
     state: web::Data<AppState>,
     body: web::Json<SignInRequest>,
 ) -> Result<web::Json<SessionTokens>, ApiError> {
+    let tx = RequestTx::begin(&req, &state).await?;
     let body = body.into_inner();
     let ip = client_prefix(&source_ip(&req));
     let who = format!("{}:{}", body.account.to_lowercase(), body.user_name.to_lowercase());
@@ -103,7 +105,7 @@ pub async fn sign_in(
     let counters = [(format!("signin:who-ip:{who}:{ip}"), PER_USER_AND_IP), (format!("signin:ip:{ip}"), PER_IP)];
     throttle_attempt(&state, &counters).await?;
 
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = tx.conn().await;
     let account = accounts::find(&mut conn, &body.account).await?;
     let (principal, hash) = match &account {
         None => (None, None),
@@ -158,7 +160,7 @@ pub async fn sign_in(
         ),
     };
     let refresh_secret = ids::secret();
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = tx.conn().await;
     let session = sessions::create(
         &mut conn,
         sessions::NewSession {
@@ -302,10 +304,11 @@ pub async fn refresh(
     security(("bearer" = []))
 )]
 #[post("/v1/auth/sign-out")]
-pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let tx = RequestTx::begin(&req, &state).await?;
     // Refused for the session's whole life: a refresh may have made tokens
     // that outlive the one presented here.
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = tx.conn().await;
     let expires_at = sessions::find(&mut conn, caller.claims.sid)
         .await?
         .map_or_else(|| Utc::now() + chrono::Duration::seconds(state.access_token_secs), |s| s.expires_at);

@@ -1,7 +1,7 @@
 //! STS AssumeRole: a session in a role's account, with the role's policies
 //! narrowed by a session policy, for a caller of the same or another account.
 
-use actix_web::{post, web};
+use actix_web::{HttpRequest, post, web};
 use chrono::{DateTime, Utc};
 use pipewright_authz::{Arn, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
 use pipewright_core::auth::tokens::{Claims, PrincipalKind, SourceIdentity};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::auth::RequestTx;
 use crate::auth::{Caller, OperationDoc, request_context};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
@@ -92,10 +93,12 @@ fn denied(caller: &Caller, role_arn: &str, why: &str) -> ApiError {
 )]
 #[post("/v1/sts/assume-role")]
 pub async fn assume_role(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<AssumeRoleRequest>,
 ) -> Result<web::Json<AssumeRoleResponse>, ApiError> {
+    let tx = RequestTx::begin(&req, &state).await?;
     let body = body.into_inner();
     let arn: Arn = body
         .role_arn
@@ -150,7 +153,7 @@ pub async fn assume_role(
         )
     };
 
-    let mut conn = state.services.db.conn().await?;
+    let mut conn = tx.conn().await;
     // A role that does not exist is denied like one that does not trust the caller.
     let Some(role) = roles::find(&mut conn, &arn.account, &role_name).await? else {
         return Err(refused());
