@@ -14,12 +14,15 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-const USAGE: &str = "usage: pipewright [run | api | worker | openapi | help]
+const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | help]
 
-  run      the API and the worker together (default)
-  api      the HTTP API only
-  worker   the worker only
-  openapi  print the OpenAPI document and exit
+  run           the API and the worker together (default)
+  api           the HTTP API only
+  worker        the worker only
+  openapi       print the OpenAPI document and exit
+  audit-verify  check ACCOUNT's audit hash chain (between the RFC 3339 times
+                START and END) in the database; prints the result as JSON and
+                exits 0 when valid, 1 when not
 
 Configuration: environment variables (DATABASE_URL, AMQP_URL, REDIS_URL,
 PIPEWRIGHT_LISTEN, PIPEWRIGHT_DATA_DIR, ...) over a TOML file
@@ -33,7 +36,11 @@ enum Role {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().map(String::as_str) == Some("audit-verify") {
+        return audit_verify(&all[1..]);
+    }
+    let mut args = all.into_iter();
     let role = match (args.next().as_deref(), args.next()) {
         (None | Some("run"), None) => Role::Both,
         (Some("api"), None) => Role::Api,
@@ -204,4 +211,67 @@ async fn shutdown_signal() -> &'static str {
         _ = term.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "SIGINT",
     }
+}
+
+/// `pipewright audit-verify ACCOUNT [START [END]]`: the audit chain checked
+/// straight from the database, as an operator would after an incident.
+fn audit_verify(args: &[String]) -> ExitCode {
+    let time = |text: &String| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("{text:?}: {e}"))
+    };
+    let parsed = match args {
+        [account] => Ok((account.clone(), None, None)),
+        [account, start] => time(start).map(|s| (account.clone(), Some(s), None)),
+        [account, start, end] => time(start).and_then(|s| time(end).map(|e| (account.clone(), Some(s), Some(e)))),
+        _ => Err("audit-verify takes ACCOUNT [START [END]]".to_owned()),
+    };
+    let (account, start, end) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("pipewright: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("pipewright: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let db = match pipewright_core::db::Db::connect(&config.database_url, 2).await {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("pipewright: cannot start: {}", e.explain());
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut conn = match db.conn().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("pipewright: {}", e.explain());
+                return ExitCode::FAILURE;
+            }
+        };
+        match pipewright_core::audit::store::verify(&mut conn, &account, start, end).await {
+            Ok(result) => {
+                println!("{}", serde_json::to_string(&result).unwrap_or_default());
+                if result.valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

@@ -206,3 +206,29 @@ async fn a_time_range_exports_as_json_lines_oldest_first() {
     let future = app.call("GET", "/v1/audit/export?startTime=2100-01-01T00:00:00Z", Some(&root), None).await;
     assert_eq!((future.status, future.body.clone()), (200, Value::Null));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verify_command_checks_the_chain_straight_from_the_database() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "v"}))).await.status, 201);
+    let run = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewright"))
+            .args(["audit-verify", &account])
+            .env("DATABASE_URL", app.config.database_url.expose())
+            .env_remove("PIPEWRIGHT_CONFIG")
+            .output()
+    };
+    let good = run().await.unwrap();
+    let result: Value = serde_json::from_slice(&good.stdout).expect("JSON on stdout");
+    assert_eq!((good.status.code(), result["valid"].as_bool()), (Some(0), Some(true)), "{result}");
+
+    let events = events_until(&app, &root, "eventName=CreateUser", |e| !e.is_empty()).await;
+    let id = events[0]["eventId"].as_str().unwrap();
+    tamper(&app, &format!("UPDATE audit_events SET user_agent = 'forged' WHERE event_id = '{id}'")).await;
+    let bad = run().await.unwrap();
+    let result: Value = serde_json::from_slice(&bad.stdout).expect("JSON on stdout");
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(result["firstInvalid"]["eventId"], id, "{result}");
+}
