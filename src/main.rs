@@ -107,6 +107,13 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(role: Role, config: Config) -> ExitCode {
+    let audit_key = match keys::load_or_create(&config.data_dir, "audit-signing.key", 32) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("pipewright: {e} (set PIPEWRIGHT_DATA_DIR to a writable folder)");
+            return ExitCode::FAILURE;
+        }
+    };
     let token_key = match token_key(&config) {
         Ok(key) => key,
         Err(message) => {
@@ -129,7 +136,12 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     let api = if role == Role::Worker {
         None
     } else {
-        match pipewright_api::start(&config, services.clone(), secrecy::ExposeSecret::expose_secret(&token_key)) {
+        match pipewright_api::start(
+            &config,
+            services.clone(),
+            secrecy::ExposeSecret::expose_secret(&token_key),
+            secrecy::ExposeSecret::expose_secret(&audit_key),
+        ) {
             Ok(api) => {
                 let url = format!("http://{}", api.addr);
                 tracing::info!(%url, "api listening");
@@ -263,7 +275,10 @@ fn audit_verify(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match pipewright_core::audit::store::verify(&mut conn, &account, start, end).await {
+        let signer = keys::load_or_create(&config.data_dir, "audit-signing.key", 32).ok().and_then(|key| {
+            pipewright_core::audit::digest::Signer::from_seed(secrecy::ExposeSecret::expose_secret(&key)).ok()
+        });
+        match pipewright_core::audit::store::verify(&mut conn, &account, start, end, signer.as_ref()).await {
             Ok(result) => {
                 println!("{}", serde_json::to_string(&result).unwrap_or_default());
                 if result.valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }

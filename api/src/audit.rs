@@ -290,3 +290,22 @@ pub async fn finish_transaction(tx: crate::auth::RequestTx, success: bool, event
     }
     result.map(|()| true)
 }
+
+/// Seals the audit log into signed digests every `seconds`, for as long as
+/// the process runs.
+pub fn start_sealer(db: Db, signer: audit::digest::Signer, seconds: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(seconds.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let sealed = match db.conn().await {
+                Ok(mut conn) => audit::digest::seal_all(&mut conn, &signer).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = sealed {
+                tracing::warn!(error = %e, "the audit log could not be sealed now; will retry");
+            }
+        }
+    });
+}

@@ -37,6 +37,8 @@ pub struct AppState {
     pub signin_window_secs: i64,
     /// Password hashes computed at once (each takes 19 MiB).
     pub password_slots: tokio::sync::Semaphore,
+    /// Signs the audit log's digests.
+    pub audit_signer: pipewright_core::audit::digest::Signer,
 }
 
 impl AppState {
@@ -166,7 +168,8 @@ pub struct RunningApi {
 
 /// Binds `config.listen` and starts serving. The server does not handle
 /// signals itself: the caller stops it through `handle`.
-pub fn start(config: &Config, services: Services, token_key: &[u8]) -> std::io::Result<RunningApi> {
+pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &[u8]) -> std::io::Result<RunningApi> {
+    let audit_signer = pipewright_core::audit::digest::Signer::from_seed(audit_key).map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(&config.listen).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {} (PIPEWRIGHT_LISTEN): {e}", config.listen))
     })?;
@@ -181,6 +184,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8]) -> std::io::
         access_token_secs: config.access_token_secs,
         session_secs: config.session_secs,
         signin_window_secs: config.signin_window_secs.max(1),
+        audit_signer: audit_signer.clone(),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
     });
     let table = {
@@ -190,6 +194,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8]) -> std::io::
         web::Data::from(Arc::new(table))
     };
     let (writer, audit) = crate::audit::AuditWriter::start(state.services.db.clone());
+    crate::audit::start_sealer(state.services.db.clone(), audit_signer, config.audit_digest_secs);
     let writer = web::Data::new(writer);
     let names = web::Data::new(operation_names(&openapi()));
     let mut server = HttpServer::new(move || {

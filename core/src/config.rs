@@ -65,6 +65,9 @@ pub struct Config {
     /// The window in which failed sign-ins are counted, in seconds
     /// (`PIPEWRIGHT_SIGNIN_WINDOW_SECS`); throttling never outlasts it.
     pub signin_window_secs: i64,
+    /// How often the audit log is sealed into signed digests, in seconds
+    /// (`PIPEWRIGHT_AUDIT_DIGEST_SECS`).
+    pub audit_digest_secs: u64,
 }
 
 /// Who may create accounts.
@@ -97,6 +100,7 @@ impl Default for Config {
             access_token_secs: 900,
             session_secs: 12 * 3600,
             signin_window_secs: 300,
+            audit_digest_secs: 60,
         }
     }
 }

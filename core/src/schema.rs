@@ -178,3 +178,17 @@ diesel::table! {
         shared_event_id -> Nullable<Uuid>,
     }
 }
+
+diesel::table! {
+    audit_digests (account_id, digest_seq) {
+        account_id -> Text,
+        digest_seq -> Int8,
+        first_seq -> Int8,
+        last_seq -> Int8,
+        last_hash -> Text,
+        prev_digest_hash -> Text,
+        digest_hash -> Text,
+        signature -> Text,
+        created_at -> Timestamptz,
+    }
+}

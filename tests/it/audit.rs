@@ -213,10 +213,15 @@ async fn the_verify_command_checks_the_chain_straight_from_the_database() {
     let account = app.create_account(None, PASSWORD).await;
     let root = app.sign_in(&account, "root", PASSWORD).await;
     assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "v"}))).await.status, 201);
+    // The command reads the service's audit key from the data folder.
+    let data = std::env::temp_dir().join(format!("pw-audit-cli-{account}"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("audit-signing.key"), "KysrKysrKysrKysrKysrKysrKysrKysrKysrKysrKys=").unwrap();
     let run = || {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewright"))
             .args(["audit-verify", &account])
             .env("DATABASE_URL", app.config.database_url.expose())
+            .env("PIPEWRIGHT_DATA_DIR", &data)
             .env_remove("PIPEWRIGHT_CONFIG")
             .output()
     };
@@ -231,4 +236,34 @@ async fn the_verify_command_checks_the_chain_straight_from_the_database() {
     let result: Value = serde_json::from_slice(&bad.stdout).expect("JSON on stdout");
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(result["firstInvalid"]["eventId"], id, "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_is_sealed_into_signed_digests_that_catch_deleted_newest_events() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "d"}))).await.status, 201);
+
+    let key = app.client.get(app.url("/v1/audit/public-key")).send().await.unwrap();
+    assert_eq!(key.status(), 200, "served without credentials");
+    assert!(key.text().await.unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+
+    // Digests are made every second in tests.
+    let mut verified = Value::Null;
+    for _ in 0..50 {
+        verified = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
+        if verified["digestsChecked"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert!(verified["digestsChecked"].as_i64().unwrap() >= 1, "{verified}");
+
+    // A forged digest does not verify.
+    tamper(&app, &format!("UPDATE audit_digests SET last_seq = last_seq + 0, signature = 'AAAA' WHERE account_id = '{account}' AND digest_seq = 1")).await;
+    let forged = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
+    assert_eq!(forged["valid"], false, "{forged}");
+    assert!(forged["firstInvalid"]["reason"].as_str().unwrap().contains("digest 1"), "{forged}");
 }

@@ -29,13 +29,14 @@ operation!(ExportEvents, "audit:ExportEvents", "arn:pw:audit:${Region}:${Account
 ));
 
 pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::public("GetAuditPublicKey", "none: the key that signs the audit digests is public"),
     OperationDoc::of::<LookupEvents>("LookupEvents"),
     OperationDoc::of::<VerifyEvents>("VerifyEvents"),
     OperationDoc::of::<ExportEvents>("ExportEvents"),
 ];
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(lookup_events).service(verify_events).service(export_events);
+    cfg.service(lookup_events).service(verify_events).service(export_events).service(public_key);
 }
 
 /// The account's events in a time range as JSON Lines, oldest first,
@@ -114,11 +115,14 @@ pub struct VerifyResponse {
 )]
 #[get("/v1/audit/verify")]
 pub async fn verify_events(
+    state: web::Data<AppState>,
     auth: Authorized<VerifyEvents>,
     query: web::Query<VerifyQuery>,
 ) -> Result<web::Json<VerifyResponse>, ApiError> {
     let mut conn = auth.db().await?;
-    let found = store::verify(&mut conn, auth.caller.account(), query.start_time, query.end_time).await?;
+    let found =
+        store::verify(&mut conn, auth.caller.account(), query.start_time, query.end_time, Some(&state.audit_signer))
+            .await?;
     Ok(web::Json(VerifyResponse {
         valid: found.valid,
         events_checked: found.events_checked,
@@ -206,4 +210,16 @@ pub async fn lookup_events(
         URL_SAFE_NO_PAD.encode(format!("{}|{id}", time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)))
     });
     Ok(web::Json(LookupResponse { events, next_token }))
+}
+
+/// The Ed25519 public key (PEM) that verifies the audit digests, for checking
+/// an export offline.
+#[utoipa::path(
+    tag = "audit", operation_id = "GetAuditPublicKey",
+    responses((status = 200, description = "PEM", content_type = "application/x-pem-file", body = String)),
+    security(())
+)]
+#[get("/v1/audit/public-key")]
+pub async fn public_key(state: web::Data<AppState>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().content_type("application/x-pem-file").body(state.audit_signer.public_key_pem())
 }

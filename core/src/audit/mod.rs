@@ -7,6 +7,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub mod digest;
 pub mod store;
 
 /// The account whose log holds calls that name no account (a sign-in to an

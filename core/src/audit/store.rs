@@ -246,6 +246,7 @@ pub async fn verify(
     account: &str,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
+    signer: Option<&super::digest::Signer>,
 ) -> Result<Verification, IamError> {
     // The head first: events appended while verifying are beyond it and left
     // for the next check.
@@ -270,7 +271,9 @@ pub async fn verify(
     let rows: Vec<Chained> = query.load(conn).await?;
     let mut checked = 0;
     let mut previous: Option<(i64, String)> = None;
+    let mut hashes: std::collections::HashMap<i64, (Uuid, String)> = std::collections::HashMap::new();
     for chained in rows {
+        hashes.insert(chained.seq, (chained.row.event_id, chained.hash.clone()));
         checked += 1;
         let id = chained.row.event_id;
         let fail = |reason: String| Verification {
@@ -316,7 +319,49 @@ pub async fn verify(
             }),
         });
     }
-    Ok(Verification { valid: true, events_checked: checked, digests_checked: 0, first_invalid: None })
+    // The digests: each signed, each naming the one before, each sealing the
+    // hash its range ended with.
+    let mut digests_checked = 0;
+    if let Some(signer) = signer {
+        let mut prev = GENESIS.to_owned();
+        for digest in super::digest::digests(conn, account).await? {
+            digests_checked += 1;
+            let done = digests_checked;
+            let fail = |reason: String, event_id: Option<Uuid>| Verification {
+                valid: false,
+                events_checked: checked,
+                digests_checked: done,
+                first_invalid: Some(Invalid { event_id, reason }),
+            };
+            let n = digest.digest_seq;
+            let expected = super::digest::digest_hash(
+                account,
+                n,
+                digest.first_seq,
+                digest.last_seq,
+                &digest.last_hash,
+                &digest.prev_digest_hash,
+            );
+            if expected != digest.digest_hash || !signer.verify(&digest.digest_hash, &digest.signature) {
+                return Ok(fail(format!("digest {n} was altered (its signature does not verify)"), None));
+            }
+            if digest.prev_digest_hash != prev {
+                return Ok(fail(format!("digest {n} does not follow the digest before it"), None));
+            }
+            prev = digest.digest_hash.clone();
+            let in_range = start.is_none() && end.is_none();
+            match hashes.get(&digest.last_seq) {
+                Some((id, hash)) if *hash != digest.last_hash => {
+                    return Ok(fail(format!("the events sealed by digest {n} were changed"), Some(*id)));
+                }
+                None if in_range && digest.last_seq <= head.as_ref().map_or(0, |(seq, _)| *seq) => {
+                    return Ok(fail(format!("event {} sealed by digest {n} was deleted", digest.last_seq), None));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Verification { valid: true, events_checked: checked, digests_checked, first_invalid: None })
 }
 
 /// Up to `limit` of `account`'s events after sequence number `after`, oldest

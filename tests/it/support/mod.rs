@@ -26,6 +26,7 @@ pub fn base_config() -> Config {
     config.db_pool_size = 4;
     config.http_workers = 1;
     config.shutdown_timeout_secs = 2;
+    config.audit_digest_secs = 1;
     config
 }
 
@@ -54,7 +55,7 @@ impl TestApp {
         let services = Services::connect(&config).await.unwrap_or_else(|missing| {
             panic!("services unavailable: {}", missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))
         });
-        let api = pipewright_api::start(&config, services, &[42u8; 32]).expect("the API starts");
+        let api = pipewright_api::start(&config, services, &[42u8; 32], &[43u8; 32]).expect("the API starts");
         tokio::spawn(api.server);
         // The audit writer runs until the server is gone.
         drop(api.audit);
