@@ -4,6 +4,8 @@
 //! - `pipewright api` / `pipewright worker`: one role, for running apart.
 //! - `pipewright openapi`: print the OpenAPI document the code generates.
 
+mod bench;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-ver
   api           the HTTP API only
   worker        the worker only
   openapi       print the OpenAPI document and exit
+  bench-audit [N]  fill a scratch database with N audit events (1,000,000) and
+                print LookupEvents latencies by filter
   audit-verify  check ACCOUNT's audit hash chain (between the RFC 3339 times
                 START and END) in the database; prints the result as JSON and
                 exits 0 when valid, 1 when not
@@ -39,6 +43,9 @@ fn main() -> ExitCode {
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.first().map(String::as_str) == Some("audit-verify") {
         return audit_verify(&all[1..]);
+    }
+    if all.first().map(String::as_str) == Some("bench-audit") {
+        return bench::audit_lookup(all.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000));
     }
     let mut args = all.into_iter();
     let role = match (args.next().as_deref(), args.next()) {
