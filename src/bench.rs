@@ -15,19 +15,9 @@ const ACCOUNT: &str = "111122223333";
 const RUNS: usize = 200;
 
 pub fn audit_lookup(events: u64) -> ExitCode {
-    let config = match Config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("pipewright: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("pipewright: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (config, runtime) = match crate::setup() {
+        Ok(parts) => parts,
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         match run(&config, events).await {

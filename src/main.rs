@@ -62,22 +62,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("pipewright: {e}");
-            return ExitCode::from(2);
-        }
+    let (config, runtime) = match setup() {
+        Ok(parts) => parts,
+        Err(code) => return code,
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("pipewright: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     runtime.block_on(serve(role, config))
+}
+
+/// The configuration and the async runtime every command starts from.
+pub(crate) fn setup() -> Result<(Config, tokio::runtime::Runtime), ExitCode> {
+    let config = Config::load().map_err(|e| {
+        eprintln!("pipewright: {e}");
+        ExitCode::from(2)
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("pipewright: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok((config, runtime))
 }
 
 fn print_openapi() -> ExitCode {
@@ -253,19 +256,9 @@ fn audit_verify(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::load() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("pipewright: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("pipewright: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (config, runtime) = match setup() {
+        Ok(parts) => parts,
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let db = match pipewright_core::db::Db::connect(&config.database_url, 2).await {

@@ -491,20 +491,7 @@ macro_rules! operation {
         }
     };
     ($name:ident, $action:literal, $resource:literal, $body:ty, |$req:ident, $b:ident| $build:expr) => {
-        pub struct $name;
-
-        impl $crate::auth::Operation for $name {
-            const ACTION: &'static str = $action;
-            const RESOURCE: &'static str = $resource;
-            type Body = $body;
-
-            fn resource(
-                $req: &$crate::auth::ResourceRequest<'_>,
-                $b: &Self::Body,
-            ) -> Result<String, $crate::error::ApiError> {
-                $build
-            }
-        }
+        $crate::operation!($name, $action, $resource, $body, |$req, $b| $build, context | _r, _b | Vec::new());
     };
 }
 
