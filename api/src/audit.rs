@@ -3,10 +3,16 @@
 //! operation and resource it was authorised for, the error it got) and hands
 //! it to the [`AuditWriter`], which appends in batches.
 //!
-//! Not yet: mutations are appended by the same batch path, after the fact,
-//! rather than in the mutation's own transaction (see
-//! docs/decisions/008-audit-design.md); request bodies and response elements
-//! are not recorded yet.
+//! A mutation's events are appended in its own request transaction (see
+//! [`finish_transaction`] and docs/decisions/008-audit-design.md); reads and
+//! rejected calls go through the batch writer.
+//!
+//! `requestParameters` are the path and query parameters and the fields of a
+//! JSON body; `responseElements` the JSON answer of a successful mutation
+//! (reads have none, as in CloudTrail). Both pass through the redactor; a
+//! handler whose body holds secrets the redactor cannot know by name (an
+//! action's secret configuration) leaves an [`AuditedRequest`] to record
+//! instead.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -45,7 +51,67 @@ pub struct AuditedError {
     pub message: String,
 }
 
-/// Operation names by method and route template, from the OpenAPI document.
+/// What to record as a request's body instead of the body itself.
+#[derive(Debug, Clone)]
+pub struct AuditedRequest(pub Value);
+
+/// What to record as a response's elements instead of its body.
+#[derive(Debug, Clone)]
+pub struct AuditedResponse(pub Value);
+
+/// The request and response bodies of a call, as read by the middleware.
+#[derive(Debug, Default)]
+pub struct Bodies {
+    pub request: Option<Value>,
+    pub response: Option<Value>,
+}
+
+/// Bodies larger than this are not recorded (the call still is).
+const BODY_LIMIT: usize = 256 * 1024;
+
+fn is_structured(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| {
+        let t = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        t == "application/json" || t.ends_with("+json")
+    })
+}
+
+/// Reads a JSON request body (up to the JSON limit) for the audit log and
+/// puts it back for the handler. Other bodies (uploads) are left alone.
+pub async fn capture_request_body(req: &mut actix_web::dev::ServiceRequest) -> Option<Value> {
+    use futures_util::StreamExt;
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok());
+    if !is_structured(content_type) {
+        return None;
+    }
+    let mut payload = req.take_payload();
+    let mut bytes = actix_web::web::BytesMut::new();
+    let mut failed = None;
+    while let Some(chunk) = payload.next().await {
+        match chunk {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                // Beyond the limit the handler rejects the body anyway.
+                if bytes.len() > crate::error::rejections::JSON_LIMIT {
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let bytes = bytes.freeze();
+    let parsed = if failed.is_none() && bytes.len() <= BODY_LIMIT { serde_json::from_slice(&bytes).ok() } else { None };
+    let mut stream: Vec<Result<actix_web::web::Bytes, actix_web::error::PayloadError>> = vec![Ok(bytes)];
+    if let Some(e) = failed {
+        stream.push(Err(e));
+    }
+    req.set_payload(actix_web::dev::Payload::Stream { payload: Box::pin(futures_util::stream::iter(stream)) });
+    parsed
+}
+
 #[derive(Debug, Default)]
 pub struct OperationNames(pub HashMap<(String, String), String>);
 
@@ -107,6 +173,37 @@ impl AuditWriter {
     }
 }
 
+/// Reads the JSON answer of a successful mutation for the audit log (reads
+/// and streams are passed through untouched).
+pub async fn capture_response_body(response: ServiceResponse) -> (ServiceResponse, Option<Value>) {
+    use actix_web::body::{BodySize, MessageBody};
+    let wanted = response.status().is_success()
+        && response.request().method() != actix_web::http::Method::GET
+        && response.request().method() != actix_web::http::Method::HEAD
+        && is_structured(response.headers().get("content-type").and_then(|v| v.to_str().ok()))
+        && matches!(response.response().body().size(), BodySize::Sized(n) if n as usize <= BODY_LIMIT);
+    if !wanted {
+        return (response, None);
+    }
+    let (request, response) = response.into_parts();
+    let (head, body) = response.into_parts();
+    match actix_web::body::to_bytes(body).await {
+        Ok(bytes) => {
+            let parsed = serde_json::from_slice(&bytes).ok();
+            let response = head.set_body(bytes).map_into_boxed_body();
+            (ServiceResponse::new(request, response), parsed)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a response body could not be read");
+            let failed = crate::error::ApiError::new(
+                crate::error::ErrorCode::InternalFailure,
+                "the answer could not be produced; retry shortly",
+            );
+            (ServiceResponse::new(request, actix_web::ResponseError::error_response(&failed)), None)
+        }
+    }
+}
+
 /// Writes the batch, retrying while the database is away (the batch waits).
 async fn write(db: &Db, batch: &mut Vec<Event>) {
     for attempt in 0..20u32 {
@@ -137,13 +234,25 @@ pub fn events_of(
     request_id: &str,
     names: &OperationNames,
     latency_status: u16,
+    bodies: &Bodies,
 ) -> Vec<Event> {
     let request = response.request();
     let extensions = request.extensions();
     let caller = extensions.get::<Caller>().cloned();
     let operation = extensions.get::<AuditedOperation>().cloned();
     let account = extensions.get::<AuditedAccount>().cloned();
+    let request_body = extensions.get::<AuditedRequest>().map(|r| r.0.clone()).or_else(|| bodies.request.clone());
     drop(extensions);
+    let response_elements = response
+        .response()
+        .extensions()
+        .get::<AuditedResponse>()
+        .map(|r| r.0.clone())
+        .or_else(|| bodies.response.clone())
+        .map(|mut value| {
+            audit::redact(&mut value);
+            value
+        });
     let error = response.response().extensions().get::<AuditedError>().cloned();
     let pattern = request.match_pattern().unwrap_or_default();
     let event_name = names
@@ -158,7 +267,11 @@ pub fn events_of(
         None if request.path().starts_with("/v1/auth") => "signin.pipewright".to_owned(),
         None => "pipewright".to_owned(),
     };
-    let mut parameters = Map::new();
+    let mut parameters = match request_body {
+        Some(Value::Object(fields)) => fields,
+        Some(other) => Map::from_iter([("body".to_owned(), other)]),
+        None => Map::new(),
+    };
     for (name, value) in request.match_info().iter() {
         parameters.insert(name.to_owned(), json!(value));
     }
@@ -188,7 +301,7 @@ pub fn events_of(
         source_ip_address: request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
         user_agent: request.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
         request_parameters: Some(request_parameters),
-        response_elements: None,
+        response_elements,
         error_code: error.as_ref().map(|e| e.code.to_owned()),
         error_message: error.map(|e| e.message),
         http_status: i32::from(latency_status),
@@ -291,8 +404,8 @@ pub async fn finish_transaction(tx: crate::auth::RequestTx, success: bool, event
     result.map(|()| true)
 }
 
-/// Seals the audit log into signed digests every `seconds`, for as long as
-/// the process runs.
+/// Seals the audit log into signed digests every `seconds`, and purges what
+/// is past each account's retention, for as long as the process runs.
 pub fn start_sealer(db: Db, signer: audit::digest::Signer, seconds: u64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(seconds.max(1)));
@@ -300,7 +413,11 @@ pub fn start_sealer(db: Db, signer: audit::digest::Signer, seconds: u64) {
         loop {
             tick.tick().await;
             let sealed = match db.conn().await {
-                Ok(mut conn) => audit::digest::seal_all(&mut conn, &signer).await.map_err(|e| e.to_string()),
+                // Sealed first: retention removes only sealed ranges.
+                Ok(mut conn) => match audit::digest::seal_all(&mut conn, &signer).await {
+                    Ok(_) => audit::retention::purge_all(&mut conn, Utc::now()).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = sealed {

@@ -151,8 +151,9 @@ pub fn app(
                 .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
         )
         .default_service(web::to(fallback::unmatched))
-        .wrap(middleware::Compress::default())
+        // The audit middleware reads response bodies before they are compressed.
         .wrap(middleware::from_fn(telemetry::observe))
+        .wrap(middleware::Compress::default())
 }
 
 /// A running API server.

@@ -40,6 +40,8 @@ pub async fn observe(
     let path = req.path().to_owned();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+    let mut req = req;
+    let request_body = if path.starts_with("/v1/") { crate::audit::capture_request_body(&mut req).await } else { None };
 
     // Handlers' and extractors' errors are already responses here, made inside
     // this scope; an error that still reaches us is rendered by actix itself.
@@ -65,7 +67,10 @@ pub async fn observe(
             response.request().app_data::<web::Data<crate::audit::OperationNames>>().cloned(),
         )
     {
-        let mut events = crate::audit::events_of(&response, &id, &names, status);
+        let response_body;
+        (response, response_body) = crate::audit::capture_response_body(response).await;
+        let bodies = crate::audit::Bodies { request: request_body, response: response_body };
+        let mut events = crate::audit::events_of(&response, &id, &names, status, &bodies);
         // A mutation's change and its event commit together, or neither does.
         let tx = response.request().extensions_mut().remove::<crate::auth::RequestTx>();
         if let Some(tx) = tx {
@@ -91,7 +96,8 @@ pub async fn observe(
                     if let Ok(value) = HeaderValue::from_str(&id) {
                         response.headers_mut().insert(REQUEST_ID_HEADER, value);
                     }
-                    events = crate::audit::events_of(&response, &id, &names, 503);
+                    let bodies = crate::audit::Bodies { response: None, ..bodies };
+                    events = crate::audit::events_of(&response, &id, &names, 503, &bodies);
                 }
             }
         }

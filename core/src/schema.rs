@@ -148,6 +148,16 @@ diesel::table! {
         account_id -> Text,
         seq -> Int8,
         hash -> Text,
+        purged_seq -> Int8,
+        purged_hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_settings (account_id) {
+        account_id -> Text,
+        retention_days -> Int4,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -192,3 +202,5 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(audit_chain_heads, audit_settings);

@@ -267,3 +267,145 @@ async fn the_log_is_sealed_into_signed_digests_that_catch_deleted_newest_events(
     assert_eq!(forged["valid"], false, "{forged}");
     assert!(forged["firstInvalid"]["reason"].as_str().unwrap().contains("digest 1"), "{forged}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_and_the_answers_of_changes_are_recorded_without_their_secrets() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let created = app
+        .call(
+            "POST",
+            "/v1/iam/users",
+            Some(&root),
+            Some(json!({"userName": "dana", "tags": [{"key": "team", "value": "ops"}]})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let profile = app
+        .call("PUT", "/v1/iam/users/dana/login-profile", Some(&root), Some(json!({"password": "dana's own password"})))
+        .await;
+    assert!((200..300).contains(&profile.status), "{}", profile.body);
+    let key = app.call("POST", "/v1/iam/users/dana/access-keys", Some(&root), None).await;
+    assert_eq!(key.status, 201, "{}", key.body);
+    let secret = key.body["accessKey"]["secretAccessKey"].as_str().unwrap().to_owned();
+
+    let found = app.call("GET", "/v1/audit/events?eventName=CreateUser", Some(&root), None).await;
+    let event = &found.body["events"][0];
+    assert_eq!(event["requestParameters"]["userName"], "dana", "{event}");
+    assert_eq!(event["requestParameters"]["tags"][0]["value"], "ops", "{event}");
+    assert_eq!(event["responseElements"]["user"]["arn"], format!("arn:pw:iam::{account}:user/dana"), "{event}");
+    let found = app.call("GET", "/v1/audit/events?eventName=CreateLoginProfile", Some(&root), None).await;
+    let event = &found.body["events"][0];
+    assert_eq!(event["requestParameters"]["userName"], "dana", "{event}");
+    assert_eq!(event["requestParameters"]["password"], "HIDDEN_DUE_TO_SECURITY_REASONS", "{event}");
+    assert!(!found.body.to_string().contains("dana's own password"));
+
+    let found = app.call("GET", "/v1/audit/events?eventName=CreateAccessKey", Some(&root), None).await;
+    let event = &found.body["events"][0];
+    assert_eq!(event["requestParameters"]["userName"], "dana", "{event}");
+    assert_eq!(event["responseElements"]["accessKey"]["accessKeyId"], key.body["accessKey"]["accessKeyId"], "{event}");
+    assert_eq!(event["responseElements"]["accessKey"]["secretAccessKey"], "HIDDEN_DUE_TO_SECURITY_REASONS", "{event}");
+    assert!(!found.body.to_string().contains(&secret));
+
+    // A refresh and a token exchange: no token or secret in the table.
+    let signed_in = app
+        .call(
+            "POST",
+            "/v1/auth/sign-in",
+            None,
+            Some(json!({"account": account, "userName": "root", "password": PASSWORD})),
+        )
+        .await;
+    let refresh = signed_in.body["refreshToken"].as_str().unwrap().to_owned();
+    let refreshed = app.call("POST", "/v1/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let found = app.call("GET", "/v1/audit/events?eventName=RefreshSession", Some(&root), None).await;
+    assert_eq!(found.body["events"][0]["userIdentity"]["type"], "Root", "recorded with the change: {}", found.body);
+    let exchanged = app
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"accessKeyId": key.body["accessKey"]["accessKeyId"], "secretAccessKey": secret})),
+        )
+        .await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.body);
+    let table = app.audit_table_text().await;
+    for token in [
+        &secret,
+        &refresh,
+        refreshed.body["refreshToken"].as_str().unwrap(),
+        refreshed.body["accessToken"].as_str().unwrap(),
+        exchanged.body["accessToken"].as_str().unwrap(),
+        signed_in.body["accessToken"].as_str().unwrap(),
+        "dana's own password",
+        PASSWORD,
+    ] {
+        assert!(!table.contains(token), "a secret reached the audit table");
+    }
+
+    // Reads have no response elements, as in CloudTrail.
+    assert_eq!(app.call("GET", "/v1/iam/users/dana", Some(&root), None).await.status, 200);
+    let reads = events_until(&app, &root, "eventName=GetUser", |events| !events.is_empty()).await;
+    assert_eq!(reads[0]["requestParameters"]["userName"], "dana", "{:?}", reads[0]);
+    assert!(reads[0]["responseElements"].is_null(), "{:?}", reads[0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_purges_old_sealed_events_and_the_log_still_verifies() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+
+    // The retention period: seven years unless changed, within CloudTrail Lake's bounds.
+    let store = app.call("GET", "/v1/audit/event-data-store", Some(&root), None).await;
+    assert_eq!(store.body["retentionPeriod"], 2557, "{}", store.body);
+    let short = app.call("PUT", "/v1/audit/event-data-store", Some(&root), Some(json!({"retentionPeriod": 1}))).await;
+    assert_eq!((short.status, short.body["code"].as_str()), (400, Some("ValidationException")), "{}", short.body);
+    assert!(short.body["message"].as_str().unwrap().contains("between 7 and 3653"), "{}", short.body);
+    let set = app.call("PUT", "/v1/audit/event-data-store", Some(&root), Some(json!({"retentionPeriod": 30}))).await;
+    assert_eq!((set.status, &set.body["retentionPeriod"]), (200, &json!(30)), "{}", set.body);
+    assert_eq!(app.call("GET", "/v1/audit/event-data-store", Some(&root), None).await.body["retentionPeriod"], 30);
+
+    for name in ["old1", "old2"] {
+        assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": name}))).await.status, 201);
+    }
+    // Wait until these are sealed (digests every second in tests).
+    let mut verified = Value::Null;
+    for _ in 0..50 {
+        verified = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
+        if verified["digestsChecked"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(verified["valid"], true, "{verified}");
+
+    // Thirty days later, as the sealer sees it: everything sealed so far goes.
+    let mut conn = pipewright_core::db::connect_one(&app.config.database_url).await.unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::days(31);
+    let removed = pipewright_core::audit::retention::purge_all(&mut conn, later).await.unwrap();
+    assert!(removed >= 4, "removed {removed}");
+    let old = app.call("GET", "/v1/audit/events?eventName=CreateUser", Some(&root), None).await;
+    assert_eq!(old.body["events"], json!([]), "{}", old.body);
+    let purge = app.call("GET", "/v1/audit/events?eventName=PurgeEvents", Some(&root), None).await;
+    assert_eq!(purge.body["events"][0]["responseElements"]["eventsPurged"], removed, "{}", purge.body);
+
+    // The chain still verifies from the cut, digests included.
+    assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "new"}))).await.status, 201);
+    let after = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
+    assert_eq!(after["valid"], true, "{after}");
+
+    // Deleting more of the oldest events is not a purge: verify says so.
+    tamper(
+        &app,
+        &format!(
+            "DELETE FROM audit_events WHERE account_id = '{account}' AND seq = (SELECT min(seq) FROM audit_events WHERE account_id = '{account}')"
+        ),
+    )
+    .await;
+    let cut = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
+    assert_eq!(cut["valid"], false, "{cut}");
+    assert!(cut["firstInvalid"]["reason"].as_str().unwrap().contains("missing"), "{cut}");
+}

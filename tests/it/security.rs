@@ -27,6 +27,7 @@ fn body_for(operation: &str) -> Option<Value> {
             json!({"policyDocument": {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}}})
         }
         "UpdateAccessKey" => json!({"status": "Inactive"}),
+        "UpdateEventDataStore" => json!({"retentionPeriod": 30}),
         "GetTokenForAccessKey" => json!({"accessKeyId": "AKIAEXAMPLEEXAMPLEEX", "secretAccessKey": "wrong"}),
         "SignIn" => json!({"account": "000000000000", "userName": "root", "password": "wrong password"}),
         "RefreshSession" => json!({"refreshToken": "not-a-token"}),

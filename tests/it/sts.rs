@@ -260,4 +260,11 @@ async fn a_role_sessions_call_is_in_both_accounts_audit_logs_with_one_shared_eve
     assert_eq!(identity["arn"], format!("arn:pw:sts::{}:assumed-role/deployer/audited", w.a));
     assert_eq!(identity["sessionContext"]["sessionIssuer"]["arn"], w.role_arn.as_str());
     assert_eq!(identity["sourceAccount"], w.b.as_str());
+
+    // The credentials AssumeRole answered with are nowhere in the table.
+    let table = w.app.audit_table_text().await;
+    assert!(table.contains("AssumeRole"), "the table holds the call");
+    for secret in [session.as_str(), &w.bob, &w.a_root, &b_root, PASSWORD] {
+        assert!(!table.contains(secret), "a secret reached the audit table");
+    }
 }

@@ -1,10 +1,12 @@
-//! LookupEvents: the account's audit log, newest first, with filters.
+//! The account's audit log: LookupEvents (newest first, with filters),
+//! VerifyEvents, ExportEvents, the public key, and the retention period.
 
-use actix_web::{get, web};
+use actix_web::{get, put, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use pipewright_core::audit::Event;
+use pipewright_core::audit::retention;
 use pipewright_core::audit::store::{self, Filter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,15 +30,94 @@ operation!(ExportEvents, "audit:ExportEvents", "arn:pw:audit:${Region}:${Account
     format!("arn:pw:audit:{}:{}:events", r.region, r.account)
 ));
 
+operation!(
+    GetEventDataStore,
+    "audit:GetEventDataStore",
+    "arn:pw:audit:${Region}:${Account}:events",
+    NoBody,
+    |r, _b| Ok(format!("arn:pw:audit:{}:{}:events", r.region, r.account))
+);
+
+operation!(
+    UpdateEventDataStore,
+    "audit:UpdateEventDataStore",
+    "arn:pw:audit:${Region}:${Account}:events",
+    web::Json<UpdateEventDataStoreRequest>,
+    |r, _b| Ok(format!("arn:pw:audit:{}:{}:events", r.region, r.account))
+);
+
 pub const OPERATIONS: &[OperationDoc] = &[
     OperationDoc::public("GetAuditPublicKey", "none: the key that signs the audit digests is public"),
     OperationDoc::of::<LookupEvents>("LookupEvents"),
     OperationDoc::of::<VerifyEvents>("VerifyEvents"),
     OperationDoc::of::<ExportEvents>("ExportEvents"),
+    OperationDoc::of::<GetEventDataStore>("GetEventDataStore"),
+    OperationDoc::of::<UpdateEventDataStore>("UpdateEventDataStore"),
 ];
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(lookup_events).service(verify_events).service(export_events).service(public_key);
+    cfg.service(lookup_events)
+        .service(verify_events)
+        .service(export_events)
+        .service(public_key)
+        .service(get_event_data_store)
+        .service(update_event_data_store);
+}
+
+/// The account's audit log settings, as CloudTrail Lake's event data store
+/// has them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDataStore {
+    /// Days events are kept; older ones are purged, a sealed range at a time.
+    #[schema(example = 2557)]
+    pub retention_period: i32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateEventDataStoreRequest {
+    /// Days to keep events: 7 to 3653.
+    #[schema(example = 365)]
+    pub retention_period: i32,
+}
+
+/// The account's retention period.
+#[utoipa::path(
+    tag = "audit", operation_id = "GetEventDataStore",
+    responses((status = 200, body = EventDataStore), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/audit/event-data-store")]
+pub async fn get_event_data_store(auth: Authorized<GetEventDataStore>) -> Result<web::Json<EventDataStore>, ApiError> {
+    let mut conn = auth.db().await?;
+    let days = retention::retention_days(&mut conn, auth.caller.account()).await?;
+    Ok(web::Json(EventDataStore { retention_period: days }))
+}
+
+/// Sets how long the account's events are kept. Events older than that are
+/// purged once they are sealed in a digest; the purge is itself recorded,
+/// and the log still verifies from where it was cut.
+#[utoipa::path(
+    tag = "audit", operation_id = "UpdateEventDataStore", request_body = UpdateEventDataStoreRequest,
+    responses((status = 200, body = EventDataStore), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[put("/v1/audit/event-data-store")]
+pub async fn update_event_data_store(
+    auth: Authorized<UpdateEventDataStore>,
+) -> Result<web::Json<EventDataStore>, ApiError> {
+    let days = auth.body.retention_period;
+    if !(retention::MIN_DAYS..=retention::MAX_DAYS).contains(&days) {
+        return Err(ApiError::validation(format!(
+            "retentionPeriod must be between {} and {} days, not {days}",
+            retention::MIN_DAYS,
+            retention::MAX_DAYS
+        )));
+    }
+    let mut conn = auth.db().await?;
+    retention::set_retention_days(&mut conn, auth.caller.account(), days).await?;
+    Ok(web::Json(EventDataStore { retention_period: days }))
 }
 
 /// The account's events in a time range as JSON Lines, oldest first,

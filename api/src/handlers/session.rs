@@ -261,6 +261,7 @@ pub(super) async fn throttle_clear(state: &AppState, counters: &[(String, i64)])
 )]
 #[post("/v1/auth/refresh")]
 pub async fn refresh(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
 ) -> Result<web::Json<SessionTokens>, ApiError> {
@@ -285,6 +286,17 @@ pub async fn refresh(
         }
         None => (PrincipalKind::Root, session.account_id.clone(), None),
     };
+    drop(conn);
+    req.extensions_mut().insert(crate::audit::AuditedAccount {
+        account_id: session.account_id.clone(),
+        user_arn: Some(session.principal_arn.clone()),
+        user_name: name.clone().unwrap_or_else(|| "root".to_owned()),
+    });
+    // The rotation commits with the call's audit event (the revocation of a
+    // reused token above must stand even though the call fails, so it is not
+    // in this transaction).
+    let tx = RequestTx::begin(&req, &state).await?;
+    let mut conn = tx.conn().await;
     let new_secret = ids::secret();
     if !sessions::rotate_refresh(&mut conn, id, &old_hash, &ids::secret_hash(&new_secret)).await? {
         return Err(invalid());

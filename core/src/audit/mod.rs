@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub mod digest;
+pub mod retention;
 pub mod store;
 
 /// The account whose log holds calls that name no account (a sign-in to an

@@ -250,12 +250,20 @@ pub async fn verify(
 ) -> Result<Verification, IamError> {
     // The head first: events appended while verifying are beyond it and left
     // for the next check.
-    let head: Option<(i64, String)> = audit_chain_heads::table
+    let head: Option<(i64, String, i64, String)> = audit_chain_heads::table
         .find(account)
-        .select((audit_chain_heads::seq, audit_chain_heads::hash))
+        .select((
+            audit_chain_heads::seq,
+            audit_chain_heads::hash,
+            audit_chain_heads::purged_seq,
+            audit_chain_heads::purged_hash,
+        ))
         .first(conn)
         .await
         .optional()?;
+    // Where retention cut the log: the chain starts right after it.
+    let (purged_seq, purged_hash) = head.as_ref().map_or((0, GENESIS.to_owned()), |h| (h.2, h.3.clone()));
+    let head = head.map(|(seq, hash, _, _)| (seq, hash));
     let mut query = audit_events::table
         .select(Chained::as_select())
         .filter(audit_events::account_id.eq(account))
@@ -272,6 +280,7 @@ pub async fn verify(
     let mut checked = 0;
     let mut previous: Option<(i64, String)> = None;
     let mut hashes: std::collections::HashMap<i64, (Uuid, String)> = std::collections::HashMap::new();
+    let mut last_purge: Option<i64> = None;
     for chained in rows {
         hashes.insert(chained.seq, (chained.row.event_id, chained.hash.clone()));
         checked += 1;
@@ -295,12 +304,26 @@ pub async fn verify(
                     "this event does not follow the one before it in the chain (inserted or reordered)".to_owned(),
                 ));
             }
-        } else if chained.seq == 1 && chained.prev_hash != GENESIS {
-            return Ok(fail("the first event of the chain does not start from the genesis hash".to_owned()));
+        } else if start.is_none() && chained.seq != purged_seq + 1 {
+            return Ok(fail(format!(
+                "events {} to {} of the chain are missing before this one (deleted)",
+                purged_seq + 1,
+                chained.seq - 1
+            )));
+        } else if (start.is_none() || chained.seq == purged_seq + 1) && chained.prev_hash != purged_hash {
+            return Ok(fail(if purged_seq == 0 {
+                "the first event of the chain does not start from the genesis hash".to_owned()
+            } else {
+                format!("the first event kept does not follow event {purged_seq}, where the log was purged")
+            }));
         }
         let event = Event::from(chained.row);
         if event.chain_hash(&chained.prev_hash) != chained.hash {
             return Ok(fail("this event was altered after it was recorded (its hash no longer matches)".to_owned()));
+        }
+        if event.event_name == super::retention::PURGE_EVENT && event.event_source == "audit.pipewright" {
+            last_purge =
+                event.request_parameters.as_ref().and_then(|p| p.get("throughSeq")).and_then(serde_json::Value::as_i64);
         }
         previous = Some((chained.seq, chained.hash));
     }
@@ -319,9 +342,22 @@ pub async fn verify(
             }),
         });
     }
+    // A cut by retention must be one a recorded purge made.
+    if start.is_none() && end.is_none() && purged_seq > 0 && last_purge != Some(purged_seq) {
+        return Ok(Verification {
+            valid: false,
+            events_checked: checked,
+            digests_checked: 0,
+            first_invalid: Some(Invalid {
+                event_id: None,
+                reason: format!("the log starts after event {purged_seq}, but no recorded purge removed those events"),
+            }),
+        });
+    }
     // The digests: each signed, each naming the one before, each sealing the
     // hash its range ended with.
     let mut digests_checked = 0;
+    let mut cut_sealed = purged_seq == 0;
     if let Some(signer) = signer {
         let mut prev = GENESIS.to_owned();
         for digest in super::digest::digests(conn, account).await? {
@@ -349,6 +385,12 @@ pub async fn verify(
                 return Ok(fail(format!("digest {n} does not follow the digest before it"), None));
             }
             prev = digest.digest_hash.clone();
+            if digest.last_seq == purged_seq && digest.last_hash == purged_hash {
+                cut_sealed = true;
+            }
+            if digest.last_seq <= purged_seq {
+                continue;
+            }
             let in_range = start.is_none() && end.is_none();
             match hashes.get(&digest.last_seq) {
                 Some((id, hash)) if *hash != digest.last_hash => {
@@ -360,6 +402,17 @@ pub async fn verify(
                 _ => {}
             }
         }
+    }
+    if !cut_sealed {
+        return Ok(Verification {
+            valid: false,
+            events_checked: checked,
+            digests_checked,
+            first_invalid: Some(Invalid {
+                event_id: None,
+                reason: format!("the log was cut after event {purged_seq}, where no signed digest ends"),
+            }),
+        });
     }
     Ok(Verification { valid: true, events_checked: checked, digests_checked, first_invalid: None })
 }

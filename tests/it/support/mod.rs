@@ -113,6 +113,19 @@ impl TestApp {
     }
 
     /// Creates an account; returns its id.
+    /// Every row of the audit table as PostgreSQL prints it, to search for
+    /// what must never be there.
+    pub async fn audit_table_text(&self) -> String {
+        use diesel_async::RunQueryDsl;
+        let mut conn = pipewright_core::db::connect_one(&self.config.database_url).await.expect("the test database");
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "(SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM audit_events t)",
+        ))
+        .get_result(&mut conn)
+        .await
+        .expect("the audit table")
+    }
+
     pub async fn create_account(&self, alias: Option<&str>, root_password: &str) -> String {
         let mut body = serde_json::json!({"rootPassword": root_password});
         if let Some(alias) = alias {
