@@ -44,6 +44,11 @@ pub struct AuditedAccount {
     pub user_name: String,
 }
 
+/// Another account whose log also gets the event (a role's account, when
+/// someone of another account assumes it).
+#[derive(Debug, Clone)]
+pub struct AuditedAlsoIn(pub String);
+
 /// The error a response carries, for the audit log.
 #[derive(Debug, Clone)]
 pub struct AuditedError {
@@ -227,8 +232,9 @@ async fn write(db: &Db, batch: &mut Vec<Event>) {
 }
 
 /// Builds the events of a finished `/v1` call: one in the account acted in,
-/// and for a role session of another account a second one there, with one
-/// `sharedEventId`.
+/// and one more in each other account concerned — the account a role
+/// session came from, the account of a role assumed from elsewhere — all
+/// with one `sharedEventId`.
 pub fn events_of(
     response: &ServiceResponse,
     request_id: &str,
@@ -241,6 +247,7 @@ pub fn events_of(
     let caller = extensions.get::<Caller>().cloned();
     let operation = extensions.get::<AuditedOperation>().cloned();
     let account = extensions.get::<AuditedAccount>().cloned();
+    let also_in = extensions.get::<AuditedAlsoIn>().map(|a| a.0.clone());
     let request_body = extensions.get::<AuditedRequest>().map(|r| r.0.clone()).or_else(|| bodies.request.clone());
     drop(extensions);
     let response_elements = response
@@ -309,17 +316,20 @@ pub fn events_of(
         resources,
         shared_event_id: None,
     };
-    match source_account.filter(|source| *source != recipient) {
-        Some(source) => {
-            let shared = Some(Uuid::new_v4());
-            let mut there = event.clone();
-            there.event_id = Uuid::new_v4();
-            there.recipient_account_id = source;
-            there.shared_event_id = shared;
-            vec![Event { shared_event_id: shared, ..event }, there]
-        }
-        None => vec![event],
+    let mut others: Vec<String> = source_account.into_iter().chain(also_in).filter(|o| *o != recipient).collect();
+    others.dedup();
+    if others.is_empty() {
+        return vec![event];
     }
+    let shared = Some(Uuid::new_v4());
+    let mut events = vec![Event { shared_event_id: shared, ..event }];
+    for other in others {
+        let mut there = events[0].clone();
+        there.event_id = Uuid::new_v4();
+        there.recipient_account_id = other;
+        events.push(there);
+    }
+    events
 }
 
 /// CloudTrail's `userIdentity`, the account whose log holds the event, and

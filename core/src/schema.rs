@@ -150,6 +150,7 @@ diesel::table! {
         hash -> Text,
         purged_seq -> Int8,
         purged_hash -> Text,
+        event_id -> Nullable<Uuid>,
     }
 }
 
@@ -186,6 +187,7 @@ diesel::table! {
         resources -> Jsonb,
         resource_keys -> Array<Text>,
         shared_event_id -> Nullable<Uuid>,
+        prev_event_id -> Nullable<Uuid>,
     }
 }
 

@@ -261,6 +261,15 @@ async fn a_role_sessions_call_is_in_both_accounts_audit_logs_with_one_shared_eve
     assert_eq!(identity["sessionContext"]["sessionIssuer"]["arn"], w.role_arn.as_str());
     assert_eq!(identity["sourceAccount"], w.b.as_str());
 
+    // AssumeRole itself is in both logs too: the role's account sees who assumed its role.
+    let in_a = w.app.call("GET", "/v1/audit/events?eventName=AssumeRole", Some(&w.a_root), None).await;
+    let in_b = w.app.call("GET", "/v1/audit/events?eventName=AssumeRole", Some(&b_root), None).await;
+    let (a, b) = (&in_a.body["events"][0], &in_b.body["events"][0]);
+    assert_eq!(a["userIdentity"]["arn"], format!("arn:pw:iam::{}:user/bob", w.b), "{a}");
+    assert_eq!(a["resources"][0]["arn"], w.role_arn.as_str(), "{a}");
+    assert!(a["sharedEventId"].is_string() && a["sharedEventId"] == b["sharedEventId"], "{a} {b}");
+    assert_eq!(a["responseElements"]["credentials"]["accessToken"], "HIDDEN_DUE_TO_SECURITY_REASONS", "{a}");
+
     // The credentials AssumeRole answered with are nowhere in the table.
     let table = w.app.audit_table_text().await;
     assert!(table.contains("AssumeRole"), "the table holds the call");

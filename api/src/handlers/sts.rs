@@ -1,6 +1,7 @@
 //! STS AssumeRole: a session in a role's account, with the role's policies
 //! narrowed by a session policy, for a caller of the same or another account.
 
+use actix_web::HttpMessage;
 use actix_web::{HttpRequest, post, web};
 use chrono::{DateTime, Utc};
 use pipewright_authz::{Arn, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
@@ -113,6 +114,8 @@ pub async fn assume_role(
             )));
         }
     };
+    req.extensions_mut()
+        .insert(crate::audit::AuditedOperation { action: "sts:AssumeRole", resource: body.role_arn.clone() });
     let session_name = body.role_session_name.as_str();
     let valid_name = (2..=64).contains(&session_name.len())
         && session_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
@@ -158,6 +161,9 @@ pub async fn assume_role(
     let Some(role) = roles::find(&mut conn, &arn.account, &role_name).await? else {
         return Err(refused());
     };
+    // As in CloudTrail, the role's account sees who assumed (or tried to
+    // assume) its role.
+    req.extensions_mut().insert(crate::audit::AuditedAlsoIn(arn.account.clone()));
 
     // The caller's own policies, in its own account.
     let (owners, caller_session_policy) = match caller.claims.typ {

@@ -83,9 +83,19 @@ impl Event {
     /// The event's hash in the chain: SHA-256 of the previous hash and the
     /// event's canonical JSON (keys sorted), hex.
     pub fn chain_hash(&self, prev_hash: &str) -> String {
+        self.linked_hash(prev_hash, None)
+    }
+
+    /// The hash of an event that also names its predecessor's id: SHA-256 of
+    /// the previous hash, that id and the canonical JSON. (Events recorded
+    /// before events named their predecessor hash without it.)
+    pub fn linked_hash(&self, prev_hash: &str, prev_event_id: Option<Uuid>) -> String {
         let canonical = serde_json::to_value(self).map(|v| v.to_string()).unwrap_or_default();
         let mut hasher = Sha256::new();
         hasher.update(prev_hash.as_bytes());
+        if let Some(id) = prev_event_id {
+            hasher.update(id.to_string().as_bytes());
+        }
         hasher.update(canonical.as_bytes());
         hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -189,5 +199,6 @@ mod tests {
         let mut changed = base.clone();
         changed.http_status = 200;
         assert_ne!(hash, changed.chain_hash(GENESIS));
+        assert_ne!(base.linked_hash(GENESIS, Some(Uuid::nil())), base.linked_hash(GENESIS, Some(Uuid::max())));
     }
 }

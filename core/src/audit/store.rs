@@ -38,9 +38,9 @@ pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    let (mut seq, mut hash): (i64, String) = audit_chain_heads::table
+    let (mut seq, mut hash, mut last_id): (i64, String, Option<Uuid>) = audit_chain_heads::table
         .find(account)
-        .select((audit_chain_heads::seq, audit_chain_heads::hash))
+        .select((audit_chain_heads::seq, audit_chain_heads::hash, audit_chain_heads::event_id))
         .for_update()
         .first(conn)
         .await?;
@@ -49,13 +49,16 @@ pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<
         event.event_time = truncate_to_micros(event.event_time);
         seq += 1;
         let prev = hash;
-        hash = event.chain_hash(&prev);
+        let prev_id = last_id;
+        hash = event.linked_hash(&prev, prev_id);
+        last_id = Some(event.event_id);
         diesel::insert_into(audit_events::table)
             .values((
                 audit_events::event_id.eq(event.event_id),
                 audit_events::account_id.eq(account),
                 audit_events::seq.eq(seq),
                 audit_events::prev_hash.eq(&prev),
+                audit_events::prev_event_id.eq(prev_id),
                 audit_events::hash.eq(&hash),
                 audit_events::event_time.eq(event.event_time),
                 audit_events::event_source.eq(&event.event_source),
@@ -80,7 +83,11 @@ pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<
             .await?;
     }
     diesel::update(audit_chain_heads::table.find(account))
-        .set((audit_chain_heads::seq.eq(seq), audit_chain_heads::hash.eq(&hash)))
+        .set((
+            audit_chain_heads::seq.eq(seq),
+            audit_chain_heads::hash.eq(&hash),
+            audit_chain_heads::event_id.eq(last_id),
+        ))
         .execute(conn)
         .await?;
     Ok(())
@@ -232,6 +239,7 @@ pub struct Verification {
 struct Chained {
     seq: i64,
     prev_hash: String,
+    prev_event_id: Option<Uuid>,
     hash: String,
     #[diesel(embed)]
     row: Row,
@@ -250,20 +258,22 @@ pub async fn verify(
 ) -> Result<Verification, IamError> {
     // The head first: events appended while verifying are beyond it and left
     // for the next check.
-    let head: Option<(i64, String, i64, String)> = audit_chain_heads::table
+    let head: Option<(i64, String, i64, String, Option<Uuid>)> = audit_chain_heads::table
         .find(account)
         .select((
             audit_chain_heads::seq,
             audit_chain_heads::hash,
             audit_chain_heads::purged_seq,
             audit_chain_heads::purged_hash,
+            audit_chain_heads::event_id,
         ))
         .first(conn)
         .await
         .optional()?;
     // Where retention cut the log: the chain starts right after it.
     let (purged_seq, purged_hash) = head.as_ref().map_or((0, GENESIS.to_owned()), |h| (h.2, h.3.clone()));
-    let head = head.map(|(seq, hash, _, _)| (seq, hash));
+    let last_recorded = head.as_ref().and_then(|h| h.4);
+    let head = head.map(|(seq, hash, _, _, _)| (seq, hash));
     let mut query = audit_events::table
         .select(Chained::as_select())
         .filter(audit_events::account_id.eq(account))
@@ -285,47 +295,66 @@ pub async fn verify(
         hashes.insert(chained.seq, (chained.row.event_id, chained.hash.clone()));
         checked += 1;
         let id = chained.row.event_id;
-        let fail = |reason: String| Verification {
+        let fail = |event_id: Option<Uuid>, reason: String| Verification {
             valid: false,
             events_checked: checked,
             digests_checked: 0,
-            first_invalid: Some(Invalid { event_id: Some(id), reason }),
+            first_invalid: Some(Invalid { event_id: event_id.or(Some(id)), reason }),
         };
-        if let Some((seq, hash)) = &previous {
-            if chained.seq != seq + 1 {
-                return Ok(fail(format!(
-                    "events {} to {} of the chain are missing before this one (deleted)",
-                    seq + 1,
-                    chained.seq - 1
-                )));
-            }
-            if chained.prev_hash != *hash {
+        let (seq, prev_hash, prev_id, stored_hash) =
+            (chained.seq, chained.prev_hash, chained.prev_event_id, chained.hash);
+        let event = Event::from(chained.row);
+        // Its own hash first: only an intact event's link to its predecessor is believed.
+        if event.linked_hash(&prev_hash, prev_id) != stored_hash {
+            return Ok(fail(
+                None,
+                "this event was altered after it was recorded (its hash no longer matches)".to_owned(),
+            ));
+        }
+        let expected_first = match &previous {
+            Some((before, _)) => Some(before + 1),
+            None if start.is_none() => Some(purged_seq + 1),
+            None => None,
+        };
+        if let Some(expected) = expected_first
+            && seq != expected
+        {
+            let which = if seq - 1 == expected {
+                format!("event {expected} was")
+            } else {
+                format!("events {expected} to {} were", seq - 1)
+            };
+            let reason = match prev_id {
+                Some(_) if seq - 1 == expected => format!("{which} deleted from the chain"),
+                Some(_) => format!("{which} deleted from the chain (the id is event {}'s, the last of them)", seq - 1),
+                None => format!("{which} deleted from the chain before this event"),
+            };
+            return Ok(fail(prev_id, reason));
+        }
+        match &previous {
+            Some((_, hash)) if prev_hash != *hash => {
                 return Ok(fail(
+                    None,
                     "this event does not follow the one before it in the chain (inserted or reordered)".to_owned(),
                 ));
             }
-        } else if start.is_none() && chained.seq != purged_seq + 1 {
-            return Ok(fail(format!(
-                "events {} to {} of the chain are missing before this one (deleted)",
-                purged_seq + 1,
-                chained.seq - 1
-            )));
-        } else if (start.is_none() || chained.seq == purged_seq + 1) && chained.prev_hash != purged_hash {
-            return Ok(fail(if purged_seq == 0 {
-                "the first event of the chain does not start from the genesis hash".to_owned()
-            } else {
-                format!("the first event kept does not follow event {purged_seq}, where the log was purged")
-            }));
-        }
-        let event = Event::from(chained.row);
-        if event.chain_hash(&chained.prev_hash) != chained.hash {
-            return Ok(fail("this event was altered after it was recorded (its hash no longer matches)".to_owned()));
+            None if (start.is_none() || seq == purged_seq + 1) && prev_hash != purged_hash => {
+                return Ok(fail(
+                    None,
+                    if purged_seq == 0 {
+                        "the first event of the chain does not start from the genesis hash".to_owned()
+                    } else {
+                        format!("the first event kept does not follow event {purged_seq}, where the log was purged")
+                    },
+                ));
+            }
+            _ => {}
         }
         if event.event_name == super::retention::PURGE_EVENT && event.event_source == "audit.pipewright" {
             last_purge =
                 event.request_parameters.as_ref().and_then(|p| p.get("throughSeq")).and_then(serde_json::Value::as_i64);
         }
-        previous = Some((chained.seq, chained.hash));
+        previous = Some((seq, stored_hash));
     }
     // Events deleted at the end of the chain: the head remembers the last one.
     if end.is_none()
@@ -337,8 +366,11 @@ pub async fn verify(
             events_checked: checked,
             digests_checked: 0,
             first_invalid: Some(Invalid {
-                event_id: None,
-                reason: format!("the chain ends at event {seq} but {head_seq} were recorded (the last were deleted)"),
+                event_id: last_recorded,
+                reason: format!(
+                    "the chain ends at event {seq} but {head_seq} were recorded: the last were deleted (the id is the \
+                     last recorded event's)"
+                ),
             }),
         });
     }
