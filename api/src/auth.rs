@@ -9,6 +9,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use pipewright_authz::context::ContextValue;
 use pipewright_authz::{Context, Decision, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
 use pipewright_core::auth::tokens::{Claims, PrincipalKind, TokenError};
 use pipewright_core::iam::{self, users};
@@ -149,7 +150,7 @@ pub trait Operation: 'static {
 
     /// Condition keys the operation adds to the request context (e.g.
     /// `iam:PolicyARN` for attaching a policy).
-    fn context(_request: &ResourceRequest<'_>, _body: &Self::Body) -> Vec<(&'static str, String)> {
+    fn context(_request: &ResourceRequest<'_>, _body: &Self::Body) -> Vec<(String, ContextValue)> {
         Vec::new()
     }
 }
@@ -331,7 +332,8 @@ impl<O: Operation> FromRequest for Authorized<O> {
             let body = body.await?;
             let request = ResourceRequest { http: &req, account: caller.account(), region: &state.region };
             let resource = O::resource(&request, &body)?;
-            let extra = O::context(&request, &body);
+            let mut extra = O::context(&request, &body);
+            extra.extend(resource_tags(&state, caller.account(), &resource).await?);
             req.extensions_mut()
                 .insert(crate::audit::AuditedOperation { action: O::ACTION, resource: resource.clone() });
             authorize_with(&state, &caller, O::ACTION, &resource, &extra).await?;
@@ -352,6 +354,26 @@ impl<O: Operation> FromRequest for Authorized<O> {
     }
 }
 
+/// `pw:ResourceTag/KEY` for a resource that has tags (a pipeline, and its
+/// stages and actions, carry the pipeline's tags).
+pub async fn resource_tags(
+    state: &AppState,
+    account: &str,
+    resource: &str,
+) -> Result<Vec<(String, ContextValue)>, ApiError> {
+    let Some(rest) = resource.strip_prefix("arn:pw:codepipeline:") else { return Ok(Vec::new()) };
+    let Some((arn_account, path)) = rest.split_once(':').and_then(|(_, r)| r.split_once(':')) else {
+        return Ok(Vec::new());
+    };
+    let name = path.split('/').next().unwrap_or_default();
+    if arn_account != account || name.is_empty() || name.contains('*') {
+        return Ok(Vec::new());
+    }
+    let mut conn = state.services.db.conn().await?;
+    let tags = pipewright_core::pipelines::store::tags_of(&mut conn, account, name).await?;
+    Ok(tags.into_iter().map(|t| (format!("pw:ResourceTag/{}", t.key), ContextValue::from(t.value))).collect())
+}
+
 /// Decides `action` on `resource` for the caller, from its current policies.
 pub async fn authorize(state: &AppState, caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
     authorize_with(state, caller, action, resource, &[]).await
@@ -363,7 +385,7 @@ pub async fn authorize_with(
     caller: &Caller,
     action: &str,
     resource: &str,
-    extra: &[(&'static str, String)],
+    extra: &[(String, ContextValue)],
 ) -> Result<(), ApiError> {
     let mut conn = state.services.db.conn().await?;
     let mut documents = Vec::new();
@@ -408,7 +430,7 @@ pub async fn authorize_with(
     }
     let mut context = request_context(caller, &state.region);
     for (key, value) in extra {
-        context.insert(key, value.as_str());
+        context.insert(key, value.clone());
     }
     let request = Request { action, resource, context: &context };
     let evaluation = pipewright_authz::evaluate_principal(&caller.principal(), &identity, session.as_ref(), &request);
@@ -485,13 +507,28 @@ macro_rules! operation {
                 $build
             }
 
-            fn context($creq: &$crate::auth::ResourceRequest<'_>, $cb: &Self::Body) -> Vec<(&'static str, String)> {
+            fn context(
+                $creq: &$crate::auth::ResourceRequest<'_>,
+                $cb: &Self::Body,
+            ) -> Vec<(String, pipewright_authz::context::ContextValue)> {
+                #[allow(clippy::useless_conversion)]
                 $context
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), pipewright_authz::context::ContextValue::from(v)))
+                    .collect()
             }
         }
     };
     ($name:ident, $action:literal, $resource:literal, $body:ty, |$req:ident, $b:ident| $build:expr) => {
-        $crate::operation!($name, $action, $resource, $body, |$req, $b| $build, context | _r, _b | Vec::new());
+        $crate::operation!(
+            $name,
+            $action,
+            $resource,
+            $body,
+            |$req, $b| $build,
+            context | _r,
+            _b | Vec::<(&'static str, String)>::new()
+        );
     };
 }
 

@@ -67,6 +67,24 @@ error_codes! {
     DeleteConflictException = CONFLICT;
     /// IAM: a quota would be exceeded.
     LimitExceededException = CONFLICT;
+    /// CodePipeline: the pipeline's structure is not valid; `errors` names each path and rule.
+    InvalidStructureException = BAD_REQUEST;
+    /// CodePipeline: no pipeline of that name in the account.
+    PipelineNotFoundException = NOT_FOUND;
+    /// CodePipeline: the pipeline has no such version.
+    PipelineVersionNotFoundException = NOT_FOUND;
+    /// CodePipeline: a pipeline of that name exists already.
+    PipelineNameInUseException = CONFLICT;
+    /// The resource changed since the version the request was based on: read it again.
+    ConcurrentModificationException = CONFLICT;
+    /// The resource named by an ARN does not exist.
+    ResourceNotFoundException = NOT_FOUND;
+    /// The ARN is not one of a resource this operation takes.
+    InvalidArnException = BAD_REQUEST;
+    /// A tag key or value is not allowed.
+    InvalidTagsException = BAD_REQUEST;
+    /// The resource would have more than 50 tags.
+    TooManyTagsException = BAD_REQUEST;
     /// No operation is at this path.
     UnknownOperationException = NOT_FOUND;
     /// The path exists but not with this HTTP method.
@@ -98,11 +116,23 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// Extra headers, e.g. `Allow` on a 405.
     pub allow: Option<String>,
+    /// Every problem, where a request has several (a pipeline declaration).
+    pub errors: Vec<ErrorDetail>,
+}
+
+/// One problem of a request: where, which rule, what to change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The offending field, e.g. `stages[2].actions[0].inputArtifacts[0]`.
+    pub path: String,
+    /// The rule, e.g. `ArtifactNotProducedUpstream`.
+    pub rule: String,
+    pub message: String,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after: None, allow: None }
+        Self { code, message: message.into(), retry_after: None, allow: None, errors: Vec::new() }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -133,6 +163,9 @@ pub struct ErrorBody {
     pub message: String,
     /// The request's id, also in the `x-request-id` header and the logs.
     pub request_id: String,
+    /// Every problem, when a request has several (a pipeline declaration).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorDetail>,
 }
 
 impl ResponseError for ApiError {
@@ -155,6 +188,7 @@ impl ResponseError for ApiError {
             code: self.code,
             message: self.message.clone(),
             request_id: telemetry::current_request_id().unwrap_or_default(),
+            errors: self.errors.clone(),
         });
         response
             .extensions_mut()

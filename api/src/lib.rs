@@ -31,6 +31,7 @@ use utoipa::OpenApi;
         (name = "iam", description = "Users, groups, roles and policies, as AWS IAM has them"),
         (name = "sts", description = "Assuming roles, in this account or another"),
         (name = "audit", description = "The audit log of every API call"),
+        (name = "pipelines", description = "Pipeline declarations, action types and tags, as CodePipeline has them"),
     )
 )]
 pub struct ApiDoc;

@@ -12,5 +12,6 @@ pub mod db;
 pub mod deps;
 pub mod iam;
 pub mod keys;
+pub mod pipelines;
 pub mod schema;
 pub mod services;

@@ -206,3 +206,28 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(audit_chain_heads, audit_settings);
+
+diesel::table! {
+    pipelines (pipeline_id) {
+        pipeline_id -> Uuid,
+        account_id -> Text,
+        name -> Text,
+        version -> Int4,
+        declaration -> Jsonb,
+        tags -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    pipeline_versions (pipeline_id, version) {
+        pipeline_id -> Uuid,
+        version -> Int4,
+        declaration -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(pipeline_versions -> pipelines (pipeline_id));
+diesel::allow_tables_to_appear_in_same_query!(pipelines, pipeline_versions);

@@ -10,6 +10,7 @@ mod identity;
 mod openapi;
 mod ops;
 mod outages;
+mod pipelines;
 mod process;
 mod security;
 mod sts;

@@ -28,6 +28,12 @@ fn body_for(operation: &str) -> Option<Value> {
         }
         "UpdateAccessKey" => json!({"status": "Inactive"}),
         "UpdateEventDataStore" => json!({"retentionPeriod": 30}),
+        "CreatePipeline" => json!({"pipeline": crate::pipelines::four_stages("web")}),
+        "UpdatePipeline" => {
+            let mut pipeline = crate::pipelines::four_stages("web");
+            pipeline["version"] = json!(1);
+            json!({"pipeline": pipeline})
+        }
         "GetTokenForAccessKey" => json!({"accessKeyId": "AKIAEXAMPLEEXAMPLEEX", "secretAccessKey": "wrong"}),
         "SignIn" => json!({"account": "000000000000", "userName": "root", "password": "wrong password"}),
         "RefreshSession" => json!({"refreshToken": "not-a-token"}),
@@ -110,6 +116,10 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
     let policy_id = managed.body["policy"]["policyId"].as_str().unwrap().to_owned();
     let key = app.call("POST", "/v1/iam/users/alice/access-keys", Some(&a_root), None).await;
     let key_id = key.body["accessKey"]["accessKeyId"].as_str().unwrap().to_owned();
+    let mut pipeline = crate::pipelines::four_stages("web");
+    pipeline["variables"][0]["description"] = json!("PipelineMarker");
+    let created = app.call("POST", "/v1/pipelines", Some(&a_root), Some(json!({"pipeline": pipeline}))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
 
     // Account B's administrator.
     let b = app.create_account(None, PASSWORD).await;
@@ -124,22 +134,35 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             .replace("{roleName}", "deployer")
             .replace("{groupName}", "team")
             .replace("{versionId}", "v1")
-            .replace("{accessKeyId}", &key_id);
+            .replace("{accessKeyId}", &key_id)
+            .replace("{name}", "web");
+        // Another account's ARNs are refused by name (the refusal would show
+        // A's id): B asks about the same name in its own account.
+        let b_pipeline = format!("arn:pw:codepipeline:local:{b}:web");
         let path = if id.starts_with("Detach") {
             format!("{path}?policyArn=arn:pw:iam::pw:policy/IAMReadOnlyAccess")
+        } else if id == "UntagResource" {
+            format!("{path}?resourceArn={b_pipeline}&tagKeys=team")
+        } else if id == "ListTagsForResource" {
+            format!("{path}?resourceArn={b_pipeline}")
         } else {
             path
         };
+        let body = if id == "TagResource" {
+            Some(json!({"resourceArn": b_pipeline, "tags": [{"key": "team", "value": "blue"}]}))
+        } else {
+            body_for(id)
+        };
 
         if !public {
-            let anonymous = app.call(method, &path, None, body_for(id)).await;
+            let anonymous = app.call(method, &path, None, body.clone()).await;
             assert_eq!(anonymous.status, 401, "{id} ({method} {path}) without credentials: {}", anonymous.body);
             assert_eq!(anonymous.body["code"], "MissingAuthenticationTokenException", "{id}");
         }
 
         // Signing out would end the session the rest of the walk uses.
         let token = if id == "SignOut" { app.sign_in(&b, "admin", PASSWORD).await } else { b_admin.clone() };
-        let other = app.call(method, &path, Some(&token), body_for(id)).await;
+        let other = app.call(method, &path, Some(&token), body).await;
         // (Public operations answer 401 for their own bad credentials.)
         assert!(
             *public || other.status != 401,
@@ -156,6 +179,7 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             "ManagedMarker",
             "TopSecretMarker",
             "TrustMarker",
+            "PipelineMarker",
         ] {
             assert!(!text.contains(leak), "{id} ({method} {path}) from another account shows {leak}: {text}");
         }

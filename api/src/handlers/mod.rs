@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod groups;
 pub mod owned;
+pub mod pipelines;
 pub mod policies;
 pub mod roles;
 pub mod session;
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     sts::routes(cfg);
     simulate::routes(cfg);
     audit::routes(cfg);
+    pipelines::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -45,6 +47,7 @@ pub fn operations() -> Vec<OperationDoc> {
         sts::OPERATIONS,
         simulate::OPERATIONS,
         audit::OPERATIONS,
+        pipelines::OPERATIONS,
     ]
     .concat()
 }

@@ -1,0 +1,722 @@
+//! Pipelines: CreatePipeline, GetPipeline, UpdatePipeline, DeletePipeline,
+//! ListPipelines, ListActionTypes, and tags (TagResource, UntagResource,
+//! ListTagsForResource). Declarations are JSON or YAML, by `Content-Type`
+//! in and `Accept` out.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, post, put, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use pipewright_core::iam::names::{self, Tag};
+use pipewright_core::pipelines::action_types::{self, ActionType};
+use pipewright_core::pipelines::store::{self, Updated};
+use pipewright_core::pipelines::{ExecutionMode, PipelineDeclaration, PipelineType, validate};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::TagBody;
+use crate::audit::{AuditedRequest, AuditedResponse};
+use crate::auth::{Authorized, Body, NoBody, OperationDoc, ResourceRequest};
+use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+use crate::operation;
+use crate::server::AppState;
+
+fn pipeline_arn(r: &ResourceRequest<'_>, name: &str) -> String {
+    store::arn(r.region, r.account, name)
+}
+
+fn request_tags(tags: &[TagBody]) -> Vec<(String, pipewright_authz::context::ContextValue)> {
+    let mut context: Vec<(String, pipewright_authz::context::ContextValue)> =
+        tags.iter().map(|t| (format!("pw:RequestTag/{}", t.key), t.value.clone().into())).collect();
+    context.push(("pw:TagKeys".to_owned(), tags.iter().map(|t| t.key.clone()).collect::<Vec<_>>().into()));
+    context
+}
+
+operation!(
+    CreatePipeline,
+    "codepipeline:CreatePipeline",
+    "arn:pw:codepipeline:${Region}:${Account}:{pipeline.name}",
+    Document<CreatePipelineRequest>,
+    |r, b| Ok(pipeline_arn(r, &b.value.pipeline.name)),
+    context | _cr,
+    cb | request_tags(&cb.value.tags)
+);
+operation!(
+    GetPipeline,
+    "codepipeline:GetPipeline",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| Ok(pipeline_arn(r, r.path("name")?))
+);
+operation!(
+    UpdatePipeline,
+    "codepipeline:UpdatePipeline",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    Document<UpdatePipelineRequest>,
+    |r, _b| Ok(pipeline_arn(r, r.path("name")?))
+);
+operation!(
+    DeletePipeline,
+    "codepipeline:DeletePipeline",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| Ok(pipeline_arn(r, r.path("name")?))
+);
+operation!(ListPipelines, "codepipeline:ListPipelines", "*", NoBody, |_r, _b| Ok("*".to_owned()));
+operation!(ListActionTypes, "codepipeline:ListActionTypes", "*", NoBody, |_r, _b| Ok("*".to_owned()));
+operation!(
+    TagResource,
+    "codepipeline:TagResource",
+    "{resourceArn}",
+    web::Json<TagResourceRequest>,
+    |_r, b| Ok(b.resource_arn.clone()),
+    context | _cr,
+    cb | request_tags(&cb.tags)
+);
+operation!(
+    UntagResource,
+    "codepipeline:UntagResource",
+    "{resourceArn}",
+    NoBody,
+    |r, _b| r.query("resourceArn").ok_or_else(|| ApiError::validation("give resourceArn in the query")),
+    context | cr,
+    _cb | vec![("pw:TagKeys".to_owned(), pipewright_authz::context::ContextValue::from(tag_keys(cr.http)))]
+);
+operation!(ListTagsForResource, "codepipeline:ListTagsForResource", "{resourceArn}", NoBody, |r, _b| r
+    .query("resourceArn")
+    .ok_or_else(|| ApiError::validation("give resourceArn in the query")));
+
+pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::of::<CreatePipeline>("CreatePipeline"),
+    OperationDoc::of::<GetPipeline>("GetPipeline"),
+    OperationDoc::of::<UpdatePipeline>("UpdatePipeline"),
+    OperationDoc::of::<DeletePipeline>("DeletePipeline"),
+    OperationDoc::of::<ListPipelines>("ListPipelines"),
+    OperationDoc::of::<ListActionTypes>("ListActionTypes"),
+    OperationDoc::of::<TagResource>("TagResource"),
+    OperationDoc::of::<UntagResource>("UntagResource"),
+    OperationDoc::of::<ListTagsForResource>("ListTagsForResource"),
+];
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_pipeline)
+        .service(list_pipelines)
+        .service(get_pipeline)
+        .service(update_pipeline)
+        .service(delete_pipeline)
+        .service(list_action_types)
+        .service(list_tags)
+        .service(tag_resource)
+        .service(untag_resource);
+}
+
+/// The largest declaration accepted.
+const DOCUMENT_LIMIT: usize = 1024 * 1024;
+
+/// A request body in JSON or YAML (by `Content-Type`), read with the path
+/// of the field any error is at.
+pub struct Document<T> {
+    pub value: T,
+}
+
+fn is_yaml(value: Option<&str>) -> bool {
+    value.is_some_and(|t| {
+        let t = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        matches!(t.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml")
+    })
+}
+
+impl<T: DeserializeOwned + 'static> Body for Document<T> {
+    fn extract(
+        req: &HttpRequest,
+        payload: &mut Payload,
+    ) -> Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>> {
+        let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let yaml = is_yaml(content_type.as_deref());
+            let json = content_type.as_deref().is_none_or(|t| {
+                let t = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+                t == "application/json" || t.ends_with("+json")
+            });
+            if !yaml && !json {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaTypeException,
+                    "send the pipeline as application/json or application/yaml",
+                )
+                .into());
+            }
+            let mut bytes = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::new(ErrorCode::SerializationException, format!("the body could not be read: {e}"))
+                })?;
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > DOCUMENT_LIMIT {
+                    return Err(ApiError::new(
+                        ErrorCode::RequestEntityTooLargeException,
+                        format!("the body is larger than the {DOCUMENT_LIMIT} bytes accepted"),
+                    )
+                    .into());
+                }
+            }
+            let value = if yaml { parse_yaml(&bytes) } else { parse_json(&bytes) }?;
+            Ok(Document { value })
+        })
+    }
+}
+
+fn shape_error(path: &str, inner: &dyn std::fmt::Display) -> ApiError {
+    // Paths are the declaration's, as validation's are.
+    let path = path.strip_prefix("pipeline.").unwrap_or(path);
+    ApiError {
+        errors: vec![ErrorDetail { path: path.to_owned(), rule: "Shape".to_owned(), message: inner.to_string() }],
+        ..ApiError::validation(format!("{path}: {inner}"))
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        if e.inner().is_data() {
+            shape_error(&e.path().to_string(), e.inner())
+        } else {
+            ApiError::new(ErrorCode::SerializationException, format!("the body is not valid JSON: {}", e.inner()))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::new(ErrorCode::SerializationException, format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn parse_yaml<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = serde_yaml_ng::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            ApiError::new(ErrorCode::SerializationException, format!("the body is not valid YAML: {}", e.inner()))
+        } else {
+            shape_error(&path, e.inner())
+        }
+    })
+}
+
+/// Answers in YAML when the caller accepts it (and not JSON first), else JSON.
+fn answer<T: Serialize>(req: &HttpRequest, status: StatusCode, value: &T) -> Result<HttpResponse, ApiError> {
+    let accept = req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let yaml =
+        accept.split(',').map(str::trim).take_while(|t| !t.starts_with("application/json")).any(|t| is_yaml(Some(t)));
+    if yaml {
+        let text = serde_yaml_ng::to_string(value).map_err(|e| {
+            tracing::error!(error = %e, "a document could not be written as YAML");
+            ApiError::internal()
+        })?;
+        if req.method() != actix_web::http::Method::GET {
+            // The audit log reads JSON answers only: give it this one as JSON.
+            let mut response = HttpResponse::build(status).content_type("application/yaml").body(text);
+            response.extensions_mut().insert(AuditedResponse(serde_json::to_value(value).unwrap_or_default()));
+            return Ok(response);
+        }
+        return Ok(HttpResponse::build(status).content_type("application/yaml").body(text));
+    }
+    Ok(HttpResponse::build(status).json(value))
+}
+
+fn invalid(problems: Vec<pipewright_core::pipelines::Problem>) -> ApiError {
+    let structural = problems.iter().any(|p| p.structural);
+    let code = if structural { ErrorCode::InvalidStructureException } else { ErrorCode::ValidationException };
+    let first = problems.first().map(ToString::to_string).unwrap_or_default();
+    let message = match problems.len() {
+        1 => first,
+        n => format!("{first}; and {} more problem{} (see errors)", n - 1, if n == 2 { "" } else { "s" }),
+    };
+    ApiError {
+        errors: problems
+            .into_iter()
+            .map(|p| ErrorDetail { path: p.path, rule: p.rule.to_owned(), message: p.message })
+            .collect(),
+        ..ApiError::new(code, message)
+    }
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(ErrorCode::PipelineNotFoundException, format!("there is no pipeline {name:?} in this account"))
+}
+
+fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
+    if tags.len() > 50 {
+        return Err(ApiError::new(
+            ErrorCode::TooManyTagsException,
+            format!("{} tags; a resource has at most 50", tags.len()),
+        ));
+    }
+    if let Some(tag) = tags
+        .iter()
+        .find(|t| t.key.to_ascii_lowercase().starts_with("pw:") || t.key.to_ascii_lowercase().starts_with("aws:"))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTagsException,
+            format!("tag key {:?}: keys beginning with pw: or aws: are reserved", tag.key),
+        ));
+    }
+    names::check_tags(tags).map_err(|e| ApiError::new(ErrorCode::InvalidTagsException, e.to_string()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePipelineRequest {
+    pub pipeline: PipelineDeclaration,
+    #[serde(default)]
+    pub tags: Vec<TagBody>,
+    /// GetPipeline's metadata, accepted and ignored, so that its whole answer
+    /// can be sent back under a new name.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePipelineResponse {
+    pub pipeline: PipelineDeclaration,
+    pub tags: Vec<TagBody>,
+}
+
+/// Creates a pipeline from its declaration (version 1).
+#[utoipa::path(
+    tag = "pipelines", operation_id = "CreatePipeline",
+    request_body(content((CreatePipelineRequest = "application/json"), (CreatePipelineRequest = "application/yaml"))),
+    responses(
+        (status = 201, body = CreatePipelineResponse),
+        (status = 400, body = ErrorBody, description = "InvalidStructureException or ValidationException; `errors` names each path and rule"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "PipelineNameInUseException"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/v1/pipelines")]
+pub async fn create_pipeline(req: HttpRequest, auth: Authorized<CreatePipeline>) -> Result<HttpResponse, ApiError> {
+    let CreatePipelineRequest { pipeline, tags, .. } = &auth.body.value;
+    req.extensions_mut().insert(AuditedRequest(serde_json::json!({"pipeline": pipeline.masked(), "tags": tags})));
+    let problems = validate::check(pipeline);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let tags: Vec<Tag> = tags.iter().cloned().map(Into::into).collect();
+    check_tags(&tags)?;
+    let mut conn = auth.db().await?;
+    let created = store::create(&mut conn, auth.caller.account(), pipeline, &tags).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::PipelineNameInUseException,
+            format!("a pipeline named {:?} exists already in this account", pipeline.name),
+        )
+    })?;
+    let body = CreatePipelineResponse {
+        pipeline: created.declaration()?.masked(),
+        tags: created.tags().into_iter().map(Into::into).collect(),
+    };
+    answer(&req, StatusCode::CREATED, &body)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// An earlier version (default: the current one).
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineMetadata {
+    pub pipeline_arn: String,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPipelineResponse {
+    pub pipeline: PipelineDeclaration,
+    pub metadata: PipelineMetadata,
+}
+
+/// A pipeline's declaration (secret configuration masked) and metadata.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "GetPipeline", params(("name" = String, Path), VersionQuery),
+    responses(
+        (status = 200, content((GetPipelineResponse = "application/json"), (GetPipelineResponse = "application/yaml"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "PipelineNotFoundException or PipelineVersionNotFoundException"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}")]
+pub async fn get_pipeline(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Authorized<GetPipeline>,
+    name: web::Path<String>,
+    query: web::Query<VersionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
+    let pipeline = store::find(&mut conn, auth.caller.account(), &name).await?.ok_or_else(|| not_found(&name))?;
+    let declaration = match query.version.as_deref() {
+        None | Some("") => pipeline.declaration()?,
+        Some(text) => {
+            let version: i32 =
+                text.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
+                    ApiError::validation(format!("version must be a whole number from 1, not {text:?}"))
+                })?;
+            let (value, _) = store::find_version(&mut conn, pipeline.pipeline_id, version).await?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::PipelineVersionNotFoundException,
+                    format!("pipeline {name:?} has versions 1 to {}, not {version}", pipeline.version),
+                )
+            })?;
+            serde_json::from_value(value).map_err(|e| {
+                tracing::error!(error = %e, "a stored pipeline version does not read");
+                ApiError::internal()
+            })?
+        }
+    };
+    let body = GetPipelineResponse {
+        pipeline: declaration.masked(),
+        metadata: PipelineMetadata {
+            pipeline_arn: pipeline.arn(&state.region),
+            created: pipeline.created_at,
+            updated: pipeline.updated_at,
+        },
+    };
+    answer(&req, StatusCode::OK, &body)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePipelineRequest {
+    /// The whole new declaration; its `version` is the one the change was based on.
+    pub pipeline: PipelineDeclaration,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePipelineResponse {
+    pub pipeline: PipelineDeclaration,
+}
+
+/// Replaces a pipeline's declaration; its version goes up by one. A change
+/// based on an older version than the current one gets 409: read the
+/// pipeline again and reapply the change. Secret values sent back masked
+/// (`****`) keep their stored value.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "UpdatePipeline", params(("name" = String, Path)),
+    request_body(content((UpdatePipelineRequest = "application/json"), (UpdatePipelineRequest = "application/yaml"))),
+    responses(
+        (status = 200, body = UpdatePipelineResponse),
+        (status = 400, body = ErrorBody, description = "InvalidStructureException or ValidationException"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "PipelineNotFoundException"),
+        (status = 409, body = ErrorBody, description = "ConcurrentModificationException: based on an older version"),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/v1/pipelines/{name}")]
+pub async fn update_pipeline(
+    req: HttpRequest,
+    auth: Authorized<UpdatePipeline>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut pipeline = auth.body.value.pipeline.clone();
+    req.extensions_mut().insert(AuditedRequest(serde_json::json!({"pipeline": pipeline.masked()})));
+    if pipeline.name != *name {
+        return Err(ApiError {
+            errors: vec![ErrorDetail {
+                path: "pipeline.name".to_owned(),
+                rule: "Rename".to_owned(),
+                message: "a pipeline cannot be renamed".to_owned(),
+            }],
+            ..ApiError::validation(format!(
+                "pipeline.name is {:?} but the path names {name:?}: a pipeline cannot be renamed; create a copy under the new name",
+                pipeline.name
+            ))
+        });
+    }
+    let Some(based_on) = pipeline.version else {
+        return Err(ApiError::validation(
+            "pipeline.version: give the version your change is based on (GetPipeline shows it)",
+        ));
+    };
+    let mut conn = auth.db().await?;
+    let stored = store::find(&mut conn, auth.caller.account(), &name).await?.ok_or_else(|| not_found(&name))?;
+    pipeline.keep_secrets_from(&stored.declaration()?);
+    let problems = validate::check(&pipeline);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    match store::update(&mut conn, auth.caller.account(), based_on, &pipeline).await? {
+        Updated::Done(updated) => {
+            answer(&req, StatusCode::OK, &UpdatePipelineResponse { pipeline: updated.declaration()?.masked() })
+        }
+        Updated::NotFound => Err(not_found(&name)),
+        Updated::Stale(current) => Err(ApiError::new(
+            ErrorCode::ConcurrentModificationException,
+            format!(
+                "pipeline {name:?} is at version {current}, but the change was based on version {based_on}: get it again, reapply the change, and update"
+            ),
+        )),
+    }
+}
+
+/// Deletes a pipeline and its versions.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "DeletePipeline", params(("name" = String, Path)),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "PipelineNotFoundException"),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/v1/pipelines/{name}")]
+pub async fn delete_pipeline(
+    auth: Authorized<DeletePipeline>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = auth.db().await?;
+    if !store::delete(&mut conn, auth.caller.account(), &name).await? {
+        return Err(not_found(&name));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListPipelinesQuery {
+    /// Only pipelines whose name begins with this.
+    pub name_prefix: Option<String>,
+    /// 1 to 1000 (default 100).
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineSummary {
+    pub name: String,
+    pub version: i32,
+    pub execution_mode: ExecutionMode,
+    pub pipeline_type: PipelineType,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPipelinesResponse {
+    pub pipelines: Vec<PipelineSummary>,
+    pub next_token: Option<String>,
+}
+
+/// The account's pipelines by name, a page at a time.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "ListPipelines", params(ListPipelinesQuery),
+    responses((status = 200, body = ListPipelinesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines")]
+pub async fn list_pipelines(
+    auth: Authorized<ListPipelines>,
+    query: web::Query<ListPipelinesQuery>,
+) -> Result<web::Json<ListPipelinesResponse>, ApiError> {
+    let limit = query.max_results.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(format!("maxResults must be between 1 and 1000, not {limit}")));
+    }
+    let after = match query.next_token.as_deref() {
+        None | Some("") => None,
+        Some(token) => Some(
+            URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::validation("nextToken is not one this service gave"))?,
+        ),
+    };
+    let mut conn = auth.db().await?;
+    let mut found =
+        store::list(&mut conn, auth.caller.account(), query.name_prefix.as_deref(), after.as_deref(), limit + 1)
+            .await?;
+    let more = found.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_token = if more { found.last().map(|p| URL_SAFE_NO_PAD.encode(&p.name)) } else { None };
+    let mut pipelines = Vec::new();
+    for p in found {
+        let declaration = p.declaration()?;
+        pipelines.push(PipelineSummary {
+            name: p.name,
+            version: p.version,
+            execution_mode: declaration.execution_mode,
+            pipeline_type: declaration.pipeline_type,
+            created: p.created_at,
+            updated: p.updated_at,
+        });
+    }
+    Ok(web::Json(ListPipelinesResponse { pipelines, next_token }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ActionTypesQuery {
+    /// `Pipewright` or `Custom`.
+    pub action_owner_filter: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListActionTypesResponse {
+    pub action_types: Vec<ActionType>,
+}
+
+/// The registered action types with their configuration properties and
+/// artifact counts.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "ListActionTypes", params(ActionTypesQuery),
+    responses((status = 200, body = ListActionTypesResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/action-types")]
+pub async fn list_action_types(
+    _auth: Authorized<ListActionTypes>,
+    query: web::Query<ActionTypesQuery>,
+) -> web::Json<ListActionTypesResponse> {
+    let action_types = action_types::all()
+        .iter()
+        .filter(|t| query.action_owner_filter.as_deref().is_none_or(|owner| t.id.owner == owner))
+        .cloned()
+        .collect();
+    web::Json(ListActionTypesResponse { action_types })
+}
+
+/// The pipeline an ARN of this account names (tags are on pipelines).
+async fn tagged_pipeline(
+    conn: &mut diesel_async::AsyncPgConnection,
+    state: &AppState,
+    account: &str,
+    arn: &str,
+) -> Result<store::Pipeline, ApiError> {
+    let prefix = format!("arn:pw:codepipeline:{}:{account}:", state.region);
+    let name = arn.strip_prefix(&prefix).filter(|n| !n.is_empty() && !n.contains('/')).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidArnException,
+            format!("{arn:?} is not a pipeline ARN of this account ({prefix}NAME)"),
+        )
+    })?;
+    store::find(conn, account, name).await?.ok_or_else(|| {
+        ApiError::new(ErrorCode::ResourceNotFoundException, format!("there is no pipeline {name:?} in this account"))
+    })
+}
+
+fn tag_keys(req: &HttpRequest) -> Vec<String> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner().into_iter().filter(|(k, _)| k == "tagKeys").map(|(_, v)| v).collect())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ResourceQuery {
+    #[param(example = "arn:pw:codepipeline:local:111122223333:web")]
+    pub resource_arn: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagsResponse {
+    pub tags: Vec<TagBody>,
+}
+
+/// A resource's tags.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "ListTagsForResource", params(ResourceQuery),
+    responses((status = 200, body = TagsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
+    security(("bearer" = []))
+)]
+#[get("/v1/tags")]
+pub async fn list_tags(
+    state: web::Data<AppState>,
+    auth: Authorized<ListTagsForResource>,
+) -> Result<web::Json<TagsResponse>, ApiError> {
+    let mut conn = auth.db().await?;
+    let pipeline = tagged_pipeline(&mut conn, &state, auth.caller.account(), &auth.resource).await?;
+    Ok(web::Json(TagsResponse { tags: pipeline.tags().into_iter().map(Into::into).collect() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagResourceRequest {
+    pub resource_arn: String,
+    pub tags: Vec<TagBody>,
+}
+
+/// Adds tags to a resource, or changes the values of keys it has.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "TagResource", request_body = TagResourceRequest,
+    responses((status = 200, body = TagsResponse), (status = 400, body = ErrorBody, description = "InvalidTagsException, TooManyTagsException, InvalidArnException"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
+    security(("bearer" = []))
+)]
+#[post("/v1/tags")]
+pub async fn tag_resource(
+    state: web::Data<AppState>,
+    auth: Authorized<TagResource>,
+) -> Result<web::Json<TagsResponse>, ApiError> {
+    let mut conn = auth.db().await?;
+    let pipeline = tagged_pipeline(&mut conn, &state, auth.caller.account(), &auth.resource).await?;
+    let mut tags = pipeline.tags();
+    for tag in &auth.body.tags {
+        match tags.iter_mut().find(|t| t.key == tag.key) {
+            Some(existing) => existing.value.clone_from(&tag.value),
+            None => tags.push(tag.clone().into()),
+        }
+    }
+    check_tags(&tags)?;
+    store::set_tags(&mut conn, pipeline.pipeline_id, &tags).await?;
+    Ok(web::Json(TagsResponse { tags: tags.into_iter().map(Into::into).collect() }))
+}
+
+/// Removes tags from a resource, by key (`tagKeys`, repeated).
+#[utoipa::path(
+    tag = "pipelines", operation_id = "UntagResource",
+    params(ResourceQuery, ("tagKeys" = Vec<String>, Query, description = "a key to remove; repeat for more")),
+    responses((status = 200, body = TagsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
+    security(("bearer" = []))
+)]
+#[delete("/v1/tags")]
+pub async fn untag_resource(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Authorized<UntagResource>,
+) -> Result<web::Json<TagsResponse>, ApiError> {
+    let keys = tag_keys(&req);
+    if keys.is_empty() {
+        return Err(ApiError::validation("give at least one tagKeys in the query"));
+    }
+    let mut conn = auth.db().await?;
+    let pipeline = tagged_pipeline(&mut conn, &state, auth.caller.account(), &auth.resource).await?;
+    let tags: Vec<Tag> = pipeline.tags().into_iter().filter(|t| !keys.contains(&t.key)).collect();
+    store::set_tags(&mut conn, pipeline.pipeline_id, &tags).await?;
+    Ok(web::Json(TagsResponse { tags: tags.into_iter().map(Into::into).collect() }))
+}

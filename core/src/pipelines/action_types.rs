@@ -1,0 +1,190 @@
+//! The registry of action types: each names its configuration properties
+//! (required, secret, of what kind) and how many artifacts it takes and
+//! gives. Validation reads only this table, so a new provider is one entry.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::ActionTypeId;
+
+/// The categories CodePipeline knows.
+pub const CATEGORIES: [&str; 7] = ["Source", "Build", "Test", "Deploy", "Approval", "Invoke", "Compute"];
+
+/// The owner of the built-in types.
+pub const BUILTIN_OWNER: &str = "Pipewright";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PropertyType {
+    String,
+    Number,
+    Boolean,
+    /// A JSON object as a string, its values strings.
+    JsonObject,
+}
+
+/// A configuration property of an action type.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Property {
+    pub name: &'static str,
+    pub required: bool,
+    /// Never returned, only masked (`****`).
+    pub secret: bool,
+    pub key: bool,
+    pub queryable: bool,
+    pub description: &'static str,
+    #[serde(rename = "type")]
+    pub kind: PropertyType,
+    /// The longest value accepted, in characters.
+    #[serde(skip)]
+    pub max_length: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactDetails {
+    pub minimum_count: usize,
+    pub maximum_count: usize,
+}
+
+/// One action type, as ListActionTypes shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionType {
+    pub id: ActionTypeId,
+    #[serde(rename = "actionConfigurationProperties")]
+    pub properties: Vec<Property>,
+    pub input_artifact_details: ArtifactDetails,
+    pub output_artifact_details: ArtifactDetails,
+    /// What it does.
+    pub description: &'static str,
+}
+
+const VALUE_MAX: usize = 1000;
+
+const fn property(name: &'static str, required: bool, kind: PropertyType, description: &'static str) -> Property {
+    Property {
+        name,
+        required,
+        secret: false,
+        key: required,
+        queryable: false,
+        description,
+        kind,
+        max_length: VALUE_MAX,
+    }
+}
+
+fn id(category: &str, provider: &str) -> ActionTypeId {
+    ActionTypeId {
+        category: category.to_owned(),
+        owner: BUILTIN_OWNER.to_owned(),
+        provider: provider.to_owned(),
+        version: "1".to_owned(),
+    }
+}
+
+const fn artifacts(minimum_count: usize, maximum_count: usize) -> ArtifactDetails {
+    ArtifactDetails { minimum_count, maximum_count }
+}
+
+fn shell(category: &str) -> ActionType {
+    ActionType {
+        id: id(category, "Shell"),
+        properties: vec![
+            Property {
+                max_length: 65_536,
+                ..property(
+                    "commands",
+                    true,
+                    PropertyType::String,
+                    "One command a line, run in order with `sh -e` in the workspace",
+                )
+            },
+            property(
+                "outputFiles",
+                false,
+                PropertyType::String,
+                "Globs (one a line) of the files that make the output artifact; default everything",
+            ),
+            Property {
+                max_length: 65_536,
+                ..property(
+                    "environmentVariables",
+                    false,
+                    PropertyType::JsonObject,
+                    "A JSON object of environment variables, as a string",
+                )
+            },
+            property("timeoutInMinutes", false, PropertyType::Number, "How long the commands may run"),
+        ],
+        input_artifact_details: artifacts(0, 5),
+        output_artifact_details: artifacts(0, 5),
+        description: "Runs shell commands in a fresh workspace holding the input artifacts",
+    }
+}
+
+/// Every registered action type.
+pub fn all() -> &'static [ActionType] {
+    static TYPES: std::sync::OnceLock<Vec<ActionType>> = std::sync::OnceLock::new();
+    TYPES.get_or_init(|| {
+        vec![
+            ActionType {
+                id: id("Source", "Git"),
+                properties: vec![
+                    property(
+                        "repositoryUrl",
+                        true,
+                        PropertyType::String,
+                        "The repository: a path, file://, http(s)://",
+                    ),
+                    property("branch", false, PropertyType::String, "The branch to follow (default main)"),
+                    property(
+                        "pollForSourceChanges",
+                        false,
+                        PropertyType::Boolean,
+                        "Whether to poll for new commits (default true)",
+                    ),
+                    Property {
+                        secret: true,
+                        ..property(
+                            "token",
+                            false,
+                            PropertyType::String,
+                            "A token for an http(s) repository that needs one",
+                        )
+                    },
+                ],
+                input_artifact_details: artifacts(0, 0),
+                output_artifact_details: artifacts(1, 1),
+                description: "A Git repository's branch; the revision is the commit",
+            },
+            ActionType {
+                id: id("Source", "Upload"),
+                properties: Vec::new(),
+                input_artifact_details: artifacts(0, 0),
+                output_artifact_details: artifacts(1, 1),
+                description: "An archive uploaded with PutSourceRevision",
+            },
+            shell("Build"),
+            shell("Test"),
+            shell("Deploy"),
+            ActionType {
+                id: id("Approval", "Manual"),
+                properties: vec![
+                    property("customData", false, PropertyType::String, "Shown to the approver"),
+                    property("externalEntityLink", false, PropertyType::String, "A link for the approver to review"),
+                ],
+                input_artifact_details: artifacts(0, 0),
+                output_artifact_details: artifacts(0, 0),
+                description: "Waits for PutApprovalResult (Approved or Rejected)",
+            },
+        ]
+    })
+}
+
+/// The action type of that id, if registered.
+pub fn find(id: &ActionTypeId) -> Option<&'static ActionType> {
+    all().iter().find(|t| t.id == *id)
+}

@@ -1,0 +1,2 @@
+DROP TABLE pipeline_versions;
+DROP TABLE pipelines;
