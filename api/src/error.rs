@@ -71,6 +71,8 @@ error_codes! {
     InvalidStructureException = BAD_REQUEST;
     /// CodePipeline: no pipeline of that name in the account.
     PipelineNotFoundException = NOT_FOUND;
+    /// CodePipeline: the pipeline has no stage of that name.
+    StageNotFoundException = NOT_FOUND;
     /// CodePipeline: the pipeline has no such version.
     PipelineVersionNotFoundException = NOT_FOUND;
     /// CodePipeline: a pipeline of that name exists already.

@@ -231,3 +231,14 @@ diesel::table! {
 
 diesel::joinable!(pipeline_versions -> pipelines (pipeline_id));
 diesel::allow_tables_to_appear_in_same_query!(pipelines, pipeline_versions);
+
+diesel::table! {
+    stage_transitions (pipeline_id, stage_name) {
+        pipeline_id -> Uuid,
+        stage_name -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        last_changed_by -> Text,
+        last_changed_at -> Timestamptz,
+    }
+}

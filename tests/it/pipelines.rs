@@ -571,3 +571,104 @@ async fn stored_declarations(app: &TestApp) -> String {
     .await
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_can_allow_a_transition_on_one_stage_only() {
+    let app = TestApp::spawn().await;
+    let (account, root) = root(&app).await;
+    assert_eq!(
+        app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": four_stages("web")}))).await.status,
+        201
+    );
+    app.create_user(&root, "releaser", PASSWORD, &[]).await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["codepipeline:DisableStageTransition", "codepipeline:EnableStageTransition"],
+        "Resource": format!("arn:pw:codepipeline:*:{account}:web/Deploy")}]});
+    let put = app
+        .call(
+            "PUT",
+            "/v1/iam/users/releaser/policies/deploy-gate",
+            Some(&root),
+            Some(json!({"policyDocument": policy})),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let releaser = app.sign_in(&account, "releaser", PASSWORD).await;
+
+    let path = "/v1/pipelines/web/stages/Deploy/transitions/inbound";
+    let disabled = app
+        .call(
+            "POST",
+            &format!("{path}/disable"),
+            Some(&releaser),
+            Some(json!({"reason": "Release freeze (until Monday)"})),
+        )
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    let state = &disabled.body["inboundTransitionState"];
+    assert_eq!(state["enabled"], false);
+    assert_eq!(state["disabledReason"], "Release freeze (until Monday)");
+    assert_eq!(state["lastChangedBy"], format!("arn:pw:iam::{account}:user/releaser"));
+    let other = app
+        .call(
+            "POST",
+            "/v1/pipelines/web/stages/Approve/transitions/inbound/disable",
+            Some(&releaser),
+            Some(json!({"reason": "no"})),
+        )
+        .await;
+    assert_eq!(other.status, 403, "{}", other.body);
+    assert!(
+        other.body["message"].as_str().unwrap().contains(&format!("arn:pw:codepipeline:local:{account}:web/Approve"))
+    );
+    let enabled = app.call("POST", &format!("{path}/enable"), Some(&releaser), None).await;
+    assert_eq!(
+        (enabled.status, &enabled.body["inboundTransitionState"]["enabled"]),
+        (200, &json!(true)),
+        "{}",
+        enabled.body
+    );
+
+    // What is wrong with a request is said plainly.
+    let first = app
+        .call(
+            "POST",
+            "/v1/pipelines/web/stages/Source/transitions/inbound/disable",
+            Some(&root),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(first.status, 400, "{}", first.body);
+    let missing = app
+        .call(
+            "POST",
+            "/v1/pipelines/web/stages/Nope/transitions/inbound/disable",
+            Some(&root),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!((missing.status, missing.body["code"].as_str()), (404, Some("StageNotFoundException")));
+    let bad_reason =
+        app.call("POST", &format!("{path}/disable"), Some(&root), Some(json!({"reason": "a <script>"}))).await;
+    assert_eq!(bad_reason.status, 400, "{}", bad_reason.body);
+
+    // The stage's events are found by the pipeline's ARN.
+    let events = app
+        .call(
+            "GET",
+            &format!(
+                "/v1/audit/events?resourceArn=arn:pw:codepipeline:local:{account}:web&eventName=DisableStageTransition"
+            ),
+            Some(&root),
+            None,
+        )
+        .await;
+    let found = events.body["events"].as_array().unwrap();
+    assert!(
+        found.iter().any(|e| e["resources"][0]["arn"] == format!("arn:pw:codepipeline:local:{account}:web/Deploy")
+            && e["httpStatus"] == 200),
+        "{}",
+        events.body
+    );
+    assert!(found.iter().any(|e| e["errorCode"] == "AccessDeniedException"), "{}", events.body);
+}

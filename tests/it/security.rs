@@ -28,6 +28,7 @@ fn body_for(operation: &str) -> Option<Value> {
         }
         "UpdateAccessKey" => json!({"status": "Inactive"}),
         "UpdateEventDataStore" => json!({"retentionPeriod": 30}),
+        "DisableStageTransition" => json!({"reason": "freeze"}),
         "CreatePipeline" => json!({"pipeline": crate::pipelines::four_stages("web")}),
         "UpdatePipeline" => {
             let mut pipeline = crate::pipelines::four_stages("web");
@@ -135,7 +136,8 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             .replace("{groupName}", "team")
             .replace("{versionId}", "v1")
             .replace("{accessKeyId}", &key_id)
-            .replace("{name}", "web");
+            .replace("{name}", "web")
+            .replace("{stage}", "Deploy");
         // Another account's ARNs are refused by name (the refusal would show
         // A's id): B asks about the same name in its own account.
         let b_pipeline = format!("arn:pw:codepipeline:local:{b}:web");

@@ -94,7 +94,24 @@ operation!(ListTagsForResource, "codepipeline:ListTagsForResource", "{resourceAr
     .query("resourceArn")
     .ok_or_else(|| ApiError::validation("give resourceArn in the query")));
 
+operation!(
+    DisableStageTransition,
+    "codepipeline:DisableStageTransition",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}/{stage}",
+    web::Json<DisableTransitionRequest>,
+    |r, _b| Ok(format!("{}/{}", pipeline_arn(r, r.path("name")?), r.path("stage")?))
+);
+operation!(
+    EnableStageTransition,
+    "codepipeline:EnableStageTransition",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}/{stage}",
+    NoBody,
+    |r, _b| Ok(format!("{}/{}", pipeline_arn(r, r.path("name")?), r.path("stage")?))
+);
+
 pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::of::<DisableStageTransition>("DisableStageTransition"),
+    OperationDoc::of::<EnableStageTransition>("EnableStageTransition"),
     OperationDoc::of::<CreatePipeline>("CreatePipeline"),
     OperationDoc::of::<GetPipeline>("GetPipeline"),
     OperationDoc::of::<UpdatePipeline>("UpdatePipeline"),
@@ -115,7 +132,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_action_types)
         .service(list_tags)
         .service(tag_resource)
-        .service(untag_resource);
+        .service(untag_resource)
+        .service(disable_transition)
+        .service(enable_transition);
 }
 
 /// The largest declaration accepted.
@@ -719,4 +738,97 @@ pub async fn untag_resource(
     let tags: Vec<Tag> = pipeline.tags().into_iter().filter(|t| !keys.contains(&t.key)).collect();
     store::set_tags(&mut conn, pipeline.pipeline_id, &tags).await?;
     Ok(web::Json(TagsResponse { tags: tags.into_iter().map(Into::into).collect() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisableTransitionRequest {
+    /// Why (1–300 characters: letters, digits, spaces and !@().*?-), shown
+    /// in the pipeline's state.
+    #[schema(example = "Holding releases during the freeze")]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitionResponse {
+    pub stage_name: String,
+    pub inbound_transition_state: store::Transition,
+}
+
+/// The stage named in the path, of a pipeline of the caller's account, if
+/// it has an inbound transition (every stage but the first).
+async fn transition_stage(
+    conn: &mut diesel_async::AsyncPgConnection,
+    account: &str,
+    name: &str,
+    stage: &str,
+) -> Result<store::Pipeline, ApiError> {
+    let pipeline = store::find(conn, account, name).await?.ok_or_else(|| not_found(name))?;
+    let declaration = pipeline.declaration()?;
+    match declaration.stages.iter().position(|s| s.name == stage) {
+        None => {
+            Err(ApiError::new(ErrorCode::StageNotFoundException, format!("pipeline {name:?} has no stage {stage:?}")))
+        }
+        Some(0) => Err(ApiError::validation(format!("{stage:?} is the first stage: nothing transitions into it"))),
+        Some(_) => Ok(pipeline),
+    }
+}
+
+fn check_reason(reason: &str) -> Result<(), ApiError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " !@().*?-".contains(c);
+    if reason.is_empty() || reason.chars().count() > 300 || !reason.chars().all(allowed) {
+        return Err(ApiError::validation("reason must be 1 to 300 letters, digits, spaces or !@().*?- characters"));
+    }
+    Ok(())
+}
+
+/// Stops revisions from entering a stage: they wait at its inbound
+/// transition until it is enabled again.
+#[utoipa::path(
+    tag = "pipelines", operation_id = "DisableStageTransition",
+    params(("name" = String, Path), ("stage" = String, Path)), request_body = DisableTransitionRequest,
+    responses((status = 200, body = TransitionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "PipelineNotFoundException or StageNotFoundException")),
+    security(("bearer" = []))
+)]
+#[post("/v1/pipelines/{name}/stages/{stage}/transitions/inbound/disable")]
+pub async fn disable_transition(
+    auth: Authorized<DisableStageTransition>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<TransitionResponse>, ApiError> {
+    let (name, stage) = path.into_inner();
+    check_reason(&auth.body.reason)?;
+    let mut conn = auth.db().await?;
+    let pipeline = transition_stage(&mut conn, auth.caller.account(), &name, &stage).await?;
+    let state = store::set_transition(
+        &mut conn,
+        pipeline.pipeline_id,
+        &stage,
+        false,
+        Some(&auth.body.reason),
+        auth.caller.arn(),
+    )
+    .await?;
+    Ok(web::Json(TransitionResponse { stage_name: stage, inbound_transition_state: state }))
+}
+
+/// Lets revisions enter the stage again (the newest waiting one goes on).
+#[utoipa::path(
+    tag = "pipelines", operation_id = "EnableStageTransition",
+    params(("name" = String, Path), ("stage" = String, Path)),
+    responses((status = 200, body = TransitionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "PipelineNotFoundException or StageNotFoundException")),
+    security(("bearer" = []))
+)]
+#[post("/v1/pipelines/{name}/stages/{stage}/transitions/inbound/enable")]
+pub async fn enable_transition(
+    auth: Authorized<EnableStageTransition>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<TransitionResponse>, ApiError> {
+    let (name, stage) = path.into_inner();
+    let mut conn = auth.db().await?;
+    let pipeline = transition_stage(&mut conn, auth.caller.account(), &name, &stage).await?;
+    let state = store::set_transition(&mut conn, pipeline.pipeline_id, &stage, true, None, auth.caller.arn()).await?;
+    Ok(web::Json(TransitionResponse { stage_name: stage, inbound_transition_state: state }))
 }

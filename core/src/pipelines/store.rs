@@ -201,3 +201,57 @@ pub async fn set_tags(conn: &mut AsyncPgConnection, pipeline_id: Uuid, tags: &[T
 pub async fn tags_of(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Result<Vec<Tag>, IamError> {
     Ok(find(conn, account, name).await?.map(|p| p.tags()).unwrap_or_default())
 }
+
+/// A stage's inbound transition, as someone last set it.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
+#[diesel(table_name = crate::schema::stage_transitions)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    #[serde(skip)]
+    pub pipeline_id: Uuid,
+    #[serde(skip)]
+    pub stage_name: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub last_changed_by: String,
+    pub last_changed_at: DateTime<Utc>,
+}
+
+/// Enables or disables a stage's inbound transition.
+pub async fn set_transition(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    stage: &str,
+    enabled: bool,
+    reason: Option<&str>,
+    by: &str,
+) -> Result<Transition, IamError> {
+    use crate::schema::stage_transitions as t;
+    let now = Utc::now();
+    Ok(diesel::insert_into(t::table)
+        .values((
+            t::pipeline_id.eq(pipeline_id),
+            t::stage_name.eq(stage),
+            t::enabled.eq(enabled),
+            t::disabled_reason.eq(reason),
+            t::last_changed_by.eq(by),
+            t::last_changed_at.eq(now),
+        ))
+        .on_conflict((t::pipeline_id, t::stage_name))
+        .do_update()
+        .set((
+            t::enabled.eq(enabled),
+            t::disabled_reason.eq(reason),
+            t::last_changed_by.eq(by),
+            t::last_changed_at.eq(now),
+        ))
+        .returning(Transition::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// The pipeline's stages' transitions that someone changed.
+pub async fn transitions(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<Transition>, IamError> {
+    use crate::schema::stage_transitions as t;
+    Ok(t::table.filter(t::pipeline_id.eq(pipeline_id)).select(Transition::as_select()).load(conn).await?)
+}
