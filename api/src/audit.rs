@@ -269,7 +269,10 @@ pub fn events_of(
         .unwrap_or_else(|| "UnknownOperation".to_owned());
     let read_only = request.method() == actix_web::http::Method::GET
         || ["Get", "List", "Simulate", "Lookup"].iter().any(|p| event_name.starts_with(p));
-    let event_source = match operation.as_ref().and_then(|o| o.action.split_once(':')) {
+    // The operation's own action, or (for a call refused before it was
+    // authorised, e.g. for its body) the one the operation is declared with.
+    let action = operation.as_ref().map(|o| o.action).or_else(|| declared_action(&event_name));
+    let event_source = match action.and_then(|a| a.split_once(':')) {
         Some((service, _)) => format!("{service}.pipewright"),
         None if request.path().starts_with("/v1/auth") => "signin.pipewright".to_owned(),
         None => "pipewright".to_owned(),
@@ -330,6 +333,17 @@ pub fn events_of(
         events.push(there);
     }
     events
+}
+
+/// The IAM action an operation is declared with.
+fn declared_action(operation: &str) -> Option<&'static str> {
+    static ACTIONS: std::sync::OnceLock<HashMap<&'static str, &'static str>> = std::sync::OnceLock::new();
+    ACTIONS
+        .get_or_init(|| {
+            crate::handlers::operations().into_iter().filter_map(|o| o.action.map(|action| (o.id, action))).collect()
+        })
+        .get(operation)
+        .copied()
 }
 
 /// CloudTrail's `userIdentity`, the account whose log holds the event, and

@@ -359,6 +359,20 @@ async fn each_broken_declaration_gets_a_400_naming_the_path_and_the_rule() {
     }
     let none = app.call("GET", "/v1/pipelines", Some(&root), None).await;
     assert_eq!(none.body["pipelines"], json!([]), "no broken pipeline was stored");
+    // Each is in the audit log as a CreatePipeline of CodePipeline's, even
+    // those whose body could not be read.
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        let found =
+            app.call("GET", "/v1/audit/events?eventName=CreatePipeline&maxResults=100", Some(&root), None).await;
+        events = found.body["events"].as_array().unwrap().clone();
+        if events.len() >= 35 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // rejected calls are written in batches
+    }
+    assert!(events.len() >= 35, "{}", events.len());
+    assert!(events.iter().all(|e| e["eventSource"] == "codepipeline.pipewright" && e["httpStatus"] == 400));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -385,7 +399,8 @@ async fn of_two_updates_from_one_version_one_wins_and_the_other_gets_409() {
     assert_eq!(statuses, [200, 409], "{} {}", a.body, b.body);
     let lost = if a.status == 409 { &a } else { &b };
     assert_eq!(lost.body["code"], "ConcurrentModificationException");
-    assert!(lost.body["message"].as_str().unwrap().contains("version 2"), "{}", lost.body);
+    let message = lost.body["message"].as_str().unwrap();
+    assert!(message.contains("pipeline \"web\" is at version 2"), "{}", lost.body);
     let won = if a.status == 200 { &a } else { &b };
     assert_eq!(won.body["pipeline"]["version"], 2);
 

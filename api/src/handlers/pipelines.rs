@@ -386,6 +386,7 @@ pub async fn get_pipeline(
     name: web::Path<String>,
     query: web::Query<VersionQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
     let mut conn = auth.db().await?;
     let pipeline = store::find(&mut conn, auth.caller.account(), &name).await?.ok_or_else(|| not_found(&name))?;
     let declaration = match query.version.as_deref() {
@@ -453,6 +454,7 @@ pub async fn update_pipeline(
     auth: Authorized<UpdatePipeline>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
     let mut pipeline = auth.body.value.pipeline.clone();
     req.extensions_mut().insert(AuditedRequest(serde_json::json!({"pipeline": pipeline.masked()})));
     if pipeline.name != *name {
