@@ -68,6 +68,11 @@ impl Broker {
         .await
     }
 
+    /// The error of an operation on the broker that failed.
+    pub fn unavailable(&self, e: &dyn std::fmt::Display) -> Unavailable {
+        Unavailable::new(Dependency::RabbitMq, &self.url, e)
+    }
+
     /// The name of an exchange or queue of this installation.
     pub fn name(&self, suffix: &str) -> String {
         format!("{}.{suffix}", self.prefix)

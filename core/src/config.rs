@@ -35,6 +35,13 @@ pub struct Config {
     /// that several installations (or tests) can share one broker.
     #[serde(deserialize_with = "lenient::string")]
     pub amqp_prefix: String,
+    /// Seconds after which an unused queue of this installation is deleted
+    /// by RabbitMQ (`PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS`); 0, the default,
+    /// keeps them. Tests set it, so that their queues do not pile up.
+    pub amqp_queue_expires_secs: u64,
+    /// How long a runner holds an action before another may take it over
+    /// (`PIPEWRIGHT_ACTION_LEASE_SECS`); renewed while the action runs.
+    pub action_lease_secs: u64,
     /// Prefix of every Redis key (`PIPEWRIGHT_REDIS_PREFIX`).
     #[serde(deserialize_with = "lenient::string")]
     pub redis_prefix: String,
@@ -89,6 +96,8 @@ impl Default for Config {
             jwt_secret: None,
             amqp_prefix: "pipewright".to_owned(),
             redis_prefix: "pw:".to_owned(),
+            amqp_queue_expires_secs: 0,
+            action_lease_secs: 30,
             db_pool_size: 16,
             http_workers: 0,
             log: "info".to_owned(),

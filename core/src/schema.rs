@@ -242,3 +242,74 @@ diesel::table! {
         last_changed_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    pipeline_executions (execution_id) {
+        execution_id -> Uuid,
+        pipeline_id -> Uuid,
+        account_id -> Text,
+        pipeline_name -> Text,
+        pipeline_version -> Int4,
+        seq -> Int8,
+        status -> Text,
+        status_summary -> Nullable<Text>,
+        trigger -> Jsonb,
+        variables -> Jsonb,
+        source_revisions -> Jsonb,
+        client_request_token -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stage_executions (execution_id, stage_index) {
+        execution_id -> Uuid,
+        stage_index -> Int4,
+        stage_name -> Text,
+        attempt -> Int4,
+        status -> Text,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    action_executions (action_execution_id) {
+        action_execution_id -> Uuid,
+        execution_id -> Uuid,
+        pipeline_id -> Uuid,
+        stage_index -> Int4,
+        stage_name -> Text,
+        action_index -> Int4,
+        action_name -> Text,
+        attempt -> Int4,
+        status -> Text,
+        summary -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        external_url -> Nullable<Text>,
+        token -> Nullable<Uuid>,
+        job_attempt -> Int4,
+        lease_until -> Nullable<Timestamptz>,
+        input_artifacts -> Jsonb,
+        output_artifacts -> Jsonb,
+        output_variables -> Jsonb,
+        resolved_configuration -> Jsonb,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        routing_key -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(pipelines, pipeline_executions, stage_executions, action_executions);
+diesel::joinable!(stage_executions -> pipeline_executions (execution_id));

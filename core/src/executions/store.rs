@@ -1,0 +1,872 @@
+//! Executions in PostgreSQL: starting one, the orchestrator's transaction
+//! (read, decide with the state machine, write, queue the next messages),
+//! the runners' claims and results, approvals, and the read side.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::Status;
+use super::machine::{self, Hold, Snapshot, StageRun, Step};
+use crate::iam::IamError;
+use crate::messaging::{self, Message};
+use crate::pipelines::store::Pipeline;
+use crate::pipelines::{ExecutionMode, PipelineDeclaration};
+use crate::schema::{
+    action_executions, pipeline_executions, pipeline_versions, pipelines, stage_executions, stage_transitions,
+};
+
+/// An execution's row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pipeline_executions)]
+pub struct Execution {
+    pub execution_id: Uuid,
+    pub pipeline_id: Uuid,
+    pub account_id: String,
+    pub pipeline_name: String,
+    pub pipeline_version: i32,
+    pub seq: i64,
+    pub status: String,
+    pub status_summary: Option<String>,
+    pub trigger: Value,
+    pub variables: Value,
+    pub source_revisions: Value,
+    pub client_request_token: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Execution {
+    pub fn status(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::Failed)
+    }
+}
+
+/// A stage's run in an execution.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = stage_executions)]
+pub struct StageExecution {
+    pub execution_id: Uuid,
+    pub stage_index: i32,
+    pub stage_name: String,
+    pub attempt: i32,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An action's run.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = action_executions)]
+pub struct ActionExecution {
+    pub action_execution_id: Uuid,
+    pub execution_id: Uuid,
+    pub pipeline_id: Uuid,
+    pub stage_index: i32,
+    pub stage_name: String,
+    pub action_index: i32,
+    pub action_name: String,
+    pub attempt: i32,
+    pub status: String,
+    pub summary: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub external_url: Option<String>,
+    pub token: Option<Uuid>,
+    pub job_attempt: i32,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub input_artifacts: Value,
+    pub output_artifacts: Value,
+    pub output_variables: Value,
+    pub resolved_configuration: Value,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl ActionExecution {
+    pub fn status(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::Failed)
+    }
+}
+
+/// An artifact an action produced: its name, and where the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactLocation {
+    pub name: String,
+    /// The SHA-256 of its content (the store's key).
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// How an execution began (CodePipeline's `trigger`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    /// `CreatePipeline`, `StartPipelineExecution`, `PollForSourceChanges`, `PutSourceRevision`.
+    pub trigger_type: String,
+    /// Who or what: a principal ARN, or the source action.
+    pub trigger_detail: String,
+}
+
+/// A source revision an execution was started with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRevision {
+    pub action_name: String,
+    pub revision_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_summary: Option<String>,
+    /// For an uploaded archive: the artifact it became.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactLocation>,
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// The declaration of one version of a pipeline.
+pub async fn declaration_at(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    version: i32,
+) -> Result<PipelineDeclaration, IamError> {
+    let value: Value = pipeline_versions::table
+        .find((pipeline_id, version))
+        .select(pipeline_versions::declaration)
+        .first(conn)
+        .await?;
+    serde_json::from_value(value).map_err(|e| IamError::InvalidInput(format!("a stored pipeline does not read: {e}")))
+}
+
+/// Starts an execution of the pipeline's current version (in the caller's
+/// transaction), and queues its first step. With a `client_request_token`
+/// already used for this pipeline, returns that execution instead.
+pub async fn start(
+    conn: &mut AsyncPgConnection,
+    pipeline: &Pipeline,
+    trigger: &Trigger,
+    variables: &[(String, String)],
+    client_request_token: Option<&str>,
+    revisions: &[SourceRevision],
+) -> Result<(Execution, Vec<i64>), IamError> {
+    if let Some(token) = client_request_token {
+        let existing: Option<Execution> = pipeline_executions::table
+            .filter(pipeline_executions::pipeline_id.eq(pipeline.pipeline_id))
+            .filter(pipeline_executions::client_request_token.eq(token))
+            .select(Execution::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        if let Some(existing) = existing {
+            return Ok((existing, Vec::new()));
+        }
+    }
+    let resolved: Vec<Value> =
+        variables.iter().map(|(name, value)| json!({"name": name, "resolvedValue": value})).collect();
+    let execution: Execution = diesel::insert_into(pipeline_executions::table)
+        .values((
+            pipeline_executions::execution_id.eq(Uuid::new_v4()),
+            pipeline_executions::pipeline_id.eq(pipeline.pipeline_id),
+            pipeline_executions::account_id.eq(&pipeline.account_id),
+            pipeline_executions::pipeline_name.eq(&pipeline.name),
+            pipeline_executions::pipeline_version.eq(pipeline.version),
+            pipeline_executions::status.eq(Status::InProgress.as_str()),
+            pipeline_executions::trigger.eq(serde_json::to_value(trigger).unwrap_or_default()),
+            pipeline_executions::variables.eq(Value::Array(resolved)),
+            pipeline_executions::source_revisions.eq(serde_json::to_value(revisions).unwrap_or_default()),
+            pipeline_executions::client_request_token.eq(client_request_token),
+        ))
+        .returning(Execution::as_returning())
+        .get_result(conn)
+        .await?;
+    let id = messaging::enqueue(conn, &Message::Advance { execution_id: execution.execution_id }).await?;
+    Ok((execution, vec![id]))
+}
+
+/// The stage and action runs of executions, latest attempt first.
+async fn runs_of(
+    conn: &mut AsyncPgConnection,
+    executions: &[Uuid],
+) -> Result<(Vec<StageExecution>, Vec<ActionExecution>), IamError> {
+    let stages = stage_executions::table
+        .filter(stage_executions::execution_id.eq_any(executions))
+        .select(StageExecution::as_select())
+        .load(conn)
+        .await?;
+    let actions = action_executions::table
+        .filter(action_executions::execution_id.eq_any(executions))
+        .order(action_executions::attempt.desc())
+        .select(ActionExecution::as_select())
+        .load(conn)
+        .await?;
+    Ok((stages, actions))
+}
+
+/// Where an execution stands: per stage, its status and its actions' latest.
+fn stage_runs(
+    declaration: &PipelineDeclaration,
+    execution: Uuid,
+    stages: &[StageExecution],
+    actions: &[ActionExecution],
+) -> Vec<StageRun> {
+    declaration
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let run = stages.iter().find(|s| s.execution_id == execution && s.stage_index as usize == i);
+            let attempt = run.map_or(0, |r| r.attempt);
+            StageRun {
+                status: run.and_then(|r| Status::parse(&r.status)),
+                actions: (0..stage.actions.len())
+                    .map(|a| {
+                        actions
+                            .iter()
+                            .find(|x| {
+                                x.execution_id == execution
+                                    && x.stage_index as usize == i
+                                    && x.action_index as usize == a
+                                    && x.attempt == attempt
+                            })
+                            .and_then(|x| Status::parse(&x.status))
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The stage an execution waits to enter: every stage before it succeeded
+/// and it was not entered.
+fn waiting_at(runs: &[StageRun]) -> Option<usize> {
+    let index = runs.iter().position(|r| r.status != Some(Status::Succeeded))?;
+    runs[index].status.is_none().then_some(index)
+}
+
+/// The orchestrator's step for one execution, in one transaction: lock the
+/// pipeline (its executions are decided one at a time), read, decide, write.
+/// Returns the outbox rows to publish after the commit.
+pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Vec<i64>, IamError> {
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let Some(pipeline_id): Option<Uuid> = pipeline_executions::table
+            .find(execution_id)
+            .select(pipeline_executions::pipeline_id)
+            .first(conn)
+            .await
+            .optional()?
+        else {
+            return Ok(Vec::new());
+        };
+        let locked: Option<Uuid> = pipelines::table
+            .find(pipeline_id)
+            .select(pipelines::pipeline_id)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        if locked.is_none() {
+            return Ok(Vec::new());
+        }
+        let execution: Execution =
+            pipeline_executions::table.find(execution_id).select(Execution::as_select()).first(conn).await?;
+        if execution.status().is_terminal() {
+            return Ok(Vec::new());
+        }
+        let declaration = declaration_at(conn, pipeline_id, execution.pipeline_version).await?;
+        // Every running execution of the pipeline: who is where.
+        let running: Vec<Execution> = pipeline_executions::table
+            .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+            .filter(pipeline_executions::status.eq_any([Status::InProgress.as_str(), Status::Stopping.as_str()]))
+            .select(Execution::as_select())
+            .load(conn)
+            .await?;
+        let ids: Vec<Uuid> = running.iter().map(|e| e.execution_id).collect();
+        let (stages, actions) = runs_of(conn, &ids).await?;
+        let mine = stage_runs(&declaration, execution_id, &stages, &actions);
+        let transitions: Vec<(String, bool)> = stage_transitions::table
+            .filter(stage_transitions::pipeline_id.eq(pipeline_id))
+            .select((stage_transitions::stage_name, stage_transitions::enabled))
+            .load(conn)
+            .await?;
+        let mode = declaration.execution_mode;
+        let holds: Vec<Option<Hold>> = declaration
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                if mode == ExecutionMode::Queued && running.iter().any(|o| o.seq < execution.seq) {
+                    return Some(Hold::Queued);
+                }
+                if i > 0 && transitions.iter().any(|(name, enabled)| *name == stage.name && !enabled) {
+                    return Some(Hold::TransitionDisabled);
+                }
+                let busy = stages.iter().any(|s| {
+                    s.execution_id != execution_id
+                        && s.stage_index as usize == i
+                        && Status::parse(&s.status).is_some_and(|st| !st.is_terminal())
+                });
+                (mode == ExecutionMode::Superseded && busy).then_some(Hold::StageBusy)
+            })
+            .collect();
+        let snapshot = Snapshot { pipeline: &declaration, status: execution.status(), stages: mine.clone(), holds };
+        let steps = machine::next(&snapshot);
+        let mut outbox = Vec::new();
+        let mut frees_others = false;
+        for step in steps {
+            match step {
+                Step::EnterStage { stage } => {
+                    let attempt = stages
+                        .iter()
+                        .find(|s| s.execution_id == execution_id && s.stage_index as usize == stage)
+                        .map_or(1, |s| s.attempt + 1);
+                    diesel::insert_into(stage_executions::table)
+                        .values((
+                            stage_executions::execution_id.eq(execution_id),
+                            stage_executions::stage_index.eq(i32::try_from(stage).unwrap_or(i32::MAX)),
+                            stage_executions::stage_name.eq(&declaration.stages[stage].name),
+                            stage_executions::attempt.eq(attempt),
+                            stage_executions::status.eq(Status::InProgress.as_str()),
+                        ))
+                        .on_conflict((stage_executions::execution_id, stage_executions::stage_index))
+                        .do_update()
+                        .set((
+                            stage_executions::attempt.eq(attempt),
+                            stage_executions::status.eq(Status::InProgress.as_str()),
+                            stage_executions::started_at.eq(now()),
+                            stage_executions::updated_at.eq(now()),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Step::StartActions { stage, actions: indexes } => {
+                    let attempt: i32 = stage_executions::table
+                        .find((execution_id, i32::try_from(stage).unwrap_or(i32::MAX)))
+                        .select(stage_executions::attempt)
+                        .first(conn)
+                        .await?;
+                    let context = ResolveContext::load(conn, &execution).await?;
+                    for index in indexes {
+                        let id = start_action(conn, &execution, &declaration, stage, index, attempt, &context).await?;
+                        if let Some(id) = id {
+                            outbox.push(messaging::enqueue(conn, &Message::Run { action_execution_id: id }).await?);
+                        }
+                    }
+                }
+                Step::FinishStage { stage, status } => {
+                    diesel::update(
+                        stage_executions::table.find((execution_id, i32::try_from(stage).unwrap_or(i32::MAX))),
+                    )
+                    .set((stage_executions::status.eq(status.as_str()), stage_executions::updated_at.eq(now())))
+                    .execute(conn)
+                    .await?;
+                    frees_others = true;
+                }
+                Step::FinishExecution { status } => {
+                    finish_execution(conn, execution_id, status, None).await?;
+                    frees_others = true;
+                }
+                Step::Wait { stage, hold } => {
+                    if mode == ExecutionMode::Superseded && hold != Hold::Queued {
+                        // Of the executions waiting at one boundary, only the newest goes on.
+                        for other in &running {
+                            if other.execution_id == execution_id {
+                                continue;
+                            }
+                            let theirs = stage_runs(&declaration, other.execution_id, &stages, &actions);
+                            if waiting_at(&theirs) == Some(stage) {
+                                let (older, newer) = if other.seq < execution.seq {
+                                    (other.execution_id, execution_id)
+                                } else {
+                                    (execution_id, other.execution_id)
+                                };
+                                let summary = format!("Superseded by execution {newer}");
+                                finish_execution(conn, older, Status::Superseded, Some(&summary)).await?;
+                                if older == execution_id {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if frees_others {
+            for other in running.iter().filter(|o| o.execution_id != execution_id) {
+                outbox.push(messaging::enqueue(conn, &Message::Advance { execution_id: other.execution_id }).await?);
+            }
+        }
+        Ok(outbox)
+    })
+    .await
+}
+
+async fn finish_execution(
+    conn: &mut AsyncPgConnection,
+    execution_id: Uuid,
+    status: Status,
+    summary: Option<&str>,
+) -> Result<(), IamError> {
+    diesel::update(pipeline_executions::table.find(execution_id))
+        .set((
+            pipeline_executions::status.eq(status.as_str()),
+            pipeline_executions::status_summary.eq(summary),
+            pipeline_executions::updated_at.eq(now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What configuration values may reference: the execution's variables and
+/// its actions' output variables by namespace, and its artifacts.
+pub struct ResolveContext {
+    pub variables: HashMap<String, String>,
+    pub namespaces: HashMap<String, BTreeMap<String, String>>,
+    pub artifacts: HashMap<String, ArtifactLocation>,
+}
+
+impl ResolveContext {
+    async fn load(conn: &mut AsyncPgConnection, execution: &Execution) -> Result<Self, IamError> {
+        let mut variables = HashMap::new();
+        for item in execution.variables.as_array().into_iter().flatten() {
+            if let (Some(name), Some(value)) =
+                (item.get("name").and_then(Value::as_str), item.get("resolvedValue").and_then(Value::as_str))
+            {
+                variables.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let done: Vec<ActionExecution> = action_executions::table
+            .filter(action_executions::execution_id.eq(execution.execution_id))
+            .filter(action_executions::status.eq(Status::Succeeded.as_str()))
+            .order(action_executions::finished_at.asc())
+            .select(ActionExecution::as_select())
+            .load(conn)
+            .await?;
+        let declaration = declaration_at(conn, execution.pipeline_id, execution.pipeline_version).await?;
+        let mut namespaces = HashMap::new();
+        let mut artifacts = HashMap::new();
+        for action in done {
+            let declared = declaration
+                .stages
+                .get(action.stage_index as usize)
+                .and_then(|s| s.actions.get(action.action_index as usize));
+            if let Some(namespace) = declared.and_then(|d| d.namespace.clone()) {
+                let values: BTreeMap<String, String> =
+                    serde_json::from_value(action.output_variables.clone()).unwrap_or_default();
+                namespaces.insert(namespace, values);
+            }
+            let outputs: Vec<ArtifactLocation> =
+                serde_json::from_value(action.output_artifacts.clone()).unwrap_or_default();
+            for output in outputs {
+                artifacts.insert(output.name.clone(), output);
+            }
+        }
+        namespaces.insert(
+            "codepipeline".to_owned(),
+            BTreeMap::from([("PipelineExecutionId".to_owned(), execution.execution_id.to_string())]),
+        );
+        Ok(Self { variables, namespaces, artifacts })
+    }
+
+    /// `#{variables.NAME}` and `#{Namespace.NAME}` replaced by their values
+    /// (an unknown one is left as written).
+    pub fn resolve(&self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len());
+        let mut rest = value;
+        while let Some(start) = rest.find("#{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            let inner = &after[..end];
+            let found = inner.split_once('.').and_then(|(namespace, name)| match namespace {
+                "variables" => self.variables.get(name).cloned(),
+                _ => self.namespaces.get(namespace).and_then(|v| v.get(name).cloned()),
+            });
+            match found {
+                Some(value) => out.push_str(&value),
+                None => out.push_str(&rest[start..start + 3 + end]),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// Makes an action's run; returns its id when a runner must take it (an
+/// approval waits for PutApprovalResult instead).
+async fn start_action(
+    conn: &mut AsyncPgConnection,
+    execution: &Execution,
+    declaration: &PipelineDeclaration,
+    stage: usize,
+    index: usize,
+    attempt: i32,
+    context: &ResolveContext,
+) -> Result<Option<Uuid>, IamError> {
+    let declared_stage = &declaration.stages[stage];
+    let action = &declared_stage.actions[index];
+    let resolved: BTreeMap<&String, String> =
+        action.configuration.iter().map(|(k, v)| (k, context.resolve(v))).collect();
+    let inputs: Vec<ArtifactLocation> =
+        action.input_artifacts.iter().filter_map(|a| context.artifacts.get(&a.name).cloned()).collect();
+    let approval = action.action_type_id.category == "Approval";
+    let id = Uuid::new_v4();
+    let (token, summary) =
+        if approval { (Some(Uuid::new_v4()), resolved.get(&"customData".to_owned()).cloned()) } else { (None, None) };
+    // Secrets stay out of what the read side shows; runners read the declaration.
+    let shown: BTreeMap<&String, String> = resolved
+        .iter()
+        .map(|(k, v)| {
+            let secret = crate::pipelines::action_types::find(&action.action_type_id)
+                .is_some_and(|t| t.properties.iter().any(|p| p.secret && p.name == k.as_str()));
+            (*k, if secret { crate::pipelines::MASK.to_owned() } else { v.clone() })
+        })
+        .collect();
+    diesel::insert_into(action_executions::table)
+        .values((
+            action_executions::action_execution_id.eq(id),
+            action_executions::execution_id.eq(execution.execution_id),
+            action_executions::pipeline_id.eq(execution.pipeline_id),
+            action_executions::stage_index.eq(i32::try_from(stage).unwrap_or(i32::MAX)),
+            action_executions::stage_name.eq(&declared_stage.name),
+            action_executions::action_index.eq(i32::try_from(index).unwrap_or(i32::MAX)),
+            action_executions::action_name.eq(&action.name),
+            action_executions::attempt.eq(attempt),
+            action_executions::status.eq(Status::InProgress.as_str()),
+            action_executions::summary.eq(summary),
+            action_executions::token.eq(token),
+            action_executions::input_artifacts.eq(serde_json::to_value(&inputs).unwrap_or_default()),
+            action_executions::resolved_configuration.eq(serde_json::to_value(&shown).unwrap_or_default()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok((!approval).then_some(id))
+}
+
+/// What a runner needs to run an action it claimed.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub action: ActionExecution,
+    pub execution: Execution,
+    pub declaration: PipelineDeclaration,
+    /// The configuration with variables resolved (secrets included).
+    pub configuration: BTreeMap<String, String>,
+}
+
+/// Claims an action for a runner: only when it is in progress and no other
+/// runner holds a live lease. The job attempt goes up by one.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    lease_secs: u64,
+) -> Result<Option<Claim>, IamError> {
+    let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
+    let claimed: Option<ActionExecution> = diesel::update(
+        action_executions::table
+            .filter(action_executions::action_execution_id.eq(action_execution_id))
+            .filter(action_executions::status.eq(Status::InProgress.as_str()))
+            .filter(action_executions::token.is_null())
+            .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
+    )
+    .set((
+        action_executions::job_attempt.eq(action_executions::job_attempt + 1),
+        action_executions::lease_until.eq(until),
+        action_executions::updated_at.eq(now()),
+    ))
+    .returning(ActionExecution::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?;
+    let Some(action) = claimed else { return Ok(None) };
+    let execution: Execution =
+        pipeline_executions::table.find(action.execution_id).select(Execution::as_select()).first(conn).await?;
+    let declaration = declaration_at(conn, execution.pipeline_id, execution.pipeline_version).await?;
+    let context = ResolveContext::load(conn, &execution).await?;
+    let configuration = declaration
+        .stages
+        .get(action.stage_index as usize)
+        .and_then(|s| s.actions.get(action.action_index as usize))
+        .map(|a| a.configuration.iter().map(|(k, v)| (k.clone(), context.resolve(v))).collect())
+        .unwrap_or_default();
+    Ok(Some(Claim { action, execution, declaration, configuration }))
+}
+
+/// Extends a claimed action's lease; false when the claim was lost.
+pub async fn renew(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    job_attempt: i32,
+    lease_secs: u64,
+) -> Result<bool, IamError> {
+    let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
+    let renewed = diesel::update(
+        action_executions::table
+            .filter(action_executions::action_execution_id.eq(action_execution_id))
+            .filter(action_executions::job_attempt.eq(job_attempt))
+            .filter(action_executions::status.eq(Status::InProgress.as_str())),
+    )
+    .set(action_executions::lease_until.eq(until))
+    .execute(conn)
+    .await?;
+    Ok(renewed == 1)
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub succeeded: bool,
+    pub summary: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub external_url: Option<String>,
+    pub outputs: Vec<ArtifactLocation>,
+    pub variables: BTreeMap<String, String>,
+    /// For a source: the revision it took.
+    pub revision: Option<SourceRevision>,
+}
+
+/// Records an action's end, if the runner still holds it (`job_attempt`),
+/// and queues the execution's next step. Returns the outbox rows.
+pub async fn finish_action(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    job_attempt: Option<i32>,
+    outcome: Outcome,
+) -> Result<Option<Vec<i64>>, IamError> {
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let status = if outcome.succeeded { Status::Succeeded } else { Status::Failed };
+        let mut target = action_executions::table
+            .filter(action_executions::action_execution_id.eq(action_execution_id))
+            .filter(action_executions::status.eq(Status::InProgress.as_str()))
+            .into_boxed();
+        if let Some(attempt) = job_attempt {
+            target = target.filter(action_executions::job_attempt.eq(attempt));
+        }
+        let ids: Vec<Uuid> = target.select(action_executions::action_execution_id).load(conn).await?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let updated: ActionExecution = diesel::update(action_executions::table.find(action_execution_id))
+            .set((
+                action_executions::status.eq(status.as_str()),
+                action_executions::summary.eq(&outcome.summary),
+                action_executions::error_code.eq(&outcome.error_code),
+                action_executions::error_message.eq(&outcome.error_message),
+                action_executions::external_url.eq(&outcome.external_url),
+                action_executions::output_artifacts.eq(serde_json::to_value(&outcome.outputs).unwrap_or_default()),
+                action_executions::output_variables.eq(serde_json::to_value(&outcome.variables).unwrap_or_default()),
+                action_executions::lease_until.eq(None::<DateTime<Utc>>),
+                action_executions::updated_at.eq(now()),
+                action_executions::finished_at.eq(now()),
+            ))
+            .returning(ActionExecution::as_returning())
+            .get_result(conn)
+            .await?;
+        if let Some(revision) = outcome.revision {
+            let execution: Execution = pipeline_executions::table
+                .find(updated.execution_id)
+                .select(Execution::as_select())
+                .first(conn)
+                .await?;
+            let mut revisions: Vec<SourceRevision> =
+                serde_json::from_value(execution.source_revisions).unwrap_or_default();
+            revisions.retain(|r| r.action_name != revision.action_name);
+            revisions.push(revision);
+            diesel::update(pipeline_executions::table.find(updated.execution_id))
+                .set(pipeline_executions::source_revisions.eq(serde_json::to_value(&revisions).unwrap_or_default()))
+                .execute(conn)
+                .await?;
+        }
+        let id = messaging::enqueue(conn, &Message::Advance { execution_id: updated.execution_id }).await?;
+        Ok(Some(vec![id]))
+    })
+    .await
+}
+
+/// Actions whose runner's lease ran out (it died): (id, job attempts so far).
+pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, i32)>, IamError> {
+    Ok(action_executions::table
+        .filter(action_executions::status.eq(Status::InProgress.as_str()))
+        .filter(action_executions::lease_until.lt(now()))
+        .select((action_executions::action_execution_id, action_executions::job_attempt))
+        .limit(limit)
+        .load(conn)
+        .await?)
+}
+
+/// Queues a job again (in the caller's transaction).
+pub async fn requeue(conn: &mut AsyncPgConnection, action_execution_id: Uuid) -> Result<i64, IamError> {
+    messaging::enqueue(conn, &Message::Run { action_execution_id }).await
+}
+
+/// What an approval answer found.
+pub enum Approval {
+    Done(Vec<i64>),
+    NoSuchAction,
+    NotWaiting,
+    WrongToken,
+}
+
+/// Approves or rejects a waiting approval action by its token.
+#[allow(clippy::too_many_arguments)]
+pub async fn put_approval(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    stage: &str,
+    action: &str,
+    token: Uuid,
+    approved: bool,
+    summary: &str,
+    by: &str,
+) -> Result<Approval, IamError> {
+    let waiting: Option<ActionExecution> = action_executions::table
+        .filter(action_executions::pipeline_id.eq(pipeline_id))
+        .filter(action_executions::stage_name.eq(stage))
+        .filter(action_executions::action_name.eq(action))
+        .order(action_executions::started_at.desc())
+        .select(ActionExecution::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(waiting) = waiting else { return Ok(Approval::NoSuchAction) };
+    if waiting.status() != Status::InProgress || waiting.token.is_none() {
+        return Ok(Approval::NotWaiting);
+    }
+    if waiting.token != Some(token) {
+        return Ok(Approval::WrongToken);
+    }
+    let outcome = Outcome {
+        succeeded: approved,
+        summary: Some(format!("{} by {by}: {summary}", if approved { "Approved" } else { "Rejected" })),
+        error_code: (!approved).then(|| "ApprovalRejected".to_owned()),
+        error_message: (!approved).then(|| format!("rejected by {by}: {summary}")),
+        ..Outcome::default()
+    };
+    Ok(match finish_action(conn, waiting.action_execution_id, None, outcome).await? {
+        Some(ids) => Approval::Done(ids),
+        None => Approval::NotWaiting,
+    })
+}
+
+/// One execution of a pipeline.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    execution_id: Uuid,
+) -> Result<Option<Execution>, IamError> {
+    Ok(pipeline_executions::table
+        .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+        .filter(pipeline_executions::execution_id.eq(execution_id))
+        .select(Execution::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A page of a pipeline's executions, newest first, after `before_seq`.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    status: Option<Status>,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Execution>, IamError> {
+    let mut query = pipeline_executions::table.filter(pipeline_executions::pipeline_id.eq(pipeline_id)).into_boxed();
+    if let Some(status) = status {
+        query = query.filter(pipeline_executions::status.eq(status.as_str()));
+    }
+    if let Some(seq) = before_seq {
+        query = query.filter(pipeline_executions::seq.lt(seq));
+    }
+    Ok(query.order(pipeline_executions::seq.desc()).limit(limit).select(Execution::as_select()).load(conn).await?)
+}
+
+/// A page of a pipeline's action runs, newest first.
+pub async fn list_actions(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    execution_id: Option<Uuid>,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ActionExecution>, IamError> {
+    let mut query = action_executions::table.filter(action_executions::pipeline_id.eq(pipeline_id)).into_boxed();
+    if let Some(execution_id) = execution_id {
+        query = query.filter(action_executions::execution_id.eq(execution_id));
+    }
+    if let Some((time, id)) = before {
+        query = query.filter(
+            action_executions::started_at
+                .lt(time)
+                .or(action_executions::started_at.eq(time).and(action_executions::action_execution_id.lt(id))),
+        );
+    }
+    Ok(query
+        .order((action_executions::started_at.desc(), action_executions::action_execution_id.desc()))
+        .limit(limit)
+        .select(ActionExecution::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// One action run of a pipeline.
+pub async fn find_action(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    action_execution_id: Uuid,
+) -> Result<Option<ActionExecution>, IamError> {
+    Ok(action_executions::table
+        .filter(action_executions::pipeline_id.eq(pipeline_id))
+        .filter(action_executions::action_execution_id.eq(action_execution_id))
+        .select(ActionExecution::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The pipeline's state: per stage, the latest execution that entered it,
+/// and per action its latest run.
+pub async fn state(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+) -> Result<(Vec<(StageExecution, String)>, Vec<ActionExecution>), IamError> {
+    let stages: Vec<(StageExecution, String)> = stage_executions::table
+        .inner_join(pipeline_executions::table)
+        .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+        .select((StageExecution::as_select(), pipeline_executions::status))
+        .distinct_on(stage_executions::stage_name)
+        .order((stage_executions::stage_name, stage_executions::started_at.desc()))
+        .load(conn)
+        .await?;
+    let actions: Vec<ActionExecution> = action_executions::table
+        .filter(action_executions::pipeline_id.eq(pipeline_id))
+        .distinct_on((action_executions::stage_name, action_executions::action_name))
+        .order((action_executions::stage_name, action_executions::action_name, action_executions::started_at.desc()))
+        .select(ActionExecution::as_select())
+        .load(conn)
+        .await?;
+    Ok((stages, actions))
+}
+
+/// The executions of the pipeline that are running, for the ones to poke.
+pub async fn running(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<Uuid>, IamError> {
+    Ok(pipeline_executions::table
+        .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+        .filter(pipeline_executions::status.eq_any([Status::InProgress.as_str(), Status::Stopping.as_str()]))
+        .select(pipeline_executions::execution_id)
+        .load(conn)
+        .await?)
+}

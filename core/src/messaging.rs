@@ -1,0 +1,240 @@
+//! The messages between api and worker, their RabbitMQ topology, and the
+//! transactional outbox that hands them over.
+//!
+//! A change and the messages it causes commit together (an `outbox` row per
+//! message); then whoever committed publishes them with publisher confirms
+//! and deletes them, and the relay sweeps up any that a crash left behind.
+//! Queues are quorum queues with manual acks, a bounded prefetch, and a
+//! dead-letter exchange that takes a message delivered too often.
+
+use std::sync::Arc;
+
+use diesel::{ExpressionMethods, QueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, ExchangeKind};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::deps::Unavailable;
+use crate::iam::IamError;
+use crate::schema::outbox;
+
+/// Deliveries of one message before it goes to the dead-letter queue.
+pub const DELIVERY_LIMIT: i64 = 5;
+
+/// What the api and the worker tell each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Message {
+    /// Look at the execution and take its next steps.
+    #[serde(rename_all = "camelCase")]
+    Advance { execution_id: Uuid },
+    /// Run the action.
+    #[serde(rename_all = "camelCase")]
+    Run { action_execution_id: Uuid },
+}
+
+impl Message {
+    pub fn routing_key(&self) -> &'static str {
+        match self {
+            Self::Advance { .. } => ORCHESTRATE,
+            Self::Run { .. } => JOBS,
+        }
+    }
+}
+
+/// The queue (and routing key) of orchestration messages.
+pub const ORCHESTRATE: &str = "orchestrate";
+/// The queue (and routing key) of action jobs.
+pub const JOBS: &str = "jobs";
+/// Where messages delivered [`DELIVERY_LIMIT`] times end.
+pub const DEAD: &str = "dead-letter";
+
+/// Declares the exchanges and queues (idempotent).
+pub async fn declare(channel: &Channel, broker: &Broker, expires_secs: u64) -> Result<(), lapin::Error> {
+    let exchange = broker.name("messages");
+    let dead_exchange = broker.name("dead");
+    let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+    channel.exchange_declare(exchange.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+    channel
+        .exchange_declare(dead_exchange.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+        .await?;
+    let mut base = FieldTable::default();
+    base.insert(ShortString::from("x-queue-type"), AMQPValue::LongString("quorum".into()));
+    if expires_secs > 0 {
+        let millis = i64::try_from(expires_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        base.insert(ShortString::from("x-expires"), AMQPValue::LongLongInt(millis));
+    }
+    let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let dead = broker.name(DEAD);
+    channel.queue_declare(dead.as_str().into(), options, base.clone()).await?;
+    channel
+        .queue_bind(
+            dead.as_str().into(),
+            dead_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut work = base;
+    work.insert(ShortString::from("x-dead-letter-exchange"), AMQPValue::LongString(dead_exchange.as_str().into()));
+    work.insert(ShortString::from("x-delivery-limit"), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+    for queue in [ORCHESTRATE, JOBS] {
+        let name = broker.name(queue);
+        channel.queue_declare(name.as_str().into(), options, work.clone()).await?;
+        channel
+            .queue_bind(
+                name.as_str().into(),
+                exchange.as_str().into(),
+                queue.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Publishes with confirms on one channel, opened again after a failure.
+#[derive(Clone)]
+pub struct Publisher {
+    broker: Broker,
+    expires_secs: u64,
+    channel: Arc<Mutex<Option<Channel>>>,
+}
+
+impl Publisher {
+    pub fn new(broker: Broker, expires_secs: u64) -> Self {
+        Self { broker, expires_secs, channel: Arc::default() }
+    }
+
+    async fn open(&self) -> Result<Channel, Unavailable> {
+        let channel = self.broker.channel().await?;
+        let failed = |e: lapin::Error| self.broker.unavailable(&e);
+        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(failed)?;
+        declare(&channel, &self.broker, self.expires_secs).await.map_err(failed)?;
+        Ok(channel)
+    }
+
+    /// Publishes the messages and waits until the broker has them all.
+    pub async fn publish(&self, messages: &[(String, Vec<u8>)]) -> Result<(), Unavailable> {
+        let mut slot = self.channel.lock().await;
+        if slot.as_ref().is_none_or(|c| !c.status().connected()) {
+            *slot = Some(self.open().await?);
+        }
+        let Some(channel) = slot.as_ref() else { return Ok(()) };
+        let result = async {
+            let exchange = self.broker.name("messages");
+            let mut confirms = Vec::with_capacity(messages.len());
+            for (key, payload) in messages {
+                let properties =
+                    BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+                let confirm = channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        key.as_str().into(),
+                        BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                        payload,
+                        properties,
+                    )
+                    .await?;
+                confirms.push(confirm);
+            }
+            for confirm in confirms {
+                let confirmation = confirm.await?;
+                if !confirmation.is_ack() || confirmation.take_message().is_some() {
+                    return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+                        lapin::ChannelState::Error,
+                        "the broker did not take a message",
+                    )));
+                }
+            }
+            Ok(())
+        }
+        .await;
+        result.map_err(|e: lapin::Error| {
+            *slot = None;
+            self.broker.unavailable(&e)
+        })
+    }
+}
+
+/// Adds a message to the outbox, in the caller's transaction.
+pub async fn enqueue(conn: &mut AsyncPgConnection, message: &Message) -> Result<i64, IamError> {
+    let payload = serde_json::to_value(message).unwrap_or_default();
+    Ok(diesel::insert_into(outbox::table)
+        .values((outbox::routing_key.eq(message.routing_key()), outbox::payload.eq(payload)))
+        .returning(outbox::id)
+        .get_result(conn)
+        .await?)
+}
+
+/// Why a relay pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Database(#[from] IamError),
+    #[error("{}", .0.explain())]
+    Broker(#[from] Unavailable),
+}
+
+impl From<diesel::result::Error> for RelayError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Database(IamError::from(e))
+    }
+}
+
+/// Publishes outbox rows (those of `ids`, or the oldest), and deletes them
+/// once the broker confirmed them. Rows another process is publishing are
+/// skipped. Returns how many were published.
+pub async fn relay(
+    conn: &mut AsyncPgConnection,
+    publisher: &Publisher,
+    ids: Option<Vec<i64>>,
+    limit: i64,
+) -> Result<usize, RelayError> {
+    let publisher = publisher.clone();
+    conn.transaction::<_, RelayError, _>(async move |conn| {
+        let columns = (outbox::id, outbox::routing_key, outbox::payload);
+        let rows: Vec<(i64, String, serde_json::Value)> = match ids {
+            Some(ids) => {
+                outbox::table
+                    .filter(outbox::id.eq_any(ids))
+                    .select(columns)
+                    .order(outbox::id.asc())
+                    .limit(limit)
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?
+            }
+            None => {
+                outbox::table
+                    .select(columns)
+                    .order(outbox::id.asc())
+                    .limit(limit)
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?
+            }
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let messages: Vec<(String, Vec<u8>)> =
+            rows.iter().map(|(_, key, payload)| (key.clone(), payload.to_string().into_bytes())).collect();
+        publisher.publish(&messages).await?;
+        let ids: Vec<i64> = rows.iter().map(|(id, _, _)| *id).collect();
+        diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn).await?;
+        Ok(rows.len())
+    })
+    .await
+}

@@ -1,0 +1,4 @@
+DROP TABLE outbox;
+DROP TABLE action_executions;
+DROP TABLE stage_executions;
+DROP TABLE pipeline_executions;
