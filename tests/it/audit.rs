@@ -257,6 +257,14 @@ async fn the_log_is_sealed_into_signed_digests_that_catch_deleted_newest_events(
     assert_eq!(verified["valid"], true, "{verified}");
     assert!(verified["digestsChecked"].as_i64().unwrap() >= 1, "{verified}");
 
+    // Sealed newest events deleted with the head rewound to match: the digest still knows.
+    tamper(&app, &format!("DELETE FROM audit_events WHERE account_id = '{account}' AND seq >= (SELECT max(last_seq) FROM audit_digests WHERE account_id = '{account}');
+                           UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, event_id = e.event_id FROM audit_events e
+                           WHERE h.account_id = '{account}' AND e.account_id = h.account_id AND e.seq = (SELECT max(seq) FROM audit_events WHERE account_id = '{account}')")).await;
+    let rewound = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
+    assert_eq!(rewound["valid"], false, "{rewound}");
+    assert!(rewound["firstInvalid"]["reason"].as_str().unwrap().contains("deleted"), "{rewound}");
+
     // A forged digest does not verify.
     tamper(&app, &format!("UPDATE audit_digests SET last_seq = last_seq + 0, signature = 'AAAA' WHERE account_id = '{account}' AND digest_seq = 1")).await;
     let forged = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;

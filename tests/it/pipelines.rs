@@ -330,6 +330,13 @@ async fn each_broken_declaration_gets_a_400_naming_the_path_and_the_rule() {
             "MaskedSecret",
         ),
         ("an unknown execution mode", broken(|p| p["executionMode"] = json!("SOMETIMES")), "executionMode", "Shape"),
+        ("a V1 pipeline with variables", broken(|p| p["pipelineType"] = json!("V1")), "variables", "V2Only"),
+        (
+            "an S3 store without a bucket",
+            broken(|p| p["artifactStore"] = json!({"type": "S3"})),
+            "artifactStore.location",
+            "ArtifactStoreLocation",
+        ),
         (
             "a runOrder that is text",
             broken(|p| p["stages"][1]["actions"][0]["runOrder"] = json!("first")),
@@ -521,6 +528,11 @@ async fn a_user_whose_policy_names_one_pipeline_cannot_see_or_touch_another_and_
     assert_eq!(app.call("GET", "/v1/pipelines/web", Some(&blue), None).await.status, 403);
     let untag = app.call("DELETE", &format!("/v1/tags?resourceArn={web_arn}&tagKeys=owner"), Some(&root), None).await;
     assert_eq!(untag.body["tags"], json!([{"key": "team", "value": "red"}]), "{}", untag.body);
+    let spaced = json!({"resourceArn": web_arn, "tags": [{"key": "team ", "value": "blue"}]});
+    let spaced = app.call("POST", "/v1/tags", Some(&blue), Some(spaced)).await;
+    assert_eq!((spaced.status, spaced.body["code"].as_str()), (400, Some("InvalidTagsException")), "{}", spaced.body);
+    let twice = json!({"pipeline": four_stages("twice"), "tags": [{"key": "team", "value": "red"}, {"key": "Team", "value": "blue"}]});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&blue), Some(twice)).await.status, 400);
     let reserved = app
         .call(
             "POST",
@@ -570,6 +582,13 @@ async fn secret_configuration_is_masked_kept_across_updates_and_never_recorded()
     assert_eq!(updated.status, 200, "{}", updated.body);
     let table = stored_declarations(&app).await;
     assert!(table.contains(secret) && table.contains("release"), "the secret is kept");
+
+    // A masked secret is not carried to a new repository: it must be given again.
+    let mut moved = updated.body["pipeline"].clone();
+    moved["stages"][0]["actions"][0]["configuration"]["repositoryUrl"] = json!("https://elsewhere.example/x.git");
+    let refused = app.call("PUT", "/v1/pipelines/private", Some(&root), Some(json!({"pipeline": moved}))).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["errors"][0]["rule"], "MaskedSecret", "{}", refused.body);
 
     let audit = app.audit_table_text().await;
     assert!(audit.contains("CreatePipeline") && audit.contains("UpdatePipeline"));

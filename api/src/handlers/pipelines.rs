@@ -33,6 +33,27 @@ fn pipeline_arn(r: &ResourceRequest<'_>, name: &str) -> String {
     store::arn(r.region, r.account, name)
 }
 
+/// Tag keys as conditions see them must be unambiguous: no surrounding
+/// spaces, no two keys equal but for case. Checked before authorising.
+fn tag_keys_clear(tags: &[TagBody]) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    for tag in tags {
+        if tag.key.trim() != tag.key || tag.key.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTagsException,
+                format!("tag key {:?}: no spaces around a key, no control characters", tag.key),
+            ));
+        }
+        if !seen.insert(tag.key.to_lowercase()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTagsException,
+                format!("tag key {:?} is given twice (keys are compared without case)", tag.key),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn request_tags(tags: &[TagBody]) -> Vec<(String, pipewright_authz::context::ContextValue)> {
     let mut context: Vec<(String, pipewright_authz::context::ContextValue)> =
         tags.iter().map(|t| (format!("pw:RequestTag/{}", t.key), t.value.clone().into())).collect();
@@ -45,7 +66,10 @@ operation!(
     "codepipeline:CreatePipeline",
     "arn:pw:codepipeline:${Region}:${Account}:{pipeline.name}",
     Document<CreatePipelineRequest>,
-    |r, b| Ok(pipeline_arn(r, &b.value.pipeline.name)),
+    |r, b| {
+        tag_keys_clear(&b.value.tags)?;
+        Ok(pipeline_arn(r, &b.value.pipeline.name))
+    },
     context | _cr,
     cb | request_tags(&cb.value.tags)
 );
@@ -77,7 +101,10 @@ operation!(
     "codepipeline:TagResource",
     "{resourceArn}",
     web::Json<TagResourceRequest>,
-    |_r, b| Ok(b.resource_arn.clone()),
+    |_r, b| {
+        tag_keys_clear(&b.tags)?;
+        Ok(b.resource_arn.clone())
+    },
     context | _cr,
     cb | request_tags(&cb.tags)
 );
@@ -476,7 +503,12 @@ pub async fn update_pipeline(
         ));
     };
     let mut conn = auth.db().await?;
-    let stored = store::find(&mut conn, auth.caller.account(), &name).await?.ok_or_else(|| not_found(&name))?;
+    // Locked: the secrets kept are those of the version this update replaces.
+    let stored =
+        store::find_for_update(&mut conn, auth.caller.account(), &name).await?.ok_or_else(|| not_found(&name))?;
+    if stored.version != based_on {
+        return Err(stale(&name, stored.version, based_on));
+    }
     pipeline.keep_secrets_from(&stored.declaration()?);
     let problems = validate::check(&pipeline);
     if !problems.is_empty() {
@@ -487,13 +519,17 @@ pub async fn update_pipeline(
             answer(&req, StatusCode::OK, &UpdatePipelineResponse { pipeline: updated.declaration()?.masked() })
         }
         Updated::NotFound => Err(not_found(&name)),
-        Updated::Stale(current) => Err(ApiError::new(
-            ErrorCode::ConcurrentModificationException,
-            format!(
-                "pipeline {name:?} is at version {current}, but the change was based on version {based_on}: get it again, reapply the change, and update"
-            ),
-        )),
+        Updated::Stale(current) => Err(stale(&name, current, based_on)),
     }
+}
+
+fn stale(name: &str, current: i32, based_on: i32) -> ApiError {
+    ApiError::new(
+        ErrorCode::ConcurrentModificationException,
+        format!(
+            "pipeline {name:?} is at version {current}, but the change was based on version {based_on}: get it again, reapply the change, and update"
+        ),
+    )
 }
 
 /// Deletes a pipeline and its versions.
@@ -707,7 +743,7 @@ pub async fn tag_resource(
     let pipeline = tagged_pipeline(&mut conn, &state, auth.caller.account(), &auth.resource).await?;
     let mut tags = pipeline.tags();
     for tag in &auth.body.tags {
-        match tags.iter_mut().find(|t| t.key == tag.key) {
+        match tags.iter_mut().find(|t| t.key.eq_ignore_ascii_case(&tag.key)) {
             Some(existing) => existing.value.clone_from(&tag.value),
             None => tags.push(tag.clone().into()),
         }

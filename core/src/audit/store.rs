@@ -256,6 +256,23 @@ pub async fn verify(
     end: Option<DateTime<Utc>>,
     signer: Option<&super::digest::Signer>,
 ) -> Result<Verification, IamError> {
+    // One snapshot of head, events and digests: an append, a seal or a purge
+    // committing meanwhile must not look like tampering.
+    let (account, signer) = (account.to_owned(), signer.cloned());
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(async move |conn| verify_in(conn, &account, start, end, signer.as_ref()).await)
+        .await
+}
+
+async fn verify_in(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    signer: Option<&super::digest::Signer>,
+) -> Result<Verification, IamError> {
     // The head first: events appended while verifying are beyond it and left
     // for the next check.
     let head: Option<(i64, String, i64, String, Option<Uuid>)> = audit_chain_heads::table
@@ -356,6 +373,23 @@ pub async fn verify(
         }
         previous = Some((seq, stored_hash));
     }
+    // Every event deleted (but the head remembers them).
+    if start.is_none()
+        && end.is_none()
+        && previous.is_none()
+        && let Some((head_seq, _)) = &head
+        && *head_seq > purged_seq
+    {
+        return Ok(Verification {
+            valid: false,
+            events_checked: 0,
+            digests_checked: 0,
+            first_invalid: Some(Invalid {
+                event_id: last_recorded,
+                reason: format!("{head_seq} events were recorded and none is left: they were deleted"),
+            }),
+        });
+    }
     // Events deleted at the end of the chain: the head remembers the last one.
     if end.is_none()
         && let (Some((head_seq, head_hash)), Some((seq, hash))) = (&head, &previous)
@@ -422,6 +456,16 @@ pub async fn verify(
             }
             if digest.last_seq <= purged_seq {
                 continue;
+            }
+            let head_seq = head.as_ref().map_or(0, |(seq, _)| *seq);
+            if digest.last_seq > head_seq {
+                return Ok(fail(
+                    format!(
+                        "digest {n} sealed events up to {} but the chain ends at {head_seq}: the last were deleted",
+                        digest.last_seq
+                    ),
+                    None,
+                ));
             }
             let in_range = start.is_none() && end.is_none();
             match hashes.get(&digest.last_seq) {

@@ -270,23 +270,38 @@ impl PipelineDeclaration {
     }
 
     /// Where an update sends a masked secret back unchanged, the stored value
-    /// stays.
+    /// stays — only for a secret property, and only when the action is the
+    /// same one (same stage, name and type) with the same key configuration
+    /// (where the secret is sent), so that a secret never goes somewhere new
+    /// unseen.
     pub fn keep_secrets_from(&mut self, stored: &Self) {
-        for (stage, action) in self.stages.iter_mut().flat_map(|s| {
-            let name = s.name.clone();
-            s.actions.iter_mut().map(move |a| (name.clone(), a))
-        }) {
-            let before = stored
-                .stages
-                .iter()
-                .filter(|s| s.name == stage)
-                .flat_map(|s| &s.actions)
-                .find(|a| a.name == action.name && a.action_type_id == action.action_type_id);
-            for (key, value) in &mut action.configuration {
-                if value == MASK
-                    && let Some(old) = before.and_then(|b| b.configuration.get(key))
-                {
-                    value.clone_from(old);
+        for stage in &mut self.stages {
+            let before_stage = stored.stages.iter().find(|s| s.name == stage.name);
+            for action in &mut stage.actions {
+                let Some(kind) = action_types::find(&action.action_type_id) else { continue };
+                let is_secret = |key: &str| kind.properties.iter().any(|p| p.secret && p.name == key);
+                let Some(before) = before_stage.and_then(|s| {
+                    s.actions.iter().find(|a| a.name == action.name && a.action_type_id == action.action_type_id)
+                }) else {
+                    continue;
+                };
+                // Where the secret goes: the type's key properties (a Git source's repositoryUrl).
+                let public = |c: &BTreeMap<String, String>| -> Vec<(String, String)> {
+                    c.iter()
+                        .filter(|(k, _)| kind.properties.iter().any(|p| p.key && !p.secret && p.name == k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                };
+                if public(&action.configuration) != public(&before.configuration) {
+                    continue;
+                }
+                for (key, value) in &mut action.configuration {
+                    if value == MASK
+                        && is_secret(key)
+                        && let Some(old) = before.configuration.get(key)
+                    {
+                        value.clone_from(old);
+                    }
                 }
             }
         }

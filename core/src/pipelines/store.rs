@@ -97,6 +97,22 @@ pub async fn find(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Re
         .optional()?)
 }
 
+/// The pipeline, its row locked until the transaction ends (for an update).
+pub async fn find_for_update(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    name: &str,
+) -> Result<Option<Pipeline>, IamError> {
+    Ok(pipelines::table
+        .filter(pipelines::account_id.eq(account))
+        .filter(pipelines::name.eq(name))
+        .select(Pipeline::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// An earlier version's declaration and when it was made.
 pub async fn find_version(
     conn: &mut AsyncPgConnection,
@@ -127,8 +143,10 @@ pub async fn update(
     based_on: i32,
     declaration: &PipelineDeclaration,
 ) -> Result<Updated, IamError> {
+    let next =
+        based_on.checked_add(1).ok_or_else(|| IamError::InvalidInput(format!("version {based_on} is too large")))?;
     let mut declaration = declaration.clone();
-    declaration.version = Some(based_on + 1);
+    declaration.version = Some(next);
     let updated: Option<Pipeline> = diesel::update(
         pipelines::table
             .filter(pipelines::account_id.eq(account))
@@ -136,7 +154,7 @@ pub async fn update(
             .filter(pipelines::version.eq(based_on)),
     )
     .set((
-        pipelines::version.eq(based_on + 1),
+        pipelines::version.eq(next),
         pipelines::declaration.eq(to_json(&declaration)),
         pipelines::updated_at.eq(Utc::now()),
     ))

@@ -84,14 +84,29 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
     if let Some(role) = &pipeline.role_arn {
         role_arn(&mut c, "roleArn", role);
     }
-    if let Some(store) = &pipeline.artifact_store
-        && !["Local", "S3"].contains(&store.kind.as_str())
-    {
-        c.value(
-            "artifactStore.type",
-            "ArtifactStoreType",
-            format!("{:?} is not a store type: use Local or S3", store.kind),
-        );
+    if let Some(store) = &pipeline.artifact_store {
+        if !["Local", "S3"].contains(&store.kind.as_str()) {
+            c.value(
+                "artifactStore.type",
+                "ArtifactStoreType",
+                format!("{:?} is not a store type: use Local or S3", store.kind),
+            );
+        } else if store.kind == "S3" && store.location.trim().is_empty() {
+            c.value("artifactStore.location", "ArtifactStoreLocation", "an S3 store needs its bucket as location");
+        }
+    }
+    // What only V2 pipelines have, as in CodePipeline.
+    if pipeline.pipeline_type == super::PipelineType::V1 {
+        let v2_only = [
+            ("variables", !pipeline.variables.is_empty()),
+            ("triggers", !pipeline.triggers.is_empty()),
+            ("executionMode", pipeline.execution_mode != super::ExecutionMode::Superseded),
+        ];
+        for (field, used) in v2_only {
+            if used {
+                c.value(field, "V2Only", format!("{field} needs pipelineType V2"));
+            }
+        }
     }
 
     // Variables.
