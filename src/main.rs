@@ -142,7 +142,9 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     };
 
     let shutdown = CancellationToken::new();
-    let worker = (role != Role::Api).then(|| tokio::spawn(pipewright_worker::run(services.clone(), shutdown.clone())));
+    let settings = pipewright_worker::Settings::from_config(&config);
+    let worker =
+        (role != Role::Api).then(|| tokio::spawn(pipewright_worker::run(services.clone(), settings, shutdown.clone())));
     let api = if role == Role::Worker {
         None
     } else {

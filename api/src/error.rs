@@ -71,6 +71,18 @@ error_codes! {
     InvalidStructureException = BAD_REQUEST;
     /// CodePipeline: no pipeline of that name in the account.
     PipelineNotFoundException = NOT_FOUND;
+    /// CodePipeline: the pipeline has no execution of that id.
+    PipelineExecutionNotFoundException = NOT_FOUND;
+    /// CodePipeline: the pipeline has no action execution of that id.
+    ActionExecutionNotFoundException = NOT_FOUND;
+    /// CodePipeline: the stage has no action of that name.
+    ActionNotFoundException = NOT_FOUND;
+    /// The action produced no artifact of that name.
+    ArtifactNotFoundException = NOT_FOUND;
+    /// CodePipeline: the approval token is not the waiting approval's.
+    InvalidApprovalTokenException = BAD_REQUEST;
+    /// CodePipeline: the approval was already answered (or is not waiting).
+    ApprovalAlreadyCompletedException = CONFLICT;
     /// CodePipeline: the pipeline has no stage of that name.
     StageNotFoundException = NOT_FOUND;
     /// CodePipeline: the pipeline has no such version.

@@ -32,6 +32,7 @@ use utoipa::OpenApi;
         (name = "sts", description = "Assuming roles, in this account or another"),
         (name = "audit", description = "The audit log of every API call"),
         (name = "pipelines", description = "Pipeline declarations, action types and tags, as CodePipeline has them"),
+        (name = "executions", description = "Runs of pipelines: starting, watching, approving"),
     )
 )]
 pub struct ApiDoc;

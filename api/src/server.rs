@@ -39,6 +39,8 @@ pub struct AppState {
     pub password_slots: tokio::sync::Semaphore,
     /// Signs the audit log's digests.
     pub audit_signer: pipewright_core::audit::digest::Signer,
+    /// The data folder: artifacts and action logs.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -186,6 +188,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         session_secs: config.session_secs,
         signin_window_secs: config.signin_window_secs.max(1),
         audit_signer: audit_signer.clone(),
+        data_dir: config.data_dir.clone(),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
     });
     let table = {

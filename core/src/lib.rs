@@ -3,6 +3,7 @@
 //! service keeps. The pipeline model, the execution state machine and the
 //! repositories join it as they are built.
 
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod broker;

@@ -5,6 +5,7 @@
 
 mod audit;
 mod errors;
+mod executions;
 mod hardening;
 mod identity;
 mod openapi;

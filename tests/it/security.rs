@@ -29,6 +29,10 @@ fn body_for(operation: &str) -> Option<Value> {
         "UpdateAccessKey" => json!({"status": "Inactive"}),
         "UpdateEventDataStore" => json!({"retentionPeriod": 30}),
         "DisableStageTransition" => json!({"reason": "freeze"}),
+        "StartPipelineExecution" => json!({}),
+        "PutApprovalResult" => {
+            json!({"token": "00000000-0000-0000-0000-000000000000", "result": {"status": "Approved", "summary": "x"}})
+        }
         "CreatePipeline" => json!({"pipeline": crate::pipelines::four_stages("web")}),
         "UpdatePipeline" => {
             let mut pipeline = crate::pipelines::four_stages("web");
@@ -137,7 +141,10 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             .replace("{versionId}", "v1")
             .replace("{accessKeyId}", &key_id)
             .replace("{name}", "web")
-            .replace("{stage}", "Deploy");
+            .replace("{stage}", "Deploy")
+            .replace("{action}", "Release")
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{artifact}", "BuildOut");
         // Another account's ARNs are refused by name (the refusal would show
         // A's id): B asks about the same name in its own account.
         let b_pipeline = format!("arn:pw:codepipeline:local:{b}:web");

@@ -3,6 +3,7 @@
 pub mod access_keys;
 pub mod accounts;
 pub mod audit;
+pub mod executions;
 pub mod groups;
 pub mod owned;
 pub mod pipelines;
@@ -31,6 +32,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     simulate::routes(cfg);
     audit::routes(cfg);
     pipelines::routes(cfg);
+    executions::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -48,6 +50,7 @@ pub fn operations() -> Vec<OperationDoc> {
         simulate::OPERATIONS,
         audit::OPERATIONS,
         pipelines::OPERATIONS,
+        executions::OPERATIONS,
     ]
     .concat()
 }

@@ -366,8 +366,16 @@ pub async fn create_pipeline(req: HttpRequest, auth: Authorized<CreatePipeline>)
             format!("a pipeline named {:?} exists already in this account", pipeline.name),
         )
     })?;
+    // As in CodePipeline, a new pipeline runs at once on its sources' latest revisions.
+    let declaration = created.declaration()?;
+    let variables = super::executions::resolve_variables(&declaration, &[])?;
+    let trigger = pipewright_core::executions::store::Trigger {
+        trigger_type: "CreatePipeline".to_owned(),
+        trigger_detail: auth.caller.arn().to_owned(),
+    };
+    pipewright_core::executions::store::start(&mut conn, &created, &trigger, &variables, None, &[]).await?;
     let body = CreatePipelineResponse {
-        pipeline: created.declaration()?.masked(),
+        pipeline: declaration.masked(),
         tags: created.tags().into_iter().map(Into::into).collect(),
     };
     answer(&req, StatusCode::CREATED, &body)
@@ -868,5 +876,10 @@ pub async fn enable_transition(
     let mut conn = auth.db().await?;
     let pipeline = transition_stage(&mut conn, auth.caller.account(), &name, &stage).await?;
     let state = store::set_transition(&mut conn, pipeline.pipeline_id, &stage, true, None, auth.caller.arn()).await?;
+    // Revisions waiting at the transition go on (the newest, in SUPERSEDED mode).
+    for execution_id in pipewright_core::executions::store::running(&mut conn, pipeline.pipeline_id).await? {
+        pipewright_core::messaging::enqueue(&mut conn, &pipewright_core::messaging::Message::Advance { execution_id })
+            .await?;
+    }
     Ok(web::Json(TransitionResponse { stage_name: stage, inbound_transition_state: state }))
 }

@@ -708,9 +708,30 @@ pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<
         .await?)
 }
 
-/// Queues a job again (in the caller's transaction).
-pub async fn requeue(conn: &mut AsyncPgConnection, action_execution_id: Uuid) -> Result<i64, IamError> {
-    messaging::enqueue(conn, &Message::Run { action_execution_id }).await
+/// Queues the job of an action whose lease ran out, once: its lease is
+/// cleared so that a runner may claim it and no other sweep queues it again.
+pub async fn requeue_expired(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    job_attempt: i32,
+) -> Result<Option<i64>, IamError> {
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let cleared = diesel::update(
+            action_executions::table
+                .filter(action_executions::action_execution_id.eq(action_execution_id))
+                .filter(action_executions::job_attempt.eq(job_attempt))
+                .filter(action_executions::status.eq(Status::InProgress.as_str()))
+                .filter(action_executions::lease_until.lt(now())),
+        )
+        .set(action_executions::lease_until.eq(None::<DateTime<Utc>>))
+        .execute(conn)
+        .await?;
+        if cleared == 0 {
+            return Ok(None);
+        }
+        Ok(Some(messaging::enqueue(conn, &Message::Run { action_execution_id }).await?))
+    })
+    .await
 }
 
 /// What an approval answer found.

@@ -27,6 +27,8 @@ pub fn base_config() -> Config {
     config.http_workers = 1;
     config.shutdown_timeout_secs = 2;
     config.audit_digest_secs = 1;
+    // Each test's queues go away a while after it ends.
+    config.amqp_queue_expires_secs = 600;
     config
 }
 
@@ -36,6 +38,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     handle: ServerHandle,
+    /// Stops the worker, when the test started one.
+    pub worker: tokio_util::sync::CancellationToken,
     /// Dropped with the app.
     _database: db::TestDatabase,
 }
@@ -47,6 +51,24 @@ impl TestApp {
 
     /// Starts with the configuration changed by `adjust` (called with the
     /// test database already in `database_url`).
+    /// An API and a worker (RabbitMQ consumers that run executions).
+    pub async fn spawn_with_worker() -> Self {
+        let app = Self::spawn_with(|config| config.action_lease_secs = 4).await;
+        app.start_worker().await;
+        app
+    }
+
+    /// Starts a worker (another may run beside it); it stops with the app.
+    pub async fn start_worker(&self) -> tokio_util::sync::CancellationToken {
+        let services = Services::connect(&self.config).await.unwrap_or_else(|missing| {
+            panic!("services unavailable: {}", missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))
+        });
+        let token = self.worker.child_token();
+        let settings = pipewright_worker::Settings::from_config(&self.config);
+        tokio::spawn(pipewright_worker::run(services, settings, token.clone()));
+        token
+    }
+
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = base_config();
         let database = db::TestDatabase::create(&config.database_url).await;
@@ -59,7 +81,14 @@ impl TestApp {
         tokio::spawn(api.server);
         // The audit writer runs until the server is gone.
         drop(api.audit);
-        Self { addr: api.addr, client: reqwest::Client::new(), config, handle: api.handle, _database: database }
+        Self {
+            addr: api.addr,
+            client: reqwest::Client::new(),
+            config,
+            handle: api.handle,
+            worker: tokio_util::sync::CancellationToken::new(),
+            _database: database,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -73,6 +102,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.worker.cancel();
         let handle = self.handle.clone();
         tokio::spawn(async move { handle.stop(false).await });
         let _ = std::fs::remove_dir_all(&self.config.data_dir);

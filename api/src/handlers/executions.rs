@@ -1,0 +1,797 @@
+//! Executions: StartPipelineExecution, GetPipelineExecution,
+//! ListPipelineExecutions, GetPipelineState, ListActionExecutions, an
+//! action's log and artifacts, and PutApprovalResult.
+
+use actix_web::{HttpResponse, get, post, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use pipewright_core::artifacts::{ArtifactStore, LocalStore};
+use pipewright_core::executions::Status;
+use pipewright_core::executions::store::{
+    self as runs, ActionExecution, Approval, ArtifactLocation, Execution, SourceRevision, Trigger,
+};
+use pipewright_core::pipelines::store::{self, Pipeline};
+use pipewright_core::pipelines::{ActionTypeId, PipelineDeclaration};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::operation;
+use crate::server::AppState;
+
+fn pipeline_arn(r: &ResourceRequest<'_>) -> Result<String, ApiError> {
+    Ok(store::arn(r.region, r.account, r.path("name")?))
+}
+
+operation!(
+    StartPipelineExecution,
+    "codepipeline:StartPipelineExecution",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    web::Json<StartExecutionRequest>,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    GetPipelineExecution,
+    "codepipeline:GetPipelineExecution",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    ListPipelineExecutions,
+    "codepipeline:ListPipelineExecutions",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    GetPipelineState,
+    "codepipeline:GetPipelineState",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    ListActionExecutions,
+    "codepipeline:ListActionExecutions",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    GetActionExecutionLog,
+    "codepipeline:GetActionExecutionLog",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    GetActionExecutionArtifact,
+    "codepipeline:GetActionExecutionArtifact",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    PutApprovalResult,
+    "codepipeline:PutApprovalResult",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}/{stage}/{action}",
+    web::Json<ApprovalRequest>,
+    |r, _b| Ok(format!("{}/{}/{}", pipeline_arn(r)?, r.path("stage")?, r.path("action")?))
+);
+
+pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::of::<StartPipelineExecution>("StartPipelineExecution"),
+    OperationDoc::of::<GetPipelineExecution>("GetPipelineExecution"),
+    OperationDoc::of::<ListPipelineExecutions>("ListPipelineExecutions"),
+    OperationDoc::of::<GetPipelineState>("GetPipelineState"),
+    OperationDoc::of::<ListActionExecutions>("ListActionExecutions"),
+    OperationDoc::of::<GetActionExecutionLog>("GetActionExecutionLog"),
+    OperationDoc::of::<GetActionExecutionArtifact>("GetActionExecutionArtifact"),
+    OperationDoc::of::<PutApprovalResult>("PutApprovalResult"),
+];
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(start_execution)
+        .service(list_executions)
+        .service(get_execution)
+        .service(get_state)
+        .service(list_action_executions)
+        .service(action_log)
+        .service(action_artifact)
+        .service(put_approval);
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(ErrorCode::PipelineNotFoundException, format!("there is no pipeline {name:?} in this account"))
+}
+
+async fn pipeline(conn: &mut diesel_async::AsyncPgConnection, account: &str, name: &str) -> Result<Pipeline, ApiError> {
+    store::find(conn, account, name).await?.ok_or_else(|| not_found(name))
+}
+
+/// The variables of a new execution: the declared defaults, overridden by
+/// those given (which must be declared).
+pub fn resolve_variables(
+    declaration: &PipelineDeclaration,
+    given: &[VariableValue],
+) -> Result<Vec<(String, String)>, ApiError> {
+    for (i, variable) in given.iter().enumerate() {
+        if !declaration.variables.iter().any(|v| v.name == variable.name) {
+            return Err(ApiError::validation(format!(
+                "variables[{i}]: {:?} is not a variable of the pipeline; declare it in the pipeline first",
+                variable.name
+            )));
+        }
+        if variable.value.chars().count() > 1000 {
+            return Err(ApiError::validation(format!("variables[{i}]: a value is at most 1000 characters")));
+        }
+    }
+    Ok(declaration
+        .variables
+        .iter()
+        .map(|declared| {
+            let value = given
+                .iter()
+                .rev()
+                .find(|v| v.name == declared.name)
+                .map(|v| v.value.clone())
+                .or_else(|| declared.default_value.clone())
+                .unwrap_or_default();
+            (declared.name.clone(), value)
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariableValue {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartExecutionRequest {
+    /// Values for the pipeline's variables (the others take their defaults).
+    #[serde(default)]
+    pub variables: Vec<VariableValue>,
+    /// Makes the call idempotent: the same token starts one execution.
+    pub client_request_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartExecutionResponse {
+    pub pipeline_execution_id: Uuid,
+}
+
+/// Starts an execution on the sources' latest revisions ("Release change").
+#[utoipa::path(
+    tag = "executions", operation_id = "StartPipelineExecution", params(("name" = String, Path)),
+    request_body = StartExecutionRequest,
+    responses((status = 200, body = StartExecutionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "PipelineNotFoundException")),
+    security(("bearer" = []))
+)]
+#[post("/v1/pipelines/{name}/executions")]
+pub async fn start_execution(
+    auth: Authorized<StartPipelineExecution>,
+    name: web::Path<String>,
+) -> Result<web::Json<StartExecutionResponse>, ApiError> {
+    let name = name.into_inner();
+    let token = auth.body.client_request_token.as_deref();
+    if token.is_some_and(|t| t.is_empty() || t.len() > 128 || t.chars().any(char::is_control)) {
+        return Err(ApiError::validation("clientRequestToken is 1 to 128 printable characters"));
+    }
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    let variables = resolve_variables(&pipeline.declaration()?, &auth.body.variables)?;
+    let trigger =
+        Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: auth.caller.arn().to_owned() };
+    let (execution, _) = runs::start(&mut conn, &pipeline, &trigger, &variables, token, &[]).await?;
+    Ok(web::Json(StartExecutionResponse { pipeline_execution_id: execution.execution_id }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionBody {
+    pub pipeline_name: String,
+    pub pipeline_version: i32,
+    pub pipeline_execution_id: Uuid,
+    pub status: Status,
+    pub status_summary: Option<String>,
+    pub artifact_revisions: Vec<SourceRevision>,
+    #[schema(value_type = Vec<Object>)]
+    pub variables: Value,
+    #[schema(value_type = Object)]
+    pub trigger: Value,
+    pub start_time: DateTime<Utc>,
+    pub last_update_time: DateTime<Utc>,
+}
+
+impl From<Execution> for ExecutionBody {
+    fn from(e: Execution) -> Self {
+        Self {
+            status: e.status(),
+            artifact_revisions: serde_json::from_value(e.source_revisions.clone()).unwrap_or_default(),
+            pipeline_name: e.pipeline_name,
+            pipeline_version: e.pipeline_version,
+            pipeline_execution_id: e.execution_id,
+            status_summary: e.status_summary,
+            variables: e.variables,
+            trigger: e.trigger,
+            start_time: e.created_at,
+            last_update_time: e.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetExecutionResponse {
+    pub pipeline_execution: ExecutionBody,
+}
+
+fn execution_id(text: &str) -> Result<Uuid, ApiError> {
+    text.parse().map_err(|_| ApiError::validation(format!("{text:?} is not an execution id")))
+}
+
+fn execution_not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::PipelineExecutionNotFoundException, format!("the pipeline has no execution {id}"))
+}
+
+/// One execution: its status, revisions, variables and trigger.
+#[utoipa::path(
+    tag = "executions", operation_id = "GetPipelineExecution", params(("name" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = GetExecutionResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "PipelineNotFoundException or PipelineExecutionNotFoundException")),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}/executions/{id}")]
+pub async fn get_execution(
+    auth: Authorized<GetPipelineExecution>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<GetExecutionResponse>, ApiError> {
+    let (name, id) = path.into_inner();
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    let execution = runs::find(&mut conn, pipeline.pipeline_id, execution_id(&id)?)
+        .await?
+        .ok_or_else(|| execution_not_found(&id))?;
+    Ok(web::Json(GetExecutionResponse { pipeline_execution: execution.into() }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListExecutionsQuery {
+    /// 1 to 100 (default 100).
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+    /// Only executions with this status.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListExecutionsResponse {
+    pub pipeline_execution_summaries: Vec<ExecutionBody>,
+    pub next_token: Option<String>,
+}
+
+fn limit_of(max: Option<i64>, ceiling: i64) -> Result<i64, ApiError> {
+    let limit = max.unwrap_or(ceiling);
+    if !(1..=ceiling).contains(&limit) {
+        return Err(ApiError::validation(format!("maxResults must be between 1 and {ceiling}, not {limit}")));
+    }
+    Ok(limit)
+}
+
+fn bad_token() -> ApiError {
+    ApiError::validation("nextToken is not one this service gave")
+}
+
+/// The pipeline's executions, newest first.
+#[utoipa::path(
+    tag = "executions", operation_id = "ListPipelineExecutions", params(("name" = String, Path), ListExecutionsQuery),
+    responses((status = 200, body = ListExecutionsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}/executions")]
+pub async fn list_executions(
+    auth: Authorized<ListPipelineExecutions>,
+    name: web::Path<String>,
+    query: web::Query<ListExecutionsQuery>,
+) -> Result<web::Json<ListExecutionsResponse>, ApiError> {
+    let limit = limit_of(query.max_results, 100)?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(Status::parse(text).ok_or_else(|| {
+            ApiError::validation(format!(
+                "status {text:?} is not one of {}",
+                Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?),
+    };
+    let before = match query.next_token.as_deref() {
+        None | Some("") => None,
+        Some(token) => Some(
+            URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(bad_token)?,
+        ),
+    };
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    let mut found = runs::list(&mut conn, pipeline.pipeline_id, status, before, limit + 1).await?;
+    let more = found.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_token = if more { found.last().map(|e| URL_SAFE_NO_PAD.encode(e.seq.to_string())) } else { None };
+    Ok(web::Json(ListExecutionsResponse {
+        pipeline_execution_summaries: found.into_iter().map(Into::into).collect(),
+        next_token,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetails {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionState {
+    pub action_execution_id: Uuid,
+    pub pipeline_execution_id: Uuid,
+    pub status: Status,
+    pub summary: Option<String>,
+    pub last_status_change: DateTime<Utc>,
+    /// The approval token, while an approval waits.
+    pub token: Option<Uuid>,
+    pub error_details: Option<ErrorDetails>,
+    pub external_execution_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionState {
+    pub action_name: String,
+    pub latest_execution: Option<ActionExecutionState>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitionState {
+    pub enabled: bool,
+    pub last_changed_by: Option<String>,
+    pub last_changed_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageExecutionState {
+    pub pipeline_execution_id: Uuid,
+    pub status: Status,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageState {
+    pub stage_name: String,
+    pub inbound_transition_state: Option<TransitionState>,
+    pub action_states: Vec<ActionState>,
+    pub latest_execution: Option<StageExecutionState>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStateResponse {
+    pub pipeline_name: String,
+    pub pipeline_version: i32,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub stage_states: Vec<StageState>,
+}
+
+fn action_state(run: &ActionExecution) -> ActionExecutionState {
+    let status = run.status();
+    ActionExecutionState {
+        action_execution_id: run.action_execution_id,
+        pipeline_execution_id: run.execution_id,
+        status,
+        summary: run.summary.clone(),
+        last_status_change: run.updated_at,
+        token: run.token.filter(|_| status == Status::InProgress),
+        error_details: run
+            .error_code
+            .clone()
+            .map(|code| ErrorDetails { code, message: run.error_message.clone().unwrap_or_default() }),
+        external_execution_url: run.external_url.clone(),
+    }
+}
+
+/// Where every stage and action of the pipeline stands: each stage's latest
+/// execution, each action's latest run (with an approval's token while it
+/// waits), and each stage's inbound transition.
+pub async fn pipeline_state(
+    conn: &mut diesel_async::AsyncPgConnection,
+    pipeline: &Pipeline,
+) -> Result<PipelineStateResponse, ApiError> {
+    let declaration = pipeline.declaration()?;
+    let (stages, actions) = runs::state(conn, pipeline.pipeline_id).await?;
+    let transitions = store::transitions(conn, pipeline.pipeline_id).await?;
+    let stage_states = declaration
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| StageState {
+            stage_name: stage.name.clone(),
+            inbound_transition_state: (i > 0).then(|| match transitions.iter().find(|t| t.stage_name == stage.name) {
+                Some(t) => TransitionState {
+                    enabled: t.enabled,
+                    last_changed_by: Some(t.last_changed_by.clone()),
+                    last_changed_at: Some(t.last_changed_at),
+                    disabled_reason: t.disabled_reason.clone(),
+                },
+                None => TransitionState {
+                    enabled: true,
+                    last_changed_by: None,
+                    last_changed_at: None,
+                    disabled_reason: None,
+                },
+            }),
+            action_states: stage
+                .actions
+                .iter()
+                .map(|a| ActionState {
+                    action_name: a.name.clone(),
+                    latest_execution: actions
+                        .iter()
+                        .find(|r| r.stage_name == stage.name && r.action_name == a.name)
+                        .map(action_state),
+                })
+                .collect(),
+            latest_execution: stages.iter().find(|(s, _)| s.stage_name == stage.name).map(|(s, _)| {
+                StageExecutionState {
+                    pipeline_execution_id: s.execution_id,
+                    status: pipewright_core::executions::Status::parse(&s.status).unwrap_or(Status::Failed),
+                }
+            }),
+        })
+        .collect();
+    Ok(PipelineStateResponse {
+        pipeline_name: pipeline.name.clone(),
+        pipeline_version: pipeline.version,
+        created: pipeline.created_at,
+        updated: pipeline.updated_at,
+        stage_states,
+    })
+}
+
+/// Where every stage and action of the pipeline stands.
+#[utoipa::path(
+    tag = "executions", operation_id = "GetPipelineState", params(("name" = String, Path)),
+    responses((status = 200, body = PipelineStateResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}/state")]
+pub async fn get_state(
+    auth: Authorized<GetPipelineState>,
+    name: web::Path<String>,
+) -> Result<web::Json<PipelineStateResponse>, ApiError> {
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    Ok(web::Json(pipeline_state(&mut conn, &pipeline).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListActionsQuery {
+    pub pipeline_execution_id: Option<String>,
+    /// 1 to 100 (default 100).
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionInput {
+    pub action_type_id: Option<ActionTypeId>,
+    /// The configuration as it ran (variables resolved, secrets masked).
+    #[schema(value_type = Object)]
+    pub configuration: Value,
+    pub input_artifacts: Vec<ArtifactLocation>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionOutput {
+    pub output_artifacts: Vec<ArtifactLocation>,
+    #[schema(value_type = Object)]
+    pub output_variables: Value,
+    pub error_details: Option<ErrorDetails>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionDetail {
+    pub pipeline_execution_id: Uuid,
+    pub action_execution_id: Uuid,
+    pub stage_name: String,
+    pub action_name: String,
+    pub attempt: i32,
+    pub status: Status,
+    pub summary: Option<String>,
+    pub start_time: DateTime<Utc>,
+    pub last_update_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub input: ActionExecutionInput,
+    pub output: ActionExecutionOutput,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListActionExecutionsResponse {
+    pub action_execution_details: Vec<ActionExecutionDetail>,
+    pub next_token: Option<String>,
+}
+
+/// The pipeline's action runs, newest first: inputs, resolved
+/// configuration, outputs, timing.
+#[utoipa::path(
+    tag = "executions", operation_id = "ListActionExecutions", params(("name" = String, Path), ListActionsQuery),
+    responses((status = 200, body = ListActionExecutionsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}/action-executions")]
+pub async fn list_action_executions(
+    auth: Authorized<ListActionExecutions>,
+    name: web::Path<String>,
+    query: web::Query<ListActionsQuery>,
+) -> Result<web::Json<ListActionExecutionsResponse>, ApiError> {
+    let limit = limit_of(query.max_results, 100)?;
+    let execution = query.pipeline_execution_id.as_deref().filter(|s| !s.is_empty()).map(execution_id).transpose()?;
+    let before = match query.next_token.as_deref() {
+        None | Some("") => None,
+        Some(token) => {
+            let text =
+                URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad_token)?;
+            let (time, id) = text.split_once('|').ok_or_else(bad_token)?;
+            Some((
+                DateTime::parse_from_rfc3339(time).map_err(|_| bad_token())?.with_timezone(&Utc),
+                id.parse::<Uuid>().map_err(|_| bad_token())?,
+            ))
+        }
+    };
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    let mut found = runs::list_actions(&mut conn, pipeline.pipeline_id, execution, before, limit + 1).await?;
+    let more = found.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_token = if more {
+        found.last().map(|a| {
+            URL_SAFE_NO_PAD.encode(format!(
+                "{}|{}",
+                a.started_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                a.action_execution_id
+            ))
+        })
+    } else {
+        None
+    };
+    let mut details = Vec::new();
+    for run in found {
+        let version = version_of(&mut conn, &run).await?;
+        let declaration = runs::declaration_at(&mut conn, pipeline.pipeline_id, version).await.ok();
+        let action_type_id = declaration
+            .as_ref()
+            .and_then(|d| d.stages.get(run.stage_index as usize))
+            .and_then(|s| s.actions.get(run.action_index as usize))
+            .map(|a| a.action_type_id.clone());
+        let status = run.status();
+        details.push(ActionExecutionDetail {
+            pipeline_execution_id: run.execution_id,
+            action_execution_id: run.action_execution_id,
+            stage_name: run.stage_name.clone(),
+            action_name: run.action_name.clone(),
+            attempt: run.attempt,
+            status,
+            summary: run.summary.clone(),
+            start_time: run.started_at,
+            last_update_time: run.updated_at,
+            end_time: run.finished_at,
+            input: ActionExecutionInput {
+                action_type_id,
+                configuration: run.resolved_configuration.clone(),
+                input_artifacts: serde_json::from_value(run.input_artifacts.clone()).unwrap_or_default(),
+            },
+            output: ActionExecutionOutput {
+                output_artifacts: serde_json::from_value(run.output_artifacts.clone()).unwrap_or_default(),
+                output_variables: run.output_variables.clone(),
+                error_details: run
+                    .error_code
+                    .clone()
+                    .map(|code| ErrorDetails { code, message: run.error_message.clone().unwrap_or_default() }),
+            },
+        });
+    }
+    Ok(web::Json(ListActionExecutionsResponse { action_execution_details: details, next_token }))
+}
+
+async fn version_of(conn: &mut diesel_async::AsyncPgConnection, run: &ActionExecution) -> Result<i32, ApiError> {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    use pipewright_core::schema::pipeline_executions as e;
+    e::table
+        .filter(e::execution_id.eq(run.execution_id))
+        .select(e::pipeline_version)
+        .first(conn)
+        .await
+        .map_err(|e| ApiError::from(pipewright_core::iam::IamError::from(e)))
+}
+
+async fn action_of(
+    conn: &mut diesel_async::AsyncPgConnection,
+    account: &str,
+    name: &str,
+    id: &str,
+) -> Result<ActionExecution, ApiError> {
+    let pipeline = pipeline(conn, account, name).await?;
+    let id: Uuid = id.parse().map_err(|_| ApiError::validation(format!("{id:?} is not an action execution id")))?;
+    runs::find_action(conn, pipeline.pipeline_id, id).await?.ok_or_else(|| {
+        ApiError::new(ErrorCode::ActionExecutionNotFoundException, format!("the pipeline has no action execution {id}"))
+    })
+}
+
+/// An action's log (its commands' output), as far as it has run.
+#[utoipa::path(
+    tag = "executions", operation_id = "GetActionExecutionLog", params(("name" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "the log", content_type = "text/plain", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}/action-executions/{id}/log")]
+pub async fn action_log(
+    state: web::Data<AppState>,
+    auth: Authorized<GetActionExecutionLog>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, id) = path.into_inner();
+    let mut conn = auth.db().await?;
+    let run = action_of(&mut conn, auth.caller.account(), &name, &id).await?;
+    let path = state.data_dir.join("logs").join(format!("{}.log", run.action_execution_id));
+    let text = tokio::fs::read(&path).await.unwrap_or_default();
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text))
+}
+
+/// An output artifact of an action, as a tar archive.
+#[utoipa::path(
+    tag = "executions", operation_id = "GetActionExecutionArtifact",
+    params(("name" = String, Path), ("id" = String, Path), ("artifact" = String, Path)),
+    responses((status = 200, description = "the artifact", content_type = "application/x-tar", body = Vec<u8>),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}/action-executions/{id}/artifacts/{artifact}")]
+pub async fn action_artifact(
+    state: web::Data<AppState>,
+    auth: Authorized<GetActionExecutionArtifact>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, id, artifact) = path.into_inner();
+    let mut conn = auth.db().await?;
+    let run = action_of(&mut conn, auth.caller.account(), &name, &id).await?;
+    let outputs: Vec<ArtifactLocation> = serde_json::from_value(run.output_artifacts.clone()).unwrap_or_default();
+    let missing =
+        || ApiError::new(ErrorCode::ArtifactNotFoundException, format!("the action produced no artifact {artifact:?}"));
+    let location = outputs.into_iter().find(|o| o.name == artifact).ok_or_else(missing)?;
+    let store = LocalStore::new(state.data_dir.join("artifacts"));
+    let file = store.path(&location.sha256).map_err(|_| missing())?;
+    let bytes = tokio::fs::read(file).await.map_err(|_| missing())?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-tar")
+        .insert_header(("content-disposition", format!("attachment; filename=\"{artifact}.tar\"")))
+        .body(bytes))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalResult {
+    /// `Approved` or `Rejected`.
+    pub status: String,
+    /// Why, 0 to 512 characters.
+    #[serde(default)]
+    pub summary: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// The token GetPipelineState shows for the waiting approval.
+    pub token: String,
+    pub result: ApprovalResult,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalResponse {
+    pub approved_at: DateTime<Utc>,
+}
+
+/// Approves or rejects a waiting approval action.
+#[utoipa::path(
+    tag = "executions", operation_id = "PutApprovalResult",
+    params(("name" = String, Path), ("stage" = String, Path), ("action" = String, Path)),
+    request_body = ApprovalRequest,
+    responses((status = 200, body = ApprovalResponse), (status = 400, body = ErrorBody, description = "InvalidApprovalTokenException, ValidationException"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "PipelineNotFoundException, ActionNotFoundException"),
+        (status = 409, body = ErrorBody, description = "ApprovalAlreadyCompletedException")),
+    security(("bearer" = []))
+)]
+#[post("/v1/pipelines/{name}/stages/{stage}/actions/{action}/approval")]
+pub async fn put_approval(
+    auth: Authorized<PutApprovalResult>,
+    path: web::Path<(String, String, String)>,
+) -> Result<web::Json<ApprovalResponse>, ApiError> {
+    let (name, stage, action) = path.into_inner();
+    let approved = match auth.body.result.status.as_str() {
+        "Approved" => true,
+        "Rejected" => false,
+        other => return Err(ApiError::validation(format!("result.status is Approved or Rejected, not {other:?}"))),
+    };
+    if auth.body.result.summary.chars().count() > 512 {
+        return Err(ApiError::validation("result.summary is at most 512 characters"));
+    }
+    let token: Uuid = auth.body.token.parse().map_err(|_| {
+        ApiError::new(ErrorCode::InvalidApprovalTokenException, "the token is not one of this approval's")
+    })?;
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    let declared = pipeline
+        .declaration()?
+        .stages
+        .iter()
+        .find(|s| s.name == stage)
+        .and_then(|s| s.actions.iter().find(|a| a.name == action))
+        .map(|a| a.action_type_id.category == "Approval");
+    match declared {
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::ActionNotFoundException,
+                format!("pipeline {name:?} has no action {action:?} in stage {stage:?}"),
+            ));
+        }
+        Some(false) => return Err(ApiError::validation(format!("{stage}/{action} is not an approval action"))),
+        Some(true) => {}
+    }
+    let by = auth.caller.arn().to_owned();
+    let summary = auth.body.result.summary.clone();
+    match runs::put_approval(&mut conn, pipeline.pipeline_id, &stage, &action, token, approved, &summary, &by).await? {
+        Approval::Done(_) => Ok(web::Json(ApprovalResponse { approved_at: Utc::now() })),
+        Approval::NoSuchAction | Approval::NotWaiting => Err(ApiError::new(
+            ErrorCode::ApprovalAlreadyCompletedException,
+            format!("{stage}/{action} is not waiting for an approval"),
+        )),
+        Approval::WrongToken => Err(ApiError::new(
+            ErrorCode::InvalidApprovalTokenException,
+            "the token is not the waiting approval's; read it from GetPipelineState",
+        )),
+    }
+}

@@ -1,0 +1,246 @@
+//! Executions, end to end: a pipeline runs through RabbitMQ-fed workers on
+//! a real Git repository, with shell actions, artifacts and an approval.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A Git repository with one commit on `main`.
+pub struct Repo {
+    pub path: PathBuf,
+}
+
+impl Repo {
+    pub fn new(content: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("pw-repo-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).unwrap();
+        let repo = Self { path };
+        repo.git(&["init", "--quiet", "--initial-branch", "main"]);
+        repo.commit(content, "first");
+        repo
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&self.path)
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// Commits `content` as app.txt; returns the commit id.
+    pub fn commit(&self, content: &str, message: &str) -> String {
+        std::fs::write(self.path.join("app.txt"), content).unwrap();
+        self.git(&["add", "app.txt"]);
+        self.git(&["commit", "--quiet", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn kind(category: &str, provider: &str) -> Value {
+    json!({"category": category, "owner": "Pipewright", "provider": provider, "version": "1"})
+}
+
+/// Source(Git) → Build(shell, makes an artifact and a variable) → Approval
+/// → Deploy(shell, reads the artifact).
+pub fn release_pipeline(name: &str, repo: &Path, build: &str) -> Value {
+    json!({
+        "name": name,
+        "variables": [{"name": "environment", "defaultValue": "staging"}],
+        "stages": [
+            {"name": "Source", "actions": [{"name": "Checkout", "actionTypeId": kind("Source", "Git"),
+                "configuration": {"repositoryUrl": repo.display().to_string(), "branch": "main", "pollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "SourceOut"}], "namespace": "Src"}]},
+            {"name": "Build", "actions": [{"name": "Compile", "actionTypeId": kind("Build", "Shell"),
+                "configuration": {"commands": build, "outputFiles": "dist/**"},
+                "inputArtifacts": [{"name": "SourceOut"}], "outputArtifacts": [{"name": "BuildOut"}], "namespace": "Build"}]},
+            {"name": "Approve", "actions": [{"name": "Review", "actionTypeId": kind("Approval", "Manual"),
+                "configuration": {"customData": "Release #{Build.VERSION}?"}}]},
+            {"name": "Deploy", "actions": [{"name": "Release", "actionTypeId": kind("Deploy", "Shell"),
+                "configuration": {"commands": "echo deploying to #{variables.environment}\ncat dist/out.txt\ntest \"$(cat dist/out.txt)\" = \"built: $(git --version >/dev/null; echo ok)\" || true"},
+                "inputArtifacts": [{"name": "BuildOut"}]}]}
+        ]
+    })
+}
+
+pub const BUILD: &str = "mkdir -p dist\necho \"built: $(cat app.txt) at #{Src.CommitId}\" > dist/out.txt\necho VERSION=1.2.3 >> \"$PW_OUTPUT_VARIABLES\"";
+
+/// Polls GetPipelineState until `check` holds.
+pub async fn state_until(app: &TestApp, token: &str, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let state = app.call("GET", &format!("/v1/pipelines/{name}/state"), Some(token), None).await;
+        assert_eq!(state.status, 200, "{}", state.body);
+        last = state.body;
+        if check(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: never happened; the state is {last:#}");
+}
+
+pub fn action<'a>(state: &'a Value, stage: &str, action: &str) -> &'a Value {
+    let stage = state["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == stage).unwrap();
+    let action = stage["actionStates"].as_array().unwrap().iter().find(|a| a["actionName"] == action).unwrap();
+    &action["latestExecution"]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let commit = repo.git(&["rev-parse", "HEAD"]);
+
+    let created = app
+        .call(
+            "POST",
+            "/v1/pipelines",
+            Some(&root),
+            Some(json!({"pipeline": release_pipeline("web", &repo.path, BUILD)})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    // Creating it started an execution: it runs up to the approval and waits.
+    let waiting =
+        state_until(&app, &root, "web", "the approval waits", |s| action(s, "Approve", "Review")["token"].is_string())
+            .await;
+    assert_eq!(action(&waiting, "Source", "Checkout")["status"], "Succeeded", "{waiting:#}");
+    assert_eq!(action(&waiting, "Build", "Compile")["status"], "Succeeded", "{waiting:#}");
+    assert_eq!(action(&waiting, "Approve", "Review")["summary"], "Release 1.2.3?", "variables resolved: {waiting:#}");
+    assert!(action(&waiting, "Deploy", "Release").is_null(), "{waiting:#}");
+    let execution_id = action(&waiting, "Approve", "Review")["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let execution = app.call("GET", &format!("/v1/pipelines/web/executions/{execution_id}"), Some(&root), None).await;
+    let execution = &execution.body["pipelineExecution"];
+    assert_eq!(execution["status"], "InProgress");
+    assert_eq!(execution["trigger"]["triggerType"], "CreatePipeline");
+    assert_eq!(execution["artifactRevisions"][0]["revisionId"], commit.as_str(), "{execution}");
+    assert_eq!(execution["artifactRevisions"][0]["revisionSummary"], "first");
+
+    // A wrong token is refused; the right one approves.
+    let token = action(&waiting, "Approve", "Review")["token"].as_str().unwrap().to_owned();
+    let path = "/v1/pipelines/web/stages/Approve/actions/Review/approval";
+    let wrong = json!({"token": uuid::Uuid::new_v4().to_string(), "result": {"status": "Approved", "summary": "ok"}});
+    let refused = app.call("POST", path, Some(&root), Some(wrong)).await;
+    assert_eq!((refused.status, refused.body["code"].as_str()), (400, Some("InvalidApprovalTokenException")));
+    let approve = json!({"token": token, "result": {"status": "Approved", "summary": "looks good"}});
+    let approved = app.call("POST", path, Some(&root), Some(approve.clone())).await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    let again = app.call("POST", path, Some(&root), Some(approve)).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+
+    let done = state_until(&app, &root, "web", "the deploy succeeds", |s| {
+        action(s, "Deploy", "Release")["status"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(action(&done, "Approve", "Review")["status"], "Succeeded");
+    let execution = app.call("GET", &format!("/v1/pipelines/web/executions/{execution_id}"), Some(&root), None).await;
+    for _ in 0..50 {
+        if app.call("GET", &format!("/v1/pipelines/web/executions/{execution_id}"), Some(&root), None).await.body["pipelineExecution"]
+            ["status"]
+            == "Succeeded"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let finished = app.call("GET", &format!("/v1/pipelines/web/executions/{execution_id}"), Some(&root), None).await;
+    assert_eq!(finished.body["pipelineExecution"]["status"], "Succeeded", "{} / {}", execution.body, finished.body);
+
+    // The deploy read the build's artifact: its log shows it.
+    let deploy_id = action(&done, "Deploy", "Release")["actionExecutionId"].as_str().unwrap().to_owned();
+    let log = app
+        .client
+        .get(app.url(&format!("/v1/pipelines/web/action-executions/{deploy_id}/log")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    let log = log.text().await.unwrap();
+    assert!(log.contains("deploying to staging"), "{log}");
+    assert!(log.contains(&format!("built: hello at {commit}")), "{log}");
+
+    // ListActionExecutions: inputs, resolved configuration, outputs.
+    let listed = app
+        .call(
+            "GET",
+            &format!("/v1/pipelines/web/action-executions?pipelineExecutionId={execution_id}"),
+            Some(&root),
+            None,
+        )
+        .await;
+    let details = listed.body["actionExecutionDetails"].as_array().unwrap();
+    assert_eq!(details.len(), 4, "{}", listed.body);
+    let build = details.iter().find(|d| d["actionName"] == "Compile").unwrap();
+    assert_eq!(build["output"]["outputVariables"]["VERSION"], "1.2.3", "{build}");
+    assert!(build["input"]["configuration"]["commands"].as_str().unwrap().contains(&commit), "resolved: {build}");
+    assert_eq!(build["output"]["outputArtifacts"][0]["name"], "BuildOut");
+    let build_id = build["actionExecutionId"].as_str().unwrap();
+    let artifact = app
+        .client
+        .get(app.url(&format!("/v1/pipelines/web/action-executions/{build_id}/artifacts/BuildOut")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(artifact.status(), 200);
+    let bytes = artifact.bytes().await.unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains("built: hello"), "a tar holding dist/out.txt");
+
+    let executions = app.call("GET", "/v1/pipelines/web/executions", Some(&root), None).await;
+    assert_eq!(executions.body["pipelineExecutionSummaries"][0]["pipelineExecutionId"], execution_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_build_fails_the_execution_with_its_log_and_a_release_runs_again() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, "echo compiling\nexit 3")});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let build_stage = |s: &Value| s["stageStates"][1]["latestExecution"]["status"] == "Failed";
+    let failed = state_until(&app, &root, "web", "the build stage fails", build_stage).await;
+    assert_eq!(action(&failed, "Build", "Compile")["status"], "Failed");
+    let details = &action(&failed, "Build", "Compile")["errorDetails"];
+    assert_eq!(details["code"], "JobFailed", "{failed:#}");
+    assert!(details["message"].as_str().unwrap().contains("status 3"), "{details}");
+    assert!(details["message"].as_str().unwrap().contains("compiling"), "the log's end: {details}");
+    assert!(!details["message"].as_str().unwrap().contains("[pipewright]"), "only the commands' output: {details}");
+
+    // Release change, idempotent by its token.
+    let start = json!({"clientRequestToken": "release-1", "variables": [{"name": "environment", "value": "prod"}]});
+    let first = app.call("POST", "/v1/pipelines/web/executions", Some(&root), Some(start.clone())).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let second = app.call("POST", "/v1/pipelines/web/executions", Some(&root), Some(start)).await;
+    assert_eq!(first.body["pipelineExecutionId"], second.body["pipelineExecutionId"]);
+    let unknown = json!({"variables": [{"name": "region", "value": "x"}]});
+    assert_eq!(app.call("POST", "/v1/pipelines/web/executions", Some(&root), Some(unknown)).await.status, 400);
+    let id = first.body["pipelineExecutionId"].as_str().unwrap();
+    let execution = app.call("GET", &format!("/v1/pipelines/web/executions/{id}"), Some(&root), None).await;
+    assert_eq!(
+        execution.body["pipelineExecution"]["variables"],
+        json!([{"name": "environment", "resolvedValue": "prod"}])
+    );
+    let listed = app.call("GET", "/v1/pipelines/web/executions?maxResults=1", Some(&root), None).await;
+    assert_eq!(listed.body["pipelineExecutionSummaries"][0]["pipelineExecutionId"], id, "newest first");
+    assert!(listed.body["nextToken"].is_string());
+}

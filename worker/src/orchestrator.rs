@@ -1,0 +1,48 @@
+//! The orchestrator: consumes "advance(execution)" messages, takes the
+//! execution's next steps in one transaction, and publishes what they
+//! queued. A message redelivered after a crash does no harm: the state
+//! machine decides from what is committed.
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use pipewright_core::messaging::{Message, ORCHESTRATE, Publisher};
+use pipewright_core::services::Services;
+use tokio_util::sync::CancellationToken;
+
+use crate::Settings;
+
+pub async fn run(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
+    let handler_services = services.clone();
+    crate::consume::consume(services, ORCHESTRATE, 32, settings.queue_expires_secs, shutdown, move |delivery| {
+        let services = handler_services.clone();
+        let publisher = publisher.clone();
+        async move { handle(services, publisher, delivery).await }
+    })
+    .await;
+}
+
+async fn handle(services: Services, publisher: Publisher, delivery: Delivery) {
+    let message: Result<Message, _> = serde_json::from_slice(&delivery.data);
+    let Ok(Message::Advance { execution_id }) = message else {
+        tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "not an orchestration message; dropped");
+        let _ = delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
+        return;
+    };
+    let result = match services.db.conn().await {
+        Ok(mut conn) => {
+            pipewright_core::executions::store::advance(&mut conn, execution_id).await.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(ids) => {
+            crate::publish_now(&services, &publisher, ids).await;
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        }
+        Err(e) => {
+            tracing::warn!(execution = %execution_id, error = %e, "an execution could not be advanced; it will be retried");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+        }
+    }
+}

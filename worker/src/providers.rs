@@ -1,0 +1,384 @@
+//! The action providers a runner runs: Source/Git, Source/Upload, and Shell
+//! (for Build, Test and Deploy). Each gets a fresh workspace with its input
+//! artifacts, writes its output to the action's log, and hands back its
+//! output artifacts and variables.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use pipewright_core::artifacts::{self, ArtifactStore, LocalStore};
+use pipewright_core::executions::store::{ArtifactLocation, Claim, Outcome, SourceRevision};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::Settings;
+
+/// The default time an action may run, as CodePipeline's.
+const DEFAULT_TIMEOUT_MINUTES: u64 = 60;
+
+fn failed(code: &str, message: impl Into<String>) -> Outcome {
+    Outcome { error_code: Some(code.to_owned()), error_message: Some(message.into()), ..Outcome::default() }
+}
+
+/// Where an action's log is kept.
+pub fn log_path(logs: &Path, action_execution_id: uuid::Uuid) -> PathBuf {
+    logs.join(format!("{action_execution_id}.log"))
+}
+
+/// Runs the claimed action; `None` when `stop` interrupted it.
+pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) -> Option<Outcome> {
+    let action = &claim.action;
+    let declared = claim
+        .declaration
+        .stages
+        .get(action.stage_index as usize)
+        .and_then(|s| s.actions.get(action.action_index as usize));
+    let Some(declared) = declared else {
+        return Some(failed("ActionNotFound", "the action is no longer in the pipeline version it ran with"));
+    };
+    let workspace =
+        settings.data_dir.join("workspaces").join(format!("{}-{}", action.action_execution_id, action.job_attempt));
+    let _ = tokio::fs::remove_dir_all(&workspace).await;
+    if let Err(e) = tokio::fs::create_dir_all(&workspace).await {
+        return Some(failed("WorkspaceFailed", format!("the workspace could not be made: {e}")));
+    }
+    let _ = tokio::fs::create_dir_all(settings.logs()).await;
+    let log = log_path(&settings.logs(), action.action_execution_id);
+    let id = &declared.action_type_id;
+    let outcome = match (id.category.as_str(), id.provider.as_str()) {
+        ("Source", "Git") => git(claim, settings, &workspace, &log, stop).await,
+        ("Source", "Upload") => Some(upload(claim, declared)),
+        (_, "Shell") => shell(claim, settings, &workspace, &log, stop).await,
+        _ => Some(failed("UnknownProvider", format!("no runner runs {id}"))),
+    };
+    let _ = tokio::fs::remove_dir_all(&workspace).await;
+    outcome
+}
+
+async fn append_log(log: &Path, text: &str) {
+    if let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(log).await {
+        let _ = file.write_all(text.as_bytes()).await;
+    }
+}
+
+/// The last lines of the log, for an error message.
+async fn tail(log: &Path, lines: usize) -> String {
+    let text = tokio::fs::read_to_string(log).await.unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.starts_with("[pipewright]")).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs a command with its output appended to the log, until it exits, the
+/// timeout passes, or `stop`. The whole process group is ended on timeout.
+async fn run_logged(
+    mut command: tokio::process::Command,
+    log: &Path,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<Option<std::process::ExitStatus>, String> {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| e.to_string())?;
+    let err = file.try_clone().map_err(|e| e.to_string())?;
+    command.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::from(err)).kill_on_drop(true);
+    command.process_group(0);
+    let mut child = command.spawn().map_err(|e| format!("the command could not start: {e}"))?;
+    let group = child.id();
+    let kill_group = async || {
+        if let Some(pid) = group {
+            let _ = tokio::process::Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status().await;
+        }
+    };
+    tokio::select! {
+        status = child.wait() => status.map(Some).map_err(|e| e.to_string()),
+        () = tokio::time::sleep(timeout) => {
+            kill_group().await;
+            let _ = child.wait().await;
+            Err(format!("timed out after {} minutes", timeout.as_secs() / 60))
+        }
+        () = stop.cancelled() => {
+            kill_group().await;
+            let _ = child.wait().await;
+            Ok(None)
+        }
+    }
+}
+
+fn env_name(artifact: &str) -> String {
+    artifact.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+fn timeout_of(claim: &Claim, configured: Option<&String>) -> Duration {
+    let declared = claim
+        .declaration
+        .stages
+        .get(claim.action.stage_index as usize)
+        .and_then(|s| s.actions.get(claim.action.action_index as usize))
+        .and_then(|a| a.timeout_in_minutes)
+        .and_then(|m| u64::try_from(m).ok());
+    let minutes = configured.and_then(|v| v.parse::<u64>().ok()).or(declared).unwrap_or(DEFAULT_TIMEOUT_MINUTES);
+    Duration::from_secs(minutes.max(1) * 60)
+}
+
+async fn shell(
+    claim: &Claim,
+    settings: &Settings,
+    workspace: &Path,
+    log: &Path,
+    stop: CancellationToken,
+) -> Option<Outcome> {
+    let store = LocalStore::new(settings.artifacts());
+    let action = &claim.action;
+    let inputs: Vec<ArtifactLocation> = serde_json::from_value(action.input_artifacts.clone()).unwrap_or_default();
+    let mut environment: BTreeMap<String, String> = BTreeMap::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let target = if i == 0 { workspace.to_path_buf() } else { workspace.join(&input.name) };
+        let unpacked = match store.path(&input.sha256) {
+            Ok(path) => {
+                let target = target.clone();
+                tokio::task::spawn_blocking(move || artifacts::unpack(&path, &target))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|r| r)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = unpacked {
+            return Some(failed(
+                "ArtifactUnavailable",
+                format!("input artifact {} could not be read: {e}", input.name),
+            ));
+        }
+        environment.insert(format!("PW_INPUT_{}", env_name(&input.name)), target.display().to_string());
+    }
+    let variables_file = workspace.with_extension("vars");
+    let _ = tokio::fs::remove_file(&variables_file).await;
+    if let Some(text) = claim.configuration.get("environmentVariables") {
+        let given: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
+        environment.extend(given);
+    }
+    let revision: Vec<SourceRevision> =
+        serde_json::from_value(claim.execution.source_revisions.clone()).unwrap_or_default();
+    environment.insert("PW_EXECUTION_ID".to_owned(), claim.execution.execution_id.to_string());
+    environment.insert("PW_PIPELINE_NAME".to_owned(), claim.execution.pipeline_name.clone());
+    environment.insert("PW_STAGE_NAME".to_owned(), action.stage_name.clone());
+    environment.insert("PW_ACTION_NAME".to_owned(), action.action_name.clone());
+    environment
+        .insert("PW_REVISION_ID".to_owned(), revision.first().map(|r| r.revision_id.clone()).unwrap_or_default());
+    environment.insert("PW_OUTPUT_VARIABLES".to_owned(), variables_file.display().to_string());
+    let commands = claim.configuration.get("commands").cloned().unwrap_or_default();
+    append_log(
+        log,
+        &format!("[pipewright] attempt {}: running the commands in {}\n", action.job_attempt, workspace.display()),
+    )
+    .await;
+    let mut command = tokio::process::Command::new("sh");
+    command.arg("-e").arg("-c").arg(&commands).current_dir(workspace).envs(&environment);
+    let timeout = timeout_of(claim, claim.configuration.get("timeoutInMinutes"));
+    let status = match run_logged(command, log, timeout, &stop).await {
+        Ok(Some(status)) => status,
+        Ok(None) => return None,
+        Err(e) => {
+            append_log(log, &format!("[pipewright] {e}\n")).await;
+            let code = if e.starts_with("timed out") { "ActionTimedOut" } else { "JobFailed" };
+            return Some(failed(code, format!("the commands {e}")));
+        }
+    };
+    if !status.success() {
+        let code = status.code().map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
+        append_log(log, &format!("[pipewright] the commands exited with {code}\n")).await;
+        return Some(failed(
+            "JobFailed",
+            format!("the commands exited with {code}; the log ends:\n{}", tail(log, 5).await),
+        ));
+    }
+    // Output variables, NAME=value a line.
+    let mut variables = BTreeMap::new();
+    if let Ok(text) = tokio::fs::read_to_string(&variables_file).await {
+        for line in text.lines() {
+            if let Some((name, value)) = line.split_once('=')
+                && !name.trim().is_empty()
+            {
+                variables.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+    }
+    let _ = tokio::fs::remove_file(&variables_file).await;
+    let declared = claim
+        .declaration
+        .stages
+        .get(action.stage_index as usize)
+        .and_then(|s| s.actions.get(action.action_index as usize));
+    let globs: Vec<String> = claim
+        .configuration
+        .get("outputFiles")
+        .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut outputs = Vec::new();
+    for (i, output) in declared.map(|d| d.output_artifacts.clone()).unwrap_or_default().iter().enumerate() {
+        // The first output is the workspace (by outputFiles); the others are
+        // the folders named after them.
+        let (dir, globs) =
+            if i == 0 { (workspace.to_path_buf(), globs.clone()) } else { (workspace.join(&output.name), Vec::new()) };
+        match pack_and_store(&store, &output.name, &dir, globs, workspace).await {
+            Ok(location) => outputs.push(location),
+            Err(e) => {
+                return Some(failed(
+                    "ArtifactFailed",
+                    format!("output artifact {} could not be stored: {e}", output.name),
+                ));
+            }
+        }
+    }
+    append_log(log, "[pipewright] succeeded\n").await;
+    Some(Outcome {
+        succeeded: true,
+        summary: Some("the commands succeeded".to_owned()),
+        outputs,
+        variables,
+        ..Outcome::default()
+    })
+}
+
+async fn pack_and_store(
+    store: &LocalStore,
+    name: &str,
+    dir: &Path,
+    globs: Vec<String>,
+    workspace: &Path,
+) -> Result<ArtifactLocation, String> {
+    let archive = workspace.with_extension(format!("{name}.tar"));
+    let (store, name, dir, archive_path) = (store.clone(), name.to_owned(), dir.to_path_buf(), archive.clone());
+    tokio::task::spawn_blocking(move || {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)?;
+        }
+        artifacts::pack(&dir, &globs, &archive_path)?;
+        let stored = store.put(&name, &archive_path);
+        let _ = std::fs::remove_file(&archive_path);
+        stored
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+async fn git_output(workspace: &Path, args: &[&str]) -> Option<String> {
+    let output = tokio::process::Command::new("git").arg("-C").arg(workspace).args(args).output().await.ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+async fn git(
+    claim: &Claim,
+    settings: &Settings,
+    workspace: &Path,
+    log: &Path,
+    stop: CancellationToken,
+) -> Option<Outcome> {
+    let action = &claim.action;
+    let Some(url) = claim.configuration.get("repositoryUrl").cloned() else {
+        return Some(failed("ConfigurationMissing", "repositoryUrl is not set"));
+    };
+    let branch = claim.configuration.get("branch").cloned().unwrap_or_else(|| "main".to_owned());
+    let pinned: Option<String> =
+        serde_json::from_value::<Vec<SourceRevision>>(claim.execution.source_revisions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.action_name == action.action_name)
+            .map(|r| r.revision_id);
+    append_log(log, &format!("[pipewright] fetching branch {branch} of {url}\n")).await;
+    let mut command = tokio::process::Command::new("git");
+    command
+        .args(["clone", "--quiet", "--no-tags", "--single-branch", "--branch", &branch, "--", &url])
+        .arg(workspace)
+        .env("GIT_TERMINAL_PROMPT", "0");
+    if let Some(token) = claim.configuration.get("token").filter(|t| !t.is_empty()) {
+        // Through the environment, not the command line (which others can read).
+        command
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Bearer {token}"));
+    }
+    let _ = tokio::fs::remove_dir_all(workspace).await;
+    match run_logged(command, log, timeout_of(claim, None), &stop).await {
+        Ok(Some(status)) if status.success() => {}
+        Ok(Some(_)) => {
+            return Some(failed(
+                "SourceUnavailable",
+                format!("branch {branch} of {url} could not be fetched; the log ends:\n{}", tail(log, 3).await),
+            ));
+        }
+        Ok(None) => return None,
+        Err(e) => return Some(failed("SourceUnavailable", format!("fetching {url} {e}"))),
+    }
+    if let Some(commit) = &pinned {
+        let checkout = tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(workspace)
+            .args(["checkout", "--quiet", commit])
+            .status()
+            .await;
+        if !checkout.is_ok_and(|s| s.success()) {
+            return Some(failed("RevisionNotFound", format!("commit {commit} is not on branch {branch} of {url}")));
+        }
+    }
+    let commit = git_output(workspace, &["rev-parse", "HEAD"]).await.unwrap_or_default();
+    let message = git_output(workspace, &["log", "-1", "--format=%B"]).await.unwrap_or_default();
+    let author_date = git_output(workspace, &["log", "-1", "--format=%aI"]).await.unwrap_or_default();
+    let store = LocalStore::new(settings.artifacts());
+    let declared = claim
+        .declaration
+        .stages
+        .get(action.stage_index as usize)
+        .and_then(|s| s.actions.get(action.action_index as usize));
+    let mut outputs = Vec::new();
+    if let Some(output) = declared.and_then(|d| d.output_artifacts.first()) {
+        match pack_and_store(&store, &output.name, workspace, Vec::new(), &workspace.with_extension("git")).await {
+            Ok(location) => outputs.push(location),
+            Err(e) => return Some(failed("ArtifactFailed", format!("the source could not be stored: {e}"))),
+        }
+    }
+    append_log(log, &format!("[pipewright] commit {commit}: {}\n", message.lines().next().unwrap_or_default())).await;
+    let variables = BTreeMap::from([
+        ("CommitId".to_owned(), commit.clone()),
+        ("CommitMessage".to_owned(), message.clone()),
+        ("BranchName".to_owned(), branch.clone()),
+        ("AuthorDate".to_owned(), author_date),
+        ("RepositoryUrl".to_owned(), url.clone()),
+    ]);
+    Some(Outcome {
+        succeeded: true,
+        summary: Some(message.lines().next().unwrap_or_default().to_owned()),
+        outputs,
+        variables,
+        revision: Some(SourceRevision {
+            action_name: action.action_name.clone(),
+            revision_id: commit,
+            revision_summary: Some(message),
+            artifact: None,
+        }),
+        ..Outcome::default()
+    })
+}
+
+/// An uploaded archive (PutSourceRevision) is the source's output.
+fn upload(claim: &Claim, declared: &pipewright_core::pipelines::ActionDeclaration) -> Outcome {
+    let revision = serde_json::from_value::<Vec<SourceRevision>>(claim.execution.source_revisions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.action_name == claim.action.action_name);
+    let (Some(revision), Some(output)) = (revision, declared.output_artifacts.first()) else {
+        return failed("NoRevision", "this execution has no uploaded archive: start it with PutSourceRevision");
+    };
+    let Some(artifact) = revision.artifact.clone() else {
+        return failed("NoRevision", "the revision has no archive");
+    };
+    Outcome {
+        succeeded: true,
+        summary: revision.revision_summary.clone(),
+        outputs: vec![ArtifactLocation { name: output.name.clone(), ..artifact }],
+        variables: BTreeMap::from([("RevisionId".to_owned(), revision.revision_id.clone())]),
+        revision: Some(revision),
+        ..Outcome::default()
+    }
+}

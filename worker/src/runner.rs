@@ -1,0 +1,233 @@
+//! The runners: consume "run(action)" jobs, claim the action (a lease, and
+//! one more job attempt), run its provider while renewing the lease, and
+//! record the result — only if the claim still holds, so a job delivered
+//! twice runs once to its end. The sweeper takes back actions whose runner
+//! died (the lease ran out), and fails those that keep dying.
+
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use pipewright_core::executions::store::{self, Outcome};
+use pipewright_core::messaging::{DEAD, JOBS, Message, Publisher};
+use pipewright_core::services::Services;
+use tokio_util::sync::CancellationToken;
+
+use crate::Settings;
+
+/// Job attempts after which an action whose runner keeps dying fails.
+pub const MAX_JOB_ATTEMPTS: i32 = 3;
+
+pub async fn run(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
+    let handler_services = services.clone();
+    let handler_settings = settings.clone();
+    let handler_shutdown = shutdown.clone();
+    crate::consume::consume(
+        services,
+        JOBS,
+        settings.concurrency,
+        settings.queue_expires_secs,
+        shutdown,
+        move |delivery| {
+            let (services, publisher, settings, shutdown) =
+                (handler_services.clone(), publisher.clone(), handler_settings.clone(), handler_shutdown.clone());
+            async move { handle(services, publisher, settings, shutdown, delivery).await }
+        },
+    )
+    .await;
+}
+
+async fn handle(
+    services: Services,
+    publisher: Publisher,
+    settings: Settings,
+    shutdown: CancellationToken,
+    delivery: Delivery,
+) {
+    let message: Result<Message, _> = serde_json::from_slice(&delivery.data);
+    let Ok(Message::Run { action_execution_id: id }) = message else {
+        tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "not a job; dropped");
+        let _ = delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
+        return;
+    };
+    let claimed = match services.db.conn().await {
+        Ok(mut conn) => store::claim(&mut conn, id, settings.lease_secs).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let claim = match claimed {
+        Ok(Some(claim)) => claim,
+        Ok(None) => {
+            // Done already, or another runner holds it.
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(action = %id, error = %e, "a job could not be claimed; it will be retried");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+            return;
+        }
+    };
+    let attempt = claim.action.job_attempt;
+    tracing::info!(action = %id, name = %claim.action.action_name, attempt, "running an action");
+
+    // Renew the lease while the provider runs; a lost claim stops it.
+    let stop = shutdown.child_token();
+    let heartbeat = {
+        let (services, stop) = (services.clone(), stop.clone());
+        let lease = settings.lease_secs;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs((lease / 3).max(1))) => {}
+                }
+                let renewed = match services.db.conn().await {
+                    Ok(mut conn) => store::renew(&mut conn, id, attempt, lease).await.unwrap_or(true),
+                    Err(_) => true,
+                };
+                if !renewed {
+                    tracing::warn!(action = %id, "the action's claim was lost; stopping it");
+                    stop.cancel();
+                    return;
+                }
+            }
+        })
+    };
+    let outcome = crate::providers::run(&claim, &settings, stop.clone()).await;
+    let interrupted = stop.is_cancelled();
+    stop.cancel();
+    let _ = heartbeat.await;
+    let Some(outcome) = outcome.filter(|_| !interrupted || shutdown.is_cancelled()) else {
+        // Shut down or claim lost mid-run: leave it; the lease runs out and the sweeper decides.
+        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        return;
+    };
+    if shutdown.is_cancelled() && interrupted {
+        // Stopped by shutdown: hand it back rather than record a failure.
+        let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+        return;
+    }
+    finish(&services, &publisher, id, Some(attempt), outcome).await;
+    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+}
+
+async fn finish(services: &Services, publisher: &Publisher, id: uuid::Uuid, attempt: Option<i32>, outcome: Outcome) {
+    for retry in 0..20u64 {
+        let result = match services.db.conn().await {
+            Ok(mut conn) => {
+                store::finish_action(&mut conn, id, attempt, outcome.clone()).await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(ids) => {
+                crate::publish_now(services, publisher, ids.unwrap_or_default()).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(action = %id, error = %e, "an action's result could not be recorded yet; retrying");
+                tokio::time::sleep(Duration::from_millis(250 * (retry + 1))).await;
+            }
+        }
+    }
+    tracing::error!(action = %id, "an action's result could not be recorded; its lease will run out");
+}
+
+/// Takes back actions whose lease ran out: queued again, or failed after
+/// [`MAX_JOB_ATTEMPTS`]. Also fails the actions of jobs that were
+/// dead-lettered.
+pub async fn sweep(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
+    let dead = tokio::spawn(dead_letters(services.clone(), publisher.clone(), settings.clone(), shutdown.clone()));
+    let mut tick = tokio::time::interval(Duration::from_secs((settings.lease_secs / 2).max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let expired = match services.db.conn().await {
+            Ok(mut conn) => store::expired_leases(&mut conn, 100).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let Ok(expired) = expired else { continue };
+        for (id, attempts) in expired {
+            if attempts >= MAX_JOB_ATTEMPTS {
+                let outcome = Outcome {
+                    error_code: Some("RunnerLost".to_owned()),
+                    error_message: Some(format!(
+                        "the worker running this action stopped responding {attempts} times (killed or lost); retry the stage"
+                    )),
+                    ..Outcome::default()
+                };
+                finish(&services, &publisher, id, Some(attempts), outcome).await;
+            } else {
+                let requeued = match services.db.conn().await {
+                    Ok(mut conn) => store::requeue_expired(&mut conn, id, attempts).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match requeued {
+                    Ok(Some(outbox)) => {
+                        tracing::warn!(action = %id, attempts, "an action's runner stopped responding; running it again");
+                        crate::publish_now(&services, &publisher, vec![outbox]).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(action = %id, error = %e, "an expired action could not be queued again"),
+                }
+            }
+        }
+    }
+    let _ = dead.await;
+}
+
+/// Fails the action of every job that reached the dead-letter queue.
+async fn dead_letters(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
+    use futures_util::StreamExt;
+    let name = services.broker.name(DEAD);
+    while !shutdown.is_cancelled() {
+        let consumer = async {
+            let channel = services.broker.channel().await.map_err(|e| e.explain())?;
+            pipewright_core::messaging::declare(&channel, &services.broker, settings.queue_expires_secs)
+                .await
+                .map_err(|e| e.to_string())?;
+            channel.basic_qos(8, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
+            channel
+                .basic_consume(
+                    name.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    lapin::types::FieldTable::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let Ok(mut consumer) = consumer else {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(2)) => continue,
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = consumer.next() => next,
+            };
+            let Some(Ok(delivery)) = next else { break };
+            if let Ok(Message::Run { action_execution_id }) = serde_json::from_slice(&delivery.data) {
+                let outcome = Outcome {
+                    error_code: Some("JobDeadLettered".to_owned()),
+                    error_message: Some(format!(
+                        "the action's job failed {} deliveries in a row and went to the dead-letter queue",
+                        pipewright_core::messaging::DELIVERY_LIMIT
+                    )),
+                    ..Outcome::default()
+                };
+                finish(&services, &publisher, action_execution_id, None, outcome).await;
+            } else {
+                tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "a message went to the dead-letter queue");
+            }
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        }
+    }
+}
