@@ -83,6 +83,10 @@ error_codes! {
     InvalidApprovalTokenException = BAD_REQUEST;
     /// CodePipeline: the approval was already answered (or is not waiting).
     ApprovalAlreadyCompletedException = CONFLICT;
+    /// CodePipeline: the execution cannot stop now (it is not in progress).
+    PipelineExecutionNotStoppableException = CONFLICT;
+    /// CodePipeline: the stage cannot be retried now (not failed, or a newer execution ran it).
+    StageNotRetryableException = CONFLICT;
     /// CodePipeline: the pipeline has no stage of that name.
     StageNotFoundException = NOT_FOUND;
     /// CodePipeline: the pipeline has no such version.

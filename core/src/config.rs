@@ -42,6 +42,9 @@ pub struct Config {
     /// How long a runner holds an action before another may take it over
     /// (`PIPEWRIGHT_ACTION_LEASE_SECS`); renewed while the action runs.
     pub action_lease_secs: u64,
+    /// How often Git sources are polled for new commits, in seconds
+    /// (`PIPEWRIGHT_GIT_POLL_SECS`).
+    pub git_poll_secs: u64,
     /// Prefix of every Redis key (`PIPEWRIGHT_REDIS_PREFIX`).
     #[serde(deserialize_with = "lenient::string")]
     pub redis_prefix: String,
@@ -98,6 +101,7 @@ impl Default for Config {
             redis_prefix: "pw:".to_owned(),
             amqp_queue_expires_secs: 0,
             action_lease_secs: 30,
+            git_poll_secs: 30,
             db_pool_size: 16,
             http_workers: 0,
             log: "info".to_owned(),

@@ -313,3 +313,12 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(pipelines, pipeline_executions, stage_executions, action_executions);
 diesel::joinable!(stage_executions -> pipeline_executions (execution_id));
+
+diesel::table! {
+    source_polls (pipeline_id, action_name) {
+        pipeline_id -> Uuid,
+        action_name -> Text,
+        revision_id -> Text,
+        seen_at -> Timestamptz,
+    }
+}

@@ -244,3 +244,186 @@ async fn a_failing_build_fails_the_execution_with_its_log_and_a_release_runs_aga
     assert_eq!(listed.body["pipelineExecutionSummaries"][0]["pipelineExecutionId"], id, "newest first");
     assert!(listed.body["nextToken"].is_string());
 }
+
+async fn execution(app: &TestApp, token: &str, name: &str, id: &str) -> Value {
+    let found = app.call("GET", &format!("/v1/pipelines/{name}/executions/{id}"), Some(token), None).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    found.body["pipelineExecution"].clone()
+}
+
+/// Polls until the execution that took `commit` exists and `check` holds for it.
+async fn execution_of_commit(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    commit: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let listed = app.call("GET", &format!("/v1/pipelines/{name}/executions"), Some(token), None).await;
+        last = listed.body.clone();
+        let found = listed.body["pipelineExecutionSummaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["artifactRevisions"].as_array().unwrap().iter().any(|r| r["revisionId"] == commit))
+            .cloned();
+        if let Some(found) = found.filter(|e| check(e)) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: never happened; executions: {last:#}");
+}
+
+async fn approve(app: &TestApp, token: &str, name: &str, state: &Value) {
+    let approval = action(state, "Approve", "Review")["token"].as_str().unwrap().to_owned();
+    let body = json!({"token": approval, "result": {"status": "Approved", "summary": "ok"}});
+    let approved = app
+        .call("POST", &format!("/v1/pipelines/{name}/stages/Approve/actions/Review/approval"), Some(token), Some(body))
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_commit_runs_a_newer_one_supersedes_an_older_waiting_one_and_a_disabled_transition_holds() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("v0");
+    let mut pipeline = release_pipeline("web", &repo.path, BUILD);
+    pipeline["stages"][0]["actions"][0]["configuration"]["pollForSourceChanges"] = json!("true");
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pipeline}))).await.status, 201);
+    let first = state_until(&app, &root, "web", "the first waits for approval", |s| {
+        action(s, "Approve", "Review")["token"].is_string()
+    })
+    .await;
+    let first_id = action(&first, "Approve", "Review")["pipelineExecutionId"].as_str().unwrap().to_owned();
+
+    // Two quick commits: each starts an execution; the older, waiting at the
+    // approval stage behind the first, is overtaken by the newer.
+    let a = repo.commit("v1", "second");
+    let older = execution_of_commit(&app, &root, "web", &a, "the commit runs", |_| true).await;
+    let b = repo.commit("v2", "third");
+    let newer = execution_of_commit(&app, &root, "web", &b, "the next commit runs", |_| true).await;
+    assert_eq!(newer["trigger"]["triggerType"], "PollForSourceChanges");
+    let older_id = older["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let superseded =
+        execution_of_commit(&app, &root, "web", &a, "the older is superseded", |e| e["status"] == "Superseded").await;
+    assert!(
+        superseded["statusSummary"].as_str().unwrap().contains(newer["pipelineExecutionId"].as_str().unwrap()),
+        "{superseded}"
+    );
+    assert_eq!(execution(&app, &root, "web", &older_id).await["status"], "Superseded");
+
+    // The transition into Deploy is disabled: the first, approved, waits before it.
+    let disable = json!({"reason": "Release freeze"});
+    let path = "/v1/pipelines/web/stages/Deploy/transitions/inbound";
+    assert_eq!(app.call("POST", &format!("{path}/disable"), Some(&root), Some(disable)).await.status, 200);
+    approve(&app, &root, "web", &first).await;
+    // (Once approved, the approval stage takes the newest execution.)
+    state_until(&app, &root, "web", "the approval succeeds", |s| {
+        action(s, "Approve", "Review")["pipelineExecutionId"] != first_id.as_str()
+            || action(s, "Approve", "Review")["status"] == "Succeeded"
+    })
+    .await;
+    // Nothing enters Deploy while its transition is disabled, however long we look.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = app.call("GET", "/v1/pipelines/web/state", Some(&root), None).await.body;
+    assert!(action(&held, "Deploy", "Release").is_null(), "held at the transition: {held:#}");
+    let deploy = held["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == "Deploy").unwrap();
+    assert_eq!(deploy["inboundTransitionState"]["enabled"], false);
+    assert_eq!(deploy["inboundTransitionState"]["disabledReason"], "Release freeze");
+    assert_eq!(execution(&app, &root, "web", &first_id).await["status"], "InProgress");
+
+    // Enabled again: it goes on and finishes.
+    assert_eq!(app.call("POST", &format!("{path}/enable"), Some(&root), None).await.status, 200);
+    let deployed =
+        state_until(&app, &root, "web", "the deploy runs", |s| action(s, "Deploy", "Release")["status"] == "Succeeded")
+            .await;
+    assert_eq!(action(&deployed, "Deploy", "Release")["pipelineExecutionId"], first_id.as_str());
+    for _ in 0..50 {
+        if execution(&app, &root, "web", &first_id).await["status"] == "Succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(execution(&app, &root, "web", &first_id).await["status"], "Succeeded");
+
+    // The newest is now at the approval; stopping it abandons the approval.
+    let waiting = state_until(&app, &root, "web", "the newest waits for approval", |s| {
+        action(s, "Approve", "Review")["token"].is_string()
+            && action(s, "Approve", "Review")["pipelineExecutionId"] == newer["pipelineExecutionId"]
+    })
+    .await;
+    let newest = action(&waiting, "Approve", "Review")["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let stop = json!({"abandon": true, "reason": "not this one"});
+    let stopped =
+        app.call("POST", &format!("/v1/pipelines/web/executions/{newest}/stop"), Some(&root), Some(stop.clone())).await;
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    let again = app.call("POST", &format!("/v1/pipelines/web/executions/{newest}/stop"), Some(&root), Some(stop)).await;
+    assert_eq!((again.status, again.body["code"].as_str()), (409, Some("PipelineExecutionNotStoppableException")));
+    let stopped = execution(&app, &root, "web", &newest).await;
+    assert_eq!(
+        (stopped["status"].as_str(), stopped["statusSummary"].as_str()),
+        (Some("Stopped"), Some("not this one"))
+    );
+    let after = app.call("GET", "/v1/pipelines/web/state", Some(&root), None).await.body;
+    assert_eq!(action(&after, "Approve", "Review")["status"], "Abandoned", "{after:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_is_retried_after_the_fix() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let flag = std::env::temp_dir().join(format!("pw-fixed-{}", uuid::Uuid::new_v4()));
+    let build = format!("test -f {} || {{ echo 'the toolchain is missing'; exit 1; }}\n{BUILD}", flag.display());
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let failed = state_until(&app, &root, "web", "the build fails", |s| {
+        s["stageStates"][1]["latestExecution"]["status"] == "Failed"
+    })
+    .await;
+    let id = failed["stageStates"][1]["latestExecution"]["pipelineExecutionId"].as_str().unwrap().to_owned();
+    for _ in 0..50 {
+        if execution(&app, &root, "web", &id).await["status"] == "Failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(execution(&app, &root, "web", &id).await["status"], "Failed");
+
+    let retry = json!({"pipelineExecutionId": id, "retryMode": "FAILED_ACTIONS"});
+    let refused = app.call("POST", "/v1/pipelines/web/stages/Source/retry", Some(&root), Some(retry.clone())).await;
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (409, Some("StageNotRetryableException")),
+        "{}",
+        refused.body
+    );
+    std::fs::write(&flag, "fixed").unwrap();
+    let retried = app.call("POST", "/v1/pipelines/web/stages/Build/retry", Some(&root), Some(retry)).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    let passed = state_until(&app, &root, "web", "the retried build passes", |s| {
+        action(s, "Approve", "Review")["token"].is_string()
+    })
+    .await;
+    assert_eq!(action(&passed, "Build", "Compile")["status"], "Succeeded");
+    assert_eq!(action(&passed, "Approve", "Review")["pipelineExecutionId"], id.as_str(), "the same execution went on");
+    let runs = app
+        .call("GET", &format!("/v1/pipelines/web/action-executions?pipelineExecutionId={id}"), Some(&root), None)
+        .await;
+    let attempts: Vec<i64> = runs.body["actionExecutionDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["actionName"] == "Compile")
+        .map(|d| d["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(attempts.len(), 2, "{}", runs.body);
+    let _ = std::fs::remove_file(flag);
+}

@@ -30,6 +30,10 @@ fn body_for(operation: &str) -> Option<Value> {
         "UpdateEventDataStore" => json!({"retentionPeriod": 30}),
         "DisableStageTransition" => json!({"reason": "freeze"}),
         "StartPipelineExecution" => json!({}),
+        "StopPipelineExecution" => json!({"reason": "x"}),
+        "RetryStageExecution" => {
+            json!({"pipelineExecutionId": "00000000-0000-0000-0000-000000000000", "retryMode": "FAILED_ACTIONS"})
+        }
         "PutApprovalResult" => {
             json!({"token": "00000000-0000-0000-0000-000000000000", "result": {"status": "Approved", "summary": "x"}})
         }

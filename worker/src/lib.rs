@@ -23,6 +23,7 @@ pub struct Settings {
     pub queue_expires_secs: u64,
     /// Actions one worker runs at once.
     pub concurrency: u16,
+    pub git_poll_secs: u64,
 }
 
 impl Settings {
@@ -32,6 +33,7 @@ impl Settings {
             lease_secs: config.action_lease_secs.max(2),
             queue_expires_secs: config.amqp_queue_expires_secs,
             concurrency: 8,
+            git_poll_secs: config.git_poll_secs.max(1),
         }
     }
 
@@ -54,6 +56,7 @@ pub async fn run(services: Services, settings: Settings, shutdown: CancellationT
         tokio::spawn(orchestrator::run(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(runner::run(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(runner::sweep(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
+        tokio::spawn(poll(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
     ];
     for task in tasks {
         let _ = task.await;
@@ -97,5 +100,42 @@ pub async fn publish_now(services: &Services, publisher: &Publisher, ids: Vec<i6
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "messages left to the relay");
+    }
+}
+
+/// Polls Git sources for new commits; each new one starts an execution.
+async fn poll(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
+    use pipewright_core::executions::store;
+    let mut tick = tokio::time::interval(Duration::from_secs(settings.git_poll_secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let sources = match services.db.conn().await {
+            Ok(mut conn) => store::polled_sources(&mut conn).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let Ok(sources) = sources else { continue };
+        for source in sources {
+            let Some(revision) =
+                providers::head_of(&source.repository_url, &source.branch, source.token.as_deref()).await
+            else {
+                continue;
+            };
+            let started = match services.db.conn().await {
+                Ok(mut conn) => store::poll_seen(&mut conn, &source, &revision).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match started {
+                Ok(Some((execution, ids))) => {
+                    tracing::info!(pipeline = %source.pipeline.name, %revision, %execution, "a new commit starts an execution");
+                    publish_now(&services, &publisher, ids).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(pipeline = %source.pipeline.name, error = %e, "a poll could not be recorded"),
+            }
+        }
     }
 }

@@ -382,3 +382,21 @@ fn upload(claim: &Claim, declared: &pipewright_core::pipelines::ActionDeclaratio
         ..Outcome::default()
     }
 }
+
+/// The commit a branch of a repository is at, if it can be read.
+pub async fn head_of(url: &str, branch: &str, token: Option<&str>) -> Option<String> {
+    let mut command = tokio::process::Command::new("git");
+    command.args(["ls-remote", "--", url, &format!("refs/heads/{branch}")]).env("GIT_TERMINAL_PROMPT", "0");
+    if let Some(token) = token.filter(|t| !t.is_empty()) {
+        command
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Bearer {token}"));
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), command.kill_on_drop(true).output()).await.ok()?.ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace().next().filter(|c| c.len() >= 40).map(str::to_owned)
+}

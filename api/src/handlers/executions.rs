@@ -85,7 +85,24 @@ operation!(
     |r, _b| Ok(format!("{}/{}/{}", pipeline_arn(r)?, r.path("stage")?, r.path("action")?))
 );
 
+operation!(
+    StopPipelineExecution,
+    "codepipeline:StopPipelineExecution",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    web::Json<StopRequest>,
+    |r, _b| pipeline_arn(r)
+);
+operation!(
+    RetryStageExecution,
+    "codepipeline:RetryStageExecution",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}/{stage}",
+    web::Json<RetryRequest>,
+    |r, _b| Ok(format!("{}/{}", pipeline_arn(r)?, r.path("stage")?))
+);
+
 pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::of::<StopPipelineExecution>("StopPipelineExecution"),
+    OperationDoc::of::<RetryStageExecution>("RetryStageExecution"),
     OperationDoc::of::<StartPipelineExecution>("StartPipelineExecution"),
     OperationDoc::of::<GetPipelineExecution>("GetPipelineExecution"),
     OperationDoc::of::<ListPipelineExecutions>("ListPipelineExecutions"),
@@ -104,7 +121,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_action_executions)
         .service(action_log)
         .service(action_artifact)
-        .service(put_approval);
+        .service(put_approval)
+        .service(stop_execution)
+        .service(retry_stage);
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -793,5 +812,100 @@ pub async fn put_approval(
             ErrorCode::InvalidApprovalTokenException,
             "the token is not the waiting approval's; read it from GetPipelineState",
         )),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StopRequest {
+    /// `true`: abandon the running actions at once; `false` (default): let
+    /// them finish, then stop.
+    #[serde(default)]
+    pub abandon: bool,
+    /// Why, up to 200 characters.
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionIdResponse {
+    pub pipeline_execution_id: Uuid,
+}
+
+fn control_error(found: runs::Control, name: &str, id: Uuid, refused: ErrorCode) -> ApiError {
+    match found {
+        runs::Control::NoExecution => execution_not_found(&id.to_string()),
+        runs::Control::NoStage => {
+            ApiError::new(ErrorCode::StageNotFoundException, format!("pipeline {name:?} has no such stage"))
+        }
+        runs::Control::Refused(why) => ApiError::new(refused, why),
+        runs::Control::Done(_) => ApiError::internal(),
+    }
+}
+
+/// Stops an execution: stop and wait, or abandon.
+#[utoipa::path(
+    tag = "executions", operation_id = "StopPipelineExecution", params(("name" = String, Path), ("id" = String, Path)),
+    request_body = StopRequest,
+    responses((status = 200, body = ExecutionIdResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "PipelineExecutionNotStoppableException")),
+    security(("bearer" = []))
+)]
+#[post("/v1/pipelines/{name}/executions/{id}/stop")]
+pub async fn stop_execution(
+    auth: Authorized<StopPipelineExecution>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<ExecutionIdResponse>, ApiError> {
+    let (name, id) = path.into_inner();
+    let id = execution_id(&id)?;
+    if auth.body.reason.chars().count() > 200 {
+        return Err(ApiError::validation("reason is at most 200 characters"));
+    }
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    match runs::stop(&mut conn, pipeline.pipeline_id, id, auth.body.abandon, &auth.body.reason).await? {
+        runs::Control::Done(_) => Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id })),
+        other => Err(control_error(other, &name, id, ErrorCode::PipelineExecutionNotStoppableException)),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryRequest {
+    pub pipeline_execution_id: String,
+    /// `FAILED_ACTIONS` or `ALL_ACTIONS`.
+    pub retry_mode: String,
+}
+
+/// Runs a failed stage of the latest execution to reach it again.
+#[utoipa::path(
+    tag = "executions", operation_id = "RetryStageExecution", params(("name" = String, Path), ("stage" = String, Path)),
+    request_body = RetryRequest,
+    responses((status = 200, body = ExecutionIdResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "StageNotRetryableException")),
+    security(("bearer" = []))
+)]
+#[post("/v1/pipelines/{name}/stages/{stage}/retry")]
+pub async fn retry_stage(
+    auth: Authorized<RetryStageExecution>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<ExecutionIdResponse>, ApiError> {
+    let (name, stage) = path.into_inner();
+    let id = execution_id(&auth.body.pipeline_execution_id)?;
+    let failed_only = match auth.body.retry_mode.as_str() {
+        "FAILED_ACTIONS" => true,
+        "ALL_ACTIONS" => false,
+        other => {
+            return Err(ApiError::validation(format!("retryMode is FAILED_ACTIONS or ALL_ACTIONS, not {other:?}")));
+        }
+    };
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    match runs::retry_stage(&mut conn, pipeline.pipeline_id, id, &stage, failed_only).await? {
+        runs::Control::Done(_) => Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id })),
+        other => Err(control_error(other, &name, id, ErrorCode::StageNotRetryableException)),
     }
 }

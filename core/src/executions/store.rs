@@ -677,6 +677,7 @@ pub async fn finish_action(
             .get_result(conn)
             .await?;
         if let Some(revision) = outcome.revision {
+            note_revision(conn, updated.pipeline_id, &revision.action_name, &revision.revision_id).await?;
             let execution: Execution = pipeline_executions::table
                 .find(updated.execution_id)
                 .select(Execution::as_select())
@@ -890,4 +891,300 @@ pub async fn running(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<
         .select(pipeline_executions::execution_id)
         .load(conn)
         .await?)
+}
+
+/// A Git source action to poll: its pipeline and configuration.
+#[derive(Debug, Clone)]
+pub struct PolledSource {
+    pub pipeline: Pipeline,
+    pub action_name: String,
+    pub repository_url: String,
+    pub branch: String,
+    pub token: Option<String>,
+}
+
+/// Every Git source action that polls for changes.
+pub async fn polled_sources(conn: &mut AsyncPgConnection) -> Result<Vec<PolledSource>, IamError> {
+    use crate::pipelines::store::Pipeline as P;
+    let found: Vec<P> = pipelines::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "jsonb_path_exists(declaration, '$.stages[0].actions[*] ? (@.actionTypeId.provider == \"Git\")')",
+        ))
+        .select(P::as_select())
+        .load(conn)
+        .await?;
+    let mut sources = Vec::new();
+    for pipeline in found {
+        let Ok(declaration) = pipeline.declaration() else { continue };
+        for action in declaration.stages.iter().take(1).flat_map(|s| s.actions.clone()) {
+            let config = &action.configuration;
+            if action.action_type_id.provider != "Git"
+                || config.get("pollForSourceChanges").is_some_and(|v| v == "false")
+            {
+                continue;
+            }
+            let Some(url) = config.get("repositoryUrl") else { continue };
+            sources.push(PolledSource {
+                pipeline: pipeline.clone(),
+                action_name: action.name.clone(),
+                repository_url: url.clone(),
+                branch: config.get("branch").cloned().unwrap_or_else(|| "main".to_owned()),
+                token: config.get("token").cloned(),
+            });
+        }
+    }
+    Ok(sources)
+}
+
+/// Records the revision a source was seen at (the first sight of a source,
+/// or the revision its execution took). Returns whether it was new.
+pub async fn note_revision(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    action_name: &str,
+    revision_id: &str,
+) -> Result<bool, IamError> {
+    use crate::schema::source_polls as p;
+    let inserted = diesel::insert_into(p::table)
+        .values((p::pipeline_id.eq(pipeline_id), p::action_name.eq(action_name), p::revision_id.eq(revision_id)))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// A source was seen at `revision_id`: if that is new, start an execution on
+/// it (once, whichever poller sees it first). Returns the outbox rows.
+pub async fn poll_seen(
+    conn: &mut AsyncPgConnection,
+    source: &PolledSource,
+    revision_id: &str,
+) -> Result<Option<(Uuid, Vec<i64>)>, IamError> {
+    use crate::schema::source_polls as p;
+    let source = source.clone();
+    let revision_id = revision_id.to_owned();
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let pipeline_id = source.pipeline.pipeline_id;
+        if note_revision(conn, pipeline_id, &source.action_name, &revision_id).await? {
+            // First sight: the pipeline's own first execution covers it.
+            return Ok(None);
+        }
+        let changed = diesel::update(
+            p::table
+                .filter(p::pipeline_id.eq(pipeline_id))
+                .filter(p::action_name.eq(&source.action_name))
+                .filter(p::revision_id.ne(&revision_id)),
+        )
+        .set((p::revision_id.eq(&revision_id), p::seen_at.eq(now())))
+        .execute(conn)
+        .await?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        // The pipeline as it is now (it may have changed since it was read).
+        let Some(pipeline) =
+            pipelines::table.find(pipeline_id).select(Pipeline::as_select()).first(conn).await.optional()?
+        else {
+            return Ok(None);
+        };
+        let declaration = pipeline.declaration()?;
+        let variables: Vec<(String, String)> = declaration
+            .variables
+            .iter()
+            .map(|v| (v.name.clone(), v.default_value.clone().unwrap_or_default()))
+            .collect();
+        let trigger =
+            Trigger { trigger_type: "PollForSourceChanges".to_owned(), trigger_detail: source.action_name.clone() };
+        let revision = SourceRevision {
+            action_name: source.action_name.clone(),
+            revision_id: revision_id.clone(),
+            revision_summary: None,
+            artifact: None,
+        };
+        let (execution, ids) = start(conn, &pipeline, &trigger, &variables, None, &[revision]).await?;
+        Ok(Some((execution.execution_id, ids)))
+    })
+    .await
+}
+
+/// What a retry or a stop found.
+pub enum Control {
+    Done(Vec<i64>),
+    NoExecution,
+    NoStage,
+    /// Not allowed now, and why.
+    Refused(String),
+}
+
+async fn lock_pipeline(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<(), IamError> {
+    pipelines::table.find(pipeline_id).select(pipelines::pipeline_id).for_update().first::<Uuid>(conn).await?;
+    Ok(())
+}
+
+/// RetryStageExecution: runs a failed (or stopped) stage of the latest
+/// execution to reach it again — its failed actions only, or all of them.
+pub async fn retry_stage(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    execution_id: Uuid,
+    stage_name: &str,
+    failed_only: bool,
+) -> Result<Control, IamError> {
+    let stage_name = stage_name.to_owned();
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        lock_pipeline(conn, pipeline_id).await?;
+        let Some(execution) = find(conn, pipeline_id, execution_id).await? else { return Ok(Control::NoExecution) };
+        let declaration = declaration_at(conn, pipeline_id, execution.pipeline_version).await?;
+        let Some(index) = declaration.stages.iter().position(|s| s.name == stage_name) else {
+            return Ok(Control::NoStage);
+        };
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        let stage: Option<StageExecution> = stage_executions::table
+            .find((execution_id, index))
+            .select(StageExecution::as_select())
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(stage) = stage.filter(|s| matches!(Status::parse(&s.status), Some(Status::Failed | Status::Stopped)))
+        else {
+            return Ok(Control::Refused(format!("stage {stage_name:?} of this execution has not failed or stopped")));
+        };
+        if !matches!(execution.status(), Status::Failed | Status::Stopped) {
+            return Ok(Control::Refused(format!("the execution is {}, not Failed or Stopped", execution.status())));
+        }
+        let newer: i64 = stage_executions::table
+            .inner_join(pipeline_executions::table)
+            .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+            .filter(pipeline_executions::seq.gt(execution.seq))
+            .filter(stage_executions::stage_index.eq(index))
+            .count()
+            .get_result(conn)
+            .await?;
+        if newer > 0 {
+            return Ok(Control::Refused(format!(
+                "a newer execution has run stage {stage_name:?}: only the latest to reach a stage can retry it"
+            )));
+        }
+        let attempt = stage.attempt + 1;
+        if failed_only {
+            let succeeded: Vec<ActionExecution> = action_executions::table
+                .filter(action_executions::execution_id.eq(execution_id))
+                .filter(action_executions::stage_index.eq(index))
+                .filter(action_executions::attempt.eq(stage.attempt))
+                .filter(action_executions::status.eq(Status::Succeeded.as_str()))
+                .select(ActionExecution::as_select())
+                .load(conn)
+                .await?;
+            for done in succeeded {
+                // Carried into the new attempt as they were.
+                diesel::insert_into(action_executions::table)
+                    .values((
+                        action_executions::action_execution_id.eq(Uuid::new_v4()),
+                        action_executions::execution_id.eq(execution_id),
+                        action_executions::pipeline_id.eq(pipeline_id),
+                        action_executions::stage_index.eq(index),
+                        action_executions::stage_name.eq(&done.stage_name),
+                        action_executions::action_index.eq(done.action_index),
+                        action_executions::action_name.eq(&done.action_name),
+                        action_executions::attempt.eq(attempt),
+                        action_executions::status.eq(Status::Succeeded.as_str()),
+                        action_executions::summary.eq(&done.summary),
+                        action_executions::input_artifacts.eq(&done.input_artifacts),
+                        action_executions::output_artifacts.eq(&done.output_artifacts),
+                        action_executions::output_variables.eq(&done.output_variables),
+                        action_executions::resolved_configuration.eq(&done.resolved_configuration),
+                        action_executions::started_at.eq(done.started_at),
+                        action_executions::finished_at.eq(done.finished_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        diesel::update(stage_executions::table.find((execution_id, index)))
+            .set((
+                stage_executions::attempt.eq(attempt),
+                stage_executions::status.eq(Status::InProgress.as_str()),
+                stage_executions::updated_at.eq(now()),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::update(pipeline_executions::table.find(execution_id))
+            .set((
+                pipeline_executions::status.eq(Status::InProgress.as_str()),
+                pipeline_executions::status_summary.eq(None::<String>),
+                pipeline_executions::updated_at.eq(now()),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(Control::Done(vec![messaging::enqueue(conn, &Message::Advance { execution_id }).await?]))
+    })
+    .await
+}
+
+/// StopPipelineExecution: stop and wait (running actions finish, nothing new
+/// starts), or abandon (running actions are abandoned at once).
+pub async fn stop(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    execution_id: Uuid,
+    abandon: bool,
+    reason: &str,
+) -> Result<Control, IamError> {
+    let reason = reason.to_owned();
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        lock_pipeline(conn, pipeline_id).await?;
+        let Some(execution) = find(conn, pipeline_id, execution_id).await? else { return Ok(Control::NoExecution) };
+        match execution.status() {
+            Status::InProgress => {}
+            Status::Stopping if abandon => {}
+            Status::Stopping => return Ok(Control::Refused("the execution is stopping already".to_owned())),
+            other => return Ok(Control::Refused(format!("the execution is {other}: only one in progress can stop"))),
+        }
+        let summary = if reason.is_empty() { None } else { Some(reason.clone()) };
+        let running = action_executions::table
+            .filter(action_executions::execution_id.eq(execution_id))
+            .filter(action_executions::status.eq(Status::InProgress.as_str()));
+        let abandoned = (
+            action_executions::status.eq(Status::Abandoned.as_str()),
+            action_executions::error_code.eq("Abandoned"),
+            action_executions::error_message.eq(format!("abandoned when the execution was stopped: {reason}")),
+            action_executions::lease_until.eq(None::<DateTime<Utc>>),
+            action_executions::updated_at.eq(now()),
+            action_executions::finished_at.eq(now()),
+        );
+        let mut outbox = Vec::new();
+        if abandon {
+            diesel::update(running).set(abandoned).execute(conn).await?;
+            diesel::update(
+                stage_executions::table
+                    .filter(stage_executions::execution_id.eq(execution_id))
+                    .filter(stage_executions::status.eq(Status::InProgress.as_str())),
+            )
+            .set((stage_executions::status.eq(Status::Stopped.as_str()), stage_executions::updated_at.eq(now())))
+            .execute(conn)
+            .await?;
+            finish_execution(conn, execution_id, Status::Stopped, summary.as_deref()).await?;
+            for other in running_ids(conn, pipeline_id).await? {
+                outbox.push(messaging::enqueue(conn, &Message::Advance { execution_id: other }).await?);
+            }
+        } else {
+            // Approvals would wait for ever: they are abandoned either way.
+            diesel::update(running.filter(action_executions::token.is_not_null())).set(abandoned).execute(conn).await?;
+            diesel::update(pipeline_executions::table.find(execution_id))
+                .set((
+                    pipeline_executions::status.eq(Status::Stopping.as_str()),
+                    pipeline_executions::status_summary.eq(&summary),
+                    pipeline_executions::updated_at.eq(now()),
+                ))
+                .execute(conn)
+                .await?;
+            outbox.push(messaging::enqueue(conn, &Message::Advance { execution_id }).await?);
+        }
+        Ok(Control::Done(outbox))
+    })
+    .await
+}
+
+async fn running_ids(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<Uuid>, IamError> {
+    running(conn, pipeline_id).await
 }

@@ -53,7 +53,11 @@ impl TestApp {
     /// test database already in `database_url`).
     /// An API and a worker (RabbitMQ consumers that run executions).
     pub async fn spawn_with_worker() -> Self {
-        let app = Self::spawn_with(|config| config.action_lease_secs = 4).await;
+        let app = Self::spawn_with(|config| {
+            config.action_lease_secs = 4;
+            config.git_poll_secs = 1;
+        })
+        .await;
         app.start_worker().await;
         app
     }
