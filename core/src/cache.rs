@@ -31,6 +31,32 @@ impl Cache {
         Ok(Self { url: url.clone(), prefix: prefix.to_owned(), conn })
     }
 
+    /// A subscription to `channel` (a connection of its own).
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, Unavailable> {
+        let client = redis::Client::open(self.url.expose()).map_err(|e| self.unavailable(e))?;
+        let mut pubsub = tokio::time::timeout(Duration::from_secs(3), client.get_async_pubsub())
+            .await
+            .map_err(|_| self.unavailable("no answer within 3 s"))?
+            .map_err(|e| self.unavailable(e))?;
+        pubsub.subscribe(channel).await.map_err(|e| self.unavailable(e))?;
+        Ok(pubsub)
+    }
+
+    /// Tells `channel`'s subscribers; best effort (live updates only).
+    pub async fn publish(&self, channel: &str, message: &str) {
+        let mut conn = self.conn();
+        let sent: redis::RedisResult<i64> =
+            redis::cmd("PUBLISH").arg(channel).arg(message).query_async(&mut conn).await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "a live update was not published");
+        }
+    }
+
+    /// The channel of a pipeline's live updates.
+    pub fn pipeline_channel(&self, pipeline_id: &uuid::Uuid) -> String {
+        self.key(&format!("events:{pipeline_id}"))
+    }
+
     /// The shared connection (cheap to clone).
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()

@@ -427,3 +427,66 @@ async fn a_failed_build_is_retried_after_the_fix() {
     assert_eq!(attempts.len(), 2, "{}", runs.body);
     let _ = std::fs::remove_file(flag);
 }
+
+/// Reads Server-Sent Events until one's state satisfies `check`.
+async fn event_until(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                let state: Value = serde_json::from_str(data).unwrap();
+                if check(&state) {
+                    return state;
+                }
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        match chunk {
+            Ok(Ok(Some(bytes))) => buffer.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("{what}: no such event ({other:?})"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_step_is_pushed_live_over_server_sent_events() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, BUILD)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let mut events = app
+        .client
+        .get(app.url("/v1/pipelines/web/events"))
+        .bearer_auth(&root)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+    let first = event_until(&mut events, &mut buffer, "the opening state", |_| true).await;
+    assert_eq!(first["pipelineName"], "web");
+    let waiting = event_until(&mut events, &mut buffer, "the approval waits", |s| {
+        action(s, "Approve", "Review")["token"].is_string()
+    })
+    .await;
+    approve(&app, &root, "web", &waiting).await;
+    let done = event_until(&mut events, &mut buffer, "the deploy succeeds", |s| {
+        action(s, "Deploy", "Release")["status"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(action(&done, "Build", "Compile")["status"], "Succeeded");
+
+    // Someone without GetPipelineState on it gets no stream.
+    let other = app.call("GET", "/v1/pipelines/web/events", None, None).await;
+    assert_eq!(other.status, 401);
+}

@@ -129,6 +129,9 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
     pipeline["variables"][0]["description"] = json!("PipelineMarker");
     let created = app.call("POST", "/v1/pipelines", Some(&a_root), Some(json!({"pipeline": pipeline}))).await;
     assert_eq!(created.status, 201, "{}", created.body);
+    // One B never has: the live stream of one B had would not end.
+    let only_a = json!({"pipeline": crate::pipelines::four_stages("a-only")});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&a_root), Some(only_a)).await.status, 201);
 
     // Account B's administrator.
     let b = app.create_account(None, PASSWORD).await;
@@ -144,7 +147,7 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             .replace("{groupName}", "team")
             .replace("{versionId}", "v1")
             .replace("{accessKeyId}", &key_id)
-            .replace("{name}", "web")
+            .replace("{name}", if id == "GetPipelineStateEvents" { "a-only" } else { "web" })
             .replace("{stage}", "Deploy")
             .replace("{action}", "Release")
             .replace("{id}", "00000000-0000-0000-0000-000000000000")

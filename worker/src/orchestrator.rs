@@ -35,8 +35,12 @@ async fn handle(services: Services, publisher: Publisher, delivery: Delivery) {
         Err(e) => Err(e.to_string()),
     };
     match result {
-        Ok(ids) => {
-            crate::publish_now(&services, &publisher, ids).await;
+        Ok(advanced) => {
+            crate::publish_now(&services, &publisher, advanced.outbox).await;
+            if let Some(pipeline) = advanced.pipeline_id {
+                let channel = services.cache.pipeline_channel(&pipeline);
+                services.cache.publish(&channel, &execution_id.to_string()).await;
+            }
             let _ = delivery.acker.ack(BasicAckOptions::default()).await;
         }
         Err(e) => {

@@ -100,7 +100,16 @@ operation!(
     |r, _b| Ok(format!("{}/{}", pipeline_arn(r)?, r.path("stage")?))
 );
 
+operation!(
+    GetPipelineStateEvents,
+    "codepipeline:GetPipelineState",
+    "arn:pw:codepipeline:${Region}:${Account}:{name}",
+    NoBody,
+    |r, _b| pipeline_arn(r)
+);
+
 pub const OPERATIONS: &[OperationDoc] = &[
+    OperationDoc::of::<GetPipelineStateEvents>("GetPipelineStateEvents"),
     OperationDoc::of::<StopPipelineExecution>("StopPipelineExecution"),
     OperationDoc::of::<RetryStageExecution>("RetryStageExecution"),
     OperationDoc::of::<StartPipelineExecution>("StartPipelineExecution"),
@@ -122,6 +131,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(action_log)
         .service(action_artifact)
         .service(put_approval)
+        .service(state_events)
         .service(stop_execution)
         .service(retry_stage);
 }
@@ -908,4 +918,69 @@ pub async fn retry_stage(
         runs::Control::Done(_) => Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id })),
         other => Err(control_error(other, &name, id, ErrorCode::StageNotRetryableException)),
     }
+}
+
+/// Live updates of the pipeline's state, as Server-Sent Events: an event
+/// `state` with the whole of GetPipelineState at once and after each change
+/// (changes close together are sent as one), and a comment every 15 seconds
+/// to keep the connection open.
+#[utoipa::path(
+    tag = "executions", operation_id = "GetPipelineStateEvents", params(("name" = String, Path)),
+    responses((status = 200, description = "`event: state` with GetPipelineState's answer as data", content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "Redis is unavailable")),
+    security(("bearer" = []))
+)]
+#[get("/v1/pipelines/{name}/events")]
+pub async fn state_events(
+    state: web::Data<AppState>,
+    auth: Authorized<GetPipelineStateEvents>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
+    let mut conn = auth.db().await?;
+    let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
+    let first = pipeline_state(&mut conn, &pipeline).await?;
+    drop(conn);
+    let cache = state.services.cache.clone();
+    let pubsub = cache.subscribe(&cache.pipeline_channel(&pipeline.pipeline_id)).await?;
+    let db = state.services.db.clone();
+    let event = |body: &PipelineStateResponse| {
+        web::Bytes::from(format!("event: state\ndata: {}\n\n", serde_json::to_string(body).unwrap_or_default()))
+    };
+    let opening = futures_util::stream::once({
+        let bytes = event(&first);
+        async move { Ok::<_, actix_web::Error>(bytes) }
+    });
+    let messages = pubsub.into_on_message();
+    let updates = futures_util::stream::unfold(
+        (messages, db, pipeline),
+        move |(mut messages, db, pipeline)| async move {
+            let keepalive = tokio::time::sleep(std::time::Duration::from_secs(15));
+            tokio::select! {
+                message = messages.next() => {
+                    message?;
+                    // Coalesce a burst of changes into one event.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    while let Some(Some(_)) = futures_util::FutureExt::now_or_never(messages.next()) {}
+                    let body = match db.conn().await {
+                        Ok(mut conn) => pipeline_state(&mut conn, &pipeline).await.ok(),
+                        Err(_) => None,
+                    };
+                    let bytes = body.map_or_else(|| web::Bytes::from_static(b": unavailable\n\n"), |b| {
+                        web::Bytes::from(format!("event: state\ndata: {}\n\n", serde_json::to_string(&b).unwrap_or_default()))
+                    });
+                    Some((Ok::<_, actix_web::Error>(bytes), (messages, db, pipeline)))
+                }
+                () = keepalive => Some((Ok(web::Bytes::from_static(b": keepalive\n\n")), (messages, db, pipeline))),
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        // Not compressed: a compressor would hold events back.
+        .insert_header(("content-encoding", "identity"))
+        .streaming(opening.chain(updates)))
 }

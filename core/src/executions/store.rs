@@ -256,17 +256,28 @@ fn waiting_at(runs: &[StageRun]) -> Option<usize> {
 /// The orchestrator's step for one execution, in one transaction: lock the
 /// pipeline (its executions are decided one at a time), read, decide, write.
 /// Returns the outbox rows to publish after the commit.
-pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Vec<i64>, IamError> {
+pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Advanced, IamError> {
+    let pipeline_id: Option<Uuid> = pipeline_executions::table
+        .find(execution_id)
+        .select(pipeline_executions::pipeline_id)
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(pipeline_id) = pipeline_id else { return Ok(Advanced { pipeline_id: None, outbox: Vec::new() }) };
+    let outbox = advance_in(conn, execution_id, pipeline_id).await?;
+    Ok(Advanced { pipeline_id: Some(pipeline_id), outbox })
+}
+
+/// What the orchestrator's step did: the pipeline (for live updates) and
+/// the outbox rows to publish.
+#[derive(Debug, Clone)]
+pub struct Advanced {
+    pub pipeline_id: Option<Uuid>,
+    pub outbox: Vec<i64>,
+}
+
+async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_id: Uuid) -> Result<Vec<i64>, IamError> {
     conn.transaction::<_, IamError, _>(async move |conn| {
-        let Some(pipeline_id): Option<Uuid> = pipeline_executions::table
-            .find(execution_id)
-            .select(pipeline_executions::pipeline_id)
-            .first(conn)
-            .await
-            .optional()?
-        else {
-            return Ok(Vec::new());
-        };
         let locked: Option<Uuid> = pipelines::table
             .find(pipeline_id)
             .select(pipelines::pipeline_id)
