@@ -490,3 +490,105 @@ async fn every_step_is_pushed_live_over_server_sent_events() {
     let other = app.call("GET", "/v1/pipelines/web/events", None, None).await;
     assert_eq!(other.status, 401);
 }
+
+/// A `pipewright worker` process of the app's installation.
+fn worker_process(app: &TestApp) -> tokio::process::Child {
+    let config = &app.config;
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewright"))
+        .arg("worker")
+        .env_remove("PIPEWRIGHT_CONFIG")
+        .env("DATABASE_URL", config.database_url.expose())
+        .env("PIPEWRIGHT_DATA_DIR", &config.data_dir)
+        .env("PIPEWRIGHT_AMQP_PREFIX", &config.amqp_prefix)
+        .env("PIPEWRIGHT_REDIS_PREFIX", &config.redis_prefix)
+        .env("PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS", "600")
+        .env("PIPEWRIGHT_ACTION_LEASE_SECS", "3")
+        .env("PIPEWRIGHT_GIT_POLL_SECS", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the worker starts")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_execution() {
+    let app = TestApp::spawn_with(|config| config.action_lease_secs = 3).await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let mut first = worker_process(&app);
+    let build = format!("echo started\nsleep 3\n{BUILD}");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let building =
+        state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
+            .await;
+    let build_id = action(&building, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
+    // Until its commands have started.
+    for _ in 0..100 {
+        let log = app
+            .client
+            .get(app.url(&format!("/v1/pipelines/web/action-executions/{build_id}/log")))
+            .bearer_auth(&root)
+            .send()
+            .await
+            .unwrap();
+        if log.text().await.unwrap().contains("started") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+
+    let mut second = worker_process(&app);
+    let passed = state_until(&app, &root, "web", "another worker finishes the build", |s| {
+        action(s, "Approve", "Review")["token"].is_string()
+    })
+    .await;
+    assert_eq!(action(&passed, "Build", "Compile")["status"], "Succeeded");
+    assert_eq!(
+        action(&passed, "Build", "Compile")["actionExecutionId"],
+        build_id.as_str(),
+        "the same action, run again"
+    );
+    let log = app
+        .client
+        .get(app.url(&format!("/v1/pipelines/web/action-executions/{build_id}/log")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    let log = log.text().await.unwrap();
+    assert!(log.contains("attempt 2"), "{log}");
+    second.start_kill().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_nobody_answers_expires_and_fails_its_stage() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, BUILD)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    state_until(&app, &root, "web", "the approval waits", |s| action(s, "Approve", "Review")["token"].is_string())
+        .await;
+    // Seven days later, as far as the database knows.
+    {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = pipewright_core::db::connect_one(&app.config.database_url).await.unwrap();
+        conn.batch_execute(
+            "UPDATE action_executions SET lease_until = now() - interval '1 second' WHERE token IS NOT NULL",
+        )
+        .await
+        .unwrap();
+    }
+    let expired = state_until(&app, &root, "web", "the approval expires", |s| {
+        action(s, "Approve", "Review")["status"] == "Failed"
+    })
+    .await;
+    assert_eq!(action(&expired, "Approve", "Review")["errorDetails"]["code"], "ApprovalExpired");
+}

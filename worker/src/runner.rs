@@ -151,8 +151,15 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
             Err(e) => Err(e.to_string()),
         };
         let Ok(expired) = expired else { continue };
-        for (id, attempts) in expired {
-            if attempts >= MAX_JOB_ATTEMPTS {
+        for (id, attempts, approval) in expired {
+            if approval {
+                let outcome = Outcome {
+                    error_code: Some("ApprovalExpired".to_owned()),
+                    error_message: Some("nobody approved or rejected it before it expired".to_owned()),
+                    ..Outcome::default()
+                };
+                finish(&services, &publisher, id, None, outcome).await;
+            } else if attempts >= MAX_JOB_ATTEMPTS {
                 let outcome = Outcome {
                     error_code: Some("RunnerLost".to_owned()),
                     error_message: Some(format!(

@@ -538,6 +538,10 @@ async fn start_action(
     let id = Uuid::new_v4();
     let (token, summary) =
         if approval { (Some(Uuid::new_v4()), resolved.get(&"customData".to_owned()).cloned()) } else { (None, None) };
+    // An approval expires after its timeout (CodePipeline's default: 7 days);
+    // the sweeper fails it then.
+    let expires = approval
+        .then(|| now() + Duration::minutes(i64::from(action.timeout_in_minutes.unwrap_or(APPROVAL_TIMEOUT_MINUTES))));
     // Secrets stay out of what the read side shows; runners read the declaration.
     let shown: BTreeMap<&String, String> = resolved
         .iter()
@@ -560,6 +564,7 @@ async fn start_action(
             action_executions::status.eq(Status::InProgress.as_str()),
             action_executions::summary.eq(summary),
             action_executions::token.eq(token),
+            action_executions::lease_until.eq(expires),
             action_executions::input_artifacts.eq(serde_json::to_value(&inputs).unwrap_or_default()),
             action_executions::resolved_configuration.eq(serde_json::to_value(&shown).unwrap_or_default()),
         ))
@@ -709,15 +714,20 @@ pub async fn finish_action(
     .await
 }
 
-/// Actions whose runner's lease ran out (it died): (id, job attempts so far).
-pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, i32)>, IamError> {
-    Ok(action_executions::table
+/// CodePipeline's approval timeout: 7 days.
+pub const APPROVAL_TIMEOUT_MINUTES: i32 = 7 * 24 * 60;
+
+/// Actions whose lease ran out: a runner that died, or an approval nobody
+/// answered in time: (id, job attempts so far, whether it is an approval).
+pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, i32, bool)>, IamError> {
+    let found: Vec<(Uuid, i32, Option<Uuid>)> = action_executions::table
         .filter(action_executions::status.eq(Status::InProgress.as_str()))
         .filter(action_executions::lease_until.lt(now()))
-        .select((action_executions::action_execution_id, action_executions::job_attempt))
+        .select((action_executions::action_execution_id, action_executions::job_attempt, action_executions::token))
         .limit(limit)
         .load(conn)
-        .await?)
+        .await?;
+    Ok(found.into_iter().map(|(id, attempts, token)| (id, attempts, token.is_some())).collect())
 }
 
 /// Queues the job of an action whose lease ran out, once: its lease is
