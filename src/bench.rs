@@ -100,3 +100,224 @@ async fn run(config: &Config, events: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `pipewright bench-executions [N]`: issue 7's figures. In a scratch
+/// database (`<database>_bench_exec`) with queues of its own, N executions
+/// of 3-stage pipelines (an uploaded source, then a no-op shell action in
+/// each of two stages) run through real worker processes, first one, then
+/// two. Prints executions per second (all N started at once) and the delay
+/// from a stage's last action finishing to the next stage's first action
+/// being taken by a runner (p50, p99, over executions run one at a time, so
+/// that queueing behind other executions is not counted).
+pub fn executions(count: usize) -> ExitCode {
+    let (config, runtime) = match crate::setup() {
+        Ok(parts) => parts,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        match run_executions(&config, count).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+const PIPELINES: usize = 8;
+/// Executions run one at a time for the transition delays.
+const LATENCY_RUNS: usize = 50;
+
+fn bench_pipeline(name: &str) -> serde_json::Value {
+    let kind =
+        |c: &str, p: &str| serde_json::json!({"category": c, "owner": "Pipewright", "provider": p, "version": "1"});
+    serde_json::json!({
+        "name": name,
+        "executionMode": "PARALLEL",
+        "stages": [
+            {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"), "outputArtifacts": [{"name": "Src"}]}]},
+            {"name": "Build", "actions": [{"name": "Build", "actionTypeId": kind("Build", "Shell"), "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Src"}]}]},
+            {"name": "Deploy", "actions": [{"name": "Deploy", "actionTypeId": kind("Deploy", "Shell"), "configuration": {"commands": "true"}}]}
+        ]
+    })
+}
+
+async fn run_executions(config: &Config, count: usize) -> Result<(), String> {
+    use pipewright_core::artifacts::{ArtifactStore, LocalStore};
+    use pipewright_core::executions::store::{SourceRevision, Trigger};
+    use pipewright_core::pipelines::store as pipelines;
+
+    let name = format!("{}_bench_exec", db::database_name(&config.database_url).unwrap_or_else(|| "pipewright".into()));
+    let url = db::with_database(&config.database_url, &name);
+    let db = Db::connect(&url, 8).await.map_err(|e| e.explain())?;
+    let mut conn = db.conn().await.map_err(|e| e.explain())?;
+    conn.batch_execute("TRUNCATE pipelines, outbox CASCADE").await.map_err(|e| e.to_string())?;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let prefix = format!("pw-bench-{unique}");
+    let data_dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
+
+    // The uploaded source every execution takes: a tiny archive.
+    let source = data_dir.join("source");
+    std::fs::create_dir_all(&source).map_err(|e| e.to_string())?;
+    std::fs::write(source.join("app.txt"), "hello").map_err(|e| e.to_string())?;
+    let archive = data_dir.join("source.tar");
+    pipewright_core::artifacts::pack(&source, &[], &archive).map_err(|e| e.to_string())?;
+    let artifact = LocalStore::new(data_dir.join("artifacts")).put("Src", &archive).map_err(|e| e.to_string())?;
+    let revision = SourceRevision {
+        action_name: "Upload".to_owned(),
+        revision_id: artifact.sha256.clone(),
+        revision_summary: Some("bench".to_owned()),
+        artifact: Some(artifact),
+    };
+
+    let mut created = Vec::new();
+    for i in 0..PIPELINES {
+        let declaration = serde_json::from_value(bench_pipeline(&format!("bench-{i}"))).map_err(|e| e.to_string())?;
+        let pipeline = pipelines::create(&mut conn, "111122223333", &declaration, &[])
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("a bench pipeline exists already")?;
+        created.push(pipeline);
+    }
+    let services = pipewright_core::services::Services::connect(&pipewright_core::config::Config {
+        database_url: url.clone(),
+        amqp_prefix: prefix.clone(),
+        redis_prefix: format!("{prefix}:"),
+        ..config.clone()
+    })
+    .await
+    .map_err(|missing| missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))?;
+    let publisher = pipewright_core::messaging::Publisher::new(services.broker.clone(), 600);
+    let trigger = Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: "bench".to_owned() };
+
+    println!(
+        "{count} executions of 3-stage pipelines (uploaded source, no-op shell build and deploy), {PIPELINES} pipelines in PARALLEL mode"
+    );
+    println!("{:<10} {:>14} {:>22} {:>22}", "workers", "executions/s", "transition p50 ms", "transition p99 ms");
+    let mut workers: Vec<tokio::process::Child> = Vec::new();
+    for round in 1..=2usize {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let child = tokio::process::Command::new(exe)
+            .arg("worker")
+            .env_remove("PIPEWRIGHT_CONFIG")
+            .env("DATABASE_URL", url.expose())
+            .env("PIPEWRIGHT_AMQP_PREFIX", &prefix)
+            .env("PIPEWRIGHT_REDIS_PREFIX", format!("{prefix}:"))
+            .env("PIPEWRIGHT_DATA_DIR", &data_dir)
+            .env("PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS", "600")
+            .env("PIPEWRIGHT_GIT_POLL_SECS", "3600")
+            .env("PIPEWRIGHT_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        workers.push(child);
+        // Warm up (connections, queues).
+        run_batch(&db, &services, &publisher, &created, &trigger, &revision, 20).await?;
+        // Latency: one execution at a time, so that nothing waits in a queue.
+        let mut serial = Vec::new();
+        for _ in 0..LATENCY_RUNS {
+            serial.extend(run_batch(&db, &services, &publisher, &created, &trigger, &revision, 1).await?);
+        }
+        // Throughput: all at once.
+        let started = Instant::now();
+        run_batch(&db, &services, &publisher, &created, &trigger, &revision, count).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut delays = transition_delays(&mut conn, &serial).await?;
+        delays.sort_by(f64::total_cmp);
+        let at = |q: f64| delays.get(((delays.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+        println!("{round:<10} {:>14.0} {:>22.1} {:>22.1}", count as f64 / seconds, at(0.5), at(0.99));
+    }
+    for mut worker in workers {
+        let _ = worker.start_kill();
+        let _ = worker.wait().await;
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// Starts `count` executions across the pipelines and waits until all succeeded.
+async fn run_batch(
+    db: &Db,
+    services: &pipewright_core::services::Services,
+    publisher: &pipewright_core::messaging::Publisher,
+    pipelines: &[pipewright_core::pipelines::store::Pipeline],
+    trigger: &pipewright_core::executions::store::Trigger,
+    revision: &pipewright_core::executions::store::SourceRevision,
+    count: usize,
+) -> Result<Vec<uuid::Uuid>, String> {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    use pipewright_core::schema::pipeline_executions as e;
+    let mut conn = db.conn().await.map_err(|e| e.explain())?;
+    let mut ids = Vec::with_capacity(count);
+    let mut outbox = Vec::new();
+    for i in 0..count {
+        let pipeline = &pipelines[i % pipelines.len()];
+        let (execution, rows) = pipewright_core::executions::store::start(
+            &mut conn,
+            pipeline,
+            trigger,
+            &[],
+            None,
+            std::slice::from_ref(revision),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        ids.push(execution.execution_id);
+        outbox.extend(rows);
+        if outbox.len() >= 50 {
+            pipewright_core::messaging::publish_committed(&mut conn, publisher, std::mem::take(&mut outbox))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    pipewright_core::messaging::publish_committed(&mut conn, publisher, outbox).await.map_err(|e| e.to_string())?;
+    let _ = services;
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let left: i64 = e::table
+            .filter(e::execution_id.eq_any(&ids))
+            .filter(e::status.ne("Succeeded"))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if left == 0 {
+            return Ok(ids);
+        }
+        let failed: i64 = e::table
+            .filter(e::execution_id.eq_any(&ids))
+            .filter(e::status.eq("Failed"))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if failed > 0 || Instant::now() > deadline {
+            return Err(format!("{left} executions did not succeed ({failed} failed)"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// For each execution and stage after the first: from the previous stage's
+/// last action finishing to this stage's first action being taken.
+async fn transition_delays(conn: &mut db::Conn, ids: &[uuid::Uuid]) -> Result<Vec<f64>, String> {
+    use diesel_async::RunQueryDsl;
+    let list = ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+    let query = format!(
+        "(SELECT coalesce(array_agg(EXTRACT(EPOCH FROM (n.started - p.finished)) * 1000), '{{}}')::float8[] FROM
+            (SELECT execution_id, stage_index, max(finished_at) AS finished FROM action_executions
+              WHERE execution_id IN ({list}) GROUP BY execution_id, stage_index) p
+          JOIN (SELECT execution_id, stage_index, min(claimed_at) AS started FROM action_executions
+              WHERE execution_id IN ({list}) GROUP BY execution_id, stage_index) n
+            ON n.execution_id = p.execution_id AND n.stage_index = p.stage_index + 1)"
+    );
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Array<diesel::sql_types::Double>>(&query))
+        .get_result::<Vec<f64>>(&mut **conn)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -292,6 +292,25 @@ impl RequestTx {
     }
 }
 
+/// Outbox rows the request's transaction wrote, published by the
+/// middleware once it committed (the worker's relay catches any it misses).
+#[derive(Debug, Clone, Default)]
+pub struct PendingMessages(pub Vec<i64>);
+
+/// Publishes these outbox rows after the request's transaction commits.
+pub fn publish_after_commit(req: &HttpRequest, ids: Vec<i64>) {
+    if ids.is_empty() {
+        return;
+    }
+    let mut extensions = req.extensions_mut();
+    match extensions.get_mut::<PendingMessages>() {
+        Some(pending) => pending.0.extend(ids),
+        None => {
+            extensions.insert(PendingMessages(ids));
+        }
+    }
+}
+
 /// A connection, in the request's transaction or from the pool.
 pub enum DbConn {
     Tx(tokio::sync::OwnedMutexGuard<pipewright_core::db::Conn>),

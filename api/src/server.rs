@@ -41,6 +41,8 @@ pub struct AppState {
     pub audit_signer: pipewright_core::audit::digest::Signer,
     /// The data folder: artifacts and action logs.
     pub data_dir: std::path::PathBuf,
+    /// Publishes the messages of committed changes.
+    pub publisher: pipewright_core::messaging::Publisher,
 }
 
 impl AppState {
@@ -172,6 +174,7 @@ pub struct RunningApi {
 /// Binds `config.listen` and starts serving. The server does not handle
 /// signals itself: the caller stops it through `handle`.
 pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &[u8]) -> std::io::Result<RunningApi> {
+    let broker = services.broker.clone();
     let audit_signer = pipewright_core::audit::digest::Signer::from_seed(audit_key).map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(&config.listen).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {} (PIPEWRIGHT_LISTEN): {e}", config.listen))
@@ -189,6 +192,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         signin_window_secs: config.signin_window_secs.max(1),
         audit_signer: audit_signer.clone(),
         data_dir: config.data_dir.clone(),
+        publisher: pipewright_core::messaging::Publisher::new(broker, config.amqp_queue_expires_secs),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
     });
     let table = {

@@ -76,7 +76,26 @@ pub async fn observe(
         if let Some(tx) = tx {
             let success = response.status().is_success();
             match crate::audit::finish_transaction(tx, success, &events).await {
-                Ok(true) => events.clear(),
+                Ok(true) => {
+                    events.clear();
+                    let pending = response.request().extensions_mut().remove::<crate::auth::PendingMessages>();
+                    if let (Some(pending), Some(state)) =
+                        (pending, response.request().app_data::<web::Data<crate::server::AppState>>().cloned())
+                    {
+                        tokio::spawn(async move {
+                            if let Ok(mut conn) = state.services.db.conn().await
+                                && let Err(e) = pipewright_core::messaging::publish_committed(
+                                    &mut conn,
+                                    &state.publisher,
+                                    pending.0,
+                                )
+                                .await
+                            {
+                                tracing::warn!(error = %e, "messages left to the relay");
+                            }
+                        });
+                    }
+                }
                 Ok(false) => {}
                 Err(e) => {
                     span.in_scope(

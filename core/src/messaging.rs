@@ -216,7 +216,10 @@ pub async fn relay(
                     .await?
             }
             None => {
+                // Rows of the last seconds are being published by whoever wrote them.
+                let settled = chrono::Utc::now() - chrono::Duration::seconds(2);
                 outbox::table
+                    .filter(outbox::created_at.lt(settled))
                     .select(columns)
                     .order(outbox::id.asc())
                     .limit(limit)
@@ -237,4 +240,31 @@ pub async fn relay(
         Ok(rows.len())
     })
     .await
+}
+
+/// Publishes the outbox rows a transaction just committed, then deletes
+/// them. No lock and no durable commit: if this process dies half-way, the
+/// relay publishes them again (a message is safe to receive twice).
+pub async fn publish_committed(
+    conn: &mut AsyncPgConnection,
+    publisher: &Publisher,
+    ids: Vec<i64>,
+) -> Result<usize, RelayError> {
+    use diesel_async::SimpleAsyncConnection;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<(String, serde_json::Value)> =
+        outbox::table.filter(outbox::id.eq_any(&ids)).select((outbox::routing_key, outbox::payload)).load(conn).await?;
+    let messages: Vec<(String, Vec<u8>)> =
+        rows.iter().map(|(key, payload)| (key.clone(), payload.to_string().into_bytes())).collect();
+    publisher.publish(&messages).await?;
+    conn.transaction::<_, RelayError, _>(async move |conn| {
+        // Losing this delete in a crash only means publishing again.
+        conn.batch_execute("SET LOCAL synchronous_commit TO OFF").await?;
+        diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(rows.len())
 }

@@ -299,6 +299,7 @@ diesel::table! {
         started_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        claimed_at -> Nullable<Timestamptz>,
     }
 }
 

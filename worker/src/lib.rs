@@ -94,7 +94,7 @@ pub async fn publish_now(services: &Services, publisher: &Publisher, ids: Vec<i6
     }
     let result = match services.db.conn().await {
         Ok(mut conn) => {
-            pipewright_core::messaging::relay(&mut conn, publisher, Some(ids), 1000).await.map_err(|e| e.to_string())
+            pipewright_core::messaging::publish_committed(&mut conn, publisher, ids).await.map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     };

@@ -210,6 +210,7 @@ pub struct StartExecutionResponse {
 )]
 #[post("/v1/pipelines/{name}/executions")]
 pub async fn start_execution(
+    req: actix_web::HttpRequest,
     auth: Authorized<StartPipelineExecution>,
     name: web::Path<String>,
 ) -> Result<web::Json<StartExecutionResponse>, ApiError> {
@@ -223,7 +224,8 @@ pub async fn start_execution(
     let variables = resolve_variables(&pipeline.declaration()?, &auth.body.variables)?;
     let trigger =
         Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: auth.caller.arn().to_owned() };
-    let (execution, _) = runs::start(&mut conn, &pipeline, &trigger, &variables, token, &[]).await?;
+    let (execution, outbox) = runs::start(&mut conn, &pipeline, &trigger, &variables, token, &[]).await?;
+    crate::auth::publish_after_commit(&req, outbox);
     Ok(web::Json(StartExecutionResponse { pipeline_execution_id: execution.execution_id }))
 }
 
@@ -776,6 +778,7 @@ pub struct ApprovalResponse {
 )]
 #[post("/v1/pipelines/{name}/stages/{stage}/actions/{action}/approval")]
 pub async fn put_approval(
+    req: actix_web::HttpRequest,
     auth: Authorized<PutApprovalResult>,
     path: web::Path<(String, String, String)>,
 ) -> Result<web::Json<ApprovalResponse>, ApiError> {
@@ -813,7 +816,10 @@ pub async fn put_approval(
     let by = auth.caller.arn().to_owned();
     let summary = auth.body.result.summary.clone();
     match runs::put_approval(&mut conn, pipeline.pipeline_id, &stage, &action, token, approved, &summary, &by).await? {
-        Approval::Done(_) => Ok(web::Json(ApprovalResponse { approved_at: Utc::now() })),
+        Approval::Done(outbox) => {
+            crate::auth::publish_after_commit(&req, outbox);
+            Ok(web::Json(ApprovalResponse { approved_at: Utc::now() }))
+        }
         Approval::NoSuchAction | Approval::NotWaiting => Err(ApiError::new(
             ErrorCode::ApprovalAlreadyCompletedException,
             format!("{stage}/{action} is not waiting for an approval"),
@@ -865,6 +871,7 @@ fn control_error(found: runs::Control, name: &str, id: Uuid, refused: ErrorCode)
 )]
 #[post("/v1/pipelines/{name}/executions/{id}/stop")]
 pub async fn stop_execution(
+    req: actix_web::HttpRequest,
     auth: Authorized<StopPipelineExecution>,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<ExecutionIdResponse>, ApiError> {
@@ -876,7 +883,10 @@ pub async fn stop_execution(
     let mut conn = auth.db().await?;
     let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
     match runs::stop(&mut conn, pipeline.pipeline_id, id, auth.body.abandon, &auth.body.reason).await? {
-        runs::Control::Done(_) => Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id })),
+        runs::Control::Done(outbox) => {
+            crate::auth::publish_after_commit(&req, outbox);
+            Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id }))
+        }
         other => Err(control_error(other, &name, id, ErrorCode::PipelineExecutionNotStoppableException)),
     }
 }
@@ -900,6 +910,7 @@ pub struct RetryRequest {
 )]
 #[post("/v1/pipelines/{name}/stages/{stage}/retry")]
 pub async fn retry_stage(
+    req: actix_web::HttpRequest,
     auth: Authorized<RetryStageExecution>,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<ExecutionIdResponse>, ApiError> {
@@ -915,7 +926,10 @@ pub async fn retry_stage(
     let mut conn = auth.db().await?;
     let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
     match runs::retry_stage(&mut conn, pipeline.pipeline_id, id, &stage, failed_only).await? {
-        runs::Control::Done(_) => Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id })),
+        runs::Control::Done(outbox) => {
+            crate::auth::publish_after_commit(&req, outbox);
+            Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id }))
+        }
         other => Err(control_error(other, &name, id, ErrorCode::StageNotRetryableException)),
     }
 }

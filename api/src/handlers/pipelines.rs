@@ -373,7 +373,9 @@ pub async fn create_pipeline(req: HttpRequest, auth: Authorized<CreatePipeline>)
         trigger_type: "CreatePipeline".to_owned(),
         trigger_detail: auth.caller.arn().to_owned(),
     };
-    pipewright_core::executions::store::start(&mut conn, &created, &trigger, &variables, None, &[]).await?;
+    let (_, outbox) =
+        pipewright_core::executions::store::start(&mut conn, &created, &trigger, &variables, None, &[]).await?;
+    crate::auth::publish_after_commit(&req, outbox);
     let body = CreatePipelineResponse {
         pipeline: declaration.masked(),
         tags: created.tags().into_iter().map(Into::into).collect(),
@@ -869,6 +871,7 @@ pub async fn disable_transition(
 )]
 #[post("/v1/pipelines/{name}/stages/{stage}/transitions/inbound/enable")]
 pub async fn enable_transition(
+    req: HttpRequest,
     auth: Authorized<EnableStageTransition>,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<TransitionResponse>, ApiError> {
@@ -877,9 +880,11 @@ pub async fn enable_transition(
     let pipeline = transition_stage(&mut conn, auth.caller.account(), &name, &stage).await?;
     let state = store::set_transition(&mut conn, pipeline.pipeline_id, &stage, true, None, auth.caller.arn()).await?;
     // Revisions waiting at the transition go on (the newest, in SUPERSEDED mode).
+    let mut outbox = Vec::new();
     for execution_id in pipewright_core::executions::store::running(&mut conn, pipeline.pipeline_id).await? {
-        pipewright_core::messaging::enqueue(&mut conn, &pipewright_core::messaging::Message::Advance { execution_id })
-            .await?;
+        let message = pipewright_core::messaging::Message::Advance { execution_id };
+        outbox.push(pipewright_core::messaging::enqueue(&mut conn, &message).await?);
     }
+    crate::auth::publish_after_commit(&req, outbox);
     Ok(web::Json(TransitionResponse { stage_name: stage, inbound_transition_state: state }))
 }

@@ -89,6 +89,7 @@ pub struct ActionExecution {
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
 impl ActionExecution {
@@ -411,9 +412,14 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
                 }
             }
         }
-        if frees_others {
+        if frees_others && mode != ExecutionMode::Parallel {
+            // Those waiting at a boundary may go on now (PARALLEL has no waiting).
             for other in running.iter().filter(|o| o.execution_id != execution_id) {
-                outbox.push(messaging::enqueue(conn, &Message::Advance { execution_id: other.execution_id }).await?);
+                let theirs = stage_runs(&declaration, other.execution_id, &stages, &actions);
+                if waiting_at(&theirs).is_some() {
+                    outbox
+                        .push(messaging::enqueue(conn, &Message::Advance { execution_id: other.execution_id }).await?);
+                }
             }
         }
         Ok(outbox)
@@ -591,22 +597,26 @@ pub async fn claim(
     lease_secs: u64,
 ) -> Result<Option<Claim>, IamError> {
     let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
-    let claimed: Option<ActionExecution> = diesel::update(
-        action_executions::table
-            .filter(action_executions::action_execution_id.eq(action_execution_id))
-            .filter(action_executions::status.eq(Status::InProgress.as_str()))
-            .filter(action_executions::token.is_null())
-            .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
-    )
-    .set((
-        action_executions::job_attempt.eq(action_executions::job_attempt + 1),
-        action_executions::lease_until.eq(until),
-        action_executions::updated_at.eq(now()),
-    ))
-    .returning(ActionExecution::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?;
+    let claimed: Option<ActionExecution> =
+        diesel::update(
+            action_executions::table
+                .filter(action_executions::action_execution_id.eq(action_execution_id))
+                .filter(action_executions::status.eq(Status::InProgress.as_str()))
+                .filter(action_executions::token.is_null())
+                .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
+        )
+        .set((
+            action_executions::job_attempt.eq(action_executions::job_attempt + 1),
+            action_executions::claimed_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(claimed_at, clock_timestamp())")),
+            action_executions::lease_until.eq(until),
+            action_executions::updated_at.eq(now()),
+        ))
+        .returning(ActionExecution::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
     let Some(action) = claimed else { return Ok(None) };
     let execution: Execution =
         pipeline_executions::table.find(action.execution_id).select(Execution::as_select()).first(conn).await?;
