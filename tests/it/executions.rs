@@ -592,3 +592,35 @@ async fn an_approval_nobody_answers_expires_and_fails_its_stage() {
     .await;
     assert_eq!(action(&expired, "Approve", "Review")["errorDetails"]["code"], "ApprovalExpired");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_mid_execution_loses_nothing_and_needs_no_restart() {
+    use pipewright_core::config::Dsn;
+    let base = crate::support::base_config();
+    let rabbitmq = crate::support::ChaosProxy::start(base.amqp_url.host_port()).await;
+    let app = TestApp::spawn_with(|config| {
+        config.amqp_url = Dsn::new(rabbitmq.url_for(config.amqp_url.expose()));
+        config.action_lease_secs = 4;
+    })
+    .await;
+    app.start_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, BUILD)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let waiting =
+        state_until(&app, &root, "web", "the approval waits", |s| action(s, "Approve", "Review")["token"].is_string())
+            .await;
+
+    // The broker goes away; the approval is still recorded (its messages wait in the outbox).
+    rabbitmq.cut();
+    approve(&app, &root, "web", &waiting).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    rabbitmq.restore();
+    let done = state_until(&app, &root, "web", "the deploy runs once the broker is back", |s| {
+        action(s, "Deploy", "Release")["status"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(action(&done, "Approve", "Review")["status"], "Succeeded");
+}

@@ -295,13 +295,18 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
             return Ok(Vec::new());
         }
         let declaration = declaration_at(conn, pipeline_id, execution.pipeline_version).await?;
-        // Every running execution of the pipeline: who is where.
-        let running: Vec<Execution> = pipeline_executions::table
-            .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
-            .filter(pipeline_executions::status.eq_any([Status::InProgress.as_str(), Status::Stopping.as_str()]))
-            .select(Execution::as_select())
-            .load(conn)
-            .await?;
+        // Every running execution of the pipeline: who is where (PARALLEL
+        // executions never wait for each other: only this one matters).
+        let running: Vec<Execution> = if declaration.execution_mode == ExecutionMode::Parallel {
+            vec![execution.clone()]
+        } else {
+            pipeline_executions::table
+                .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+                .filter(pipeline_executions::status.eq_any([Status::InProgress.as_str(), Status::Stopping.as_str()]))
+                .select(Execution::as_select())
+                .load(conn)
+                .await?
+        };
         let ids: Vec<Uuid> = running.iter().map(|e| e.execution_id).collect();
         let (stages, actions) = runs_of(conn, &ids).await?;
         let mine = stage_runs(&declaration, execution_id, &stages, &actions);
@@ -366,7 +371,7 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
                         .select(stage_executions::attempt)
                         .first(conn)
                         .await?;
-                    let context = ResolveContext::load(conn, &execution).await?;
+                    let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
                     for index in indexes {
                         let id = start_action(conn, &execution, &declaration, stage, index, attempt, &context).await?;
                         if let Some(id) = id {
@@ -453,7 +458,11 @@ pub struct ResolveContext {
 }
 
 impl ResolveContext {
-    async fn load(conn: &mut AsyncPgConnection, execution: &Execution) -> Result<Self, IamError> {
+    async fn load_with(
+        conn: &mut AsyncPgConnection,
+        execution: &Execution,
+        declaration: &PipelineDeclaration,
+    ) -> Result<Self, IamError> {
         let mut variables = HashMap::new();
         for item in execution.variables.as_array().into_iter().flatten() {
             if let (Some(name), Some(value)) =
@@ -469,7 +478,6 @@ impl ResolveContext {
             .select(ActionExecution::as_select())
             .load(conn)
             .await?;
-        let declaration = declaration_at(conn, execution.pipeline_id, execution.pipeline_version).await?;
         let mut namespaces = HashMap::new();
         let mut artifacts = HashMap::new();
         for action in done {
@@ -621,7 +629,7 @@ pub async fn claim(
     let execution: Execution =
         pipeline_executions::table.find(action.execution_id).select(Execution::as_select()).first(conn).await?;
     let declaration = declaration_at(conn, execution.pipeline_id, execution.pipeline_version).await?;
-    let context = ResolveContext::load(conn, &execution).await?;
+    let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
     let configuration = declaration
         .stages
         .get(action.stage_index as usize)
