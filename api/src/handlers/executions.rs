@@ -136,9 +136,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(retry_stage);
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::new(ErrorCode::PipelineNotFoundException, format!("there is no pipeline {name:?} in this account"))
-}
+use super::pipelines::{not_found, take_page};
 
 async fn pipeline(conn: &mut diesel_async::AsyncPgConnection, account: &str, name: &str) -> Result<Pipeline, ApiError> {
     store::find(conn, account, name).await?.ok_or_else(|| not_found(name))
@@ -365,8 +363,7 @@ pub async fn list_executions(
     let mut conn = auth.db().await?;
     let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
     let mut found = runs::list(&mut conn, pipeline.pipeline_id, status, before, limit + 1).await?;
-    let more = found.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let more = take_page(&mut found, limit);
     let next_token = if more { found.last().map(|e| URL_SAFE_NO_PAD.encode(e.seq.to_string())) } else { None };
     Ok(web::Json(ListExecutionsResponse {
         pipeline_execution_summaries: found.into_iter().map(Into::into).collect(),
@@ -613,8 +610,7 @@ pub async fn list_action_executions(
     let mut conn = auth.db().await?;
     let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
     let mut found = runs::list_actions(&mut conn, pipeline.pipeline_id, execution, before, limit + 1).await?;
-    let more = found.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let more = take_page(&mut found, limit);
     let next_token = if more {
         found.last().map(|a| {
             URL_SAFE_NO_PAD.encode(format!(

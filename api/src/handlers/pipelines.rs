@@ -294,7 +294,15 @@ fn invalid(problems: Vec<pipewright_core::pipelines::Problem>) -> ApiError {
     }
 }
 
-fn not_found(name: &str) -> ApiError {
+/// Keeps the first `limit` of a page read with one more; whether there are more.
+pub(crate) fn take_page<T>(found: &mut Vec<T>, limit: i64) -> bool {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = found.len() > limit;
+    found.truncate(limit);
+    more
+}
+
+pub(crate) fn not_found(name: &str) -> ApiError {
     ApiError::new(ErrorCode::PipelineNotFoundException, format!("there is no pipeline {name:?} in this account"))
 }
 
@@ -622,8 +630,7 @@ pub async fn list_pipelines(
     let mut found =
         store::list(&mut conn, auth.caller.account(), query.name_prefix.as_deref(), after.as_deref(), limit + 1)
             .await?;
-    let more = found.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let more = take_page(&mut found, limit);
     let next_token = if more { found.last().map(|p| URL_SAFE_NO_PAD.encode(&p.name)) } else { None };
     let mut pipelines = Vec::new();
     for p in found {
