@@ -153,6 +153,16 @@ pub trait Operation: 'static {
     fn context(_request: &ResourceRequest<'_>, _body: &Self::Body) -> Vec<(String, ContextValue)> {
         Vec::new()
     }
+
+    /// Completes a resource ARN that needs the database (a source action's
+    /// ARN names its stage, which the path does not).
+    fn refine<'a>(
+        _state: &'a AppState,
+        _account: &'a str,
+        resource: String,
+    ) -> impl Future<Output = Result<String, ApiError>> + 'a {
+        async move { Ok(resource) }
+    }
 }
 
 /// Whether an action only reads, by IAM's naming (`Get…`, `List…`, …).
@@ -350,7 +360,7 @@ impl<O: Operation> FromRequest for Authorized<O> {
             let caller = authenticate(&req, &state).await?;
             let body = body.await?;
             let request = ResourceRequest { http: &req, account: caller.account(), region: &state.region };
-            let resource = O::resource(&request, &body)?;
+            let resource = O::refine(&state, caller.account(), O::resource(&request, &body)?).await?;
             let mut extra = O::context(&request, &body);
             extra.extend(resource_tags(&state, caller.account(), &resource).await?);
             req.extensions_mut()

@@ -143,6 +143,21 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<(
     Ok(())
 }
 
+/// Whether a file is a readable tar archive; its number of entries.
+pub fn check(archive: &Path) -> std::io::Result<usize> {
+    let mut archive = tar::Archive::new(std::fs::File::open(archive)?);
+    let mut count = 0;
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let path = entry.path()?;
+        if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(std::io::Error::other(format!("entry {} leaves the archive's folder", path.display())));
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// Unpacks an archive into `dir` (entries may not leave it).
 pub fn unpack(archive: &Path, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

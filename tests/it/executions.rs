@@ -624,3 +624,88 @@ async fn a_broker_outage_mid_execution_loses_nothing_and_needs_no_restart() {
     .await;
     assert_eq!(action(&done, "Approve", "Review")["status"], "Succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let pipeline = json!({"name": "site", "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"), "outputArtifacts": [{"name": "Site"}]}]},
+        {"name": "Publish", "actions": [{"name": "Show", "actionTypeId": kind("Deploy", "Shell"),
+            "configuration": {"commands": "cat index.html"}, "inputArtifacts": [{"name": "Site"}]}]}]});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pipeline}))).await.status, 201);
+    let none = app.call("GET", "/v1/pipelines/site/executions", Some(&root), None).await;
+    assert_eq!(none.body["pipelineExecutionSummaries"], json!([]), "nothing to run before an upload");
+
+    // A tar.gz made as a user would.
+    let dir = std::env::temp_dir().join(format!("pw-upload-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/index.html"), "<h1>release 7</h1>").unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(dir.join("site.tar.gz"))
+        .arg("-C")
+        .arg(dir.join("site"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let archive = std::fs::read(dir.join("site.tar.gz")).unwrap();
+    let upload = |body: Vec<u8>, content_type: &str| {
+        app.client
+            .post(app.url("/v1/pipelines/site/sources/Upload/revisions"))
+            .bearer_auth(&root)
+            .header("content-type", content_type)
+            .header("x-pw-revision-summary", "release 7")
+            .body(body)
+            .send()
+    };
+    let sent = upload(archive, "application/gzip").await.unwrap();
+    assert_eq!(sent.status(), 200);
+    let sent: Value = sent.json().await.unwrap();
+    let id = sent["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let done = state_until(&app, &root, "site", "the upload is published", |s| {
+        action(s, "Publish", "Show")["status"] == "Succeeded"
+    })
+    .await;
+    let run = action(&done, "Publish", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
+    let log = app
+        .client
+        .get(app.url(&format!("/v1/pipelines/site/action-executions/{run}/log")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert!(log.text().await.unwrap().contains("<h1>release 7</h1>"));
+    let execution = execution(&app, &root, "site", &id).await;
+    assert_eq!(execution["trigger"]["triggerType"], "PutSourceRevision");
+    assert_eq!(execution["artifactRevisions"][0]["revisionSummary"], "release 7");
+    assert_eq!(execution["artifactRevisions"][0]["revisionId"], sent["revisionId"]);
+
+    // What is not a tar archive is refused, saying so.
+    assert_eq!(upload(b"not an archive".to_vec(), "application/x-tar").await.unwrap().status(), 400);
+    assert_eq!(upload(b"PK..".to_vec(), "application/zip").await.unwrap().status(), 415);
+
+    // The action's ARN names its stage: a policy can allow this one upload only.
+    app.create_user(&root, "publisher", PASSWORD, &[]).await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "codepipeline:PutSourceRevision",
+        "Resource": format!("arn:pw:codepipeline:*:{account}:site/Source/Upload")}]});
+    let put = app
+        .call("PUT", "/v1/iam/users/publisher/policies/upload", Some(&root), Some(json!({"policyDocument": policy})))
+        .await;
+    assert_eq!(put.status, 200);
+    let publisher = app.sign_in(&account, "publisher", PASSWORD).await;
+    let archive = std::fs::read(dir.join("site.tar.gz")).unwrap();
+    let allowed = app
+        .client
+        .post(app.url("/v1/pipelines/site/sources/Upload/revisions"))
+        .bearer_auth(&publisher)
+        .header("content-type", "application/gzip")
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200, "{}", allowed.text().await.unwrap());
+    let _ = std::fs::remove_dir_all(dir);
+}

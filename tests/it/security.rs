@@ -149,7 +149,7 @@ async fn every_operation_needs_credentials_and_no_account_sees_another() {
             .replace("{accessKeyId}", &key_id)
             .replace("{name}", if id == "GetPipelineStateEvents" { "a-only" } else { "web" })
             .replace("{stage}", "Deploy")
-            .replace("{action}", "Release")
+            .replace("{action}", if id == "PutSourceRevision" { "Checkout" } else { "Release" })
             .replace("{id}", "00000000-0000-0000-0000-000000000000")
             .replace("{artifact}", "BuildOut");
         // Another account's ARNs are refused by name (the refusal would show

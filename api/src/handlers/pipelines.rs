@@ -381,9 +381,14 @@ pub async fn create_pipeline(req: HttpRequest, auth: Authorized<CreatePipeline>)
         trigger_type: "CreatePipeline".to_owned(),
         trigger_detail: auth.caller.arn().to_owned(),
     };
-    let (_, outbox) =
-        pipewright_core::executions::store::start(&mut conn, &created, &trigger, &variables, None, &[]).await?;
-    crate::auth::publish_after_commit(&req, outbox);
+    // (Uploaded sources have nothing to run on until the first upload.)
+    let runnable =
+        declaration.stages.first().is_some_and(|s| s.actions.iter().any(|a| a.action_type_id.provider != "Upload"));
+    if runnable {
+        let (_, outbox) =
+            pipewright_core::executions::store::start(&mut conn, &created, &trigger, &variables, None, &[]).await?;
+        crate::auth::publish_after_commit(&req, outbox);
+    }
     let body = CreatePipelineResponse {
         pipeline: declaration.masked(),
         tags: created.tags().into_iter().map(Into::into).collect(),
