@@ -526,20 +526,20 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
         state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
             .await;
     let build_id = action(&building, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
-    // Until its commands have started.
-    for _ in 0..100 {
-        let log = app
-            .client
-            .get(app.url(&format!("/v1/pipelines/web/action-executions/{build_id}/log")))
-            .bearer_auth(&root)
-            .send()
-            .await
-            .unwrap();
-        if log.text().await.unwrap().contains("started") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Until its commands have started (the log streams while the build runs).
+    let mut log = app
+        .client
+        .get(app.url(&format!("/v1/pipelines/web/action-executions/{build_id}/log")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("started") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), log.chunk()).await.expect("the log grows").unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("the build is still running")));
     }
+    drop(log);
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
 
@@ -708,4 +708,40 @@ async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
         .unwrap();
     assert_eq!(allowed.status(), 200, "{}", allowed.text().await.unwrap());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_actions_log_streams_until_it_ends() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let build = format!("echo first line\nsleep 3\necho last line\n{BUILD}");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let running =
+        state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
+            .await;
+    let id = action(&running, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
+    let mut log = app
+        .client
+        .get(app.url(&format!("/v1/pipelines/web/action-executions/{id}/log")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    let mut text = String::new();
+    let mut seen_while_running = false;
+    while let Some(chunk) =
+        tokio::time::timeout(Duration::from_secs(30), log.chunk()).await.expect("the log ends").unwrap()
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if text.contains("first line") && !text.contains("last line") {
+            let now = app.call("GET", "/v1/pipelines/web/state", Some(&root), None).await.body;
+            seen_while_running |= action(&now, "Build", "Compile")["status"] == "InProgress";
+        }
+    }
+    assert!(seen_while_running, "the first line came while the build still ran: {text}");
+    assert!(text.contains("last line") && text.contains("[pipewright] succeeded"), "{text}");
 }

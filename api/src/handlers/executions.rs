@@ -772,7 +772,9 @@ async fn action_of(
     })
 }
 
-/// An action's log (its commands' output), as far as it has run.
+/// An action's log (its commands' output). While the action runs, the
+/// answer streams: what is written is sent as it comes, and the answer ends
+/// when the action does.
 #[utoipa::path(
     tag = "executions", operation_id = "GetActionExecutionLog", params(("name" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "the log", content_type = "text/plain", body = String),
@@ -789,8 +791,54 @@ pub async fn action_log(
     let mut conn = auth.db().await?;
     let run = action_of(&mut conn, auth.caller.account(), &name, &id).await?;
     let path = state.data_dir.join("logs").join(format!("{}.log", run.action_execution_id));
-    let text = tokio::fs::read(&path).await.unwrap_or_default();
-    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text))
+    if run.status().is_terminal() {
+        let text = tokio::fs::read(&path).await.unwrap_or_default();
+        return Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text));
+    }
+    drop(conn);
+    // Follow the file until the action has ended and all of it was sent.
+    let (db, pipeline_id, action_id) = (state.services.db.clone(), run.pipeline_id, run.action_execution_id);
+    let chunks = futures_util::stream::unfold((0u64, false), move |(offset, ended)| {
+        let (db, path) = (db.clone(), path.clone());
+        async move {
+            loop {
+                let read = async {
+                    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                    let mut file = tokio::fs::File::open(&path).await.ok()?;
+                    file.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
+                    let mut buffer = Vec::new();
+                    file.take(64 * 1024).read_to_end(&mut buffer).await.ok()?;
+                    Some(buffer)
+                }
+                .await
+                .unwrap_or_default();
+                if !read.is_empty() {
+                    let next = offset + read.len() as u64;
+                    return Some((Ok::<_, actix_web::Error>(web::Bytes::from(read)), (next, ended)));
+                }
+                if ended {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let done = match db.conn().await {
+                    Ok(mut conn) => runs::find_action(&mut conn, pipeline_id, action_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_none_or(|a| a.status().is_terminal()),
+                    Err(_) => false,
+                };
+                if done {
+                    // One more read for what was written last, then the end.
+                    return Some((Ok(web::Bytes::new()), (offset, true)));
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("content-encoding", "identity"))
+        .streaming(chunks))
 }
 
 /// An output artifact of an action, as a tar archive.
