@@ -155,6 +155,9 @@ pub fn check(archive: &Path) -> std::io::Result<usize> {
         }
         count += 1;
     }
+    if count == 0 {
+        return Err(std::io::Error::other("the archive holds no files"));
+    }
     Ok(count)
 }
 

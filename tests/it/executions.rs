@@ -141,6 +141,22 @@ async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
     let wrong = json!({"token": uuid::Uuid::new_v4().to_string(), "result": {"status": "Approved", "summary": "ok"}});
     let refused = app.call("POST", path, Some(&root), Some(wrong)).await;
     assert_eq!((refused.status, refused.body["code"].as_str()), (400, Some("InvalidApprovalTokenException")));
+    // A waiting approval has no log: the answer is empty at once, not held open.
+    let review_id = action(&waiting, "Approve", "Review")["actionExecutionId"].as_str().unwrap().to_owned();
+    let review_log = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.client
+            .get(app.url(&format!("/v1/pipelines/web/action-executions/{review_id}/log")))
+            .bearer_auth(&root)
+            .send(),
+    )
+    .await
+    .expect("answered at once")
+    .unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), review_log.text()).await.expect("not held open").unwrap(),
+        ""
+    );
     let approve = json!({"token": token, "result": {"status": "Approved", "summary": "looks good"}});
     let approved = app.call("POST", path, Some(&root), Some(approve.clone())).await;
     assert_eq!(approved.status, 200, "{}", approved.body);
@@ -685,6 +701,7 @@ async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
 
     // What is not a tar archive is refused, saying so.
     assert_eq!(upload(b"not an archive".to_vec(), "application/x-tar").await.unwrap().status(), 400);
+    assert_eq!(upload(Vec::new(), "application/x-tar").await.unwrap().status(), 400, "an empty archive");
     assert_eq!(upload(b"PK..".to_vec(), "application/zip").await.unwrap().status(), 415);
 
     // The action's ARN names its stage: a policy can allow this one upload only.

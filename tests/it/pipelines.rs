@@ -95,6 +95,19 @@ async fn a_pipeline_is_copied_by_reading_it_and_creating_another_from_the_same_d
     assert!(text.contains("name: web\n") && text.contains("provider: Git"), "{text}");
     let body = text.replace("pipeline:\n  name: web\n", "pipeline:\n  name: web-yaml\n");
     assert!(body.contains("name: web-yaml"), "{body}");
+    let broken_yaml = app
+        .client
+        .post(app.url("/v1/pipelines"))
+        .bearer_auth(&root)
+        .header("content-type", "application/yaml")
+        .body("pipeline: [1, 2]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken_yaml.status(), 400);
+    let broken_yaml: Value = broken_yaml.json().await.unwrap();
+    assert_eq!(broken_yaml["errors"][0]["path"], "pipeline", "{broken_yaml}");
+    assert!(!broken_yaml["message"].as_str().unwrap().starts_with("pipeline: pipeline:"), "{broken_yaml}");
     let from_yaml = app
         .client
         .post(app.url("/v1/pipelines"))

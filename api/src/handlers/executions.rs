@@ -791,7 +791,8 @@ pub async fn action_log(
     let mut conn = auth.db().await?;
     let run = action_of(&mut conn, auth.caller.account(), &name, &id).await?;
     let path = state.data_dir.join("logs").join(format!("{}.log", run.action_execution_id));
-    if run.status().is_terminal() {
+    // An approval has no log and may wait for days: never held open for it.
+    if run.status().is_terminal() || run.token.is_some() {
         let text = tokio::fs::read(&path).await.unwrap_or_default();
         return Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text));
     }

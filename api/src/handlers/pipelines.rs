@@ -222,10 +222,14 @@ impl<T: DeserializeOwned + 'static> Body for Document<T> {
 
 fn shape_error(path: &str, inner: &dyn std::fmt::Display) -> ApiError {
     // Paths are the declaration's, as validation's are.
+    let full = path;
     let path = path.strip_prefix("pipeline.").unwrap_or(path);
+    // YAML's messages begin with the path already.
+    let text = inner.to_string();
+    let message = text.strip_prefix(&format!("{full}: ")).unwrap_or(&text).to_owned();
     ApiError {
-        errors: vec![ErrorDetail { path: path.to_owned(), rule: "Shape".to_owned(), message: inner.to_string() }],
-        ..ApiError::validation(format!("{path}: {inner}"))
+        errors: vec![ErrorDetail { path: path.to_owned(), rule: "Shape".to_owned(), message: message.clone() }],
+        ..ApiError::validation(format!("{path}: {message}"))
     }
 }
 
