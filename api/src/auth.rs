@@ -237,6 +237,25 @@ pub trait Body: Sized + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
 }
 
+/// Reads a whole body of at most `limit` bytes (`what` names it in the error).
+pub async fn read_limited(mut payload: Payload, limit: usize, what: &str) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(ErrorCode::SerializationException, format!("the body could not be read: {e}"))
+        })?;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > limit {
+            return Err(ApiError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!("{what} is larger than the {limit} bytes accepted"),
+            ));
+        }
+    }
+    Ok(bytes.freeze())
+}
+
 /// The operation has no body.
 pub struct NoBody;
 

@@ -191,44 +191,24 @@ impl From<diesel::result::Error> for RelayError {
     }
 }
 
-/// Publishes outbox rows (those of `ids`, or the oldest), and deletes them
-/// once the broker confirmed them. Rows another process is publishing are
-/// skipped. Returns how many were published.
-pub async fn relay(
-    conn: &mut AsyncPgConnection,
-    publisher: &Publisher,
-    ids: Option<Vec<i64>>,
-    limit: i64,
-) -> Result<usize, RelayError> {
+/// Publishes the outbox rows their writers left (older than 2 s: younger
+/// ones are being published by whoever wrote them, see
+/// [`publish_committed`]), and deletes them once the broker confirmed them.
+/// Rows another process is relaying are skipped. Returns how many were
+/// published.
+pub async fn relay(conn: &mut AsyncPgConnection, publisher: &Publisher, limit: i64) -> Result<usize, RelayError> {
     let publisher = publisher.clone();
     conn.transaction::<_, RelayError, _>(async move |conn| {
-        let columns = (outbox::id, outbox::routing_key, outbox::payload);
-        let rows: Vec<(i64, String, serde_json::Value)> = match ids {
-            Some(ids) => {
-                outbox::table
-                    .filter(outbox::id.eq_any(ids))
-                    .select(columns)
-                    .order(outbox::id.asc())
-                    .limit(limit)
-                    .for_update()
-                    .skip_locked()
-                    .load(conn)
-                    .await?
-            }
-            None => {
-                // Rows of the last seconds are being published by whoever wrote them.
-                let settled = chrono::Utc::now() - chrono::Duration::seconds(2);
-                outbox::table
-                    .filter(outbox::created_at.lt(settled))
-                    .select(columns)
-                    .order(outbox::id.asc())
-                    .limit(limit)
-                    .for_update()
-                    .skip_locked()
-                    .load(conn)
-                    .await?
-            }
-        };
+        let settled = chrono::Utc::now() - chrono::Duration::seconds(2);
+        let rows: Vec<(i64, String, serde_json::Value)> = outbox::table
+            .filter(outbox::created_at.lt(settled))
+            .select((outbox::id, outbox::routing_key, outbox::payload))
+            .order(outbox::id.asc())
+            .limit(limit)
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
         if rows.is_empty() {
             return Ok(0);
         }

@@ -101,6 +101,16 @@ pub fn action<'a>(state: &'a Value, stage: &str, action: &str) -> &'a Value {
     &action["latestExecution"]
 }
 
+/// An action's log (streamed while the action runs).
+async fn log_of(app: &TestApp, token: &str, pipeline: &str, action_execution_id: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/v1/pipelines/{pipeline}/action-executions/{action_execution_id}/log")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
     let app = TestApp::spawn_with_worker().await;
@@ -143,16 +153,9 @@ async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
     assert_eq!((refused.status, refused.body["code"].as_str()), (400, Some("InvalidApprovalTokenException")));
     // A waiting approval has no log: the answer is empty at once, not held open.
     let review_id = action(&waiting, "Approve", "Review")["actionExecutionId"].as_str().unwrap().to_owned();
-    let review_log = tokio::time::timeout(
-        Duration::from_secs(10),
-        app.client
-            .get(app.url(&format!("/v1/pipelines/web/action-executions/{review_id}/log")))
-            .bearer_auth(&root)
-            .send(),
-    )
-    .await
-    .expect("answered at once")
-    .unwrap();
+    let review_log = tokio::time::timeout(Duration::from_secs(10), log_of(&app, &root, "web", &review_id))
+        .await
+        .expect("answered at once");
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(10), review_log.text()).await.expect("not held open").unwrap(),
         ""
@@ -183,13 +186,7 @@ async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
 
     // The deploy read the build's artifact: its log shows it.
     let deploy_id = action(&done, "Deploy", "Release")["actionExecutionId"].as_str().unwrap().to_owned();
-    let log = app
-        .client
-        .get(app.url(&format!("/v1/pipelines/web/action-executions/{deploy_id}/log")))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap();
+    let log = log_of(&app, &root, "web", &deploy_id).await;
     let log = log.text().await.unwrap();
     assert!(log.contains("deploying to staging"), "{log}");
     assert!(log.contains(&format!("built: hello at {commit}")), "{log}");
@@ -543,13 +540,7 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
             .await;
     let build_id = action(&building, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
     // Until its commands have started (the log streams while the build runs).
-    let mut log = app
-        .client
-        .get(app.url(&format!("/v1/pipelines/web/action-executions/{build_id}/log")))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap();
+    let mut log = log_of(&app, &root, "web", &build_id).await;
     let mut text = String::new();
     while !text.contains("started") {
         let chunk = tokio::time::timeout(Duration::from_secs(30), log.chunk()).await.expect("the log grows").unwrap();
@@ -570,13 +561,7 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
         build_id.as_str(),
         "the same action, run again"
     );
-    let log = app
-        .client
-        .get(app.url(&format!("/v1/pipelines/web/action-executions/{build_id}/log")))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap();
+    let log = log_of(&app, &root, "web", &build_id).await;
     let log = log.text().await.unwrap();
     assert!(log.contains("attempt 2"), "{log}");
     second.start_kill().unwrap();
@@ -686,13 +671,7 @@ async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
     })
     .await;
     let run = action(&done, "Publish", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
-    let log = app
-        .client
-        .get(app.url(&format!("/v1/pipelines/site/action-executions/{run}/log")))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap();
+    let log = log_of(&app, &root, "site", &run).await;
     assert!(log.text().await.unwrap().contains("<h1>release 7</h1>"));
     let execution = execution(&app, &root, "site", &id).await;
     assert_eq!(execution["trigger"]["triggerType"], "PutSourceRevision");
@@ -740,13 +719,7 @@ async fn a_running_actions_log_streams_until_it_ends() {
         state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
             .await;
     let id = action(&running, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
-    let mut log = app
-        .client
-        .get(app.url(&format!("/v1/pipelines/web/action-executions/{id}/log")))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap();
+    let mut log = log_of(&app, &root, "web", &id).await;
     assert_eq!(log.status(), 200);
     let mut text = String::new();
     let mut seen_while_running = false;

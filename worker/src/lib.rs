@@ -76,7 +76,7 @@ async fn relay(services: Services, publisher: Publisher, shutdown: CancellationT
         }
         let result = match services.db.conn().await {
             Ok(mut conn) => {
-                pipewright_core::messaging::relay(&mut conn, &publisher, None, 500).await.map_err(|e| e.to_string())
+                pipewright_core::messaging::relay(&mut conn, &publisher, 500).await.map_err(|e| e.to_string())
             }
             Err(e) => Err(e.to_string()),
         };

@@ -30,11 +30,7 @@ pub fn log_path(logs: &Path, action_execution_id: uuid::Uuid) -> PathBuf {
 /// Runs the claimed action; `None` when `stop` interrupted it.
 pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) -> Option<Outcome> {
     let action = &claim.action;
-    let declared = claim
-        .declaration
-        .stages
-        .get(action.stage_index as usize)
-        .and_then(|s| s.actions.get(action.action_index as usize));
+    let declared = claim.declared();
     let Some(declared) = declared else {
         return Some(failed("ActionNotFound", "the action is no longer in the pipeline version it ran with"));
     };
@@ -109,13 +105,7 @@ fn env_name(artifact: &str) -> String {
 }
 
 fn timeout_of(claim: &Claim, configured: Option<&String>) -> Duration {
-    let declared = claim
-        .declaration
-        .stages
-        .get(claim.action.stage_index as usize)
-        .and_then(|s| s.actions.get(claim.action.action_index as usize))
-        .and_then(|a| a.timeout_in_minutes)
-        .and_then(|m| u64::try_from(m).ok());
+    let declared = claim.declared().and_then(|a| a.timeout_in_minutes).and_then(|m| u64::try_from(m).ok());
     let minutes = configured.and_then(|v| v.parse::<u64>().ok()).or(declared).unwrap_or(DEFAULT_TIMEOUT_MINUTES);
     Duration::from_secs(minutes.max(1) * 60)
 }
@@ -204,11 +194,7 @@ async fn shell(
         }
     }
     let _ = tokio::fs::remove_file(&variables_file).await;
-    let declared = claim
-        .declaration
-        .stages
-        .get(action.stage_index as usize)
-        .and_then(|s| s.actions.get(action.action_index as usize));
+    let declared = claim.declared();
     let globs: Vec<String> = claim
         .configuration
         .get("outputFiles")
@@ -326,11 +312,7 @@ async fn git(
     let message = git_output(workspace, &["log", "-1", "--format=%B"]).await.unwrap_or_default();
     let author_date = git_output(workspace, &["log", "-1", "--format=%aI"]).await.unwrap_or_default();
     let store = LocalStore::new(settings.artifacts());
-    let declared = claim
-        .declaration
-        .stages
-        .get(action.stage_index as usize)
-        .and_then(|s| s.actions.get(action.action_index as usize));
+    let declared = claim.declared();
     let mut outputs = Vec::new();
     if let Some(output) = declared.and_then(|d| d.output_artifacts.first()) {
         match pack_and_store(&store, &output.name, workspace, Vec::new(), &workspace.with_extension("git")).await {

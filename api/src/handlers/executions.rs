@@ -151,14 +151,13 @@ impl crate::auth::Body for Archive {
         req: &actix_web::HttpRequest,
         payload: &mut actix_web::dev::Payload,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, actix_web::Error>>>> {
-        use futures_util::StreamExt;
         let content_type = req
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
             .unwrap_or_default();
-        let mut payload = payload.take();
+        let payload = payload.take();
         Box::pin(async move {
             let gzip = match content_type.as_str() {
                 "application/x-tar" | "application/tar" => false,
@@ -173,21 +172,8 @@ impl crate::auth::Body for Archive {
                     .into());
                 }
             };
-            let mut bytes = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::new(ErrorCode::SerializationException, format!("the body could not be read: {e}"))
-                })?;
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > ARCHIVE_LIMIT {
-                    return Err(ApiError::new(
-                        ErrorCode::RequestEntityTooLargeException,
-                        format!("the archive is larger than the {ARCHIVE_LIMIT} bytes accepted"),
-                    )
-                    .into());
-                }
-            }
-            Ok(Archive { bytes: bytes.freeze(), gzip })
+            let bytes = crate::auth::read_limited(payload, ARCHIVE_LIMIT, "the archive").await?;
+            Ok(Archive { bytes, gzip })
         })
     }
 }
@@ -712,11 +698,7 @@ pub async fn list_action_executions(
     for run in found {
         let version = version_of(&mut conn, &run).await?;
         let declaration = runs::declaration_at(&mut conn, pipeline.pipeline_id, version).await.ok();
-        let action_type_id = declaration
-            .as_ref()
-            .and_then(|d| d.stages.get(run.stage_index as usize))
-            .and_then(|s| s.actions.get(run.action_index as usize))
-            .map(|a| a.action_type_id.clone());
+        let action_type_id = declaration.as_ref().and_then(|d| run.declared(d)).map(|a| a.action_type_id.clone());
         let status = run.status();
         details.push(ActionExecutionDetail {
             pipeline_execution_id: run.execution_id,

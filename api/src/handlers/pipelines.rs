@@ -12,7 +12,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, post, put, 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+
 use pipewright_core::iam::names::{self, Tag};
 use pipewright_core::pipelines::action_types::{self, ActionType};
 use pipewright_core::pipelines::store::{self, Updated};
@@ -186,7 +186,7 @@ impl<T: DeserializeOwned + 'static> Body for Document<T> {
         payload: &mut Payload,
     ) -> Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>> {
         let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let mut payload = payload.take();
+        let payload = payload.take();
         Box::pin(async move {
             let yaml = is_yaml(content_type.as_deref());
             let json = content_type.as_deref().is_none_or(|t| {
@@ -200,20 +200,7 @@ impl<T: DeserializeOwned + 'static> Body for Document<T> {
                 )
                 .into());
             }
-            let mut bytes = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::new(ErrorCode::SerializationException, format!("the body could not be read: {e}"))
-                })?;
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > DOCUMENT_LIMIT {
-                    return Err(ApiError::new(
-                        ErrorCode::RequestEntityTooLargeException,
-                        format!("the body is larger than the {DOCUMENT_LIMIT} bytes accepted"),
-                    )
-                    .into());
-                }
-            }
+            let bytes = crate::auth::read_limited(payload, DOCUMENT_LIMIT, "the body").await?;
             let value = if yaml { parse_yaml(&bytes) } else { parse_json(&bytes) }?;
             Ok(Document { value })
         })

@@ -93,6 +93,17 @@ pub struct ActionExecution {
 }
 
 impl ActionExecution {
+    /// The action as the pipeline version it ran with declares it.
+    pub fn declared<'a>(
+        &self,
+        declaration: &'a PipelineDeclaration,
+    ) -> Option<&'a crate::pipelines::ActionDeclaration> {
+        declaration
+            .stages
+            .get(usize::try_from(self.stage_index).ok()?)
+            .and_then(|s| s.actions.get(usize::try_from(self.action_index).ok()?))
+    }
+
     pub fn status(&self) -> Status {
         Status::parse(&self.status).unwrap_or(Status::Failed)
     }
@@ -481,10 +492,7 @@ impl ResolveContext {
         let mut namespaces = HashMap::new();
         let mut artifacts = HashMap::new();
         for action in done {
-            let declared = declaration
-                .stages
-                .get(action.stage_index as usize)
-                .and_then(|s| s.actions.get(action.action_index as usize));
+            let declared = action.declared(declaration);
             if let Some(namespace) = declared.and_then(|d| d.namespace.clone()) {
                 let values: BTreeMap<String, String> =
                     serde_json::from_value(action.output_variables.clone()).unwrap_or_default();
@@ -597,6 +605,13 @@ pub struct Claim {
     pub configuration: BTreeMap<String, String>,
 }
 
+impl Claim {
+    /// The claimed action's declaration.
+    pub fn declared(&self) -> Option<&crate::pipelines::ActionDeclaration> {
+        self.action.declared(&self.declaration)
+    }
+}
+
 /// Claims an action for a runner: only when it is in progress and no other
 /// runner holds a live lease. The job attempt goes up by one.
 pub async fn claim(
@@ -630,10 +645,8 @@ pub async fn claim(
         pipeline_executions::table.find(action.execution_id).select(Execution::as_select()).first(conn).await?;
     let declaration = declaration_at(conn, execution.pipeline_id, execution.pipeline_version).await?;
     let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
-    let configuration = declaration
-        .stages
-        .get(action.stage_index as usize)
-        .and_then(|s| s.actions.get(action.action_index as usize))
+    let configuration = action
+        .declared(&declaration)
         .map(|a| a.configuration.iter().map(|(k, v)| (k.clone(), context.resolve(v))).collect())
         .unwrap_or_default();
     Ok(Some(Claim { action, execution, declaration, configuration }))
