@@ -62,3 +62,8 @@ if ! port_open 5672; then
 else
   say "RabbitMQ is up"
 fi
+
+# The runners' tools: Git sources use git; tests make archives with tar.
+for tool in git tar; do
+  command -v "$tool" >/dev/null || { say "installing $tool"; install "$tool"; }
+done
