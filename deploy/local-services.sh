@@ -67,3 +67,14 @@ fi
 for tool in git tar; do
   command -v "$tool" >/dev/null || { say "installing $tool"; install "$tool"; }
 done
+
+# The tests of the S3-compatible artifact store run an S3 API server of
+# their own: moto's (from PyPI).
+if ! command -v moto_server >/dev/null; then
+  command -v pip3 >/dev/null || command -v pip >/dev/null || { say "installing pip"; install python3-pip; }
+  say "installing moto (an S3-compatible server, for the tests)"
+  pip=$(command -v pip3 || command -v pip)
+  "$pip" install -q 'moto[server]' || "$pip" install -q --break-system-packages 'moto[server]'
+  hash -r
+  command -v moto_server >/dev/null || { say "moto_server is not on PATH after installing it"; exit 1; }
+fi

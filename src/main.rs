@@ -148,7 +148,14 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     };
 
     let shutdown = CancellationToken::new();
-    let settings = pipewright_worker::Settings::from_config(&config);
+    let settings = match pipewright_worker::Settings::from_config(&config) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            services.close().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let worker =
         (role != Role::Api).then(|| tokio::spawn(pipewright_worker::run(services.clone(), settings, shutdown.clone())));
     let api = if role == Role::Worker {

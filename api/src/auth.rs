@@ -324,10 +324,10 @@ impl RequestTx {
 /// Outbox rows the request's transaction wrote, published by the
 /// middleware once it committed (the worker's relay catches any it misses).
 #[derive(Debug, Clone, Default)]
-pub struct PendingMessages(pub Vec<i64>);
+pub struct PendingMessages(pub Vec<pipewright_core::messaging::Queued>);
 
 /// Publishes these outbox rows after the request's transaction commits.
-pub fn publish_after_commit(req: &HttpRequest, ids: Vec<i64>) {
+pub fn publish_after_commit(req: &HttpRequest, ids: Vec<pipewright_core::messaging::Queued>) {
     if ids.is_empty() {
         return;
     }
@@ -336,6 +336,23 @@ pub fn publish_after_commit(req: &HttpRequest, ids: Vec<i64>) {
         Some(pending) => pending.0.extend(ids),
         None => {
             extensions.insert(PendingMessages(ids));
+        }
+    }
+}
+
+/// Pipelines whose live listeners hear of the request's change once its
+/// transaction commits (a change no execution step follows, such as a
+/// disabled transition).
+#[derive(Debug, Clone, Default)]
+pub struct PendingLiveUpdates(pub Vec<uuid::Uuid>);
+
+/// Tells the pipeline's live listeners after the request's transaction commits.
+pub fn notify_after_commit(req: &HttpRequest, pipeline_id: uuid::Uuid) {
+    let mut extensions = req.extensions_mut();
+    match extensions.get_mut::<PendingLiveUpdates>() {
+        Some(pending) => pending.0.push(pipeline_id),
+        None => {
+            extensions.insert(PendingLiveUpdates(vec![pipeline_id]));
         }
     }
 }

@@ -157,6 +157,11 @@ impl ApiError {
         Self::new(ErrorCode::ValidationException, message)
     }
 
+    /// A service behind the API failed for now: 503, retry in a few seconds.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { retry_after: Some(5), ..Self::new(ErrorCode::ServiceUnavailableException, message) }
+    }
+
     pub fn internal() -> Self {
         Self::new(
             ErrorCode::InternalFailure,

@@ -41,6 +41,10 @@ pub struct AppState {
     pub audit_signer: pipewright_core::audit::digest::Signer,
     /// The data folder: artifacts and action logs.
     pub data_dir: std::path::PathBuf,
+    /// Where artifacts are kept.
+    pub artifacts: pipewright_core::artifacts::Store,
+    /// Days artifacts and logs are kept after their last use.
+    pub retention_days: u32,
     /// Publishes the messages of committed changes.
     pub publisher: pipewright_core::messaging::Publisher,
 }
@@ -192,6 +196,8 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         signin_window_secs: config.signin_window_secs.max(1),
         audit_signer: audit_signer.clone(),
         data_dir: config.data_dir.clone(),
+        artifacts: pipewright_core::artifacts::open(config).map_err(std::io::Error::other)?,
+        retention_days: config.artifact_retention_days,
         publisher: pipewright_core::messaging::Publisher::new(broker, config.amqp_queue_expires_secs),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
     });

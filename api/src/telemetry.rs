@@ -78,6 +78,17 @@ pub async fn observe(
             match crate::audit::finish_transaction(tx, success, &events).await {
                 Ok(true) => {
                     events.clear();
+                    let live = response.request().extensions_mut().remove::<crate::auth::PendingLiveUpdates>();
+                    if let (Some(live), Some(state)) =
+                        (live, response.request().app_data::<web::Data<crate::server::AppState>>().cloned())
+                    {
+                        tokio::spawn(async move {
+                            for pipeline in live.0 {
+                                let channel = state.services.cache.pipeline_channel(&pipeline);
+                                state.services.cache.publish(&channel, "transition").await;
+                            }
+                        });
+                    }
                     let pending = response.request().extensions_mut().remove::<crate::auth::PendingMessages>();
                     if let (Some(pending), Some(state)) =
                         (pending, response.request().app_data::<web::Data<crate::server::AppState>>().cloned())

@@ -1,9 +1,16 @@
 //! Artifacts: what actions hand each other, as tar archives in a store
-//! behind one trait, addressed by the SHA-256 of their content. The local
-//! store keeps them under the data folder.
+//! behind one trait, addressed by the SHA-256 of their content: a local
+//! folder under the data folder (the default), or an S3-compatible bucket
+//! through the `object_store` crate (`PIPEWRIGHT_ARTIFACT_STORE=s3://…`),
+//! which workers on several hosts share. Artifacts nothing recent refers to
+//! are removed after the retention period (see [`retention`]).
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
@@ -12,12 +19,102 @@ use crate::executions::store::ArtifactLocation;
 /// The largest artifact accepted (1 GiB).
 pub const MAX_SIZE: u64 = 1 << 30;
 
+/// A boxed future, so that the store can be a trait object.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = std::io::Result<T>> + Send + 'a>>;
+
 /// Where artifacts are kept.
 pub trait ArtifactStore: Send + Sync {
     /// Stores the archive at `archive` (consumed) under its hash.
-    fn put(&self, name: &str, archive: &Path) -> std::io::Result<ArtifactLocation>;
-    /// The path of a stored archive, to read.
-    fn path(&self, sha256: &str) -> std::io::Result<PathBuf>;
+    fn put<'a>(&'a self, name: &'a str, archive: &'a Path) -> Pending<'a, ArtifactLocation>;
+    /// A local file holding the stored archive: the file itself, or a
+    /// verified copy fetched into the cache. `NotFound` when not stored.
+    fn local<'a>(&'a self, sha256: &'a str) -> Pending<'a, PathBuf>;
+    /// Every stored artifact: its hash and when it was stored.
+    fn list(&self) -> Pending<'_, Vec<(String, SystemTime)>>;
+    /// Removes a stored artifact (and any cached copy).
+    fn delete<'a>(&'a self, sha256: &'a str) -> Pending<'a, ()>;
+    /// What it is, for logs and `/readyz`-style messages (no secrets).
+    fn describe(&self) -> String;
+}
+
+/// The artifact store the configuration names.
+pub type Store = Arc<dyn ArtifactStore>;
+
+/// Opens the store of `config.artifact_store`: `local`, or `s3://bucket[/prefix]`.
+pub fn open(config: &crate::config::Config) -> Result<Store, String> {
+    let location = config.artifact_store.trim();
+    if location.is_empty() || location == "local" {
+        return Ok(Arc::new(LocalStore::new(config.data_dir.join("artifacts"))));
+    }
+    let Some(rest) = location.strip_prefix("s3://") else {
+        return Err(format!("PIPEWRIGHT_ARTIFACT_STORE must be `local` or s3://bucket[/prefix], got {location:?}"));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err("PIPEWRIGHT_ARTIFACT_STORE names no bucket: use s3://bucket[/prefix]".to_owned());
+    }
+    Ok(Arc::new(S3Store::new(config, bucket, prefix)?))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn valid_hash(sha256: &str) -> std::io::Result<()> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an artifact hash"));
+    }
+    Ok(())
+}
+
+/// `ab/abcdef….tar`: artifacts spread over 256 folders.
+fn relative_path(sha256: &str) -> std::io::Result<String> {
+    valid_hash(sha256)?;
+    Ok(format!("{}/{sha256}.tar", &sha256[..2]))
+}
+
+/// The SHA-256 and size of a file, refused above [`MAX_SIZE`].
+fn digest(name: &str, archive: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(archive)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        size += read as u64;
+        if size > MAX_SIZE {
+            return Err(std::io::Error::other(format!("artifact {name} is over {MAX_SIZE} bytes, the most kept")));
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok((hex(&hasher.finalize()), size))
+}
+
+/// Moves `from` to `to` (same filesystem: atomic), copying when it must.
+fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if to.exists() {
+        // Stored again: it counts as new for the retention period.
+        let _ = std::fs::File::options().append(true).open(to).and_then(|f| f.set_modified(SystemTime::now()));
+        let _ = std::fs::remove_file(from);
+        return Ok(());
+    }
+    if std::fs::rename(from, to).is_err() {
+        let partial = to.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::copy(from, &partial)?;
+        std::fs::rename(&partial, to)?;
+        let _ = std::fs::remove_file(from);
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 /// Artifacts in a folder: `ROOT/ab/abcdef….tar`.
@@ -30,50 +127,245 @@ impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
-}
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    fn path(&self, sha256: &str) -> std::io::Result<PathBuf> {
+        Ok(self.root.join(relative_path(sha256)?))
+    }
 }
 
 impl ArtifactStore for LocalStore {
-    fn put(&self, name: &str, archive: &Path) -> std::io::Result<ArtifactLocation> {
-        let mut file = std::fs::File::open(archive)?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 64 * 1024];
-        let mut size = 0u64;
-        loop {
-            let read = file.read(&mut buffer)?;
-            if read == 0 {
-                break;
-            }
-            size += read as u64;
-            hasher.update(&buffer[..read]);
-        }
-        if size > MAX_SIZE {
-            return Err(std::io::Error::other(format!("artifact {name} is {size} bytes; at most {MAX_SIZE} are kept")));
-        }
-        let sha256 = hex(&hasher.finalize());
-        let target = self.path(&sha256)?;
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if !target.exists() {
-            // Same filesystem: a rename is atomic, and a copy is the fallback.
-            if std::fs::rename(archive, &target).is_err() {
-                let partial = target.with_extension("partial");
-                std::fs::copy(archive, &partial)?;
-                std::fs::rename(&partial, &target)?;
-            }
-        }
-        Ok(ArtifactLocation { name: name.to_owned(), sha256, size })
+    fn put<'a>(&'a self, name: &'a str, archive: &'a Path) -> Pending<'a, ArtifactLocation> {
+        let (name, archive, root) = (name.to_owned(), archive.to_path_buf(), self.root.clone());
+        Box::pin(blocking(move || {
+            let (sha256, size) = digest(&name, &archive)?;
+            move_file(&archive, &root.join(relative_path(&sha256)?))?;
+            Ok(ArtifactLocation { name, sha256, size })
+        }))
     }
 
-    fn path(&self, sha256: &str) -> std::io::Result<PathBuf> {
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(std::io::Error::other("not an artifact hash"));
+    fn local<'a>(&'a self, sha256: &'a str) -> Pending<'a, PathBuf> {
+        let path = self.path(sha256);
+        Box::pin(async move {
+            let path = path?;
+            if tokio::fs::try_exists(&path).await? {
+                Ok(path)
+            } else {
+                Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such artifact"))
+            }
+        })
+    }
+
+    fn list(&self) -> Pending<'_, Vec<(String, SystemTime)>> {
+        let root = self.root.clone();
+        Box::pin(blocking(move || {
+            let mut found = Vec::new();
+            let Ok(folders) = std::fs::read_dir(&root) else { return Ok(found) };
+            for folder in folders.flatten() {
+                let Ok(files) = std::fs::read_dir(folder.path()) else { continue };
+                for file in files.flatten() {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    let Some(sha256) = name.strip_suffix(".tar") else { continue };
+                    if valid_hash(sha256).is_ok() {
+                        let modified = file.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::now());
+                        found.push((sha256.to_owned(), modified));
+                    }
+                }
+            }
+            Ok(found)
+        }))
+    }
+
+    fn delete<'a>(&'a self, sha256: &'a str) -> Pending<'a, ()> {
+        let path = self.path(sha256);
+        Box::pin(async move {
+            match tokio::fs::remove_file(path?).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("the folder {}", self.root.display())
+    }
+}
+
+/// Artifacts in an S3-compatible bucket (`prefix/ab/abcdef….tar`), with a
+/// local cache of what this process fetched or stored (content-addressed,
+/// so a cached copy never goes stale).
+pub struct S3Store {
+    store: Arc<dyn object_store::ObjectStore>,
+    bucket: String,
+    prefix: String,
+    cache: PathBuf,
+}
+
+impl S3Store {
+    fn new(config: &crate::config::Config, bucket: &str, prefix: &str) -> Result<Self, String> {
+        use object_store::aws::AmazonS3Builder;
+        use secrecy::ExposeSecret;
+        install_tls_provider();
+        // Credentials the configuration does not give come from the usual
+        // AWS_* variables (or the instance's role).
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_region(&config.s3_region);
+        if let Some(endpoint) = config.s3_endpoint.as_deref().filter(|e| !e.is_empty()) {
+            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
-        Ok(self.root.join(&sha256[..2]).join(format!("{sha256}.tar")))
+        if let Some(key) = config.s3_access_key_id.as_deref().filter(|k| !k.is_empty()) {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &config.s3_secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose_secret());
+        }
+        let store = builder.build().map_err(|e| format!("the S3 artifact store cannot be used: {e}"))?;
+        Ok(Self {
+            store: Arc::new(store),
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            cache: config.data_dir.join("artifact-cache"),
+        })
+    }
+
+    fn key(&self, sha256: &str) -> std::io::Result<object_store::path::Path> {
+        let relative = relative_path(sha256)?;
+        let full = if self.prefix.is_empty() { relative } else { format!("{}/{relative}", self.prefix) };
+        object_store::path::Path::parse(full).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn cached(&self, sha256: &str) -> std::io::Result<PathBuf> {
+        Ok(self.cache.join(relative_path(sha256)?))
+    }
+}
+
+/// rustls needs one process-wide crypto provider; ring is already in the
+/// build (through the broker's client), so it is the one.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn s3_error(e: object_store::Error) -> std::io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => std::io::Error::new(std::io::ErrorKind::NotFound, "no such artifact"),
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+impl ArtifactStore for S3Store {
+    fn put<'a>(&'a self, name: &'a str, archive: &'a Path) -> Pending<'a, ArtifactLocation> {
+        Box::pin(async move {
+            use object_store::{ObjectStoreExt, WriteMultipart};
+            let (owned_name, owned_archive) = (name.to_owned(), archive.to_path_buf());
+            let (sha256, size) = blocking(move || digest(&owned_name, &owned_archive)).await?;
+            let key = self.key(&sha256)?;
+            // Stored already, and recently: nothing to send. An older copy
+            // is sent again, so that it counts as new for the retention
+            // period (its sweep deletes what was stored before the period
+            // and is not referred to yet).
+            let stored = match self.store.head(&key).await {
+                Ok(meta) => SystemTime::from(meta.last_modified)
+                    .elapsed()
+                    .is_ok_and(|age| age < std::time::Duration::from_secs(24 * 3600)),
+                Err(object_store::Error::NotFound { .. }) => false,
+                Err(e) => return Err(s3_error(e)),
+            };
+            if !stored {
+                // In parts, so that a large artifact is never all in memory.
+                let upload = self.store.put_multipart(&key).await.map_err(s3_error)?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
+                let mut file = tokio::fs::File::open(archive).await?;
+                let mut buffer = vec![0u8; 1024 * 1024];
+                loop {
+                    use tokio::io::AsyncReadExt;
+                    let read = file.read(&mut buffer).await?;
+                    if read == 0 {
+                        break;
+                    }
+                    writer.wait_for_capacity(4).await.map_err(s3_error)?;
+                    writer.write(&buffer[..read]);
+                }
+                writer.finish().await.map_err(s3_error)?;
+            }
+            let (from, to) = (archive.to_path_buf(), self.cached(&sha256)?);
+            blocking(move || move_file(&from, &to)).await?;
+            Ok(ArtifactLocation { name: name.to_owned(), sha256, size })
+        })
+    }
+
+    fn local<'a>(&'a self, sha256: &'a str) -> Pending<'a, PathBuf> {
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            use object_store::ObjectStoreExt;
+            let cached = self.cached(sha256)?;
+            if tokio::fs::try_exists(&cached).await? {
+                return Ok(cached);
+            }
+            let key = self.key(sha256)?;
+            let found = self.store.get(&key).await.map_err(s3_error)?;
+            if let Some(parent) = cached.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            let partial = cached.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+            let fetched = async {
+                use tokio::io::AsyncWriteExt;
+                let mut out = tokio::fs::File::create(&partial).await?;
+                let mut hasher = Sha256::new();
+                let mut stream = found.into_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(s3_error)?;
+                    hasher.update(&chunk);
+                    out.write_all(&chunk).await?;
+                }
+                out.flush().await?;
+                // Content-addressed: what came back must be what was stored.
+                if hex(&hasher.finalize()) != sha256 {
+                    return Err(std::io::Error::other("the stored artifact does not match its hash"));
+                }
+                tokio::fs::rename(&partial, &cached).await
+            }
+            .await;
+            if fetched.is_err() {
+                let _ = tokio::fs::remove_file(&partial).await;
+            }
+            fetched.map(|()| cached)
+        })
+    }
+
+    fn list(&self) -> Pending<'_, Vec<(String, SystemTime)>> {
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            let prefix = (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
+            let mut listing = self.store.list(prefix.as_ref());
+            let mut found = Vec::new();
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(s3_error)?;
+                let Some(file) = meta.location.filename() else { continue };
+                let Some(sha256) = file.strip_suffix(".tar") else { continue };
+                if valid_hash(sha256).is_ok() {
+                    found.push((sha256.to_owned(), SystemTime::from(meta.last_modified)));
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn delete<'a>(&'a self, sha256: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move {
+            use object_store::ObjectStoreExt;
+            match self.store.delete(&self.key(sha256)?).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(s3_error(e)),
+            }
+            let _ = tokio::fs::remove_file(self.cached(sha256)?).await;
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
     }
 }
 
@@ -161,6 +453,38 @@ pub fn check(archive: &Path) -> std::io::Result<usize> {
     Ok(count)
 }
 
+/// Writes the files of a zip archive into a tar archive at `archive` (the
+/// one format artifacts are kept in); entries that would leave the
+/// archive's folder are refused. Returns the number of files.
+pub fn zip_to_tar(zip: &[u8], archive: &Path) -> std::io::Result<usize> {
+    let mut reader = zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(std::io::Error::other)?;
+    let file = std::fs::File::create(archive)?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    let mut count = 0;
+    for index in 0..reader.len() {
+        let mut entry = reader.by_index(index).map_err(std::io::Error::other)?;
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.enclosed_name() else {
+            let shown = entry.name().map(|n| n.into_owned()).unwrap_or_else(|_| "(unreadable name)".to_owned());
+            return Err(std::io::Error::other(format!("entry {shown} leaves the archive's folder")));
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(entry.size());
+        header.set_mode(entry.unix_mode().map_or(0o644, |m| m & 0o777));
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, &name, &mut entry)?;
+        count += 1;
+    }
+    builder.into_inner()?.flush()?;
+    if count == 0 {
+        return Err(std::io::Error::other("the archive holds no files"));
+    }
+    Ok(count)
+}
+
 /// Unpacks an archive into `dir` (entries may not leave it).
 pub fn unpack(archive: &Path, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -173,6 +497,32 @@ pub fn unpack(archive: &Path, dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zip_becomes_a_tar_of_the_same_files_and_one_that_escapes_is_refused() {
+        use std::io::Write as _;
+        let base = std::env::temp_dir().join(format!("pw-zip-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&base).unwrap_or_default();
+        let zip_of = |entries: &[(&str, &str)]| {
+            let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for (name, text) in entries {
+                let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+                writer.start_file(*name, options).unwrap_or_else(|e| panic!("{e}"));
+                writer.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            }
+            writer.finish().unwrap_or_else(|e| panic!("{e}")).into_inner()
+        };
+        let archive = base.join("a.tar");
+        let zip = zip_of(&[("src/main.sh", "echo hi"), ("README", "hello")]);
+        assert_eq!(zip_to_tar(&zip, &archive).ok(), Some(2));
+        assert_eq!(check(&archive).ok(), Some(2));
+        unpack(&archive, &base.join("out")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read_to_string(base.join("out/src/main.sh")).unwrap_or_default(), "echo hi");
+        let escaping = zip_of(&[("../evil", "x")]);
+        assert!(zip_to_tar(&escaping, &base.join("b.tar")).is_err());
+        assert!(zip_to_tar(b"not a zip", &base.join("c.tar")).is_err());
+        let _ = std::fs::remove_dir_all(base);
+    }
 
     #[test]
     fn globs_match_files_and_folders_at_any_depth() {
@@ -196,13 +546,20 @@ mod tests {
         let archive = base.join("a.tar");
         assert_eq!(pack(&source, &["dist/**".to_owned()], &archive).ok(), Some(1));
         let store = LocalStore::new(base.join("store"));
-        let stored = store.put("BuildOut", &archive).map_err(|e| e.to_string());
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+        let stored = runtime.block_on(store.put("BuildOut", &archive)).map_err(|e| e.to_string());
         let stored = stored.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stored.sha256.len(), 64);
+        let listed = runtime.block_on(store.list()).unwrap_or_default();
+        assert_eq!(listed.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(), [stored.sha256.as_str()]);
         let target = base.join("out");
-        unpack(&store.path(&stored.sha256).unwrap_or_default(), &target).unwrap_or_else(|e| panic!("{e}"));
+        let local = runtime.block_on(store.local(&stored.sha256)).unwrap_or_else(|e| panic!("{e}"));
+        unpack(&local, &target).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(std::fs::read_to_string(target.join("dist/app.js")).unwrap_or_default(), "console.log(1)");
         assert!(!target.join("README").exists());
+        runtime.block_on(store.delete(&stored.sha256)).unwrap_or_else(|e| panic!("{e}"));
+        let gone = runtime.block_on(store.local(&stored.sha256)).map_err(|e| e.kind());
+        assert_eq!(gone, Err(std::io::ErrorKind::NotFound));
         let _ = std::fs::remove_dir_all(base);
     }
 }

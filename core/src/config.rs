@@ -78,6 +78,28 @@ pub struct Config {
     /// How often the audit log is sealed into signed digests, in seconds
     /// (`PIPEWRIGHT_AUDIT_DIGEST_SECS`).
     pub audit_digest_secs: u64,
+    /// Where artifacts are kept (`PIPEWRIGHT_ARTIFACT_STORE`): `local` (the
+    /// data folder) or `s3://bucket[/prefix]`, an S3-compatible bucket that
+    /// workers on several hosts share.
+    #[serde(deserialize_with = "lenient::string")]
+    pub artifact_store: String,
+    /// The S3-compatible service's URL (`PIPEWRIGHT_S3_ENDPOINT`), e.g.
+    /// `http://127.0.0.1:9000` for MinIO; AWS's when unset.
+    #[serde(default)]
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region (`PIPEWRIGHT_S3_REGION`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub s3_region: String,
+    /// Credentials (`PIPEWRIGHT_S3_ACCESS_KEY_ID`,
+    /// `PIPEWRIGHT_S3_SECRET_ACCESS_KEY`); the usual `AWS_*` variables, or
+    /// the host's role, when unset.
+    #[serde(default)]
+    pub s3_access_key_id: Option<String>,
+    #[serde(serialize_with = "skip_secret", deserialize_with = "lenient::secret", default)]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Days that artifacts and action logs are kept after the last
+    /// execution that used them (`PIPEWRIGHT_ARTIFACT_RETENTION_DAYS`).
+    pub artifact_retention_days: u32,
 }
 
 /// Who may create accounts.
@@ -114,6 +136,12 @@ impl Default for Config {
             session_secs: 12 * 3600,
             signin_window_secs: 300,
             audit_digest_secs: 60,
+            artifact_store: "local".to_owned(),
+            s3_endpoint: None,
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            artifact_retention_days: 30,
         }
     }
 }
@@ -183,6 +211,18 @@ impl Config {
         }
         if self.db_pool_size == 0 {
             return invalid("PIPEWRIGHT_DB_POOL_SIZE must be at least 1".to_owned());
+        }
+        if !(1..=3653).contains(&self.artifact_retention_days) {
+            return invalid("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS must be between 1 and 3653".to_owned());
+        }
+        let store = self.artifact_store.trim();
+        if !(store == "local"
+            || store.strip_prefix("s3://").is_some_and(|rest| !rest.starts_with('/') && !rest.is_empty()))
+        {
+            return invalid(format!(
+                "PIPEWRIGHT_ARTIFACT_STORE must be `local` or s3://bucket[/prefix], got {:?}",
+                self.artifact_store
+            ));
         }
         Ok(self)
     }

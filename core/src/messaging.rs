@@ -108,11 +108,18 @@ pub struct Publisher {
     broker: Broker,
     expires_secs: u64,
     channel: Arc<Mutex<Option<Channel>>>,
+    published: Published,
 }
 
 impl Publisher {
     pub fn new(broker: Broker, expires_secs: u64) -> Self {
-        Self { broker, expires_secs, channel: Arc::default() }
+        Self { broker, expires_secs, channel: Arc::default(), published: Published::default() }
+    }
+
+    /// The outbox rows this publisher published and its process has yet
+    /// to delete.
+    pub fn published(&self) -> &Published {
+        &self.published
     }
 
     async fn open(&self) -> Result<Channel, Unavailable> {
@@ -123,20 +130,23 @@ impl Publisher {
         Ok(channel)
     }
 
-    /// Publishes the messages and waits until the broker has them all.
+    /// Publishes the messages and waits until the broker has them all. The
+    /// channel is held only while sending: confirms are awaited outside it,
+    /// so that concurrent publishers share one channel without waiting for
+    /// each other's confirms.
     pub async fn publish(&self, messages: &[(String, Vec<u8>)]) -> Result<(), Unavailable> {
-        let mut slot = self.channel.lock().await;
-        if slot.as_ref().is_none_or(|c| !c.status().connected()) {
-            *slot = Some(self.open().await?);
-        }
-        let Some(channel) = slot.as_ref() else { return Ok(()) };
-        let result = async {
+        let mut confirms = Vec::with_capacity(messages.len());
+        let channel = {
+            let mut slot = self.channel.lock().await;
+            if slot.as_ref().is_none_or(|c| !c.status().connected()) {
+                *slot = Some(self.open().await?);
+            }
+            let Some(channel) = slot.as_ref() else { return Ok(()) };
             let exchange = self.broker.name("messages");
-            let mut confirms = Vec::with_capacity(messages.len());
             for (key, payload) in messages {
                 let properties =
                     BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-                let confirm = channel
+                let sent = channel
                     .basic_publish(
                         exchange.as_str().into(),
                         key.as_str().into(),
@@ -144,36 +154,54 @@ impl Publisher {
                         payload,
                         properties,
                     )
-                    .await?;
-                confirms.push(confirm);
-            }
-            for confirm in confirms {
-                let confirmation = confirm.await?;
-                if !confirmation.is_ack() || confirmation.take_message().is_some() {
-                    return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
-                        lapin::ChannelState::Error,
-                        "the broker did not take a message",
-                    )));
+                    .await;
+                match sent {
+                    Ok(confirm) => confirms.push(confirm),
+                    Err(e) => {
+                        *slot = None;
+                        return Err(self.broker.unavailable(&e));
+                    }
                 }
             }
-            Ok(())
+            channel.clone()
+        };
+        for confirm in confirms {
+            let taken = match confirm.await {
+                Ok(confirmation) => confirmation.is_ack() && confirmation.take_message().is_none(),
+                Err(_) => false,
+            };
+            if !taken {
+                // Open a fresh channel for whoever publishes next.
+                let mut slot = self.channel.lock().await;
+                if slot.as_ref().is_some_and(|c| c.id() == channel.id()) {
+                    *slot = None;
+                }
+                return Err(self.broker.unavailable(&lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+                    lapin::ChannelState::Error,
+                    "the broker did not take a message",
+                ))));
+            }
         }
-        .await;
-        result.map_err(|e: lapin::Error| {
-            *slot = None;
-            self.broker.unavailable(&e)
-        })
+        Ok(())
     }
 }
 
+/// A message written to the outbox: its row, and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: i64,
+    pub message: Message,
+}
+
 /// Adds a message to the outbox, in the caller's transaction.
-pub async fn enqueue(conn: &mut AsyncPgConnection, message: &Message) -> Result<i64, IamError> {
+pub async fn enqueue(conn: &mut AsyncPgConnection, message: &Message) -> Result<Queued, IamError> {
     let payload = serde_json::to_value(message).unwrap_or_default();
-    Ok(diesel::insert_into(outbox::table)
+    let id = diesel::insert_into(outbox::table)
         .values((outbox::routing_key.eq(message.routing_key()), outbox::payload.eq(payload)))
         .returning(outbox::id)
         .get_result(conn)
-        .await?)
+        .await?;
+    Ok(Queued { id, message: message.clone() })
 }
 
 /// Why a relay pass stopped.
@@ -228,23 +256,88 @@ pub async fn relay(conn: &mut AsyncPgConnection, publisher: &Publisher, limit: i
 pub async fn publish_committed(
     conn: &mut AsyncPgConnection,
     publisher: &Publisher,
-    ids: Vec<i64>,
+    queued: Vec<Queued>,
 ) -> Result<usize, RelayError> {
-    use diesel_async::SimpleAsyncConnection;
-    if ids.is_empty() {
+    if queued.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<(String, serde_json::Value)> =
-        outbox::table.filter(outbox::id.eq_any(&ids)).select((outbox::routing_key, outbox::payload)).load(conn).await?;
-    let messages: Vec<(String, Vec<u8>)> =
-        rows.iter().map(|(key, payload)| (key.clone(), payload.to_string().into_bytes())).collect();
-    publisher.publish(&messages).await?;
-    conn.transaction::<_, RelayError, _>(async move |conn| {
-        // Losing this delete in a crash only means publishing again.
-        conn.batch_execute("SET LOCAL synchronous_commit TO OFF").await?;
-        diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn).await?;
-        Ok(())
-    })
-    .await?;
-    Ok(rows.len())
+    publish_queued(publisher, &queued).await?;
+    let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
+    delete_published(conn, &ids).await?;
+    Ok(queued.len())
+}
+
+/// Publishes what the outbox rows say (they stay; see [`Published`]).
+pub async fn publish_queued(publisher: &Publisher, queued: &[Queued]) -> Result<(), Unavailable> {
+    let messages: Vec<(String, Vec<u8>)> = queued
+        .iter()
+        .map(|q| (q.message.routing_key().to_owned(), serde_json::to_vec(&q.message).unwrap_or_default()))
+        .collect();
+    publisher.publish(&messages).await
+}
+
+/// Deletes outbox rows the broker confirmed, in one round trip. Losing
+/// this delete in a crash only means publishing again, so it does not wait
+/// for its commit to reach the disk.
+pub async fn delete_published(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), IamError> {
+    use diesel_async::SimpleAsyncConnection;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // The ids are numbers, so writing them into the text is safe.
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let deleted = conn
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL synchronous_commit TO OFF; DELETE FROM outbox WHERE id IN ({list}); COMMIT"
+        ))
+        .await;
+    if let Err(e) = deleted {
+        // Leave the connection usable for whoever takes it next.
+        let _ = conn.batch_execute("ROLLBACK").await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Outbox rows published but not yet deleted: a busy process deletes them
+/// in batches (every few milliseconds, one statement) rather than one
+/// statement per message. Rows left when it dies are published again by
+/// the relay.
+#[derive(Debug, Clone, Default)]
+pub struct Published(Arc<std::sync::Mutex<Vec<i64>>>);
+
+impl Published {
+    pub fn note(&self, queued: &[Queued]) {
+        if let Ok(mut ids) = self.0.lock() {
+            ids.extend(queued.iter().map(|q| q.id));
+        }
+    }
+
+    /// The rows noted since the last call.
+    pub fn take(&self) -> Vec<i64> {
+        self.0.lock().map(|mut ids| std::mem::take(&mut *ids)).unwrap_or_default()
+    }
+
+    /// Notes them again (a delete that failed).
+    pub fn restore(&self, ids: Vec<i64>) {
+        if let Ok(mut pending) = self.0.lock() {
+            pending.extend(ids);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `executions::store` writes an advance message in SQL with
+    /// `jsonb_build_object('kind', 'advance', 'executionId', ...)`.
+    #[test]
+    fn an_advance_written_in_sql_reads_as_a_message() {
+        let id = Uuid::new_v4();
+        let written = serde_json::json!({"kind": "advance", "executionId": id});
+        let read: Message = serde_json::from_value(written.clone()).expect("reads");
+        assert_eq!(read, Message::Advance { execution_id: id });
+        assert_eq!(serde_json::to_value(&read).expect("writes"), written);
+    }
 }

@@ -323,3 +323,4 @@ diesel::table! {
         seen_at -> Timestamptz,
     }
 }
+diesel::allow_tables_to_appear_in_same_query!(pipeline_executions, pipeline_versions);

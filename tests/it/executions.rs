@@ -52,7 +52,7 @@ impl Drop for Repo {
     }
 }
 
-fn kind(category: &str, provider: &str) -> Value {
+pub fn kind(category: &str, provider: &str) -> Value {
     json!({"category": category, "owner": "Pipewright", "provider": provider, "version": "1"})
 }
 
@@ -102,7 +102,7 @@ pub fn action<'a>(state: &'a Value, stage: &str, action: &str) -> &'a Value {
 }
 
 /// An action's log (streamed while the action runs).
-async fn log_of(app: &TestApp, token: &str, pipeline: &str, action_execution_id: &str) -> reqwest::Response {
+pub async fn log_of(app: &TestApp, token: &str, pipeline: &str, action_execution_id: &str) -> reqwest::Response {
     app.client
         .get(app.url(&format!("/v1/pipelines/{pipeline}/action-executions/{action_execution_id}/log")))
         .bearer_auth(token)
@@ -499,6 +499,21 @@ async fn every_step_is_pushed_live_over_server_sent_events() {
     .await;
     assert_eq!(action(&done, "Build", "Compile")["status"], "Succeeded");
 
+    // A change no execution step follows is pushed too: a disabled transition.
+    let disable = json!({"reason": "Release freeze"});
+    let path = "/v1/pipelines/web/stages/Deploy/transitions/inbound/disable";
+    assert_eq!(app.call("POST", path, Some(&root), Some(disable)).await.status, 200);
+    let frozen = event_until(&mut events, &mut buffer, "the transition is disabled", |s| {
+        s["stageStates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|st| st["stageName"] == "Deploy" && st["inboundTransitionState"]["enabled"] == false)
+    })
+    .await;
+    let deploy = frozen["stageStates"].as_array().unwrap().iter().find(|st| st["stageName"] == "Deploy").unwrap();
+    assert_eq!(deploy["inboundTransitionState"]["disabledReason"], "Release freeze");
+
     // Someone without GetPipelineState on it gets no stream.
     let other = app.call("GET", "/v1/pipelines/web/events", None, None).await;
     assert_eq!(other.status, 401);
@@ -626,6 +641,58 @@ async fn a_broker_outage_mid_execution_loses_nothing_and_needs_no_restart() {
     assert_eq!(action(&done, "Approve", "Review")["status"], "Succeeded");
 }
 
+/// A zip archive of these files, as a user's tool would make it.
+pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, text) in files {
+        writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        writer.write_all(text.as_bytes()).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_mid_build_loses_nothing_and_needs_no_restart() {
+    use pipewright_core::config::Dsn;
+    let base = crate::support::base_config();
+    let postgres = crate::support::ChaosProxy::start(base.database_url.host_port()).await;
+    let app = TestApp::spawn_with(|config| {
+        config.database_url = Dsn::new(postgres.url_for(config.database_url.expose()));
+        config.action_lease_secs = 4;
+    })
+    .await;
+    app.start_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let build = format!("sleep 2\n{BUILD}");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
+        .await;
+
+    // PostgreSQL goes away (as in a restart) while the build runs, and
+    // finishes; it comes back a few seconds later.
+    postgres.cut();
+    let down = app.call("GET", "/v1/pipelines/web/state", Some(&root), None).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    postgres.restore();
+
+    let waiting = state_until(&app, &root, "web", "the build's result is recorded once it is back", |s| {
+        action(s, "Approve", "Review")["token"].is_string()
+    })
+    .await;
+    assert_eq!(action(&waiting, "Build", "Compile")["status"], "Succeeded");
+    approve(&app, &root, "web", &waiting).await;
+    let done =
+        state_until(&app, &root, "web", "the deploy runs", |s| action(s, "Deploy", "Release")["status"] == "Succeeded")
+            .await;
+    let id = action(&done, "Deploy", "Release")["pipelineExecutionId"].as_str().unwrap().to_owned();
+    assert_eq!(execution(&app, &root, "web", &id).await["status"], "Succeeded");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
     let app = TestApp::spawn_with_worker().await;
@@ -678,10 +745,29 @@ async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
     assert_eq!(execution["artifactRevisions"][0]["revisionSummary"], "release 7");
     assert_eq!(execution["artifactRevisions"][0]["revisionId"], sent["revisionId"]);
 
-    // What is not a tar archive is refused, saying so.
+    // A zip runs as well.
+    let zip = zip_of(&[("index.html", "<h1>release 8</h1>")]);
+    let sent = upload(zip, "application/zip").await.unwrap();
+    assert_eq!(sent.status(), 200);
+    let zipped: Value = sent.json().await.unwrap();
+    let zipped_id = zipped["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let done = state_until(&app, &root, "site", "the zip is published", |s| {
+        let show = action(s, "Publish", "Show");
+        show["pipelineExecutionId"] == zipped_id.as_str() && show["status"] == "Succeeded"
+    })
+    .await;
+    let run = action(&done, "Publish", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
+    assert!(log_of(&app, &root, "site", &run).await.text().await.unwrap().contains("<h1>release 8</h1>"));
+
+    // What is not an archive of its kind is refused, saying so.
     assert_eq!(upload(b"not an archive".to_vec(), "application/x-tar").await.unwrap().status(), 400);
     assert_eq!(upload(Vec::new(), "application/x-tar").await.unwrap().status(), 400, "an empty archive");
-    assert_eq!(upload(b"PK..".to_vec(), "application/zip").await.unwrap().status(), 415);
+    let broken = upload(b"PK..".to_vec(), "application/zip").await.unwrap();
+    assert_eq!(broken.status(), 400);
+    assert!(broken.text().await.unwrap().contains("not a usable zip archive"));
+    let escaping = upload(zip_of(&[("../../etc/evil", "x")]), "application/zip").await.unwrap();
+    assert_eq!(escaping.status(), 400, "an entry that leaves the archive's folder");
+    assert_eq!(upload(b"{}".to_vec(), "application/json").await.unwrap().status(), 415);
 
     // The action's ARN names its stage: a policy can allow this one upload only.
     app.create_user(&root, "publisher", PASSWORD, &[]).await;

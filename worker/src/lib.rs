@@ -13,10 +13,12 @@ use tokio_util::sync::CancellationToken;
 mod consume;
 mod orchestrator;
 pub mod providers;
+pub mod retention;
 mod runner;
+pub mod workspaces;
 
 /// What the worker takes from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub lease_secs: u64,
@@ -24,21 +26,27 @@ pub struct Settings {
     /// Actions one worker runs at once.
     pub concurrency: u16,
     pub git_poll_secs: u64,
+    /// The folders actions run in.
+    pub workspaces: workspaces::Workspaces,
+    /// Where artifacts are kept.
+    pub artifacts: pipewright_core::artifacts::Store,
+    /// Days artifacts and logs are kept after their last use.
+    pub retention_days: u32,
 }
 
 impl Settings {
-    pub fn from_config(config: &pipewright_core::config::Config) -> Self {
-        Self {
+    /// The settings, or why the artifact store cannot be used.
+    pub fn from_config(config: &pipewright_core::config::Config) -> Result<Self, String> {
+        Ok(Self {
             data_dir: config.data_dir.clone(),
             lease_secs: config.action_lease_secs.max(2),
             queue_expires_secs: config.amqp_queue_expires_secs,
             concurrency: 8,
             git_poll_secs: config.git_poll_secs.max(1),
-        }
-    }
-
-    pub fn artifacts(&self) -> PathBuf {
-        self.data_dir.join("artifacts")
+            workspaces: workspaces::Workspaces::new(&config.data_dir),
+            artifacts: pipewright_core::artifacts::open(config)?,
+            retention_days: config.artifact_retention_days,
+        })
     }
 
     pub fn logs(&self) -> PathBuf {
@@ -57,6 +65,7 @@ pub async fn run(services: Services, settings: Settings, shutdown: CancellationT
         tokio::spawn(runner::run(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(runner::sweep(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(poll(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
+        tokio::spawn(retention::run(services.clone(), settings.clone(), shutdown.clone())),
     ];
     for task in tasks {
         let _ = task.await;
@@ -64,15 +73,37 @@ pub async fn run(services: Services, settings: Settings, shutdown: CancellationT
     tracing::info!("worker stopped");
 }
 
-/// Publishes what the outbox holds: rows a process committed but did not
-/// publish (it died, or the broker was away).
+/// Deletes the outbox rows this process published (in batches), and
+/// publishes what else the outbox holds: rows a process committed but did
+/// not publish (it died, or the broker was away).
 async fn relay(services: Services, publisher: Publisher, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        ticks += 1;
+        let published = publisher.published().take();
+        if !published.is_empty() {
+            let deleted = match services.db.conn().await {
+                Ok(mut conn) => {
+                    pipewright_core::messaging::delete_published(&mut conn, &published).await.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(error = %e, "published outbox rows could not be deleted now; will retry");
+                publisher.published().restore(published);
+            }
+        }
+        if stopping {
+            return;
+        }
+        if !ticks.is_multiple_of(2) {
+            continue;
         }
         let result = match services.db.conn().await {
             Ok(mut conn) => {
@@ -86,20 +117,16 @@ async fn relay(services: Services, publisher: Publisher, shutdown: CancellationT
     }
 }
 
-/// Publishes the outbox rows a committed transaction wrote, at once; the
-/// relay catches them later if this fails.
-pub async fn publish_now(services: &Services, publisher: &Publisher, ids: Vec<i64>) {
-    if ids.is_empty() {
+/// Publishes the outbox rows a committed transaction wrote, at once (the
+/// relay deletes them soon after); the relay catches them later if this
+/// fails.
+pub async fn publish_now(publisher: &Publisher, queued: Vec<pipewright_core::messaging::Queued>) {
+    if queued.is_empty() {
         return;
     }
-    let result = match services.db.conn().await {
-        Ok(mut conn) => {
-            pipewright_core::messaging::publish_committed(&mut conn, publisher, ids).await.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "messages left to the relay");
+    match pipewright_core::messaging::publish_queued(publisher, &queued).await {
+        Ok(()) => publisher.published().note(&queued),
+        Err(e) => tracing::warn!(error = %e.explain(), "messages left to the relay"),
     }
 }
 
@@ -131,7 +158,7 @@ async fn poll(services: Services, publisher: Publisher, settings: Settings, shut
             match started {
                 Ok(Some((execution, ids))) => {
                     tracing::info!(pipeline = %source.pipeline.name, %revision, %execution, "a new commit starts an execution");
-                    publish_now(&services, &publisher, ids).await;
+                    publish_now(&publisher, ids).await;
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(pipeline = %source.pipeline.name, error = %e, "a poll could not be recorded"),

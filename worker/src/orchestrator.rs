@@ -28,19 +28,8 @@ async fn handle(services: Services, publisher: Publisher, delivery: Delivery) {
         let _ = delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
         return;
     };
-    let result = match services.db.conn().await {
-        Ok(mut conn) => {
-            pipewright_core::executions::store::advance(&mut conn, execution_id).await.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    match result {
-        Ok(advanced) => {
-            crate::publish_now(&services, &publisher, advanced.outbox).await;
-            if let Some(pipeline) = advanced.pipeline_id {
-                let channel = services.cache.pipeline_channel(&pipeline);
-                services.cache.publish(&channel, &execution_id.to_string()).await;
-            }
+    match advance_now(&services, &publisher, execution_id).await {
+        Ok(()) => {
             let _ = delivery.acker.ack(BasicAckOptions::default()).await;
         }
         Err(e) => {
@@ -49,4 +38,19 @@ async fn handle(services: Services, publisher: Publisher, delivery: Delivery) {
             let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
         }
     }
+}
+
+/// Takes the execution's next steps, publishes what they queued, and tells
+/// the pipeline's live listeners.
+pub async fn advance_now(services: &Services, publisher: &Publisher, execution_id: uuid::Uuid) -> Result<(), String> {
+    let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+    let advanced =
+        pipewright_core::executions::store::advance(&mut conn, execution_id).await.map_err(|e| e.to_string())?;
+    drop(conn);
+    crate::publish_now(publisher, advanced.outbox).await;
+    if let Some(pipeline) = advanced.pipeline_id {
+        let channel = services.cache.pipeline_channel(&pipeline);
+        services.cache.publish(&channel, &execution_id.to_string()).await;
+    }
+    Ok(())
 }

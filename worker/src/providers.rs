@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use pipewright_core::artifacts::{self, ArtifactStore, LocalStore};
+use pipewright_core::artifacts::{self, Store};
 use pipewright_core::executions::store::{ArtifactLocation, Claim, Outcome, SourceRevision};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -34,12 +34,11 @@ pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) ->
     let Some(declared) = declared else {
         return Some(failed("ActionNotFound", "the action is no longer in the pipeline version it ran with"));
     };
-    let workspace =
-        settings.data_dir.join("workspaces").join(format!("{}-{}", action.action_execution_id, action.job_attempt));
-    let _ = tokio::fs::remove_dir_all(&workspace).await;
-    if let Err(e) = tokio::fs::create_dir_all(&workspace).await {
-        return Some(failed("WorkspaceFailed", format!("the workspace could not be made: {e}")));
-    }
+    let held = match settings.workspaces.take().await {
+        Ok(held) => held,
+        Err(e) => return Some(failed("WorkspaceFailed", format!("the workspace could not be made: {e}"))),
+    };
+    let workspace = held.path().to_path_buf();
     let _ = tokio::fs::create_dir_all(settings.logs()).await;
     let log = log_path(&settings.logs(), action.action_execution_id);
     let id = &declared.action_type_id;
@@ -49,7 +48,7 @@ pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) ->
         (_, "Shell") => shell(claim, settings, &workspace, &log, stop).await,
         _ => Some(failed("UnknownProvider", format!("no runner runs {id}"))),
     };
-    let _ = tokio::fs::remove_dir_all(&workspace).await;
+    drop(held);
     outcome
 }
 
@@ -117,13 +116,13 @@ async fn shell(
     log: &Path,
     stop: CancellationToken,
 ) -> Option<Outcome> {
-    let store = LocalStore::new(settings.artifacts());
+    let store = &settings.artifacts;
     let action = &claim.action;
     let inputs: Vec<ArtifactLocation> = serde_json::from_value(action.input_artifacts.clone()).unwrap_or_default();
     let mut environment: BTreeMap<String, String> = BTreeMap::new();
     for (i, input) in inputs.iter().enumerate() {
         let target = if i == 0 { workspace.to_path_buf() } else { workspace.join(&input.name) };
-        let unpacked = match store.path(&input.sha256) {
+        let unpacked = match store.local(&input.sha256).await {
             Ok(path) => {
                 let target = target.clone();
                 tokio::task::spawn_blocking(move || artifacts::unpack(&path, &target))
@@ -206,7 +205,7 @@ async fn shell(
         // the folders named after them.
         let (dir, globs) =
             if i == 0 { (workspace.to_path_buf(), globs.clone()) } else { (workspace.join(&output.name), Vec::new()) };
-        match pack_and_store(&store, &output.name, &dir, globs, workspace).await {
+        match pack_and_store(store, &output.name, &dir, globs, workspace).await {
             Ok(location) => outputs.push(location),
             Err(e) => {
                 return Some(failed(
@@ -227,26 +226,26 @@ async fn shell(
 }
 
 async fn pack_and_store(
-    store: &LocalStore,
+    store: &Store,
     name: &str,
     dir: &Path,
     globs: Vec<String>,
     workspace: &Path,
 ) -> Result<ArtifactLocation, String> {
     let archive = workspace.with_extension(format!("{name}.tar"));
-    let (store, name, dir, archive_path) = (store.clone(), name.to_owned(), dir.to_path_buf(), archive.clone());
-    tokio::task::spawn_blocking(move || {
+    let (dir, archive_path) = (dir.to_path_buf(), archive.clone());
+    tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir)?;
         }
-        artifacts::pack(&dir, &globs, &archive_path)?;
-        let stored = store.put(&name, &archive_path);
-        let _ = std::fs::remove_file(&archive_path);
-        stored
+        artifacts::pack(&dir, &globs, &archive_path)
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    let stored = store.put(name, &archive).await.map_err(|e| e.to_string());
+    let _ = tokio::fs::remove_file(&archive).await;
+    stored
 }
 
 async fn git_output(workspace: &Path, args: &[&str]) -> Option<String> {
@@ -311,11 +310,11 @@ async fn git(
     let commit = git_output(workspace, &["rev-parse", "HEAD"]).await.unwrap_or_default();
     let message = git_output(workspace, &["log", "-1", "--format=%B"]).await.unwrap_or_default();
     let author_date = git_output(workspace, &["log", "-1", "--format=%aI"]).await.unwrap_or_default();
-    let store = LocalStore::new(settings.artifacts());
+    let store = &settings.artifacts;
     let declared = claim.declared();
     let mut outputs = Vec::new();
     if let Some(output) = declared.and_then(|d| d.output_artifacts.first()) {
-        match pack_and_store(&store, &output.name, workspace, Vec::new(), &workspace.with_extension("git")).await {
+        match pack_and_store(store, &output.name, workspace, Vec::new(), &workspace.with_extension("git")).await {
             Ok(location) => outputs.push(location),
             Err(e) => return Some(failed("ArtifactFailed", format!("the source could not be stored: {e}"))),
         }
@@ -345,24 +344,7 @@ async fn git(
 
 /// An uploaded archive (PutSourceRevision) is the source's output.
 fn upload(claim: &Claim, declared: &pipewright_core::pipelines::ActionDeclaration) -> Outcome {
-    let revision = serde_json::from_value::<Vec<SourceRevision>>(claim.execution.source_revisions.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .find(|r| r.action_name == claim.action.action_name);
-    let (Some(revision), Some(output)) = (revision, declared.output_artifacts.first()) else {
-        return failed("NoRevision", "this execution has no uploaded archive: start it with PutSourceRevision");
-    };
-    let Some(artifact) = revision.artifact.clone() else {
-        return failed("NoRevision", "the revision has no archive");
-    };
-    Outcome {
-        succeeded: true,
-        summary: revision.revision_summary.clone(),
-        outputs: vec![ArtifactLocation { name: output.name.clone(), ..artifact }],
-        variables: BTreeMap::from([("RevisionId".to_owned(), revision.revision_id.clone())]),
-        revision: Some(revision),
-        ..Outcome::default()
-    }
+    pipewright_core::executions::store::upload_outcome(&claim.execution, declared)
 }
 
 /// The commit a branch of a repository is at, if it can be read.

@@ -121,8 +121,8 @@ async fn finish(services: &Services, publisher: &Publisher, id: uuid::Uuid, atte
             Err(e) => Err(e.to_string()),
         };
         match result {
-            Ok(ids) => {
-                crate::publish_now(services, publisher, ids.unwrap_or_default()).await;
+            Ok(queued) => {
+                next_step(services, publisher, queued.unwrap_or_default()).await;
                 return;
             }
             Err(e) => {
@@ -132,6 +132,26 @@ async fn finish(services: &Services, publisher: &Publisher, id: uuid::Uuid, atte
         }
     }
     tracing::error!(action = %id, "an action's result could not be recorded; its lease will run out");
+}
+
+/// Takes the execution's next step here and now, rather than through the
+/// orchestrator's queue: one message less, and the next stage starts
+/// sooner. The outbox row the result wrote is then only deleted; if this
+/// fails, it is published for the orchestrator.
+async fn next_step(services: &Services, publisher: &Publisher, queued: Vec<pipewright_core::messaging::Queued>) {
+    for row in queued {
+        let done = match row.message {
+            Message::Advance { execution_id } => {
+                crate::orchestrator::advance_now(services, publisher, execution_id).await.is_ok()
+            }
+            Message::Run { .. } => false,
+        };
+        if done {
+            publisher.published().note(std::slice::from_ref(&row));
+        } else {
+            crate::publish_now(publisher, vec![row]).await;
+        }
+    }
 }
 
 /// Takes back actions whose lease ran out: queued again, or failed after
@@ -176,7 +196,7 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
                 match requeued {
                     Ok(Some(outbox)) => {
                         tracing::warn!(action = %id, attempts, "an action's runner stopped responding; running it again");
-                        crate::publish_now(&services, &publisher, vec![outbox]).await;
+                        crate::publish_now(&publisher, vec![outbox]).await;
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(action = %id, error = %e, "an expired action could not be queued again"),

@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, get, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use pipewright_core::artifacts::{ArtifactStore, LocalStore};
 use pipewright_core::executions::Status;
 use pipewright_core::executions::store::{
     self as runs, ActionExecution, Approval, ArtifactLocation, Execution, SourceRevision, Trigger,
@@ -140,10 +139,18 @@ impl crate::auth::Operation for PutSourceRevision {
 /// The largest archive PutSourceRevision takes.
 const ARCHIVE_LIMIT: usize = 256 * 1024 * 1024;
 
-/// An uploaded archive: a tar, or a gzipped tar.
+/// How an uploaded archive is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    Tar,
+    Gzip,
+    Zip,
+}
+
+/// An uploaded archive: a tar, a gzipped tar, or a zip.
 pub struct Archive {
     pub bytes: web::Bytes,
-    pub gzip: bool,
+    pub kind: ArchiveKind,
 }
 
 impl crate::auth::Body for Archive {
@@ -159,21 +166,22 @@ impl crate::auth::Body for Archive {
             .unwrap_or_default();
         let payload = payload.take();
         Box::pin(async move {
-            let gzip = match content_type.as_str() {
-                "application/x-tar" | "application/tar" => false,
-                "application/gzip" | "application/x-gzip" | "application/x-compressed-tar" => true,
+            let kind = match content_type.as_str() {
+                "application/x-tar" | "application/tar" => ArchiveKind::Tar,
+                "application/gzip" | "application/x-gzip" | "application/x-compressed-tar" => ArchiveKind::Gzip,
+                "application/zip" | "application/x-zip-compressed" => ArchiveKind::Zip,
                 other => {
                     return Err(ApiError::new(
                         ErrorCode::UnsupportedMediaTypeException,
                         format!(
-                            "send the revision as a tar archive (application/x-tar) or a gzipped one (application/gzip), not {other:?}"
+                            "send the revision as a tar archive (application/x-tar), a gzipped one (application/gzip) or a zip (application/zip), not {other:?}"
                         ),
                     )
                     .into());
                 }
             };
             let bytes = crate::auth::read_limited(payload, ARCHIVE_LIMIT, "the archive").await?;
-            Ok(Archive { bytes, gzip })
+            Ok(Archive { bytes, kind })
         })
     }
 }
@@ -760,7 +768,8 @@ async fn action_of(
 #[utoipa::path(
     tag = "executions", operation_id = "GetActionExecutionLog", params(("name" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "the log", content_type = "text/plain", body = String),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such action execution, or its log is past the retention period")),
     security(("bearer" = []))
 )]
 #[get("/v1/pipelines/{name}/action-executions/{id}/log")]
@@ -775,7 +784,20 @@ pub async fn action_log(
     let path = state.data_dir.join("logs").join(format!("{}.log", run.action_execution_id));
     // An approval has no log and may wait for days: never held open for it.
     if run.status().is_terminal() || run.token.is_some() {
-        let text = tokio::fs::read(&path).await.unwrap_or_default();
+        let text = match tokio::fs::read(&path).await {
+            Ok(text) => text,
+            Err(_) => {
+                let expired = chrono::Duration::days(i64::from(state.retention_days));
+                if run.finished_at.is_some_and(|at| at < chrono::Utc::now() - expired) {
+                    return Err(ApiError::new(
+                        ErrorCode::ResourceNotFoundException,
+                        format!("the log is no longer kept: logs are kept {} days", state.retention_days),
+                    ));
+                }
+                // Nothing was written (an approval, an uploaded source).
+                Vec::new()
+            }
+        };
         return Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text));
     }
     drop(conn);
@@ -829,7 +851,9 @@ pub async fn action_log(
     tag = "executions", operation_id = "GetActionExecutionArtifact",
     params(("name" = String, Path), ("id" = String, Path), ("artifact" = String, Path)),
     responses((status = 200, description = "the artifact", content_type = "application/x-tar", body = Vec<u8>),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such artifact, or it is past the retention period"),
+        (status = 503, body = ErrorBody, description = "the artifact store could not be read; retry")),
     security(("bearer" = []))
 )]
 #[get("/v1/pipelines/{name}/action-executions/{id}/artifacts/{artifact}")]
@@ -845,13 +869,32 @@ pub async fn action_artifact(
     let missing =
         || ApiError::new(ErrorCode::ArtifactNotFoundException, format!("the action produced no artifact {artifact:?}"));
     let location = outputs.into_iter().find(|o| o.name == artifact).ok_or_else(missing)?;
-    let store = LocalStore::new(state.data_dir.join("artifacts"));
-    let file = store.path(&location.sha256).map_err(|_| missing())?;
-    let bytes = tokio::fs::read(file).await.map_err(|_| missing())?;
-    Ok(HttpResponse::Ok()
+    let file = match state.artifacts.local(&location.sha256).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(
+                ErrorCode::ArtifactNotFoundException,
+                format!(
+                    "artifact {artifact:?} is no longer kept (artifacts are kept for a retention period after their last use)"
+                ),
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, store = %state.artifacts.describe(), "an artifact could not be read");
+            return Err(ApiError::unavailable("the artifact store could not be read; retry shortly"));
+        }
+    };
+    let opened = tokio::fs::File::open(&file).await.map_err(|_| missing())?;
+    let size = opened.metadata().await.map(|m| m.len()).ok();
+    // Streamed: an artifact may be large.
+    let mut response = HttpResponse::Ok();
+    response
         .content_type("application/x-tar")
-        .insert_header(("content-disposition", format!("attachment; filename=\"{artifact}.tar\"")))
-        .body(bytes))
+        .insert_header(("content-disposition", format!("attachment; filename=\"{artifact}.tar\"")));
+    if let Some(size) = size {
+        response.no_chunking(size);
+    }
+    Ok(response.streaming(tokio_util::io::ReaderStream::new(opened)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1125,9 +1168,10 @@ pub struct SourceRevisionResponse {
 /// header gives the revision a summary.
 #[utoipa::path(
     tag = "executions", operation_id = "PutSourceRevision", params(("name" = String, Path), ("action" = String, Path)),
-    request_body(content((Vec<u8> = "application/x-tar"), (Vec<u8> = "application/gzip"))),
+    request_body(content((Vec<u8> = "application/zip"), (Vec<u8> = "application/x-tar"), (Vec<u8> = "application/gzip"))),
     responses((status = 200, body = SourceRevisionResponse),
-        (status = 400, body = ErrorBody, description = "not an Upload source, or not a tar archive"),
+        (status = 400, body = ErrorBody, description = "not an Upload source, or not an archive of its content type"),
+        (status = 503, body = ErrorBody, description = "the artifact store could not take it; retry"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = []))
@@ -1168,30 +1212,44 @@ pub async fn put_source_revision(
     let output = source.output_artifacts.first().map_or_else(|| "SourceArtifact".to_owned(), |o| o.name.clone());
     let uploads = state.data_dir.join("uploads");
     let file = uploads.join(format!("{}.tar", Uuid::new_v4()));
-    let (bytes, gzip, store_root) = (auth.body.bytes.clone(), auth.body.gzip, state.data_dir.join("artifacts"));
-    let stored = tokio::task::spawn_blocking(move || -> Result<ArtifactLocation, String> {
+    let (bytes, kind, unpacked) = (auth.body.bytes.clone(), auth.body.kind, file.clone());
+    // As a tar archive (the one format artifacts are kept in), checked.
+    let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
         use std::io::Write;
         std::fs::create_dir_all(&uploads).map_err(|e| e.to_string())?;
-        let mut out = std::fs::File::create(&file).map_err(|e| e.to_string())?;
-        if gzip {
-            let mut decoder = flate2::read::GzDecoder::new(&bytes[..]);
-            std::io::copy(&mut decoder, &mut out).map_err(|e| format!("not a gzipped archive: {e}"))?;
-        } else {
-            out.write_all(&bytes).map_err(|e| e.to_string())?;
+        let written = match kind {
+            ArchiveKind::Zip => pipewright_core::artifacts::zip_to_tar(&bytes, &unpacked)
+                .map(|_| ())
+                .map_err(|e| format!("not a usable zip archive: {e}")),
+            ArchiveKind::Gzip | ArchiveKind::Tar => {
+                let mut out = std::fs::File::create(&unpacked).map_err(|e| e.to_string())?;
+                if kind == ArchiveKind::Gzip {
+                    let mut decoder = flate2::read::GzDecoder::new(&bytes[..]);
+                    std::io::copy(&mut decoder, &mut out).map(|_| ()).map_err(|e| format!("not a gzipped archive: {e}"))
+                } else {
+                    out.write_all(&bytes).map_err(|e| e.to_string())
+                }
+            }
         }
-        drop(out);
-        let checked = pipewright_core::artifacts::check(&file).map_err(|e| format!("not a tar archive: {e}"));
-        if let Err(e) = checked {
-            let _ = std::fs::remove_file(&file);
-            return Err(e);
+        .and_then(|()| {
+            pipewright_core::artifacts::check(&unpacked).map(|_| ()).map_err(|e| format!("not a tar archive: {e}"))
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&unpacked);
         }
-        let stored = LocalStore::new(store_root).put(&output, &file).map_err(|e| e.to_string());
-        let _ = std::fs::remove_file(&file);
-        stored
+        written
     })
     .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| ApiError::validation(format!("the body: {e}")))?;
+    .map_err(|_| ApiError::internal())?;
+    if let Err(e) = written {
+        return Err(ApiError::validation(format!("the body: {e}")));
+    }
+    let stored = state.artifacts.put(&output, &file).await;
+    let _ = tokio::fs::remove_file(&file).await;
+    let stored = stored.map_err(|e| {
+        tracing::error!(error = %e, store = %state.artifacts.describe(), "an uploaded archive could not be stored");
+        ApiError::unavailable("the artifact store could not take the archive; retry shortly")
+    })?;
     let revision = SourceRevision {
         action_name: action.clone(),
         revision_id: stored.sha256.clone(),

@@ -845,6 +845,7 @@ fn check_reason(reason: &str) -> Result<(), ApiError> {
 )]
 #[post("/v1/pipelines/{name}/stages/{stage}/transitions/inbound/disable")]
 pub async fn disable_transition(
+    req: HttpRequest,
     auth: Authorized<DisableStageTransition>,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<TransitionResponse>, ApiError> {
@@ -861,6 +862,7 @@ pub async fn disable_transition(
         auth.caller.arn(),
     )
     .await?;
+    crate::auth::notify_after_commit(&req, pipeline.pipeline_id);
     Ok(web::Json(TransitionResponse { stage_name: stage, inbound_transition_state: state }))
 }
 
@@ -889,5 +891,6 @@ pub async fn enable_transition(
         outbox.push(pipewright_core::messaging::enqueue(&mut conn, &message).await?);
     }
     crate::auth::publish_after_commit(&req, outbox);
+    crate::auth::notify_after_commit(&req, pipeline.pipeline_id);
     Ok(web::Json(TransitionResponse { stage_name: stage, inbound_transition_state: state }))
 }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::{
-    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+    BoolExpressionMethods, ExpressionMethods, IntoSql, JoinOnDsl, OptionalExtension, QueryDsl, Queryable, Selectable,
+    SelectableHelper,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -16,12 +17,10 @@ use uuid::Uuid;
 use super::Status;
 use super::machine::{self, Hold, Snapshot, StageRun, Step};
 use crate::iam::IamError;
-use crate::messaging::{self, Message};
+use crate::messaging::{self, Message, Queued};
 use crate::pipelines::store::Pipeline;
 use crate::pipelines::{ExecutionMode, PipelineDeclaration};
-use crate::schema::{
-    action_executions, pipeline_executions, pipeline_versions, pipelines, stage_executions, stage_transitions,
-};
+use crate::schema::{action_executions, pipeline_executions, pipeline_versions, pipelines, stage_executions};
 
 /// An execution's row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -146,6 +145,15 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+diesel::define_sql_function! {
+    /// SQL's `coalesce` of two timestamps (typed, so that the statement is
+    /// prepared once per connection, unlike one with SQL text in it).
+    fn coalesce(
+        first: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        second: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
+}
+
 /// The declaration of one version of a pipeline.
 pub async fn declaration_at(
     conn: &mut AsyncPgConnection,
@@ -170,7 +178,7 @@ pub async fn start(
     variables: &[(String, String)],
     client_request_token: Option<&str>,
     revisions: &[SourceRevision],
-) -> Result<(Execution, Vec<i64>), IamError> {
+) -> Result<(Execution, Vec<Queued>), IamError> {
     if let Some(token) = client_request_token {
         let existing: Option<Execution> = pipeline_executions::table
             .filter(pipeline_executions::pipeline_id.eq(pipeline.pipeline_id))
@@ -269,15 +277,7 @@ fn waiting_at(runs: &[StageRun]) -> Option<usize> {
 /// pipeline (its executions are decided one at a time), read, decide, write.
 /// Returns the outbox rows to publish after the commit.
 pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Advanced, IamError> {
-    let pipeline_id: Option<Uuid> = pipeline_executions::table
-        .find(execution_id)
-        .select(pipeline_executions::pipeline_id)
-        .first(conn)
-        .await
-        .optional()?;
-    let Some(pipeline_id) = pipeline_id else { return Ok(Advanced { pipeline_id: None, outbox: Vec::new() }) };
-    let outbox = advance_in(conn, execution_id, pipeline_id).await?;
-    Ok(Advanced { pipeline_id: Some(pipeline_id), outbox })
+    conn.transaction::<_, IamError, _>(async move |conn| advance_in(conn, execution_id).await).await
 }
 
 /// What the orchestrator's step did: the pipeline (for live updates) and
@@ -285,30 +285,86 @@ pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result
 #[derive(Debug, Clone)]
 pub struct Advanced {
     pub pipeline_id: Option<Uuid>,
-    pub outbox: Vec<i64>,
+    pub outbox: Vec<Queued>,
 }
 
-async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_id: Uuid) -> Result<Vec<i64>, IamError> {
-    conn.transaction::<_, IamError, _>(async move |conn| {
-        let locked: Option<Uuid> = pipelines::table
+/// An execution with the declaration of the version it runs.
+async fn execution_with_declaration(
+    conn: &mut AsyncPgConnection,
+    execution_id: Uuid,
+) -> Result<Option<(Execution, PipelineDeclaration)>, IamError> {
+    let found: Option<(Execution, Value)> = pipeline_executions::table
+        .inner_join(
+            pipeline_versions::table.on(pipeline_versions::pipeline_id
+                .eq(pipeline_executions::pipeline_id)
+                .and(pipeline_versions::version.eq(pipeline_executions::pipeline_version))),
+        )
+        .filter(pipeline_executions::execution_id.eq(execution_id))
+        .select((Execution::as_select(), pipeline_versions::declaration))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((execution, declaration)) = found else { return Ok(None) };
+    let declaration = serde_json::from_value(declaration)
+        .map_err(|e| IamError::InvalidInput(format!("a stored pipeline does not read: {e}")))?;
+    Ok(Some((execution, declaration)))
+}
+
+/// The execution as committed now, locked when `lock_it`, and the stages
+/// of its pipeline whose inbound transition is disabled.
+async fn execution_now(
+    conn: &mut AsyncPgConnection,
+    execution_id: Uuid,
+    lock_it: bool,
+) -> Result<(Execution, Vec<String>), IamError> {
+    use diesel::sql_types::{Array, Text};
+    let query = pipeline_executions::table.find(execution_id).select((
+        Execution::as_select(),
+        diesel::dsl::sql::<Array<Text>>(
+            "ARRAY(SELECT t.stage_name FROM stage_transitions t \
+             WHERE t.pipeline_id = pipeline_executions.pipeline_id AND NOT t.enabled)",
+        ),
+    ));
+    Ok(if lock_it { query.for_no_key_update().first(conn).await? } else { query.first(conn).await? })
+}
+
+async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Advanced, IamError> {
+    let Some((first, declaration)) = execution_with_declaration(conn, execution_id).await? else {
+        return Ok(Advanced { pipeline_id: None, outbox: Vec::new() });
+    };
+    let pipeline_id = first.pipeline_id;
+    let nothing = Advanced { pipeline_id: Some(pipeline_id), outbox: Vec::new() };
+    if first.status().is_terminal() {
+        return Ok(nothing);
+    }
+    // Decisions are taken one at a time, under a lock; what is read after
+    // it is what the last holder committed. A PARALLEL execution never
+    // waits for another: its own row is lock enough. Otherwise the
+    // pipeline's executions are decided one at a time.
+    let parallel = declaration.execution_mode == ExecutionMode::Parallel;
+    if !parallel {
+        pipelines::table
             .find(pipeline_id)
             .select(pipelines::pipeline_id)
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?;
-        if locked.is_none() {
-            return Ok(Vec::new());
-        }
-        let execution: Execution =
-            pipeline_executions::table.find(execution_id).select(Execution::as_select()).first(conn).await?;
-        if execution.status().is_terminal() {
-            return Ok(Vec::new());
-        }
-        let declaration = declaration_at(conn, pipeline_id, execution.pipeline_version).await?;
+            .for_no_key_update()
+            .first::<Uuid>(conn)
+            .await?;
+    }
+    let (execution, disabled) = execution_now(conn, execution_id, parallel).await?;
+    if execution.status().is_terminal() {
+        return Ok(nothing);
+    }
+    let mut outbox = Vec::new();
+    let mut frees_others = false;
+    let mut ended = false;
+    // An action the orchestrator completes itself (an uploaded source) lets
+    // it decide again at once, in this transaction: no runner, no message.
+    let mut rounds = 0;
+    let (running, stages, actions) = loop {
+        rounds += 1;
         // Every running execution of the pipeline: who is where (PARALLEL
         // executions never wait for each other: only this one matters).
-        let running: Vec<Execution> = if declaration.execution_mode == ExecutionMode::Parallel {
+        let running: Vec<Execution> = if parallel {
             vec![execution.clone()]
         } else {
             pipeline_executions::table
@@ -321,11 +377,6 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
         let ids: Vec<Uuid> = running.iter().map(|e| e.execution_id).collect();
         let (stages, actions) = runs_of(conn, &ids).await?;
         let mine = stage_runs(&declaration, execution_id, &stages, &actions);
-        let transitions: Vec<(String, bool)> = stage_transitions::table
-            .filter(stage_transitions::pipeline_id.eq(pipeline_id))
-            .select((stage_transitions::stage_name, stage_transitions::enabled))
-            .load(conn)
-            .await?;
         let mode = declaration.execution_mode;
         let holds: Vec<Option<Hold>> = declaration
             .stages
@@ -335,7 +386,7 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
                 if mode == ExecutionMode::Queued && running.iter().any(|o| o.seq < execution.seq) {
                     return Some(Hold::Queued);
                 }
-                if i > 0 && transitions.iter().any(|(name, enabled)| *name == stage.name && !enabled) {
+                if i > 0 && disabled.contains(&stage.name) {
                     return Some(Hold::TransitionDisabled);
                 }
                 let busy = stages.iter().any(|s| {
@@ -348,8 +399,8 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
             .collect();
         let snapshot = Snapshot { pipeline: &declaration, status: execution.status(), stages: mine.clone(), holds };
         let steps = machine::next(&snapshot);
-        let mut outbox = Vec::new();
-        let mut frees_others = false;
+        let mut entered: HashMap<usize, i32> = HashMap::new();
+        let mut again = false;
         for step in steps {
             match step {
                 Step::EnterStage { stage } => {
@@ -375,18 +426,23 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
                         ))
                         .execute(conn)
                         .await?;
+                    entered.insert(stage, attempt);
                 }
                 Step::StartActions { stage, actions: indexes } => {
-                    let attempt: i32 = stage_executions::table
-                        .find((execution_id, i32::try_from(stage).unwrap_or(i32::MAX)))
-                        .select(stage_executions::attempt)
-                        .first(conn)
-                        .await?;
-                    let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
+                    let attempt = entered.get(&stage).copied().unwrap_or_else(|| {
+                        stages
+                            .iter()
+                            .find(|s| s.execution_id == execution_id && s.stage_index as usize == stage)
+                            .map_or(1, |s| s.attempt)
+                    });
+                    let context = ResolveContext::of(&execution, &declaration, &actions);
                     for index in indexes {
-                        let id = start_action(conn, &execution, &declaration, stage, index, attempt, &context).await?;
-                        if let Some(id) = id {
-                            outbox.push(messaging::enqueue(conn, &Message::Run { action_execution_id: id }).await?);
+                        match start_action(conn, &execution, &declaration, stage, index, attempt, &context).await? {
+                            Started::Job(id) => {
+                                outbox.push(messaging::enqueue(conn, &Message::Run { action_execution_id: id }).await?);
+                            }
+                            Started::Waiting => {}
+                            Started::Done => again = true,
                         }
                     }
                 }
@@ -402,6 +458,7 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
                 Step::FinishExecution { status } => {
                     finish_execution(conn, execution_id, status, None).await?;
                     frees_others = true;
+                    ended = true;
                 }
                 Step::Wait { stage, hold } => {
                     if mode == ExecutionMode::Superseded && hold != Hold::Queued {
@@ -420,6 +477,7 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
                                 let summary = format!("Superseded by execution {newer}");
                                 finish_execution(conn, older, Status::Superseded, Some(&summary)).await?;
                                 if older == execution_id {
+                                    ended = true;
                                     break;
                                 }
                             }
@@ -428,19 +486,20 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid, pipeline_i
                 }
             }
         }
-        if frees_others && mode != ExecutionMode::Parallel {
-            // Those waiting at a boundary may go on now (PARALLEL has no waiting).
-            for other in running.iter().filter(|o| o.execution_id != execution_id) {
-                let theirs = stage_runs(&declaration, other.execution_id, &stages, &actions);
-                if waiting_at(&theirs).is_some() {
-                    outbox
-                        .push(messaging::enqueue(conn, &Message::Advance { execution_id: other.execution_id }).await?);
-                }
+        if !again || ended || rounds > declaration.stages.len() {
+            break (running, stages, actions);
+        }
+    };
+    if frees_others && !parallel {
+        // Those waiting at a boundary may go on now (PARALLEL has no waiting).
+        for other in running.iter().filter(|o| o.execution_id != execution_id) {
+            let theirs = stage_runs(&declaration, other.execution_id, &stages, &actions);
+            if waiting_at(&theirs).is_some() {
+                outbox.push(messaging::enqueue(conn, &Message::Advance { execution_id: other.execution_id }).await?);
             }
         }
-        Ok(outbox)
-    })
-    .await
+    }
+    Ok(Advanced { pipeline_id: Some(pipeline_id), outbox })
 }
 
 async fn finish_execution(
@@ -474,6 +533,18 @@ impl ResolveContext {
         execution: &Execution,
         declaration: &PipelineDeclaration,
     ) -> Result<Self, IamError> {
+        let done: Vec<ActionExecution> = action_executions::table
+            .filter(action_executions::execution_id.eq(execution.execution_id))
+            .filter(action_executions::status.eq(Status::Succeeded.as_str()))
+            .select(ActionExecution::as_select())
+            .load(conn)
+            .await?;
+        Ok(Self::of(execution, declaration, &done))
+    }
+
+    /// The context from the execution's action runs (any others among
+    /// `actions` are left out).
+    fn of(execution: &Execution, declaration: &PipelineDeclaration, actions: &[ActionExecution]) -> Self {
         let mut variables = HashMap::new();
         for item in execution.variables.as_array().into_iter().flatten() {
             if let (Some(name), Some(value)) =
@@ -482,13 +553,12 @@ impl ResolveContext {
                 variables.insert(name.to_owned(), value.to_owned());
             }
         }
-        let done: Vec<ActionExecution> = action_executions::table
-            .filter(action_executions::execution_id.eq(execution.execution_id))
-            .filter(action_executions::status.eq(Status::Succeeded.as_str()))
-            .order(action_executions::finished_at.asc())
-            .select(ActionExecution::as_select())
-            .load(conn)
-            .await?;
+        // In the order they finished: a later output of one name wins.
+        let mut done: Vec<&ActionExecution> = actions
+            .iter()
+            .filter(|a| a.execution_id == execution.execution_id && a.status() == Status::Succeeded)
+            .collect();
+        done.sort_by_key(|a| a.finished_at);
         let mut namespaces = HashMap::new();
         let mut artifacts = HashMap::new();
         for action in done {
@@ -508,7 +578,7 @@ impl ResolveContext {
             "codepipeline".to_owned(),
             BTreeMap::from([("PipelineExecutionId".to_owned(), execution.execution_id.to_string())]),
         );
-        Ok(Self { variables, namespaces, artifacts })
+        Self { variables, namespaces, artifacts }
     }
 
     /// `#{variables.NAME}` and `#{Namespace.NAME}` replaced by their values
@@ -549,7 +619,7 @@ async fn start_action(
     index: usize,
     attempt: i32,
     context: &ResolveContext,
-) -> Result<Option<Uuid>, IamError> {
+) -> Result<Started, IamError> {
     let declared_stage = &declaration.stages[stage];
     let action = &declared_stage.actions[index];
     let resolved: BTreeMap<&String, String> =
@@ -592,7 +662,63 @@ async fn start_action(
         ))
         .execute(conn)
         .await?;
-    Ok((!approval).then_some(id))
+    if action.action_type_id.category == "Source" && action.action_type_id.provider == "Upload" {
+        // Nothing to run: the archive was stored when the execution started.
+        let outcome = upload_outcome(execution, action);
+        diesel::update(action_executions::table.find(id))
+            .set((
+                action_executions::status
+                    .eq(if outcome.succeeded { Status::Succeeded } else { Status::Failed }.as_str()),
+                action_executions::summary.eq(&outcome.summary),
+                action_executions::error_code.eq(&outcome.error_code),
+                action_executions::error_message.eq(&outcome.error_message),
+                action_executions::output_artifacts.eq(serde_json::to_value(&outcome.outputs).unwrap_or_default()),
+                action_executions::output_variables.eq(serde_json::to_value(&outcome.variables).unwrap_or_default()),
+                action_executions::claimed_at.eq(now()),
+                action_executions::finished_at.eq(now()),
+            ))
+            .execute(conn)
+            .await?;
+        return Ok(Started::Done);
+    }
+    Ok(if approval { Started::Waiting } else { Started::Job(id) })
+}
+
+/// What starting an action did.
+enum Started {
+    /// A runner must run it.
+    Job(Uuid),
+    /// It waits for someone (an approval).
+    Waiting,
+    /// The orchestrator completed it.
+    Done,
+}
+
+/// Source/Upload's result: the archive the execution was started with.
+pub fn upload_outcome(execution: &Execution, action: &crate::pipelines::ActionDeclaration) -> Outcome {
+    let failed = |message: &str| Outcome {
+        error_code: Some("NoRevision".to_owned()),
+        error_message: Some(message.to_owned()),
+        ..Outcome::default()
+    };
+    let revision = serde_json::from_value::<Vec<SourceRevision>>(execution.source_revisions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.action_name == action.name);
+    let (Some(revision), Some(output)) = (revision, action.output_artifacts.as_slice().first()) else {
+        return failed("this execution has no uploaded archive: start it with PutSourceRevision");
+    };
+    let Some(artifact) = revision.artifact.clone() else {
+        return failed("the revision has no archive");
+    };
+    Outcome {
+        succeeded: true,
+        summary: revision.revision_summary.clone(),
+        outputs: vec![ArtifactLocation { name: output.name.clone(), ..artifact }],
+        variables: BTreeMap::from([("RevisionId".to_owned(), revision.revision_id.clone())]),
+        revision: Some(revision),
+        ..Outcome::default()
+    }
 }
 
 /// What a runner needs to run an action it claimed.
@@ -620,35 +746,36 @@ pub async fn claim(
     lease_secs: u64,
 ) -> Result<Option<Claim>, IamError> {
     let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
-    let claimed: Option<ActionExecution> =
-        diesel::update(
-            action_executions::table
-                .filter(action_executions::action_execution_id.eq(action_execution_id))
-                .filter(action_executions::status.eq(Status::InProgress.as_str()))
-                .filter(action_executions::token.is_null())
-                .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
-        )
-        .set((
-            action_executions::job_attempt.eq(action_executions::job_attempt + 1),
-            action_executions::claimed_at.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >("coalesce(claimed_at, clock_timestamp())")),
-            action_executions::lease_until.eq(until),
-            action_executions::updated_at.eq(now()),
-        ))
-        .returning(ActionExecution::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
+    let claimed: Option<ActionExecution> = diesel::update(
+        action_executions::table
+            .filter(action_executions::action_execution_id.eq(action_execution_id))
+            .filter(action_executions::status.eq(Status::InProgress.as_str()))
+            .filter(action_executions::token.is_null())
+            .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
+    )
+    .set((
+        action_executions::job_attempt.eq(action_executions::job_attempt + 1),
+        action_executions::claimed_at.eq(coalesce(action_executions::claimed_at, Some(now()))),
+        action_executions::lease_until.eq(until),
+        action_executions::updated_at.eq(now()),
+    ))
+    .returning(ActionExecution::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?;
     let Some(action) = claimed else { return Ok(None) };
-    let execution: Execution =
-        pipeline_executions::table.find(action.execution_id).select(Execution::as_select()).first(conn).await?;
-    let declaration = declaration_at(conn, execution.pipeline_id, execution.pipeline_version).await?;
-    let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
-    let configuration = action
-        .declared(&declaration)
-        .map(|a| a.configuration.iter().map(|(k, v)| (k.clone(), context.resolve(v))).collect())
-        .unwrap_or_default();
+    let Some((execution, declaration)) = execution_with_declaration(conn, action.execution_id).await? else {
+        return Ok(None);
+    };
+    let declared = action.declared(&declaration).map(|a| &a.configuration);
+    let configuration = match declared {
+        Some(values) if values.values().any(|v| v.contains("#{")) => {
+            let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
+            values.iter().map(|(k, v)| (k.clone(), context.resolve(v))).collect()
+        }
+        Some(values) => values.clone(),
+        None => BTreeMap::new(),
+    };
     Ok(Some(Claim { action, execution, declaration, configuration }))
 }
 
@@ -693,21 +820,52 @@ pub async fn finish_action(
     action_execution_id: Uuid,
     job_attempt: Option<i32>,
     outcome: Outcome,
-) -> Result<Option<Vec<i64>>, IamError> {
+) -> Result<Option<Vec<Queued>>, IamError> {
+    let Some(revision) = outcome.revision.clone() else {
+        return record_finish(conn, action_execution_id, job_attempt, &outcome).await;
+    };
+    // (A nested transaction: a savepoint.)
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let Some(queued) = record_finish(conn, action_execution_id, job_attempt, &outcome).await? else {
+            return Ok(None);
+        };
+        let Some(Message::Advance { execution_id }) = queued.as_slice().first().map(|q| q.message.clone()) else {
+            return Ok(Some(queued));
+        };
+        let execution: Execution =
+            pipeline_executions::table.find(execution_id).select(Execution::as_select()).first(conn).await?;
+        note_revision(conn, execution.pipeline_id, &revision.action_name, &revision.revision_id).await?;
+        let mut revisions: Vec<SourceRevision> = serde_json::from_value(execution.source_revisions).unwrap_or_default();
+        revisions.retain(|r| r.action_name != revision.action_name);
+        revisions.push(revision);
+        diesel::update(pipeline_executions::table.find(execution.execution_id))
+            .set(pipeline_executions::source_revisions.eq(serde_json::to_value(&revisions).unwrap_or_default()))
+            .execute(conn)
+            .await?;
+        Ok(Some(queued))
+    })
+    .await
+}
+
+/// The action's end and the execution's next step (its outbox row), in one
+/// transaction of typed statements (prepared once per connection).
+async fn record_finish(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    job_attempt: Option<i32>,
+    outcome: &Outcome,
+) -> Result<Option<Vec<Queued>>, IamError> {
     conn.transaction::<_, IamError, _>(async move |conn| {
         let status = if outcome.succeeded { Status::Succeeded } else { Status::Failed };
-        let mut target = action_executions::table
+        let target = action_executions::table
             .filter(action_executions::action_execution_id.eq(action_execution_id))
             .filter(action_executions::status.eq(Status::InProgress.as_str()))
-            .into_boxed();
-        if let Some(attempt) = job_attempt {
-            target = target.filter(action_executions::job_attempt.eq(attempt));
-        }
-        let ids: Vec<Uuid> = target.select(action_executions::action_execution_id).load(conn).await?;
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        let updated: ActionExecution = diesel::update(action_executions::table.find(action_execution_id))
+            .filter(
+                action_executions::job_attempt
+                    .eq(job_attempt.unwrap_or(0))
+                    .or(job_attempt.is_none().into_sql::<diesel::sql_types::Bool>()),
+            );
+        let finished: Option<Uuid> = diesel::update(target)
             .set((
                 action_executions::status.eq(status.as_str()),
                 action_executions::summary.eq(&outcome.summary),
@@ -720,27 +878,12 @@ pub async fn finish_action(
                 action_executions::updated_at.eq(now()),
                 action_executions::finished_at.eq(now()),
             ))
-            .returning(ActionExecution::as_returning())
+            .returning(action_executions::execution_id)
             .get_result(conn)
-            .await?;
-        if let Some(revision) = outcome.revision {
-            note_revision(conn, updated.pipeline_id, &revision.action_name, &revision.revision_id).await?;
-            let execution: Execution = pipeline_executions::table
-                .find(updated.execution_id)
-                .select(Execution::as_select())
-                .first(conn)
-                .await?;
-            let mut revisions: Vec<SourceRevision> =
-                serde_json::from_value(execution.source_revisions).unwrap_or_default();
-            revisions.retain(|r| r.action_name != revision.action_name);
-            revisions.push(revision);
-            diesel::update(pipeline_executions::table.find(updated.execution_id))
-                .set(pipeline_executions::source_revisions.eq(serde_json::to_value(&revisions).unwrap_or_default()))
-                .execute(conn)
-                .await?;
-        }
-        let id = messaging::enqueue(conn, &Message::Advance { execution_id: updated.execution_id }).await?;
-        Ok(Some(vec![id]))
+            .await
+            .optional()?;
+        let Some(execution_id) = finished else { return Ok(None) };
+        Ok(Some(vec![messaging::enqueue(conn, &Message::Advance { execution_id }).await?]))
     })
     .await
 }
@@ -767,7 +910,7 @@ pub async fn requeue_expired(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
     job_attempt: i32,
-) -> Result<Option<i64>, IamError> {
+) -> Result<Option<Queued>, IamError> {
     conn.transaction::<_, IamError, _>(async move |conn| {
         let cleared = diesel::update(
             action_executions::table
@@ -789,7 +932,7 @@ pub async fn requeue_expired(
 
 /// What an approval answer found.
 pub enum Approval {
-    Done(Vec<i64>),
+    Done(Vec<Queued>),
     NoSuchAction,
     NotWaiting,
     WrongToken,
@@ -1011,7 +1154,7 @@ pub async fn poll_seen(
     conn: &mut AsyncPgConnection,
     source: &PolledSource,
     revision_id: &str,
-) -> Result<Option<(Uuid, Vec<i64>)>, IamError> {
+) -> Result<Option<(Uuid, Vec<Queued>)>, IamError> {
     use crate::schema::source_polls as p;
     let source = source.clone();
     let revision_id = revision_id.to_owned();
@@ -1061,15 +1204,25 @@ pub async fn poll_seen(
 
 /// What a retry or a stop found.
 pub enum Control {
-    Done(Vec<i64>),
+    Done(Vec<Queued>),
     NoExecution,
     NoStage,
     /// Not allowed now, and why.
     Refused(String),
 }
 
-async fn lock_pipeline(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<(), IamError> {
-    pipelines::table.find(pipeline_id).select(pipelines::pipeline_id).for_update().first::<Uuid>(conn).await?;
+/// Locks what changes an execution from outside (stop, retry): its
+/// pipeline, then the execution — the order [`advance`] takes them in.
+/// `NO KEY UPDATE` locks leave inserts that refer to the rows (a new
+/// execution's foreign key) unblocked.
+async fn lock(conn: &mut AsyncPgConnection, pipeline_id: Uuid, execution_id: Uuid) -> Result<(), IamError> {
+    pipelines::table.find(pipeline_id).select(pipelines::pipeline_id).for_no_key_update().first::<Uuid>(conn).await?;
+    pipeline_executions::table
+        .find(execution_id)
+        .select(pipeline_executions::execution_id)
+        .for_no_key_update()
+        .load::<Uuid>(conn)
+        .await?;
     Ok(())
 }
 
@@ -1084,7 +1237,7 @@ pub async fn retry_stage(
 ) -> Result<Control, IamError> {
     let stage_name = stage_name.to_owned();
     conn.transaction::<_, IamError, _>(async move |conn| {
-        lock_pipeline(conn, pipeline_id).await?;
+        lock(conn, pipeline_id, execution_id).await?;
         let Some(execution) = find(conn, pipeline_id, execution_id).await? else { return Ok(Control::NoExecution) };
         let declaration = declaration_at(conn, pipeline_id, execution.pipeline_version).await?;
         let Some(index) = declaration.stages.iter().position(|s| s.name == stage_name) else {
@@ -1184,7 +1337,7 @@ pub async fn stop(
 ) -> Result<Control, IamError> {
     let reason = reason.to_owned();
     conn.transaction::<_, IamError, _>(async move |conn| {
-        lock_pipeline(conn, pipeline_id).await?;
+        lock(conn, pipeline_id, execution_id).await?;
         let Some(execution) = find(conn, pipeline_id, execution_id).await? else { return Ok(Control::NoExecution) };
         match execution.status() {
             Status::InProgress => {}
@@ -1239,4 +1392,35 @@ pub async fn stop(
 
 async fn running_ids(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<Uuid>, IamError> {
     running(conn, pipeline_id).await
+}
+
+/// The artifacts (SHA-256) that executions updated since `since`, or still
+/// running, refer to: their sources, inputs and outputs. The retention
+/// sweep keeps these.
+pub async fn artifacts_in_use(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<std::collections::HashSet<String>, IamError> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sha256: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "WITH recent AS (
+            SELECT execution_id, source_revisions FROM pipeline_executions
+             WHERE updated_at > $1 OR status IN ('InProgress', 'Stopping'))
+         SELECT a->>'sha256' AS sha256
+           FROM action_executions x JOIN recent USING (execution_id),
+                jsonb_array_elements(x.input_artifacts || x.output_artifacts) a
+          WHERE a ? 'sha256'
+         UNION
+         SELECT r->'artifact'->>'sha256'
+           FROM recent, jsonb_array_elements(recent.source_revisions) r
+          WHERE r->'artifact' ? 'sha256'",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.sha256).collect())
 }

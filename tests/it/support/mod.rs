@@ -32,6 +32,12 @@ pub fn base_config() -> Config {
     config
 }
 
+/// An HTTP client (the build's rustls needs its crypto provider installed).
+pub fn client() -> reqwest::Client {
+    pipewright_core::artifacts::install_tls_provider();
+    reqwest::Client::new()
+}
+
 /// A running API with its own database.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -68,7 +74,7 @@ impl TestApp {
             panic!("services unavailable: {}", missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))
         });
         let token = self.worker.child_token();
-        let settings = pipewright_worker::Settings::from_config(&self.config);
+        let settings = pipewright_worker::Settings::from_config(&self.config).expect("the artifact store opens");
         tokio::spawn(pipewright_worker::run(services, settings, token.clone()));
         token
     }
@@ -87,7 +93,7 @@ impl TestApp {
         drop(api.audit);
         Self {
             addr: api.addr,
-            client: reqwest::Client::new(),
+            client: client(),
             config,
             handle: api.handle,
             worker: tokio_util::sync::CancellationToken::new(),
