@@ -690,7 +690,11 @@ async fn a_database_outage_mid_build_loses_nothing_and_needs_no_restart() {
         state_until(&app, &root, "web", "the deploy runs", |s| action(s, "Deploy", "Release")["status"] == "Succeeded")
             .await;
     let id = action(&done, "Deploy", "Release")["pipelineExecutionId"].as_str().unwrap().to_owned();
-    assert_eq!(execution(&app, &root, "web", &id).await["status"], "Succeeded");
+    let finished = execution(&app, &root, "web", &id).await;
+    assert_eq!(finished["status"], "Succeeded");
+    // Its last update is its end, seconds after its start.
+    let at = |field: &str| chrono::DateTime::parse_from_rfc3339(finished[field].as_str().unwrap()).unwrap();
+    assert!(at("lastUpdateTime") - at("startTime") > chrono::Duration::seconds(4), "{finished}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -310,22 +310,31 @@ async fn execution_with_declaration(
     Ok(Some((execution, declaration)))
 }
 
-/// The execution as committed now, locked when `lock_it`, and the stages
-/// of its pipeline whose inbound transition is disabled.
+/// The execution as committed now, locked, with its last update time
+/// moved to now (CodePipeline's `lastUpdateTime`: the orchestrator looks at
+/// an execution when something about it changed), and the stages of its
+/// pipeline whose inbound transition is disabled.
+/// `None` once it has ended.
 async fn execution_now(
     conn: &mut AsyncPgConnection,
     execution_id: Uuid,
-    lock_it: bool,
-) -> Result<(Execution, Vec<String>), IamError> {
+) -> Result<Option<(Execution, Vec<String>)>, IamError> {
     use diesel::sql_types::{Array, Text};
-    let query = pipeline_executions::table.find(execution_id).select((
-        Execution::as_select(),
-        diesel::dsl::sql::<Array<Text>>(
-            "ARRAY(SELECT t.stage_name FROM stage_transitions t \
-             WHERE t.pipeline_id = pipeline_executions.pipeline_id AND NOT t.enabled)",
-        ),
-    ));
-    Ok(if lock_it { query.for_no_key_update().first(conn).await? } else { query.first(conn).await? })
+    let running = pipeline_executions::table
+        .filter(pipeline_executions::execution_id.eq(execution_id))
+        .filter(pipeline_executions::status.eq_any([Status::InProgress.as_str(), Status::Stopping.as_str()]));
+    Ok(diesel::update(running)
+        .set(pipeline_executions::updated_at.eq(now()))
+        .returning((
+            Execution::as_returning(),
+            diesel::dsl::sql::<Array<Text>>(
+                "ARRAY(SELECT t.stage_name FROM stage_transitions t \
+                 WHERE t.pipeline_id = pipeline_executions.pipeline_id AND NOT t.enabled)",
+            ),
+        ))
+        .get_result(conn)
+        .await
+        .optional()?)
 }
 
 async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Advanced, IamError> {
@@ -350,10 +359,9 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<
             .first::<Uuid>(conn)
             .await?;
     }
-    let (execution, disabled) = execution_now(conn, execution_id, parallel).await?;
-    if execution.status().is_terminal() {
+    let Some((execution, disabled)) = execution_now(conn, execution_id).await? else {
         return Ok(nothing);
-    }
+    };
     let mut outbox = Vec::new();
     let mut frees_others = false;
     let mut ended = false;
