@@ -109,13 +109,13 @@ async fn run(config: &Config, events: u64) -> Result<(), String> {
 /// from a stage's last action finishing to the next stage's first action
 /// being taken by a runner (p50, p99, over executions run one at a time, so
 /// that queueing behind other executions is not counted).
-pub fn executions(count: usize) -> ExitCode {
+pub fn executions(count: usize, millis: u64) -> ExitCode {
     let (config, runtime) = match crate::setup() {
         Ok(parts) => parts,
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        match run_executions(&config, count).await {
+        match run_executions(&config, count, millis).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("pipewright: {e}");
@@ -129,7 +129,10 @@ const PIPELINES: usize = 8;
 /// Executions run one at a time for the transition delays.
 const LATENCY_RUNS: usize = 50;
 
-fn bench_pipeline(name: &str) -> serde_json::Value {
+fn bench_pipeline(name: &str, millis: u64) -> serde_json::Value {
+    // A no-op, or a wait (`sleep` takes seconds as a decimal).
+    let commands =
+        if millis == 0 { "true".to_owned() } else { format!("sleep {}.{:03}", millis / 1000, millis % 1000) };
     let kind =
         |c: &str, p: &str| serde_json::json!({"category": c, "owner": "Pipewright", "provider": p, "version": "1"});
     serde_json::json!({
@@ -137,13 +140,13 @@ fn bench_pipeline(name: &str) -> serde_json::Value {
         "executionMode": "PARALLEL",
         "stages": [
             {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"), "outputArtifacts": [{"name": "Src"}]}]},
-            {"name": "Build", "actions": [{"name": "Build", "actionTypeId": kind("Build", "Shell"), "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Src"}]}]},
-            {"name": "Deploy", "actions": [{"name": "Deploy", "actionTypeId": kind("Deploy", "Shell"), "configuration": {"commands": "true"}}]}
+            {"name": "Build", "actions": [{"name": "Build", "actionTypeId": kind("Build", "Shell"), "configuration": {"commands": commands}, "inputArtifacts": [{"name": "Src"}]}]},
+            {"name": "Deploy", "actions": [{"name": "Deploy", "actionTypeId": kind("Deploy", "Shell"), "configuration": {"commands": commands}}]}
         ]
     })
 }
 
-async fn run_executions(config: &Config, count: usize) -> Result<(), String> {
+async fn run_executions(config: &Config, count: usize, millis: u64) -> Result<(), String> {
     use pipewright_core::artifacts::{ArtifactStore, LocalStore};
     use pipewright_core::executions::store::{SourceRevision, Trigger};
     use pipewright_core::pipelines::store as pipelines;
@@ -174,7 +177,8 @@ async fn run_executions(config: &Config, count: usize) -> Result<(), String> {
 
     let mut created = Vec::new();
     for i in 0..PIPELINES {
-        let declaration = serde_json::from_value(bench_pipeline(&format!("bench-{i}"))).map_err(|e| e.to_string())?;
+        let declaration =
+            serde_json::from_value(bench_pipeline(&format!("bench-{i}"), millis)).map_err(|e| e.to_string())?;
         let pipeline = pipelines::create(&mut conn, "111122223333", &declaration, &[])
             .await
             .map_err(|e| e.to_string())?
@@ -193,7 +197,8 @@ async fn run_executions(config: &Config, count: usize) -> Result<(), String> {
     let trigger = Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: "bench".to_owned() };
 
     println!(
-        "{count} executions of 3-stage pipelines (uploaded source, no-op shell build and deploy), {PIPELINES} pipelines in PARALLEL mode"
+        "{count} executions of 3-stage pipelines (uploaded source, {} shell build and deploy), {PIPELINES} pipelines in PARALLEL mode",
+        if millis == 0 { "no-op".to_owned() } else { format!("{millis} ms") }
     );
     println!("{:<10} {:>14} {:>22} {:>22}", "workers", "executions/s", "transition p50 ms", "transition p99 ms");
     let mut workers: Vec<tokio::process::Child> = Vec::new();

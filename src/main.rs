@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | bench-audit [N] | bench-executions [N] | help]
+const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | bench-audit [N] | bench-executions [N [MS]] | help]
 
   run           the API and the worker together (default)
   api           the HTTP API only
@@ -24,9 +24,10 @@ const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-ver
   openapi       print the OpenAPI document and exit
   bench-audit [N]  fill a scratch database with N audit events (1,000,000) and
                 print LookupEvents latencies by filter
-  bench-executions [N]  run N executions (1000) of 3-stage pipelines through one,
-                then two worker processes; print executions per second and
-                stage transition delays
+  bench-executions [N [MS]]  run N executions (1000) of 3-stage pipelines
+                through one, then two worker processes; print executions per
+                second and stage transition delays. With MS, each shell action
+                waits that many milliseconds (work that is not CPU)
   audit-verify  check ACCOUNT's audit hash chain (between the RFC 3339 times
                 START and END) in the database; prints the result as JSON and
                 exits 0 when valid, 1 when not
@@ -48,7 +49,9 @@ fn main() -> ExitCode {
         return audit_verify(&all[1..]);
     }
     if all.first().map(String::as_str) == Some("bench-executions") {
-        return bench::executions(all.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000));
+        let count = all.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        let millis = all.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+        return bench::executions(count, millis);
     }
     if all.first().map(String::as_str) == Some("bench-audit") {
         return bench::audit_lookup(all.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000));
