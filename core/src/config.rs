@@ -100,6 +100,9 @@ pub struct Config {
     /// Days that artifacts and action logs are kept after the last
     /// execution that used them (`PIPEWRIGHT_ARTIFACT_RETENTION_DAYS`).
     pub artifact_retention_days: u32,
+    /// Actions one worker process runs at once
+    /// (`PIPEWRIGHT_RUNNER_CONCURRENCY`).
+    pub runner_concurrency: u16,
 }
 
 /// Who may create accounts.
@@ -142,6 +145,7 @@ impl Default for Config {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             artifact_retention_days: 30,
+            runner_concurrency: 8,
         }
     }
 }
@@ -211,6 +215,9 @@ impl Config {
         }
         if self.db_pool_size == 0 {
             return invalid("PIPEWRIGHT_DB_POOL_SIZE must be at least 1".to_owned());
+        }
+        if !(1..=256).contains(&self.runner_concurrency) {
+            return invalid("PIPEWRIGHT_RUNNER_CONCURRENCY must be between 1 and 256".to_owned());
         }
         if !(1..=3653).contains(&self.artifact_retention_days) {
             return invalid("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS must be between 1 and 3653".to_owned());
@@ -425,6 +432,24 @@ mod tests {
             jail.set_env("PIPEWRIGHT_CONFIG", "missing.toml");
             let err = Config::load().expect_err("missing file").to_string();
             assert!(err.contains("missing.toml"), "{err}");
+            jail.clear_env();
+            jail.set_env("PIPEWRIGHT_ARTIFACT_STORE", "/srv/artifacts");
+            let err = Config::load().expect_err("neither local nor s3").to_string();
+            assert!(err.contains("PIPEWRIGHT_ARTIFACT_STORE must be `local` or s3://bucket[/prefix]"), "{err}");
+            jail.set_env("PIPEWRIGHT_ARTIFACT_STORE", "s3://team-bucket/pipewright");
+            jail.set_env("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS", "0");
+            let err = Config::load().expect_err("no retention").to_string();
+            assert!(err.contains("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS must be between 1 and 3653"), "{err}");
+            jail.set_env("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS", "7");
+            jail.set_env("PIPEWRIGHT_RUNNER_CONCURRENCY", "0");
+            let err = Config::load().expect_err("no runner").to_string();
+            assert!(err.contains("PIPEWRIGHT_RUNNER_CONCURRENCY must be between 1 and 256"), "{err}");
+            jail.set_env("PIPEWRIGHT_RUNNER_CONCURRENCY", "16");
+            let config = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(
+                (config.artifact_store.as_str(), config.artifact_retention_days, config.runner_concurrency),
+                ("s3://team-bucket/pipewright", 7, 16)
+            );
             Ok(())
         });
     }

@@ -41,7 +41,7 @@ impl Settings {
             data_dir: config.data_dir.clone(),
             lease_secs: config.action_lease_secs.max(2),
             queue_expires_secs: config.amqp_queue_expires_secs,
-            concurrency: 8,
+            concurrency: config.runner_concurrency,
             git_poll_secs: config.git_poll_secs.max(1),
             workspaces: workspaces::Workspaces::new(&config.data_dir),
             artifacts: pipewright_core::artifacts::open(config)?,
