@@ -209,6 +209,18 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
     };
     let (writer, audit) = crate::audit::AuditWriter::start(state.services.db.clone());
     crate::audit::start_sealer(state.services.db.clone(), audit_signer, config.audit_digest_secs);
+    // What this process fetched from an S3 store for downloads, kept a day.
+    let data_dir = config.data_dir.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            let data_dir = data_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                pipewright_core::artifacts::sweep_cache(&data_dir, std::time::SystemTime::now())
+            })
+            .await;
+        }
+    });
     let writer = web::Data::new(writer);
     let names = web::Data::new(operation_names(&openapi()));
     let mut server = HttpServer::new(move || {

@@ -31,6 +31,9 @@ pub trait ArtifactStore: Send + Sync {
     fn local<'a>(&'a self, sha256: &'a str) -> Pending<'a, PathBuf>;
     /// Every stored artifact: its hash and when it was stored.
     fn list(&self) -> Pending<'_, Vec<(String, SystemTime)>>;
+    /// When a stored artifact was stored (or stored again); `None` when it
+    /// is not stored.
+    fn modified<'a>(&'a self, sha256: &'a str) -> Pending<'a, Option<SystemTime>>;
     /// Removes a stored artifact (and any cached copy).
     fn delete<'a>(&'a self, sha256: &'a str) -> Pending<'a, ()>;
     /// What it is, for logs and `/readyz`-style messages (no secrets).
@@ -175,6 +178,17 @@ impl ArtifactStore for LocalStore {
         }))
     }
 
+    fn modified<'a>(&'a self, sha256: &'a str) -> Pending<'a, Option<SystemTime>> {
+        let path = self.path(sha256);
+        Box::pin(async move {
+            match tokio::fs::metadata(path?).await {
+                Ok(meta) => Ok(Some(meta.modified()?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
     fn delete<'a>(&'a self, sha256: &'a str) -> Pending<'a, ()> {
         let path = self.path(sha256);
         Box::pin(async move {
@@ -272,18 +286,30 @@ impl ArtifactStore for S3Store {
                 // In parts, so that a large artifact is never all in memory.
                 let upload = self.store.put_multipart(&key).await.map_err(s3_error)?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
-                let mut file = tokio::fs::File::open(archive).await?;
-                let mut buffer = vec![0u8; 1024 * 1024];
-                loop {
-                    use tokio::io::AsyncReadExt;
-                    let read = file.read(&mut buffer).await?;
-                    if read == 0 {
-                        break;
+                let sent = async {
+                    let mut file = tokio::fs::File::open(archive).await?;
+                    let mut buffer = vec![0u8; 1024 * 1024];
+                    loop {
+                        use tokio::io::AsyncReadExt;
+                        let read = file.read(&mut buffer).await?;
+                        if read == 0 {
+                            return Ok(());
+                        }
+                        writer.wait_for_capacity(4).await.map_err(s3_error)?;
+                        writer.write(&buffer[..read]);
                     }
-                    writer.wait_for_capacity(4).await.map_err(s3_error)?;
-                    writer.write(&buffer[..read]);
                 }
-                writer.finish().await.map_err(s3_error)?;
+                .await;
+                match sent {
+                    Ok(()) => {
+                        writer.finish().await.map_err(s3_error)?;
+                    }
+                    Err(e) => {
+                        // No orphaned parts left in the bucket.
+                        let _ = writer.abort().await;
+                        return Err(e);
+                    }
+                }
             }
             let (from, to) = (archive.to_path_buf(), self.cached(&sha256)?);
             blocking(move || move_file(&from, &to)).await?;
@@ -345,6 +371,17 @@ impl ArtifactStore for S3Store {
                 }
             }
             Ok(found)
+        })
+    }
+
+    fn modified<'a>(&'a self, sha256: &'a str) -> Pending<'a, Option<SystemTime>> {
+        Box::pin(async move {
+            use object_store::ObjectStoreExt;
+            match self.store.head(&self.key(sha256)?).await {
+                Ok(meta) => Ok(Some(SystemTime::from(meta.last_modified))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(s3_error(e)),
+            }
         })
     }
 
@@ -460,7 +497,7 @@ pub fn zip_to_tar(zip: &[u8], archive: &Path) -> std::io::Result<usize> {
     let mut reader = zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(std::io::Error::other)?;
     let file = std::fs::File::create(archive)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-    let mut count = 0;
+    let (mut count, mut total) = (0, 0u64);
     for index in 0..reader.len() {
         let mut entry = reader.by_index(index).map_err(std::io::Error::other)?;
         if entry.is_dir() {
@@ -470,12 +507,18 @@ pub fn zip_to_tar(zip: &[u8], archive: &Path) -> std::io::Result<usize> {
             let shown = entry.name().map(|n| n.into_owned()).unwrap_or_else(|_| "(unreadable name)".to_owned());
             return Err(std::io::Error::other(format!("entry {shown} leaves the archive's folder")));
         };
+        total = total.saturating_add(entry.size());
+        if total > MAX_SIZE {
+            return Err(std::io::Error::other(format!("its files come to over {MAX_SIZE} bytes, the most kept")));
+        }
         let mut header = tar::Header::new_gnu();
         header.set_size(entry.size());
         header.set_mode(entry.unix_mode().map_or(0o644, |m| m & 0o777));
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, &name, &mut entry)?;
+        // The declared size is what is written (a longer entry is cut to it).
+        let size = entry.size();
+        builder.append_data(&mut header, &name, &mut (&mut entry).take(size))?;
         count += 1;
     }
     builder.into_inner()?.flush()?;
@@ -483,6 +526,48 @@ pub fn zip_to_tar(zip: &[u8], archive: &Path) -> std::io::Result<usize> {
         return Err(std::io::Error::other("the archive holds no files"));
     }
     Ok(count)
+}
+
+/// Writes the gzip-compressed `data` to `archive`, refusing more than
+/// [`MAX_SIZE`] bytes once uncompressed (a small upload may unpack huge).
+pub fn gunzip_to(data: &[u8], archive: &Path) -> std::io::Result<u64> {
+    let mut out = std::fs::File::create(archive)?;
+    let mut decoder = flate2::read::GzDecoder::new(data).take(MAX_SIZE + 1);
+    let written = std::io::copy(&mut decoder, &mut out)?;
+    if written > MAX_SIZE {
+        return Err(std::io::Error::other(format!("it unpacks to over {MAX_SIZE} bytes, the most kept")));
+    }
+    Ok(written)
+}
+
+/// Removes the files in `dir` (and, with `nested`, its folders' files)
+/// last modified before `cutoff`; how many.
+pub fn remove_files_older(dir: &Path, cutoff: SystemTime, nested: bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            if nested {
+                removed += remove_files_older(&entry.path(), cutoff, false);
+            }
+            continue;
+        }
+        let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::now());
+        if modified < cutoff && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// How long a copy fetched from an S3 store stays in a process's cache.
+pub const CACHE_TIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes the cached copies (of an S3 store) older than [`CACHE_TIME`].
+pub fn sweep_cache(data_dir: &Path, now: SystemTime) -> usize {
+    let cutoff = now.checked_sub(CACHE_TIME).unwrap_or(now);
+    remove_files_older(&data_dir.join("artifact-cache"), cutoff, true)
 }
 
 /// Unpacks an archive into `dir` (entries may not leave it).

@@ -2,7 +2,6 @@
 //! running) refers to, action logs older than it, the S3 store's local
 //! cache, and the workspace folders of workers that are gone.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use pipewright_core::services::Services;
@@ -19,8 +18,9 @@ pub struct Removed {
     pub workspaces: usize,
 }
 
-/// How long a copy fetched from an S3 store stays in the local cache.
-const CACHE_DAYS: u64 = 1;
+/// After how long unused the workspace folders of a worker on another host
+/// (sharing the data folder) are taken for gone.
+const FOREIGN_WORKSPACE_IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Sweeps once an hour (the first a minute after start).
 pub async fn run(services: Services, settings: Settings, shutdown: CancellationToken) {
@@ -56,6 +56,16 @@ pub async fn sweep(services: &Services, settings: &Settings, now: SystemTime) ->
     };
     for (sha256, modified) in stored {
         if modified < cutoff && !in_use.contains(&sha256) {
+            // Stored again since the listing (by an action whose execution
+            // has not committed it yet): kept.
+            match settings.artifacts.modified(&sha256).await {
+                Ok(Some(again)) if again < cutoff => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(artifact = %sha256, error = %e, "an expired artifact could not be checked; kept for now");
+                    continue;
+                }
+            }
             match settings.artifacts.delete(&sha256).await {
                 Ok(()) => removed.artifacts += 1,
                 Err(e) => tracing::warn!(artifact = %sha256, error = %e, "an expired artifact could not be removed"),
@@ -63,12 +73,11 @@ pub async fn sweep(services: &Services, settings: &Settings, now: SystemTime) ->
         }
     }
 
-    let (logs, data_dir) = (settings.logs(), settings.data_dir.clone());
+    let (logs, data_dir, own) = (settings.logs(), settings.data_dir.clone(), settings.workspaces.root().to_path_buf());
     let (logs_removed, cached, workspaces) = tokio::task::spawn_blocking(move || {
-        let logs_removed = remove_older(&logs, cutoff, false);
-        let cache_cutoff = now.checked_sub(Duration::from_secs(CACHE_DAYS * 24 * 3600)).unwrap_or(now);
-        let cached = remove_older(&data_dir.join("artifact-cache"), cache_cutoff, true);
-        let workspaces = crate::workspaces::remove_idle(&data_dir, Duration::from_secs(3600));
+        let logs_removed = pipewright_core::artifacts::remove_files_older(&logs, cutoff, false);
+        let cached = pipewright_core::artifacts::sweep_cache(&data_dir, now);
+        let workspaces = crate::workspaces::remove_gone(&data_dir, &own, FOREIGN_WORKSPACE_IDLE);
         (logs_removed, cached, workspaces)
     })
     .await
@@ -77,25 +86,4 @@ pub async fn sweep(services: &Services, settings: &Settings, now: SystemTime) ->
     removed.cached = cached;
     removed.workspaces = workspaces;
     Ok(removed)
-}
-
-/// Removes the files in `dir` (and, with `nested`, its folders' files)
-/// last modified before `cutoff`.
-fn remove_older(dir: &Path, cutoff: SystemTime, nested: bool) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
-        if kind.is_dir() {
-            if nested {
-                removed += remove_older(&entry.path(), cutoff, false);
-            }
-            continue;
-        }
-        let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::now());
-        if modified < cutoff && std::fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
 }

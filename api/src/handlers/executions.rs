@@ -1215,21 +1215,15 @@ pub async fn put_source_revision(
     let (bytes, kind, unpacked) = (auth.body.bytes.clone(), auth.body.kind, file.clone());
     // As a tar archive (the one format artifacts are kept in), checked.
     let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        use std::io::Write;
         std::fs::create_dir_all(&uploads).map_err(|e| e.to_string())?;
         let written = match kind {
             ArchiveKind::Zip => pipewright_core::artifacts::zip_to_tar(&bytes, &unpacked)
                 .map(|_| ())
                 .map_err(|e| format!("not a usable zip archive: {e}")),
-            ArchiveKind::Gzip | ArchiveKind::Tar => {
-                let mut out = std::fs::File::create(&unpacked).map_err(|e| e.to_string())?;
-                if kind == ArchiveKind::Gzip {
-                    let mut decoder = flate2::read::GzDecoder::new(&bytes[..]);
-                    std::io::copy(&mut decoder, &mut out).map(|_| ()).map_err(|e| format!("not a gzipped archive: {e}"))
-                } else {
-                    out.write_all(&bytes).map_err(|e| e.to_string())
-                }
-            }
+            ArchiveKind::Gzip => pipewright_core::artifacts::gunzip_to(&bytes, &unpacked)
+                .map(|_| ())
+                .map_err(|e| format!("not a usable gzipped archive: {e}")),
+            ArchiveKind::Tar => std::fs::write(&unpacked, &bytes).map_err(|e| e.to_string()),
         }
         .and_then(|()| {
             pipewright_core::artifacts::check(&unpacked).map(|_| ()).map_err(|e| format!("not a tar archive: {e}"))

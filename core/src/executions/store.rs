@@ -494,7 +494,12 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<
                 }
             }
         }
-        if !again || ended || rounds > declaration.stages.len() {
+        if !again || ended {
+            break (running, stages, actions);
+        }
+        if rounds > declaration.stages.len() {
+            // Never expected; a later step rather than none.
+            outbox.push(messaging::enqueue(conn, &Message::Advance { execution_id }).await?);
             break (running, stages, actions);
         }
     };
@@ -832,8 +837,22 @@ pub async fn finish_action(
     let Some(revision) = outcome.revision.clone() else {
         return record_finish(conn, action_execution_id, job_attempt, &outcome).await;
     };
-    // (A nested transaction: a savepoint.)
     conn.transaction::<_, IamError, _>(async move |conn| {
+        // The execution first, then the action (in record_finish, a
+        // savepoint): the order stop takes them in; and two sources of one
+        // execution record their revisions one after the other.
+        pipeline_executions::table
+            .filter(
+                pipeline_executions::execution_id.eq_any(
+                    action_executions::table
+                        .filter(action_executions::action_execution_id.eq(action_execution_id))
+                        .select(action_executions::execution_id),
+                ),
+            )
+            .select(pipeline_executions::execution_id)
+            .for_no_key_update()
+            .load::<Uuid>(conn)
+            .await?;
         let Some(queued) = record_finish(conn, action_execution_id, job_attempt, &outcome).await? else {
             return Ok(None);
         };
