@@ -36,8 +36,22 @@ pub trait ArtifactStore: Send + Sync {
     fn modified<'a>(&'a self, sha256: &'a str) -> Pending<'a, Option<SystemTime>>;
     /// Removes a stored artifact (and any cached copy).
     fn delete<'a>(&'a self, sha256: &'a str) -> Pending<'a, ()>;
+    /// Keeps an ended action's log where every host finds it (a bucket);
+    /// the local store has nothing to do (logs are in the data folder).
+    fn put_log<'a>(&'a self, action_execution_id: &'a str, log: &'a Path) -> Pending<'a, ()>;
+    /// A local copy of a log kept by [`ArtifactStore::put_log`], if any.
+    fn log<'a>(&'a self, action_execution_id: &'a str) -> Pending<'a, Option<PathBuf>>;
+    /// Removes the logs kept before `cutoff`; how many.
+    fn remove_logs_before(&self, cutoff: SystemTime) -> Pending<'_, usize>;
     /// What it is, for logs and `/readyz`-style messages (no secrets).
     fn describe(&self) -> String;
+}
+
+/// An action execution's id as a file or key name: a UUID, nothing else.
+fn log_name(action_execution_id: &str) -> std::io::Result<String> {
+    let id = uuid::Uuid::parse_str(action_execution_id)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an action execution id"))?;
+    Ok(format!("{id}.log"))
 }
 
 /// The artifact store the configuration names.
@@ -199,6 +213,18 @@ impl ArtifactStore for LocalStore {
         })
     }
 
+    fn put_log<'a>(&'a self, _: &'a str, _: &'a Path) -> Pending<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn log<'a>(&'a self, _: &'a str) -> Pending<'a, Option<PathBuf>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn remove_logs_before(&self, _: SystemTime) -> Pending<'_, usize> {
+        Box::pin(async { Ok(0) })
+    }
+
     fn describe(&self) -> String {
         format!("the folder {}", self.root.display())
     }
@@ -244,6 +270,15 @@ impl S3Store {
         let relative = relative_path(sha256)?;
         let full = if self.prefix.is_empty() { relative } else { format!("{}/{relative}", self.prefix) };
         object_store::path::Path::parse(full).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn log_prefix(&self) -> std::io::Result<object_store::path::Path> {
+        let full = if self.prefix.is_empty() { "logs".to_owned() } else { format!("{}/logs", self.prefix) };
+        object_store::path::Path::parse(full).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn log_key(&self, action_execution_id: &str) -> std::io::Result<object_store::path::Path> {
+        Ok(self.log_prefix()?.join(log_name(action_execution_id)?))
     }
 
     fn cached(&self, sha256: &str) -> std::io::Result<PathBuf> {
@@ -394,6 +429,66 @@ impl ArtifactStore for S3Store {
             }
             let _ = tokio::fs::remove_file(self.cached(sha256)?).await;
             Ok(())
+        })
+    }
+
+    fn put_log<'a>(&'a self, action_execution_id: &'a str, log: &'a Path) -> Pending<'a, ()> {
+        Box::pin(async move {
+            use object_store::ObjectStoreExt;
+            let key = self.log_key(action_execution_id)?;
+            let text = match tokio::fs::read(log).await {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            self.store.put(&key, text.into()).await.map_err(s3_error)?;
+            Ok(())
+        })
+    }
+
+    fn log<'a>(&'a self, action_execution_id: &'a str) -> Pending<'a, Option<PathBuf>> {
+        Box::pin(async move {
+            use object_store::ObjectStoreExt;
+            let key = self.log_key(action_execution_id)?;
+            let cached = self.cache.join("logs").join(log_name(action_execution_id)?);
+            if tokio::fs::try_exists(&cached).await? {
+                return Ok(Some(cached));
+            }
+            let found = match self.store.get(&key).await {
+                Ok(found) => found,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(s3_error(e)),
+            };
+            let text = found.bytes().await.map_err(s3_error)?;
+            tokio::fs::create_dir_all(self.cache.join("logs")).await?;
+            let partial = cached.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+            tokio::fs::write(&partial, &text).await?;
+            tokio::fs::rename(&partial, &cached).await?;
+            Ok(Some(cached))
+        })
+    }
+
+    fn remove_logs_before(&self, cutoff: SystemTime) -> Pending<'_, usize> {
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            use object_store::ObjectStoreExt;
+            let prefix = self.log_prefix()?;
+            let mut listing = self.store.list(Some(&prefix));
+            let mut old = Vec::new();
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(s3_error)?;
+                if SystemTime::from(meta.last_modified) < cutoff {
+                    old.push(meta.location);
+                }
+            }
+            let mut removed = 0;
+            for key in old {
+                match self.store.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                    Err(e) => return Err(s3_error(e)),
+                }
+            }
+            Ok(removed)
         })
     }
 

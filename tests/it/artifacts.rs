@@ -146,8 +146,13 @@ async fn artifacts_live_in_an_s3_compatible_bucket_when_configured() {
     // went to the local folder.
     let listing = client.get(format!("{}/pw-artifacts?list-type=2&prefix=team-a/", s3.url)).send().await.unwrap();
     let listing = listing.text().await.unwrap();
-    assert_eq!(listing.matches("<Key>team-a/").count(), 2, "{listing}");
+    assert_eq!(listing.matches("<Key>team-a/").count() - listing.matches("<Key>team-a/logs/").count(), 2, "{listing}");
+    assert_eq!(listing.matches("<Key>team-a/logs/").count(), 2, "the build's and the deploy's logs: {listing}");
     assert!(!app.config.data_dir.join("artifacts").exists());
+
+    // An API on another host (no local logs) serves the log from the bucket.
+    std::fs::remove_dir_all(app.config.data_dir.join("logs")).unwrap();
+    assert!(log_of(&app, &root, "shop", &ship).await.text().await.unwrap().contains("HELLO FROM S3"));
 
     // A worker on another host (an empty cache) fetches what it needs from the bucket.
     let _ = std::fs::remove_dir_all(app.config.data_dir.join("artifact-cache"));

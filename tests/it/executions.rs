@@ -690,7 +690,15 @@ async fn a_database_outage_mid_build_loses_nothing_and_needs_no_restart() {
         state_until(&app, &root, "web", "the deploy runs", |s| action(s, "Deploy", "Release")["status"] == "Succeeded")
             .await;
     let id = action(&done, "Deploy", "Release")["pipelineExecutionId"].as_str().unwrap().to_owned();
-    let finished = execution(&app, &root, "web", &id).await;
+    // (The execution ends a step after its last action.)
+    let mut finished = execution(&app, &root, "web", &id).await;
+    for _ in 0..50 {
+        if finished["status"] != "InProgress" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        finished = execution(&app, &root, "web", &id).await;
+    }
     assert_eq!(finished["status"], "Succeeded");
     // Its last update is its end, seconds after its start.
     let at = |field: &str| chrono::DateTime::parse_from_rfc3339(finished[field].as_str().unwrap()).unwrap();

@@ -82,7 +82,8 @@ pub async fn sweep(services: &Services, settings: &Settings, now: SystemTime) ->
     })
     .await
     .map_err(|e| e.to_string())?;
-    removed.logs = logs_removed;
+    let kept_logs = settings.artifacts.remove_logs_before(cutoff).await.map_err(|e| e.to_string())?;
+    removed.logs = logs_removed + kept_logs;
     removed.cached = cached;
     removed.workspaces = workspaces;
     Ok(removed)

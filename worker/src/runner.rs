@@ -108,6 +108,11 @@ async fn handle(
         let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
         return;
     }
+    // Where every host finds it (a bucket), before the result says it ended.
+    let log = crate::providers::log_path(&settings.logs(), id);
+    if let Err(e) = settings.artifacts.put_log(&id.to_string(), &log).await {
+        tracing::warn!(action = %id, error = %e, "the action's log could not be kept in the artifact store");
+    }
     finish(&services, &publisher, id, Some(attempt), outcome).await;
     let _ = delivery.acker.ack(BasicAckOptions::default()).await;
 }

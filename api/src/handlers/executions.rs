@@ -784,7 +784,15 @@ pub async fn action_log(
     let path = state.data_dir.join("logs").join(format!("{}.log", run.action_execution_id));
     // An approval has no log and may wait for days: never held open for it.
     if run.status().is_terminal() || run.token.is_some() {
-        let text = match tokio::fs::read(&path).await {
+        // Here, or kept in the artifact store by the host that ran it.
+        let kept = match tokio::fs::read(&path).await {
+            Ok(text) => Ok(text),
+            Err(e) => match state.artifacts.log(&run.action_execution_id.to_string()).await {
+                Ok(Some(copy)) => tokio::fs::read(copy).await,
+                _ => Err(e),
+            },
+        };
+        let text = match kept {
             Ok(text) => text,
             Err(_) => {
                 let expired = chrono::Duration::days(i64::from(state.retention_days));
