@@ -63,12 +63,16 @@ async fn dist_of(app: &TestApp, token: &str, name: &str, execution: &str) -> req
         .unwrap_or_else(|| panic!("no build run: {}", runs.body))
         .clone();
     let id = make["actionExecutionId"].as_str().unwrap();
-    app.client
-        .get(app.url(&format!("/v1/pipelines/{name}/action-executions/{id}/artifacts/Dist")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    app.get_as(&format!("/v1/pipelines/{name}/action-executions/{id}/artifacts/Dist"), token).await
+}
+
+/// A new account's root token, and its pipeline "shop" ([`upload_build_deploy`]).
+async fn shop(app: &TestApp) -> String {
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let body = json!({"pipeline": upload_build_deploy("shop")});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    root
 }
 
 /// The text of `dist/app.txt` in a tar archive.
@@ -130,10 +134,7 @@ async fn artifacts_live_in_an_s3_compatible_bucket_when_configured() {
     })
     .await;
     app.start_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let body = json!({"pipeline": upload_build_deploy("shop")});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let root = shop(&app).await;
 
     let (done, id) = release(&app, &root, "shop", "hello from s3").await;
     let ship = action(&done, "Deploy", "Ship")["actionExecutionId"].as_str().unwrap().to_owned();
@@ -178,10 +179,7 @@ fn backdate(path: &std::path::Path, to: SystemTime) {
 async fn artifacts_and_logs_are_removed_after_the_retention_period_unless_still_in_use() {
     let app = TestApp::spawn_with(|config| config.artifact_retention_days = 30).await;
     app.start_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let body = json!({"pipeline": upload_build_deploy("shop")});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let root = shop(&app).await;
     let (old_state, old) = release(&app, &root, "shop", "old").await;
     let old_ship = action(&old_state, "Deploy", "Ship")["actionExecutionId"].as_str().unwrap().to_owned();
 

@@ -80,6 +80,17 @@ pub fn release_pipeline(name: &str, repo: &Path, build: &str) -> Value {
 
 pub const BUILD: &str = "mkdir -p dist\necho \"built: $(cat app.txt) at #{Src.CommitId}\" > dist/out.txt\necho VERSION=1.2.3 >> \"$PW_OUTPUT_VARIABLES\"";
 
+/// A new account's root token, and its pipeline "web"
+/// ([`release_pipeline`] with `build`) on a new repository.
+async fn web_pipeline(app: &TestApp, build: &str) -> (String, Repo) {
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("hello");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, build)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    (root, repo)
+}
+
 /// Polls GetPipelineState until `check` holds.
 pub async fn state_until(app: &TestApp, token: &str, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
@@ -103,12 +114,7 @@ pub fn action<'a>(state: &'a Value, stage: &str, action: &str) -> &'a Value {
 
 /// An action's log (streamed while the action runs).
 pub async fn log_of(app: &TestApp, token: &str, pipeline: &str, action_execution_id: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(&format!("/v1/pipelines/{pipeline}/action-executions/{action_execution_id}/log")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    app.get_as(&format!("/v1/pipelines/{pipeline}/action-executions/{action_execution_id}/log"), token).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -225,11 +231,7 @@ async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_build_fails_the_execution_with_its_log_and_a_release_runs_again() {
     let app = TestApp::spawn_with_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let repo = Repo::new("hello");
-    let body = json!({"pipeline": release_pipeline("web", &repo.path, "echo compiling\nexit 3")});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let (root, _repo) = web_pipeline(&app, "echo compiling\nexit 3").await;
     let build_stage = |s: &Value| s["stageStates"][1]["latestExecution"]["status"] == "Failed";
     let failed = state_until(&app, &root, "web", "the build stage fails", build_stage).await;
     assert_eq!(action(&failed, "Build", "Compile")["status"], "Failed");
@@ -390,13 +392,9 @@ async fn every_commit_runs_a_newer_one_supersedes_an_older_waiting_one_and_a_dis
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_build_is_retried_after_the_fix() {
     let app = TestApp::spawn_with_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let repo = Repo::new("hello");
     let flag = std::env::temp_dir().join(format!("pw-fixed-{}", uuid::Uuid::new_v4()));
     let build = format!("test -f {} || {{ echo 'the toolchain is missing'; exit 1; }}\n{BUILD}", flag.display());
-    let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let (root, _repo) = web_pipeline(&app, &build).await;
     let failed = state_until(&app, &root, "web", "the build fails", |s| {
         s["stageStates"][1]["latestExecution"]["status"] == "Failed"
     })
@@ -470,11 +468,7 @@ async fn event_until(
 #[tokio::test(flavor = "multi_thread")]
 async fn every_step_is_pushed_live_over_server_sent_events() {
     let app = TestApp::spawn_with_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let repo = Repo::new("hello");
-    let body = json!({"pipeline": release_pipeline("web", &repo.path, BUILD)});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let (root, _repo) = web_pipeline(&app, BUILD).await;
     let mut events = app
         .client
         .get(app.url("/v1/pipelines/web/events"))
@@ -585,11 +579,7 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_nobody_answers_expires_and_fails_its_stage() {
     let app = TestApp::spawn_with_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let repo = Repo::new("hello");
-    let body = json!({"pipeline": release_pipeline("web", &repo.path, BUILD)});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let (root, _repo) = web_pipeline(&app, BUILD).await;
     state_until(&app, &root, "web", "the approval waits", |s| action(s, "Approve", "Review")["token"].is_string())
         .await;
     // Seven days later, as far as the database knows.
@@ -620,11 +610,7 @@ async fn a_broker_outage_mid_execution_loses_nothing_and_needs_no_restart() {
     })
     .await;
     app.start_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let repo = Repo::new("hello");
-    let body = json!({"pipeline": release_pipeline("web", &repo.path, BUILD)});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let (root, _repo) = web_pipeline(&app, BUILD).await;
     let waiting =
         state_until(&app, &root, "web", "the approval waits", |s| action(s, "Approve", "Review")["token"].is_string())
             .await;
@@ -663,12 +649,8 @@ async fn a_database_outage_mid_build_loses_nothing_and_needs_no_restart() {
     })
     .await;
     app.start_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let repo = Repo::new("hello");
     let build = format!("sleep 2\n{BUILD}");
-    let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let (root, _repo) = web_pipeline(&app, &build).await;
     state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
         .await;
 
@@ -807,12 +789,8 @@ async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_actions_log_streams_until_it_ends() {
     let app = TestApp::spawn_with_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let repo = Repo::new("hello");
     let build = format!("echo first line\nsleep 3\necho last line\n{BUILD}");
-    let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
-    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let (root, _repo) = web_pipeline(&app, &build).await;
     let running =
         state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
             .await;

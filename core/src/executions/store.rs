@@ -165,6 +165,10 @@ pub async fn declaration_at(
         .select(pipeline_versions::declaration)
         .first(conn)
         .await?;
+    parse_declaration(value)
+}
+
+fn parse_declaration(value: Value) -> Result<PipelineDeclaration, IamError> {
     serde_json::from_value(value).map_err(|e| IamError::InvalidInput(format!("a stored pipeline does not read: {e}")))
 }
 
@@ -305,9 +309,7 @@ async fn execution_with_declaration(
         .await
         .optional()?;
     let Some((execution, declaration)) = found else { return Ok(None) };
-    let declaration = serde_json::from_value(declaration)
-        .map_err(|e| IamError::InvalidInput(format!("a stored pipeline does not read: {e}")))?;
-    Ok(Some((execution, declaration)))
+    Ok(Some((execution, parse_declaration(declaration)?)))
 }
 
 /// The execution as committed now, locked, with its last update time
@@ -352,12 +354,7 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<
     // pipeline's executions are decided one at a time.
     let parallel = declaration.execution_mode == ExecutionMode::Parallel;
     if !parallel {
-        pipelines::table
-            .find(pipeline_id)
-            .select(pipelines::pipeline_id)
-            .for_no_key_update()
-            .first::<Uuid>(conn)
-            .await?;
+        lock_pipeline(conn, pipeline_id).await?;
     }
     let Some((execution, disabled)) = execution_now(conn, execution_id).await? else {
         return Ok(nothing);
@@ -1238,12 +1235,18 @@ pub enum Control {
     Refused(String),
 }
 
+/// Locks a pipeline's row: its executions are decided one at a time.
+async fn lock_pipeline(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<(), IamError> {
+    pipelines::table.find(pipeline_id).select(pipelines::pipeline_id).for_no_key_update().first::<Uuid>(conn).await?;
+    Ok(())
+}
+
 /// Locks what changes an execution from outside (stop, retry): its
 /// pipeline, then the execution — the order [`advance`] takes them in.
 /// `NO KEY UPDATE` locks leave inserts that refer to the rows (a new
 /// execution's foreign key) unblocked.
 async fn lock(conn: &mut AsyncPgConnection, pipeline_id: Uuid, execution_id: Uuid) -> Result<(), IamError> {
-    pipelines::table.find(pipeline_id).select(pipelines::pipeline_id).for_no_key_update().first::<Uuid>(conn).await?;
+    lock_pipeline(conn, pipeline_id).await?;
     pipeline_executions::table
         .find(execution_id)
         .select(pipeline_executions::execution_id)

@@ -108,6 +108,11 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("the API answers")
     }
+
+    /// A GET as the bearer of `token`, its body unread (a stream, a file).
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("the API answers")
+    }
 }
 
 impl Drop for TestApp {
