@@ -548,14 +548,7 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
         state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
             .await;
     let build_id = action(&building, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
-    // Until its commands have started (the log streams while the build runs).
-    let mut log = log_of(&app, &root, "web", &build_id).await;
-    let mut text = String::new();
-    while !text.contains("started") {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), log.chunk()).await.expect("the log grows").unwrap();
-        text.push_str(&String::from_utf8_lossy(&chunk.expect("the build is still running")));
-    }
-    drop(log);
+    log_until(&app, &root, "web", &build_id, "started").await;
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
 
@@ -574,6 +567,106 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
     let log = log.text().await.unwrap();
     assert!(log.contains("attempt 2"), "{log}");
     second.start_kill().unwrap();
+}
+
+/// Follows a running action's log until it says `text` (its commands run).
+async fn log_until(app: &TestApp, token: &str, pipeline: &str, action_execution_id: &str, text: &str) {
+    let mut log = log_of(app, token, pipeline, action_execution_id).await;
+    let mut seen = String::new();
+    while !seen.contains(text) {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), log.chunk()).await.expect("the log grows").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk.expect("the action is still running")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_lettered_copy_of_a_running_job_does_not_fail_it() {
+    use lapin::BasicProperties;
+    use lapin::options::BasicPublishOptions;
+    use pipewright_core::messaging::{DEAD, Message};
+    let app = TestApp::spawn_with_worker().await;
+    let build = format!("echo started\nsleep 2\n{BUILD}");
+    let (root, _repo) = web_pipeline(&app, &build).await;
+    let building =
+        state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
+            .await;
+    let build_id = action(&building, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
+    log_until(&app, &root, "web", &build_id, "started").await;
+
+    // A copy of its job (a duplicate delivery) lands in the dead-letter queue.
+    let services = pipewright_core::services::Services::connect(&app.config).await.expect("the services answer");
+    let channel = services.broker.channel().await.expect("a channel");
+    let copy = serde_json::to_vec(&Message::Run { action_execution_id: build_id.parse().unwrap() }).unwrap();
+    let dead = services.broker.name(DEAD);
+    let sent = channel
+        .basic_publish(
+            "".into(),
+            dead.as_str().into(),
+            BasicPublishOptions::default(),
+            &copy,
+            BasicProperties::default(),
+        )
+        .await
+        .expect("published");
+    sent.await.expect("confirmed");
+
+    let after =
+        state_until(&app, &root, "web", "the build ends", |s| action(s, "Build", "Compile")["status"] != "InProgress")
+            .await;
+    assert_eq!(action(&after, "Build", "Compile")["status"], "Succeeded", "{after}");
+}
+
+/// Whether the process `pid` has ended (gone, or a zombie nobody reaped).
+fn ended(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |stat| stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')))
+}
+
+/// Waits up to 10 s for the process in `pid_file` to end.
+async fn ends(pid_file: &Path) -> bool {
+    let pid: u32 = std::fs::read_to_string(pid_file).expect("the commands wrote their pid").trim().parse().unwrap();
+    for _ in 0..100 {
+        if ended(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_an_actions_commands_start_in_the_background_ends_with_the_action() {
+    let app = TestApp::spawn_with_worker().await;
+    let dir = std::env::temp_dir().join(format!("pw-pids-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The build leaves a process behind, and succeeds.
+    let (left, held) = (dir.join("left"), dir.join("held"));
+    let build = format!("sleep 300 &\necho $! > {}\n{BUILD}", left.display());
+    let (root, _repo) = web_pipeline(&app, &build).await;
+    state_until(&app, &root, "web", "the build succeeds", |s| action(s, "Approve", "Review")["token"].is_string())
+        .await;
+    assert!(ends(&left).await, "a process the build left behind still runs after it succeeded");
+
+    // Another pipeline's build waits on one, and is stopped.
+    let repo = Repo::new("held");
+    let build = format!("sleep 300 &\necho $! > {}\necho started\nwait", held.display());
+    let body = json!({"pipeline": release_pipeline("held", &repo.path, &build)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let building =
+        state_until(&app, &root, "held", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
+            .await;
+    let build = action(&building, "Build", "Compile");
+    let (id, execution_id) =
+        (build["actionExecutionId"].as_str().unwrap(), build["pipelineExecutionId"].as_str().unwrap());
+    log_until(&app, &root, "held", id, "started").await;
+    let stop = json!({"abandon": true, "reason": "wrong commit"});
+    let stopped =
+        app.call("POST", &format!("/v1/pipelines/held/executions/{execution_id}/stop"), Some(&root), Some(stop)).await;
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    assert!(ends(&held).await, "the stopped build's process still runs");
+    let after = app.call("GET", "/v1/pipelines/held/state", Some(&root), None).await.body;
+    assert_eq!(action(&after, "Build", "Compile")["status"], "Abandoned", "{after:#}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

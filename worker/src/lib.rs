@@ -130,6 +130,47 @@ pub async fn publish_now(publisher: &Publisher, queued: Vec<pipewright_core::mes
     }
 }
 
+/// What became of a step tried [`while_database_down`].
+pub(crate) enum Tried<T> {
+    Done(T),
+    /// It failed while the database answered: a fault of this message.
+    Failed(String),
+    /// Shutdown came while the database was away.
+    ShutDown,
+}
+
+/// Tries `step` until it succeeds or fails with the database answering;
+/// while the database is away (an outage, a restart), it waits and tries
+/// again, so that an outage never counts against a message's deliveries
+/// and never sends a good message to the dead-letter queue.
+pub(crate) async fn while_database_down<T, F, Fut>(
+    services: &Services,
+    shutdown: &CancellationToken,
+    what: &str,
+    mut step: F,
+) -> Tried<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let error = match step().await {
+            Ok(done) => return Tried::Done(done),
+            Err(e) => e,
+        };
+        if matches!(services.db.health().await, pipewright_core::deps::Health::Ok) {
+            return Tried::Failed(error);
+        }
+        tracing::warn!(error = %error, "{what}: the database is away; waiting for it");
+        tokio::select! {
+            () = shutdown.cancelled() => return Tried::ShutDown,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// Polls Git sources for new commits; each new one starts an execution.
 async fn poll(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
     use pipewright_core::executions::store;

@@ -9,30 +9,39 @@ use pipewright_core::messaging::{Message, ORCHESTRATE, Publisher};
 use pipewright_core::services::Services;
 use tokio_util::sync::CancellationToken;
 
-use crate::Settings;
+use crate::{Settings, Tried};
 
 pub async fn run(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
     let handler_services = services.clone();
+    let handler_shutdown = shutdown.clone();
     crate::consume::consume(services, ORCHESTRATE, 32, settings.queue_expires_secs, shutdown, move |delivery| {
         let services = handler_services.clone();
         let publisher = publisher.clone();
-        async move { handle(services, publisher, delivery).await }
+        let shutdown = handler_shutdown.clone();
+        async move { handle(services, publisher, shutdown, delivery).await }
     })
     .await;
 }
 
-async fn handle(services: Services, publisher: Publisher, delivery: Delivery) {
+async fn handle(services: Services, publisher: Publisher, shutdown: CancellationToken, delivery: Delivery) {
     let message: Result<Message, _> = serde_json::from_slice(&delivery.data);
     let Ok(Message::Advance { execution_id }) = message else {
         tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "not an orchestration message; dropped");
         let _ = delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
         return;
     };
-    match advance_now(&services, &publisher, execution_id).await {
-        Ok(()) => {
+    let advanced = crate::while_database_down(&services, &shutdown, "advancing an execution", || {
+        advance_now(&services, &publisher, execution_id)
+    })
+    .await;
+    match advanced {
+        Tried::Done(()) => {
             let _ = delivery.acker.ack(BasicAckOptions::default()).await;
         }
-        Err(e) => {
+        Tried::ShutDown => {
+            let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+        }
+        Tried::Failed(e) => {
             tracing::warn!(execution = %execution_id, error = %e, "an execution could not be advanced; it will be retried");
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;

@@ -78,14 +78,21 @@ async fn run_logged(
     command.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::from(err)).kill_on_drop(true);
     command.process_group(0);
     let mut child = command.spawn().map_err(|e| format!("the command could not start: {e}"))?;
-    let group = child.id();
+    // The commands' process group (the shell leads it): what they started
+    // in the background ends with them.
+    let group = child.id().and_then(|pid| rustix::process::Pid::from_raw(i32::try_from(pid).ok()?));
     let kill_group = async || {
-        if let Some(pid) = group {
-            let _ = tokio::process::Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status().await;
+        if let Some(group) = group {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     };
     tokio::select! {
-        status = child.wait() => status.map(Some).map_err(|e| e.to_string()),
+        status = child.wait() => {
+            // What they left running in the background would outlive the
+            // action, in a workspace the next action gets.
+            kill_group().await;
+            status.map(Some).map_err(|e| e.to_string())
+        }
         () = tokio::time::sleep(timeout) => {
             kill_group().await;
             let _ = child.wait().await;

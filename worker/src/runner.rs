@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use pipewright_core::executions::store::{self, Outcome};
+use pipewright_core::executions::store::{self, Finisher, Outcome};
 use pipewright_core::messaging::{DEAD, JOBS, Message, Publisher};
 use pipewright_core::services::Services;
 use tokio_util::sync::CancellationToken;
 
-use crate::Settings;
+use crate::{Settings, Tried};
 
 /// Job attempts after which an action whose runner keeps dying fails.
 pub const MAX_JOB_ATTEMPTS: i32 = 3;
@@ -50,18 +50,23 @@ async fn handle(
         let _ = delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
         return;
     };
-    let claimed = match services.db.conn().await {
-        Ok(mut conn) => store::claim(&mut conn, id, settings.lease_secs).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    let claimed = crate::while_database_down(&services, &shutdown, "claiming a job", || async {
+        let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+        store::claim(&mut conn, id, settings.lease_secs).await.map_err(|e| e.to_string())
+    })
+    .await;
     let claim = match claimed {
-        Ok(Some(claim)) => claim,
-        Ok(None) => {
+        Tried::Done(Some(claim)) => claim,
+        Tried::Done(None) => {
             // Done already, or another runner holds it.
             let _ = delivery.acker.ack(BasicAckOptions::default()).await;
             return;
         }
-        Err(e) => {
+        Tried::ShutDown => {
+            let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+            return;
+        }
+        Tried::Failed(e) => {
             tracing::warn!(action = %id, error = %e, "a job could not be claimed; it will be retried");
             tokio::time::sleep(Duration::from_millis(500)).await;
             let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
@@ -113,26 +118,33 @@ async fn handle(
     if let Err(e) = settings.artifacts.put_log(&id.to_string(), &log).await {
         tracing::warn!(action = %id, error = %e, "the action's log could not be kept in the artifact store");
     }
-    finish(&services, &publisher, id, Some(attempt), outcome).await;
+    finish(&services, &publisher, &shutdown, id, Finisher::Runner(attempt), outcome).await;
     let _ = delivery.acker.ack(BasicAckOptions::default()).await;
 }
 
-async fn finish(services: &Services, publisher: &Publisher, id: uuid::Uuid, attempt: Option<i32>, outcome: Outcome) {
-    for retry in 0..20u64 {
-        let result = match services.db.conn().await {
-            Ok(mut conn) => {
-                store::finish_action(&mut conn, id, attempt, outcome.clone()).await.map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(queued) => {
+async fn finish(
+    services: &Services,
+    publisher: &Publisher,
+    shutdown: &CancellationToken,
+    id: uuid::Uuid,
+    by: Finisher,
+    outcome: Outcome,
+) {
+    for retry in 1..=5u64 {
+        let recorded = crate::while_database_down(services, shutdown, "recording an action's result", || async {
+            let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+            store::finish_action(&mut conn, id, by, outcome.clone()).await.map_err(|e| e.to_string())
+        })
+        .await;
+        match recorded {
+            Tried::Done(queued) => {
                 next_step(services, publisher, queued.unwrap_or_default()).await;
                 return;
             }
-            Err(e) => {
+            Tried::ShutDown => break,
+            Tried::Failed(e) => {
                 tracing::warn!(action = %id, error = %e, "an action's result could not be recorded yet; retrying");
-                tokio::time::sleep(Duration::from_millis(250 * (retry + 1))).await;
+                tokio::time::sleep(Duration::from_millis(250 * retry)).await;
             }
         }
     }
@@ -183,7 +195,7 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
                     error_message: Some("nobody approved or rejected it before it expired".to_owned()),
                     ..Outcome::default()
                 };
-                finish(&services, &publisher, id, None, outcome).await;
+                finish(&services, &publisher, &shutdown, id, Finisher::Anyone, outcome).await;
             } else if attempts >= MAX_JOB_ATTEMPTS {
                 let outcome = Outcome {
                     error_code: Some("RunnerLost".to_owned()),
@@ -192,7 +204,7 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
                     )),
                     ..Outcome::default()
                 };
-                finish(&services, &publisher, id, Some(attempts), outcome).await;
+                finish(&services, &publisher, &shutdown, id, Finisher::Runner(attempts), outcome).await;
             } else {
                 let requeued = match services.db.conn().await {
                     Ok(mut conn) => store::requeue_expired(&mut conn, id, attempts).await.map_err(|e| e.to_string()),
@@ -255,7 +267,7 @@ async fn dead_letters(services: Services, publisher: Publisher, settings: Settin
                     )),
                     ..Outcome::default()
                 };
-                finish(&services, &publisher, action_execution_id, None, outcome).await;
+                finish(&services, &publisher, &shutdown, action_execution_id, Finisher::Unclaimed, outcome).await;
             } else {
                 tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "a message went to the dead-letter queue");
             }

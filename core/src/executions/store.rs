@@ -823,16 +823,28 @@ pub struct Outcome {
     pub revision: Option<SourceRevision>,
 }
 
-/// Records an action's end, if the runner still holds it (`job_attempt`),
-/// and queues the execution's next step. Returns the outbox rows.
+/// Who records an action's end, and so when it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finisher {
+    /// The runner of this job attempt: only while the attempt is the latest.
+    Runner(i32),
+    /// An approval's answer, or the sweeper (the lease ran out): any time.
+    Anyone,
+    /// A dead-lettered job: only while no runner holds a live lease, since
+    /// the message may be a duplicate of a job that is running.
+    Unclaimed,
+}
+
+/// Records an action's end, if `by` may (see [`Finisher`]), and queues the
+/// execution's next step. Returns the outbox rows.
 pub async fn finish_action(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
-    job_attempt: Option<i32>,
+    by: Finisher,
     outcome: Outcome,
 ) -> Result<Option<Vec<Queued>>, IamError> {
     let Some(revision) = outcome.revision.clone() else {
-        return record_finish(conn, action_execution_id, job_attempt, &outcome).await;
+        return record_finish(conn, action_execution_id, by, &outcome).await;
     };
     conn.transaction::<_, IamError, _>(async move |conn| {
         // The execution first, then the action (in record_finish, a
@@ -850,7 +862,7 @@ pub async fn finish_action(
             .for_no_key_update()
             .load::<Uuid>(conn)
             .await?;
-        let Some(queued) = record_finish(conn, action_execution_id, job_attempt, &outcome).await? else {
+        let Some(queued) = record_finish(conn, action_execution_id, by, &outcome).await? else {
             return Ok(None);
         };
         let Some(Message::Advance { execution_id }) = queued.as_slice().first().map(|q| q.message.clone()) else {
@@ -876,18 +888,26 @@ pub async fn finish_action(
 async fn record_finish(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
-    job_attempt: Option<i32>,
+    by: Finisher,
     outcome: &Outcome,
 ) -> Result<Option<Vec<Queued>>, IamError> {
+    use diesel::sql_types::Bool;
+    let attempt = match by {
+        Finisher::Runner(attempt) => Some(attempt),
+        Finisher::Anyone | Finisher::Unclaimed => None,
+    };
+    let unclaimed_only = by == Finisher::Unclaimed;
     conn.transaction::<_, IamError, _>(async move |conn| {
         let status = if outcome.succeeded { Status::Succeeded } else { Status::Failed };
         let target = action_executions::table
             .filter(action_executions::action_execution_id.eq(action_execution_id))
             .filter(action_executions::status.eq(Status::InProgress.as_str()))
+            .filter(action_executions::job_attempt.eq(attempt.unwrap_or(0)).or(attempt.is_none().into_sql::<Bool>()))
             .filter(
-                action_executions::job_attempt
-                    .eq(job_attempt.unwrap_or(0))
-                    .or(job_attempt.is_none().into_sql::<diesel::sql_types::Bool>()),
+                action_executions::lease_until
+                    .is_null()
+                    .or(action_executions::lease_until.lt(now()))
+                    .or((!unclaimed_only).into_sql::<Bool>()),
             );
         let finished: Option<Uuid> = diesel::update(target)
             .set((
@@ -997,7 +1017,7 @@ pub async fn put_approval(
         error_message: (!approved).then(|| format!("rejected by {by}: {summary}")),
         ..Outcome::default()
     };
-    Ok(match finish_action(conn, waiting.action_execution_id, None, outcome).await? {
+    Ok(match finish_action(conn, waiting.action_execution_id, Finisher::Anyone, outcome).await? {
         Some(ids) => Approval::Done(ids),
         None => Approval::NotWaiting,
     })
