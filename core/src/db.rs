@@ -139,8 +139,10 @@ async fn create_database_if_missing(url: &Dsn) -> Result<(), Unavailable> {
             tracing::info!(database = %name, "created the database");
             Ok(())
         }
-        // Another process created it first.
-        Err(e) if e.to_string().contains("already exists") => Ok(()),
+        // Another process created it first (an api and a worker starting
+        // together): "already exists", or a unique violation on
+        // pg_database when both created it at the same moment.
+        Err(_) if connect_one(url).await.is_ok() => Ok(()),
         Err(e) => Err(Unavailable::new(
             Dependency::Postgres,
             url,

@@ -95,3 +95,23 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     let stopped = reqwest::get(format!("{url}/healthz")).await;
     assert!(stopped.is_err(), "nothing listens any more");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn processes_starting_together_on_a_new_database_all_start() {
+    use pipewright_core::db::{self, Db};
+    let server = base_config().database_url;
+    let name = format!("pw_new_{}", uuid::Uuid::new_v4().simple());
+    let url = db::with_database(&server, &name);
+    // An api and workers started at once: each finds no database and creates it.
+    let starts = (0..4).map(|_| Db::connect(&url, 1));
+    let failed: Vec<String> =
+        futures_util::future::join_all(starts).await.into_iter().filter_map(|s| s.err()).map(|e| e.explain()).collect();
+    let mut admin = db::connect_one(&db::with_database(&server, "postgres")).await.unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await
+    .unwrap();
+    assert!(failed.is_empty(), "processes did not start: {failed:?}");
+}
