@@ -413,7 +413,7 @@ async fn sealed_newest_events_deleted_with_the_head_rewound_are_still_caught() {
     let root = app.sign_in(&account, "root", PASSWORD).await;
     assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "d"}))).await.status, 201);
     let mut verified = Value::Null;
-    for _ in 0..50 {
+    for _ in 0..150 {
         verified = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
         if verified["digestsChecked"].as_i64().unwrap_or(0) >= 1 {
             break;
@@ -421,10 +421,15 @@ async fn sealed_newest_events_deleted_with_the_head_rewound_are_still_caught() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(verified["valid"], true, "{verified}");
-    // Sealed newest events deleted with the head rewound to match: the digest still knows.
-    tamper(&app, &format!("DELETE FROM audit_events WHERE account_id = '{account}' AND seq >= (SELECT max(last_seq) FROM audit_digests WHERE account_id = '{account}');
+    assert!(verified["digestsChecked"].as_i64().unwrap_or(0) >= 1, "a digest is made within 15 s: {verified}");
+    // Sealed newest events deleted with the head rewound to match: the digest
+    // still knows. (The head is locked first, as the audit writer does, so
+    // that an event being appended meanwhile — the verify calls are audited
+    // too — lands after the rewound head, as a forger's tool would make it.)
+    tamper(&app, &format!("BEGIN; SELECT 1 FROM audit_chain_heads WHERE account_id = '{account}' FOR UPDATE;
+                           DELETE FROM audit_events WHERE account_id = '{account}' AND seq >= (SELECT max(last_seq) FROM audit_digests WHERE account_id = '{account}');
                            UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, event_id = e.event_id FROM audit_events e
-                           WHERE h.account_id = '{account}' AND e.account_id = h.account_id AND e.seq = (SELECT max(seq) FROM audit_events WHERE account_id = '{account}')")).await;
+                           WHERE h.account_id = '{account}' AND e.account_id = h.account_id AND e.seq = (SELECT max(seq) FROM audit_events WHERE account_id = '{account}'); COMMIT;")).await;
     let rewound = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
     assert_eq!(rewound["valid"], false, "{rewound}");
     // (Deleted, or replaced by events appended since: either way the digest says so.)

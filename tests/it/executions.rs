@@ -582,10 +582,12 @@ async fn log_until(app: &TestApp, token: &str, pipeline: &str, action_execution_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_lettered_copy_of_a_running_job_does_not_fail_it() {
     use lapin::BasicProperties;
-    use lapin::options::BasicPublishOptions;
+    use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
     use pipewright_core::messaging::{DEAD, Message};
     let app = TestApp::spawn_with_worker().await;
-    let build = format!("echo started\nsleep 2\n{BUILD}");
+    // The build runs until the test lets it end.
+    let go = std::env::temp_dir().join(format!("pw-go-{}", uuid::Uuid::new_v4()));
+    let build = format!("echo started\nwhile [ ! -e {} ]; do sleep 0.1; done\n{BUILD}", go.display());
     let (root, _repo) = web_pipeline(&app, &build).await;
     let building =
         state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
@@ -609,10 +611,24 @@ async fn a_dead_lettered_copy_of_a_running_job_does_not_fail_it() {
         .await
         .expect("published");
     sent.await.expect("confirmed");
+    // Until the worker has taken it, and a moment to act on it.
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    for _ in 0..100 {
+        let queue = channel.queue_declare(dead.as_str().into(), passive, Default::default()).await.expect("the queue");
+        if queue.message_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let still = app.call("GET", "/v1/pipelines/web/state", Some(&root), None).await.body;
+    assert_eq!(action(&still, "Build", "Compile")["status"], "InProgress", "{still:#}");
 
+    std::fs::write(&go, "").unwrap();
     let after =
         state_until(&app, &root, "web", "the build ends", |s| action(s, "Build", "Compile")["status"] != "InProgress")
             .await;
+    let _ = std::fs::remove_file(&go);
     assert_eq!(action(&after, "Build", "Compile")["status"], "Succeeded", "{after}");
 }
 

@@ -118,7 +118,7 @@ async fn handle(
     if let Err(e) = settings.artifacts.put_log(&id.to_string(), &log).await {
         tracing::warn!(action = %id, error = %e, "the action's log could not be kept in the artifact store");
     }
-    finish(&services, &publisher, &shutdown, id, Finisher::Runner(attempt), outcome).await;
+    let _ = finish(&services, &publisher, &shutdown, id, Finisher::Runner(attempt), outcome).await;
     let _ = delivery.acker.ack(BasicAckOptions::default()).await;
 }
 
@@ -129,7 +129,7 @@ async fn finish(
     id: uuid::Uuid,
     by: Finisher,
     outcome: Outcome,
-) {
+) -> bool {
     for retry in 1..=5u64 {
         let recorded = crate::while_database_down(services, shutdown, "recording an action's result", || async {
             let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
@@ -139,7 +139,7 @@ async fn finish(
         match recorded {
             Tried::Done(queued) => {
                 next_step(services, publisher, queued.unwrap_or_default()).await;
-                return;
+                return true;
             }
             Tried::ShutDown => break,
             Tried::Failed(e) => {
@@ -149,6 +149,7 @@ async fn finish(
         }
     }
     tracing::error!(action = %id, "an action's result could not be recorded; its lease will run out");
+    false
 }
 
 /// Takes the execution's next step here and now, rather than through the
@@ -195,7 +196,7 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
                     error_message: Some("nobody approved or rejected it before it expired".to_owned()),
                     ..Outcome::default()
                 };
-                finish(&services, &publisher, &shutdown, id, Finisher::Anyone, outcome).await;
+                let _ = finish(&services, &publisher, &shutdown, id, Finisher::Expired(attempts), outcome).await;
             } else if attempts >= MAX_JOB_ATTEMPTS {
                 let outcome = Outcome {
                     error_code: Some("RunnerLost".to_owned()),
@@ -204,7 +205,7 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
                     )),
                     ..Outcome::default()
                 };
-                finish(&services, &publisher, &shutdown, id, Finisher::Runner(attempts), outcome).await;
+                let _ = finish(&services, &publisher, &shutdown, id, Finisher::Expired(attempts), outcome).await;
             } else {
                 let requeued = match services.db.conn().await {
                     Ok(mut conn) => store::requeue_expired(&mut conn, id, attempts).await.map_err(|e| e.to_string()),
@@ -267,7 +268,19 @@ async fn dead_letters(services: Services, publisher: Publisher, settings: Settin
                     )),
                     ..Outcome::default()
                 };
-                finish(&services, &publisher, &shutdown, action_execution_id, Finisher::Unclaimed, outcome).await;
+                let recorded =
+                    finish(&services, &publisher, &shutdown, action_execution_id, Finisher::Unclaimed, outcome).await;
+                if !recorded {
+                    // Kept for this or another worker: its action would
+                    // otherwise stay in progress with no lease to run out.
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                    let _ =
+                        delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
+                    continue;
+                }
             } else {
                 tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "a message went to the dead-letter queue");
             }

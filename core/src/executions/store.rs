@@ -749,44 +749,48 @@ impl Claim {
 }
 
 /// Claims an action for a runner: only when it is in progress and no other
-/// runner holds a live lease. The job attempt goes up by one.
+/// runner holds a live lease. The job attempt goes up by one. One
+/// transaction: a claim whose reads fail leaves no lease behind.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
     lease_secs: u64,
 ) -> Result<Option<Claim>, IamError> {
-    let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
-    let claimed: Option<ActionExecution> = diesel::update(
-        action_executions::table
-            .filter(action_executions::action_execution_id.eq(action_execution_id))
-            .filter(action_executions::status.eq(Status::InProgress.as_str()))
-            .filter(action_executions::token.is_null())
-            .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
-    )
-    .set((
-        action_executions::job_attempt.eq(action_executions::job_attempt + 1),
-        action_executions::claimed_at.eq(coalesce(action_executions::claimed_at, Some(now()))),
-        action_executions::lease_until.eq(until),
-        action_executions::updated_at.eq(now()),
-    ))
-    .returning(ActionExecution::as_returning())
-    .get_result(conn)
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
+        let claimed: Option<ActionExecution> = diesel::update(
+            action_executions::table
+                .filter(action_executions::action_execution_id.eq(action_execution_id))
+                .filter(action_executions::status.eq(Status::InProgress.as_str()))
+                .filter(action_executions::token.is_null())
+                .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
+        )
+        .set((
+            action_executions::job_attempt.eq(action_executions::job_attempt + 1),
+            action_executions::claimed_at.eq(coalesce(action_executions::claimed_at, Some(now()))),
+            action_executions::lease_until.eq(until),
+            action_executions::updated_at.eq(now()),
+        ))
+        .returning(ActionExecution::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+        let Some(action) = claimed else { return Ok(None) };
+        let Some((execution, declaration)) = execution_with_declaration(conn, action.execution_id).await? else {
+            return Ok(None);
+        };
+        let declared = action.declared(&declaration).map(|a| &a.configuration);
+        let configuration = match declared {
+            Some(values) if values.values().any(|v| v.contains("#{")) => {
+                let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
+                values.iter().map(|(k, v)| (k.clone(), context.resolve(v))).collect()
+            }
+            Some(values) => values.clone(),
+            None => BTreeMap::new(),
+        };
+        Ok(Some(Claim { action, execution, declaration, configuration }))
+    })
     .await
-    .optional()?;
-    let Some(action) = claimed else { return Ok(None) };
-    let Some((execution, declaration)) = execution_with_declaration(conn, action.execution_id).await? else {
-        return Ok(None);
-    };
-    let declared = action.declared(&declaration).map(|a| &a.configuration);
-    let configuration = match declared {
-        Some(values) if values.values().any(|v| v.contains("#{")) => {
-            let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
-            values.iter().map(|(k, v)| (k.clone(), context.resolve(v))).collect()
-        }
-        Some(values) => values.clone(),
-        None => BTreeMap::new(),
-    };
-    Ok(Some(Claim { action, execution, declaration, configuration }))
 }
 
 /// Extends a claimed action's lease; false when the claim was lost.
@@ -828,7 +832,11 @@ pub struct Outcome {
 pub enum Finisher {
     /// The runner of this job attempt: only while the attempt is the latest.
     Runner(i32),
-    /// An approval's answer, or the sweeper (the lease ran out): any time.
+    /// The sweeper, for a runner that stopped responding: only while that
+    /// attempt is the latest and its lease has run out (a late heartbeat
+    /// keeps it).
+    Expired(i32),
+    /// An approval's answer: any time while it waits.
     Anyone,
     /// A dead-lettered job: only while no runner holds a live lease, since
     /// the message may be a duplicate of a job that is running.
@@ -893,10 +901,11 @@ async fn record_finish(
 ) -> Result<Option<Vec<Queued>>, IamError> {
     use diesel::sql_types::Bool;
     let attempt = match by {
-        Finisher::Runner(attempt) => Some(attempt),
+        Finisher::Runner(attempt) | Finisher::Expired(attempt) => Some(attempt),
         Finisher::Anyone | Finisher::Unclaimed => None,
     };
     let unclaimed_only = by == Finisher::Unclaimed;
+    let expired_only = matches!(by, Finisher::Expired(_));
     conn.transaction::<_, IamError, _>(async move |conn| {
         let status = if outcome.succeeded { Status::Succeeded } else { Status::Failed };
         let target = action_executions::table
@@ -908,7 +917,8 @@ async fn record_finish(
                     .is_null()
                     .or(action_executions::lease_until.lt(now()))
                     .or((!unclaimed_only).into_sql::<Bool>()),
-            );
+            )
+            .filter(action_executions::lease_until.lt(now()).or((!expired_only).into_sql::<Bool>()));
         let finished: Option<Uuid> = diesel::update(target)
             .set((
                 action_executions::status.eq(status.as_str()),
