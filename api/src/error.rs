@@ -232,10 +232,7 @@ impl From<pipewright_core::iam::IamError> for ApiError {
             E::InvalidInput(m) => Self::new(ErrorCode::InvalidInputException, m),
             E::PasswordPolicyViolation(m) => Self::new(ErrorCode::PasswordPolicyViolationException, m),
             E::Unavailable(u) => u.into(),
-            E::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                _,
-            )) => Self {
+            E::Database(e) if pipewright_core::iam::is_unavailable(&e) => Self {
                 retry_after: Some(5),
                 ..Self::new(
                     ErrorCode::ServiceUnavailableException,

@@ -102,6 +102,9 @@ pub async fn declare(channel: &Channel, broker: &Broker, expires_secs: u64) -> R
     Ok(())
 }
 
+/// How long a publish may wait for the broker.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Publishes with confirms on one channel, opened again after a failure.
 #[derive(Clone)]
 pub struct Publisher {
@@ -135,6 +138,18 @@ impl Publisher {
     /// so that concurrent publishers share one channel without waiting for
     /// each other's confirms.
     pub async fn publish(&self, messages: &[(String, Vec<u8>)]) -> Result<(), Unavailable> {
+        // A broker that stops answering mid-publish (its connection half
+        // open) fails the publish in time; the outbox keeps the rows.
+        match tokio::time::timeout(PUBLISH_TIMEOUT, self.publish_confirmed(messages)).await {
+            Ok(published) => published,
+            Err(_) => {
+                *self.channel.lock().await = None;
+                Err(self.broker.unavailable(&"no confirm within 10 s"))
+            }
+        }
+    }
+
+    async fn publish_confirmed(&self, messages: &[(String, Vec<u8>)]) -> Result<(), Unavailable> {
         let mut confirms = Vec::with_capacity(messages.len());
         let channel = {
             let mut slot = self.channel.lock().await;

@@ -11,7 +11,7 @@ const PASSWORD: &str = "correct horse battery";
 /// Polls LookupEvents until `check` holds (events are written in batches).
 async fn events_until(app: &TestApp, token: &str, query: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut last = Vec::new();
-    for _ in 0..60 {
+    for _ in 0..150 {
         let answer = app.call("GET", &format!("/v1/audit/events?{query}"), Some(token), None).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
         last = answer.body["events"].as_array().cloned().unwrap_or_default();
@@ -247,7 +247,7 @@ async fn the_log_is_sealed_into_signed_digests_that_catch_deleted_newest_events(
 
     // Digests are made every second in tests.
     let mut verified = Value::Null;
-    for _ in 0..50 {
+    for _ in 0..150 {
         verified = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
         if verified["digestsChecked"].as_i64().unwrap_or(0) >= 1 {
             break;
@@ -367,16 +367,21 @@ async fn retention_purges_old_sealed_events_and_the_log_still_verifies() {
     for name in ["old1", "old2"] {
         assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": name}))).await.status, 201);
     }
-    // Wait until these are sealed (digests every second in tests).
+    // Wait until these are sealed (digests every second in tests): written
+    // (in batches), then a digest newer than the ones there were then.
+    events_until(&app, &root, "eventName=CreateUser", |events| events.len() >= 2).await;
+    let digests = |v: &Value| v["digestsChecked"].as_i64().unwrap_or(0);
+    let before = digests(&app.call("GET", "/v1/audit/verify", Some(&root), None).await.body);
     let mut verified = Value::Null;
-    for _ in 0..50 {
+    for _ in 0..150 {
         verified = app.call("GET", "/v1/audit/verify", Some(&root), None).await.body;
-        if verified["digestsChecked"].as_i64().unwrap_or(0) >= 1 {
+        if digests(&verified) > before {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(verified["valid"], true, "{verified}");
+    assert!(digests(&verified) > before, "a digest is made within 15 s: {verified}");
 
     // Thirty days later, as the sealer sees it: everything sealed so far goes.
     let mut conn = pipewright_core::db::connect_one(&app.config.database_url).await.unwrap();

@@ -178,7 +178,7 @@ async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
     .await;
     assert_eq!(action(&done, "Approve", "Review")["status"], "Succeeded");
     let execution = app.call("GET", &format!("/v1/pipelines/web/executions/{execution_id}"), Some(&root), None).await;
-    for _ in 0..50 {
+    for _ in 0..150 {
         if app.call("GET", &format!("/v1/pipelines/web/executions/{execution_id}"), Some(&root), None).await.body["pipelineExecution"]
             ["status"]
             == "Succeeded"
@@ -359,7 +359,7 @@ async fn every_commit_runs_a_newer_one_supersedes_an_older_waiting_one_and_a_dis
         state_until(&app, &root, "web", "the deploy runs", |s| action(s, "Deploy", "Release")["status"] == "Succeeded")
             .await;
     assert_eq!(action(&deployed, "Deploy", "Release")["pipelineExecutionId"], first_id.as_str());
-    for _ in 0..50 {
+    for _ in 0..150 {
         if execution(&app, &root, "web", &first_id).await["status"] == "Succeeded" {
             break;
         }
@@ -400,7 +400,7 @@ async fn a_failed_build_is_retried_after_the_fix() {
     })
     .await;
     let id = failed["stageStates"][1]["latestExecution"]["pipelineExecutionId"].as_str().unwrap().to_owned();
-    for _ in 0..50 {
+    for _ in 0..150 {
         if execution(&app, &root, "web", &id).await["status"] == "Failed" {
             break;
         }
@@ -523,7 +523,7 @@ fn worker_process(app: &TestApp) -> tokio::process::Child {
         .env("PIPEWRIGHT_DATA_DIR", &config.data_dir)
         .env("PIPEWRIGHT_AMQP_PREFIX", &config.amqp_prefix)
         .env("PIPEWRIGHT_REDIS_PREFIX", &config.redis_prefix)
-        .env("PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS", "600")
+        .env("PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS", config.amqp_queue_expires_secs.to_string())
         .env("PIPEWRIGHT_ACTION_LEASE_SECS", "3")
         .env("PIPEWRIGHT_GIT_POLL_SECS", "1")
         .stdin(std::process::Stdio::null())
@@ -783,7 +783,7 @@ async fn a_database_outage_mid_build_loses_nothing_and_needs_no_restart() {
     let id = action(&done, "Deploy", "Release")["pipelineExecutionId"].as_str().unwrap().to_owned();
     // (The execution ends a step after its last action.)
     let mut finished = execution(&app, &root, "web", &id).await;
-    for _ in 0..50 {
+    for _ in 0..150 {
         if finished["status"] != "InProgress" {
             break;
         }

@@ -382,7 +382,7 @@ async fn each_broken_declaration_gets_a_400_naming_the_path_and_the_rule() {
     // Each is in the audit log as a CreatePipeline of CodePipeline's, even
     // those whose body could not be read.
     let mut events = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..150 {
         let found =
             app.call("GET", "/v1/audit/events?eventName=CreatePipeline&maxResults=100", Some(&root), None).await;
         events = found.body["events"].as_array().unwrap().clone();

@@ -18,6 +18,7 @@ fn pipewright() -> Command {
         .env("PIPEWRIGHT_DATA_DIR", &config.data_dir)
         .env("PIPEWRIGHT_AMQP_PREFIX", &config.amqp_prefix)
         .env("PIPEWRIGHT_REDIS_PREFIX", &config.redis_prefix)
+        .env("PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS", config.amqp_queue_expires_secs.to_string())
         .env("PIPEWRIGHT_HTTP_WORKERS", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -66,6 +67,20 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
         .unwrap()
         .expect("a line on stdout");
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL in the line").to_owned();
+    // Its output is read to the end: a full pipe would block its logging,
+    // and with it the shutdown this test times.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let logged = tokio::spawn(async move {
+        let mut last = std::collections::VecDeque::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if last.len() == 20 {
+                last.pop_front();
+            }
+            last.push_back(line);
+        }
+        Vec::from(last).join("\n")
+    });
     let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 
@@ -75,7 +90,7 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     assert_eq!(down.status(), 503);
     broker.restore();
     let mut recovered = false;
-    for _ in 0..50 {
+    for _ in 0..150 {
         if reqwest::get(format!("{url}/readyz")).await.unwrap().status() == 200 {
             recovered = true;
             break;
@@ -87,11 +102,14 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     let pid = child.id().expect("running").to_string();
     let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits within 10 s of SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    if status.is_err() {
+        let _ = child.start_kill();
+    }
+    let logged = tokio::time::timeout(Duration::from_secs(5), logged).await.map(Result::unwrap_or_default);
+    let status =
+        status.unwrap_or_else(|_| panic!("exits within 10 s of SIGTERM; it last logged:\n{logged:?}")).unwrap();
+    assert_eq!(status.code(), Some(0), "{logged:?}");
     let stopped = reqwest::get(format!("{url}/healthz")).await;
     assert!(stopped.is_err(), "nothing listens any more");
 }

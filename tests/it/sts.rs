@@ -241,7 +241,7 @@ async fn a_role_sessions_call_is_in_both_accounts_audit_logs_with_one_shared_eve
 
     let b_root = w.app.sign_in(&w.b, "root", PASSWORD).await;
     let mut found = (Value::Null, Value::Null);
-    for _ in 0..50 {
+    for _ in 0..150 {
         let in_a = w.app.call("GET", "/v1/audit/events?eventName=GetRole", Some(&w.a_root), None).await;
         let in_b = w.app.call("GET", "/v1/audit/events?eventName=GetRole", Some(&b_root), None).await;
         found = (in_a.body["events"][0].clone(), in_b.body["events"][0].clone());

@@ -12,6 +12,9 @@ use pipewright_core::services::Services;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long opening a channel and starting to consume may take.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Consumes `queue` with `prefetch` unacknowledged deliveries at most, until
 /// shutdown; then waits for the tasks in flight.
 pub async fn consume<F, Fut>(
@@ -29,7 +32,7 @@ pub async fn consume<F, Fut>(
     let name = services.broker.name(queue);
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        let consumer = async {
+        let setup = async {
             let channel = services.broker.channel().await.map_err(|e| e.explain())?;
             pipewright_core::messaging::declare(&channel, &services.broker, expires_secs)
                 .await
@@ -40,8 +43,15 @@ pub async fn consume<F, Fut>(
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>((channel, consumer))
-        }
-        .await;
+        };
+        // Shutdown does not wait on a broker that is coming back, and a
+        // broker that never answers is asked again.
+        let consumer = tokio::select! {
+            () = shutdown.cancelled() => break,
+            found = tokio::time::timeout(SETUP_TIMEOUT, setup) => {
+                found.unwrap_or_else(|_| Err("the broker did not answer in time".to_owned()))
+            }
+        };
         let (channel, mut consumer) = match consumer {
             Ok(found) => found,
             Err(e) => {
@@ -75,7 +85,9 @@ pub async fn consume<F, Fut>(
         if shutdown.is_cancelled() {
             tracker.close();
             tracker.wait().await;
-            let _ = channel.close(200, "shutdown".into()).await;
+            // A channel of a connection the broker dropped may never be
+            // answered; shutdown does not wait on it for long.
+            let _ = tokio::time::timeout(Duration::from_secs(2), channel.close(200, "shutdown".into())).await;
             return;
         }
     }

@@ -230,7 +230,7 @@ async fn dead_letters(services: Services, publisher: Publisher, settings: Settin
     use futures_util::StreamExt;
     let name = services.broker.name(DEAD);
     while !shutdown.is_cancelled() {
-        let consumer = async {
+        let setup = async {
             let channel = services.broker.channel().await.map_err(|e| e.explain())?;
             pipewright_core::messaging::declare(&channel, &services.broker, settings.queue_expires_secs)
                 .await
@@ -245,8 +245,13 @@ async fn dead_letters(services: Services, publisher: Publisher, settings: Settin
                 )
                 .await
                 .map_err(|e| e.to_string())
-        }
-        .await;
+        };
+        let consumer = tokio::select! {
+            () = shutdown.cancelled() => return,
+            found = tokio::time::timeout(crate::consume::SETUP_TIMEOUT, setup) => {
+                found.unwrap_or_else(|_| Err("the broker did not answer in time".to_owned()))
+            }
+        };
         let Ok(mut consumer) = consumer else {
             tokio::select! {
                 () = shutdown.cancelled() => return,

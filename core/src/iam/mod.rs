@@ -59,6 +59,28 @@ impl From<DieselError> for IamError {
     }
 }
 
+/// Whether a database error says the database is away (a connection lost
+/// or refused, a server shutting down or starting up), not that the
+/// statement was wrong: the request may succeed when retried shortly.
+pub fn is_unavailable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
+            true
+        }
+        // 57P01-03 (admin shutdown, crash shutdown, cannot connect now),
+        // which diesel reports as Unknown with the server's message.
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            message.starts_with("terminating connection")
+                || message.contains("the database system is")
+                || message.contains("connection closed")
+        }
+        DieselError::BrokenTransactionManager => true,
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => is_unavailable(commit_error),
+        _ => false,
+    }
+}
+
 /// Whether a database error is a unique-constraint violation.
 pub fn is_unique_violation(e: &DieselError) -> bool {
     matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
@@ -67,4 +89,27 @@ pub fn is_unique_violation(e: &DieselError) -> bool {
 diesel::define_sql_function! {
     /// SQL `lower(text)`.
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_lost_or_refused_connection_is_unavailable_and_a_wrong_statement_is_not() {
+        assert!(is_unavailable(&database_error(DatabaseErrorKind::UnableToSendCommand, "connection reset")));
+        assert!(is_unavailable(&database_error(DatabaseErrorKind::ClosedConnection, "closed")));
+        assert!(is_unavailable(&database_error(
+            DatabaseErrorKind::Unknown,
+            "terminating connection due to administrator command"
+        )));
+        assert!(is_unavailable(&database_error(DatabaseErrorKind::Unknown, "the database system is starting up")));
+        assert!(!is_unavailable(&database_error(DatabaseErrorKind::UniqueViolation, "duplicate key")));
+        assert!(!is_unavailable(&database_error(DatabaseErrorKind::Unknown, "column \"x\" does not exist")));
+        assert!(!is_unavailable(&DieselError::NotFound));
+    }
 }

@@ -27,8 +27,9 @@ pub fn base_config() -> Config {
     config.http_workers = 1;
     config.shutdown_timeout_secs = 2;
     config.audit_digest_secs = 1;
-    // Each test's queues go away a while after it ends.
-    config.amqp_queue_expires_secs = 600;
+    // Each test's queues are deleted when it ends (see `delete_queues`), or
+    // go away a while after, should a process declare them again.
+    config.amqp_queue_expires_secs = 120;
     config
 }
 
@@ -121,7 +122,40 @@ impl Drop for TestApp {
         let handle = self.handle.clone();
         tokio::spawn(async move { handle.stop(false).await });
         let _ = std::fs::remove_dir_all(&self.config.data_dir);
+        delete_queues(&self.config.amqp_prefix);
     }
+}
+
+/// Deletes a test's queues and exchanges. Quorum queues hold file handles in
+/// the broker: the leftovers of a few hundred tests exhausted its limit
+/// (1024 on this machine) and it stopped answering.
+pub fn delete_queues(prefix: &str) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    use pipewright_core::messaging::{DEAD, JOBS, ORCHESTRATE};
+    // The broker itself, not a test's proxy to it.
+    let url = Config::load().map(|c| c.amqp_url);
+    let prefix = prefix.to_owned();
+    // Drop runs inside the test's runtime, which cannot be blocked on.
+    let deleted = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        runtime.block_on(async {
+            let url = url.ok()?;
+            let connect = lapin::Connection::connect(url.expose(), lapin::ConnectionProperties::default());
+            let conn = tokio::time::timeout(std::time::Duration::from_secs(5), connect).await.ok()?.ok()?;
+            let channel = conn.create_channel().await.ok()?;
+            for queue in [ORCHESTRATE, JOBS, DEAD] {
+                let name = format!("{prefix}.{queue}");
+                let _ = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
+            }
+            for exchange in ["messages", "dead"] {
+                let name = format!("{prefix}.{exchange}");
+                let _ = channel.exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default()).await;
+            }
+            let _ = conn.close(200, "test done".into()).await;
+            Some(())
+        })
+    });
+    let _ = deleted.join();
 }
 
 /// The workspace root, where the committed files are.
