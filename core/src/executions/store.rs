@@ -322,9 +322,14 @@ async fn execution_now(
     execution_id: Uuid,
 ) -> Result<Option<(Execution, Vec<String>)>, IamError> {
     use diesel::sql_types::{Array, Text};
+    // "Not ended" rather than "in progress or stopping": the same rows, but
+    // the planner cannot read it as the predicate of the partial index
+    // `pipeline_executions_running`, which it otherwise scanned whole (every
+    // running execution of every pipeline) instead of the primary key.
+    let ended: Vec<&str> = Status::ALL.into_iter().filter(|s| s.is_terminal()).map(Status::as_str).collect();
     let running = pipeline_executions::table
         .filter(pipeline_executions::execution_id.eq(execution_id))
-        .filter(pipeline_executions::status.eq_any([Status::InProgress.as_str(), Status::Stopping.as_str()]));
+        .filter(pipeline_executions::status.ne_all(ended));
     Ok(diesel::update(running)
         .set(pipeline_executions::updated_at.eq(now()))
         .returning((

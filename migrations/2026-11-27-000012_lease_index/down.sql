@@ -1,0 +1,2 @@
+DROP INDEX action_executions_leased;
+CREATE INDEX action_executions_leased ON action_executions (lease_until) WHERE status = 'InProgress';
