@@ -421,30 +421,38 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("AMQP_URL", "http://x");
-            let err = Config::load().expect_err("http is not amqp").to_string();
-            assert!(err.contains("AMQP_URL must be a URL starting with amqp://"), "{err}");
-            jail.set_env("AMQP_URL", "amqp://x");
-            jail.set_env("PIPEWRIGHT_LISTEN", "8080");
-            let err = Config::load().expect_err("no host").to_string();
-            assert!(err.contains("PIPEWRIGHT_LISTEN must be host:port"), "{err}");
-            jail.set_env("PIPEWRIGHT_LISTEN", "127.0.0.1:0");
-            jail.set_env("PIPEWRIGHT_CONFIG", "missing.toml");
-            let err = Config::load().expect_err("missing file").to_string();
-            assert!(err.contains("missing.toml"), "{err}");
+            // Each bad value in turn, named in the error; then a good one in its place.
+            let refused = |jail: &mut figment::Jail, var: &str, bad: &str, says: &str, good: &str| {
+                jail.set_env(var, bad);
+                let err = Config::load().expect_err(bad).to_string();
+                assert!(err.contains(says), "{err}");
+                jail.set_env(var, good);
+            };
+            refused(jail, "AMQP_URL", "http://x", "AMQP_URL must be a URL starting with amqp://", "amqp://x");
+            refused(jail, "PIPEWRIGHT_LISTEN", "8080", "PIPEWRIGHT_LISTEN must be host:port", "127.0.0.1:0");
+            refused(jail, "PIPEWRIGHT_CONFIG", "missing.toml", "missing.toml", "missing.toml");
             jail.clear_env();
-            jail.set_env("PIPEWRIGHT_ARTIFACT_STORE", "/srv/artifacts");
-            let err = Config::load().expect_err("neither local nor s3").to_string();
-            assert!(err.contains("PIPEWRIGHT_ARTIFACT_STORE must be `local` or s3://bucket[/prefix]"), "{err}");
-            jail.set_env("PIPEWRIGHT_ARTIFACT_STORE", "s3://team-bucket/pipewright");
-            jail.set_env("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS", "0");
-            let err = Config::load().expect_err("no retention").to_string();
-            assert!(err.contains("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS must be between 1 and 3653"), "{err}");
-            jail.set_env("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS", "7");
-            jail.set_env("PIPEWRIGHT_RUNNER_CONCURRENCY", "0");
-            let err = Config::load().expect_err("no runner").to_string();
-            assert!(err.contains("PIPEWRIGHT_RUNNER_CONCURRENCY must be between 1 and 256"), "{err}");
-            jail.set_env("PIPEWRIGHT_RUNNER_CONCURRENCY", "16");
+            refused(
+                jail,
+                "PIPEWRIGHT_ARTIFACT_STORE",
+                "/srv/artifacts",
+                "PIPEWRIGHT_ARTIFACT_STORE must be `local` or s3://bucket[/prefix]",
+                "s3://team-bucket/pipewright",
+            );
+            refused(
+                jail,
+                "PIPEWRIGHT_ARTIFACT_RETENTION_DAYS",
+                "0",
+                "PIPEWRIGHT_ARTIFACT_RETENTION_DAYS must be between 1 and 3653",
+                "7",
+            );
+            refused(
+                jail,
+                "PIPEWRIGHT_RUNNER_CONCURRENCY",
+                "0",
+                "PIPEWRIGHT_RUNNER_CONCURRENCY must be between 1 and 256",
+                "16",
+            );
             let config = Config::load().map_err(|e| e.to_string())?;
             assert_eq!(
                 (config.artifact_store.as_str(), config.artifact_retention_days, config.runner_concurrency),

@@ -708,17 +708,27 @@ async fn an_approval_nobody_answers_expires_and_fails_its_stage() {
     assert_eq!(action(&expired, "Approve", "Review")["errorDetails"]["code"], "ApprovalExpired");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_broker_outage_mid_execution_loses_nothing_and_needs_no_restart() {
+/// An app and a worker (leases of 4 s) that reach one service, the one
+/// `service` names in the configuration, through a proxy the test can cut.
+async fn app_through_proxy(
+    service: impl Fn(&mut pipewright_core::config::Config) -> &mut pipewright_core::config::Dsn,
+) -> (TestApp, crate::support::ChaosProxy) {
     use pipewright_core::config::Dsn;
-    let base = crate::support::base_config();
-    let rabbitmq = crate::support::ChaosProxy::start(base.amqp_url.host_port()).await;
+    let mut base = crate::support::base_config();
+    let proxy = crate::support::ChaosProxy::start(service(&mut base).host_port()).await;
     let app = TestApp::spawn_with(|config| {
-        config.amqp_url = Dsn::new(rabbitmq.url_for(config.amqp_url.expose()));
+        let url = service(config);
+        *url = Dsn::new(proxy.url_for(url.expose()));
         config.action_lease_secs = 4;
     })
     .await;
     app.start_worker().await;
+    (app, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_mid_execution_loses_nothing_and_needs_no_restart() {
+    let (app, rabbitmq) = app_through_proxy(|config| &mut config.amqp_url).await;
     let (root, _repo) = web_pipeline(&app, BUILD).await;
     let waiting =
         state_until(&app, &root, "web", "the approval waits", |s| action(s, "Approve", "Review")["token"].is_string())
@@ -749,15 +759,7 @@ pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_outage_mid_build_loses_nothing_and_needs_no_restart() {
-    use pipewright_core::config::Dsn;
-    let base = crate::support::base_config();
-    let postgres = crate::support::ChaosProxy::start(base.database_url.host_port()).await;
-    let app = TestApp::spawn_with(|config| {
-        config.database_url = Dsn::new(postgres.url_for(config.database_url.expose()));
-        config.action_lease_secs = 4;
-    })
-    .await;
-    app.start_worker().await;
+    let (app, postgres) = app_through_proxy(|config| &mut config.database_url).await;
     let build = format!("sleep 2\n{BUILD}");
     let (root, _repo) = web_pipeline(&app, &build).await;
     state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")

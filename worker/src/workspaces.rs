@@ -184,10 +184,16 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_workspace_comes_back_empty_and_is_reused() {
+    /// A pool in a data folder of its own.
+    fn new_pool() -> (PathBuf, Workspaces) {
         let data = std::env::temp_dir().join(format!("pw-ws-{}", uuid::Uuid::new_v4().simple()));
         let pool = Workspaces::new(&data);
+        (data, pool)
+    }
+
+    #[tokio::test]
+    async fn a_workspace_comes_back_empty_and_is_reused() {
+        let (data, pool) = new_pool();
         let first = pool.take().await.expect("a workspace");
         let path = first.path().to_path_buf();
         std::fs::create_dir_all(path.join("sub")).expect("mkdir");
@@ -216,8 +222,7 @@ mod tests {
     #[tokio::test]
     async fn a_workspace_that_cannot_be_emptied_is_set_aside_and_not_handed_out_again() {
         use std::os::unix::fs::PermissionsExt;
-        let data = std::env::temp_dir().join(format!("pw-ws-{}", uuid::Uuid::new_v4().simple()));
-        let pool = Workspaces::new(&data);
+        let (data, pool) = new_pool();
         let first = pool.take().await.expect("a workspace");
         let path = first.path().to_path_buf();
         // What an action may leave: a folder whose files cannot be deleted.
