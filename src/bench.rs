@@ -259,23 +259,28 @@ async fn run_batch(
     count: usize,
 ) -> Result<Vec<uuid::Uuid>, String> {
     use diesel::{ExpressionMethods, QueryDsl};
-    use diesel_async::RunQueryDsl;
+    use diesel_async::{AsyncConnection, RunQueryDsl};
     use pipewright_core::schema::pipeline_executions as e;
     let mut conn = db.conn().await.map_err(|e| e.explain())?;
     let mut ids = Vec::with_capacity(count);
     let mut outbox = Vec::new();
     for i in 0..count {
         let pipeline = &pipelines[i % pipelines.len()];
-        let (execution, rows) = pipewright_core::executions::store::start(
-            &mut conn,
-            pipeline,
-            trigger,
-            &[],
-            None,
-            std::slice::from_ref(revision),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        // One transaction, as StartPipelineExecution's request.
+        let (execution, rows) = conn
+            .transaction::<_, pipewright_core::iam::IamError, _>(async |conn| {
+                pipewright_core::executions::store::start(
+                    conn,
+                    pipeline,
+                    trigger,
+                    &[],
+                    None,
+                    std::slice::from_ref(revision),
+                )
+                .await
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         ids.push(execution.execution_id);
         outbox.extend(rows);
         if outbox.len() >= 50 {

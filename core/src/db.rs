@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::BigInt;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
@@ -112,6 +115,36 @@ pub async fn migrate(url: &Dsn) -> Result<(), Unavailable> {
 
 diesel::define_sql_function! {
     fn pg_advisory_lock(key: BigInt);
+}
+
+/// A statement of one fixed text that diesel would otherwise parse and plan
+/// anew on every run: it prepares an `UPDATE`, an `INSERT … ON CONFLICT DO
+/// UPDATE`, or one with SQL text in it, for that run only (their text may
+/// vary without bound in general). Wrapped, it is prepared once per
+/// connection (kept by its text and bind types), and PostgreSQL may keep a
+/// generic plan for it. Only for statements whose text does not vary with
+/// the values: the same columns set, the same conditions.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared<Q>(pub Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    // Kept by the statement's text, not its type.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
 }
 
 /// One connection outside the pool.

@@ -133,3 +133,34 @@ async fn processes_starting_together_on_a_new_database_all_start() {
     .unwrap();
     assert!(failed.is_empty(), "processes did not start: {failed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_the_executions_repeat_is_prepared_once_per_connection() {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    use pipewright_core::db::{self, Prepared};
+    use pipewright_core::schema::stage_executions as s;
+    let database = TestDatabase::create(&base_config().database_url).await;
+    let mut conn = db::connect_one(&database.url).await.unwrap();
+    let update = |id: uuid::Uuid| {
+        diesel::update(s::table.find((id, 0))).set((s::status.eq("Succeeded"), s::updated_at.eq(chrono::Utc::now())))
+    };
+    let prepared = async |conn: &mut diesel_async::AsyncPgConnection| -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'UPDATE \"stage_executions\"%')",
+        ))
+        .get_result(conn)
+        .await
+        .unwrap()
+    };
+    // As diesel runs an UPDATE: parsed and planned anew every time, kept nowhere.
+    for _ in 0..3 {
+        update(uuid::Uuid::new_v4()).execute(&mut conn).await.unwrap();
+    }
+    assert_eq!(prepared(&mut conn).await, 0);
+    // Wrapped: prepared on the first run, and that statement used again.
+    for _ in 0..3 {
+        Prepared(update(uuid::Uuid::new_v4())).execute(&mut conn).await.unwrap();
+    }
+    assert_eq!(prepared(&mut conn).await, 1);
+}

@@ -56,10 +56,21 @@ pub async fn advance_now(services: &Services, publisher: &Publisher, execution_i
     let advanced =
         pipewright_core::executions::store::advance(&mut conn, execution_id).await.map_err(|e| e.to_string())?;
     drop(conn);
+    announce(services, publisher, advanced, execution_id).await;
+    Ok(())
+}
+
+/// After a step's commit: publishes what it queued, and tells the
+/// pipeline's live listeners.
+pub async fn announce(
+    services: &Services,
+    publisher: &Publisher,
+    advanced: pipewright_core::executions::store::Advanced,
+    execution_id: uuid::Uuid,
+) {
     crate::publish_now(publisher, advanced.outbox).await;
     if let Some(pipeline) = advanced.pipeline_id {
         let channel = services.cache.pipeline_channel(&pipeline);
         services.cache.publish(&channel, &execution_id.to_string()).await;
     }
-    Ok(())
 }

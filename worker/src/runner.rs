@@ -118,8 +118,42 @@ async fn handle(
     if let Err(e) = settings.artifacts.put_log(&id.to_string(), &log).await {
         tracing::warn!(action = %id, error = %e, "the action's log could not be kept in the artifact store");
     }
-    let _ = finish(&services, &publisher, &shutdown, id, Finisher::Runner(attempt), outcome).await;
+    finish_advancing(&services, &publisher, &shutdown, &claim, outcome).await;
     let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+}
+
+/// Records a runner's result and takes the step it leads to, in one
+/// transaction; should that fail while the database answers, the result is
+/// recorded on its own (its step then goes through the orchestrator).
+async fn finish_advancing(
+    services: &Services,
+    publisher: &Publisher,
+    shutdown: &CancellationToken,
+    claim: &store::Claim,
+    outcome: Outcome,
+) {
+    let (id, execution_id) = (claim.action.action_execution_id, claim.execution.execution_id);
+    let by = Finisher::Runner(claim.action.job_attempt);
+    if outcome.revision.is_none() {
+        let recorded = crate::while_database_down(services, shutdown, "recording an action's result", || async {
+            let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+            store::finish_and_advance(&mut conn, execution_id, id, by, &outcome).await.map_err(|e| e.to_string())
+        })
+        .await;
+        match recorded {
+            Tried::Done(Some(advanced)) => {
+                crate::orchestrator::announce(services, publisher, advanced, execution_id).await;
+                return;
+            }
+            // The claim was lost (the action was stopped, or its lease ran
+            // out and another runner took it): the result is not ours to keep.
+            Tried::Done(None) | Tried::ShutDown => return,
+            Tried::Failed(e) => {
+                tracing::warn!(action = %id, error = %e, "an action's next step failed; recording its result on its own");
+            }
+        }
+    }
+    let _ = finish(services, publisher, shutdown, id, by, outcome).await;
 }
 
 async fn finish(

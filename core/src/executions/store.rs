@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::Status;
 use super::machine::{self, Hold, Snapshot, StageRun, Step};
+use crate::db::Prepared;
 use crate::iam::IamError;
 use crate::messaging::{self, Message, Queued};
 use crate::pipelines::store::Pipeline;
@@ -222,6 +223,22 @@ async fn runs_of(
     conn: &mut AsyncPgConnection,
     executions: &[Uuid],
 ) -> Result<(Vec<StageExecution>, Vec<ActionExecution>), IamError> {
+    if let [execution] = executions {
+        // One execution (always, in PARALLEL mode): by `=`, whose plan
+        // PostgreSQL keeps, where one for `= ANY(array)` is made anew each time.
+        let stages = stage_executions::table
+            .filter(stage_executions::execution_id.eq(execution))
+            .select(StageExecution::as_select())
+            .load(conn)
+            .await?;
+        let actions = action_executions::table
+            .filter(action_executions::execution_id.eq(execution))
+            .order(action_executions::attempt.desc())
+            .select(ActionExecution::as_select())
+            .load(conn)
+            .await?;
+        return Ok((stages, actions));
+    }
     let stages = stage_executions::table
         .filter(stage_executions::execution_id.eq_any(executions))
         .select(StageExecution::as_select())
@@ -281,7 +298,44 @@ fn waiting_at(runs: &[StageRun]) -> Option<usize> {
 /// pipeline (its executions are decided one at a time), read, decide, write.
 /// Returns the outbox rows to publish after the commit.
 pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Advanced, IamError> {
-    conn.transaction::<_, IamError, _>(async move |conn| advance_in(conn, execution_id).await).await
+    let advanced = conn.transaction::<_, IamError, _>(async move |conn| advance_in(conn, execution_id, None).await);
+    Ok(advanced.await?.unwrap_or(Advanced { pipeline_id: None, outbox: Vec::new() }))
+}
+
+/// A runner's result and the step it leads to, in one transaction: the
+/// action's end, then the execution's next step — no `advance` message
+/// between them, one commit instead of two. `None` when the result was not
+/// recorded (the runner's claim was lost). A result that carries a source
+/// revision goes through [`finish_action`] instead.
+pub async fn finish_and_advance(
+    conn: &mut AsyncPgConnection,
+    execution_id: Uuid,
+    action_execution_id: Uuid,
+    by: Finisher,
+    outcome: &Outcome,
+) -> Result<Option<Advanced>, IamError> {
+    let finish = Finish { action_execution_id, by, outcome };
+    conn.transaction::<_, IamError, _>(async move |conn| advance_in(conn, execution_id, Some(finish)).await).await
+}
+
+/// An action's end, to record in the transaction of the step it leads to.
+#[derive(Clone, Copy)]
+struct Finish<'a> {
+    action_execution_id: Uuid,
+    by: Finisher,
+    outcome: &'a Outcome,
+}
+
+/// An action's end recorded on its own, its `advance` left to the outbox
+/// (the execution has ended, or is gone: nothing to decide here).
+async fn finish_alone(
+    conn: &mut AsyncPgConnection,
+    finish: Option<Finish<'_>>,
+    pipeline_id: Option<Uuid>,
+) -> Result<Option<Advanced>, IamError> {
+    let Some(f) = finish else { return Ok(Some(Advanced { pipeline_id, outbox: Vec::new() })) };
+    let queued = record_finish(conn, f.action_execution_id, f.by, f.outcome).await?;
+    Ok(queued.map(|outbox| Advanced { pipeline_id, outbox }))
 }
 
 /// What the orchestrator's step did: the pipeline (for live updates) and
@@ -330,28 +384,32 @@ async fn execution_now(
     let running = pipeline_executions::table
         .filter(pipeline_executions::execution_id.eq(execution_id))
         .filter(pipeline_executions::status.ne_all(ended));
-    Ok(diesel::update(running)
-        .set(pipeline_executions::updated_at.eq(now()))
-        .returning((
-            Execution::as_returning(),
-            diesel::dsl::sql::<Array<Text>>(
-                "ARRAY(SELECT t.stage_name FROM stage_transitions t \
-                 WHERE t.pipeline_id = pipeline_executions.pipeline_id AND NOT t.enabled)",
-            ),
-        ))
-        .get_result(conn)
-        .await
-        .optional()?)
+    Ok(Prepared(diesel::update(running).set(pipeline_executions::updated_at.eq(now())).returning((
+        Execution::as_returning(),
+        diesel::dsl::sql::<Array<Text>>(
+            "ARRAY(SELECT t.stage_name FROM stage_transitions t \
+             WHERE t.pipeline_id = pipeline_executions.pipeline_id AND NOT t.enabled)",
+        ),
+    )))
+    .get_result(conn)
+    .await
+    .optional()?)
 }
 
-async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Advanced, IamError> {
+/// The step; with `finish`, an action's end recorded first (after the
+/// locks, taken in the order stop takes them: pipeline, execution, action).
+/// `None` when `finish` was not recorded.
+async fn advance_in(
+    conn: &mut AsyncPgConnection,
+    execution_id: Uuid,
+    finish: Option<Finish<'_>>,
+) -> Result<Option<Advanced>, IamError> {
     let Some((first, declaration)) = execution_with_declaration(conn, execution_id).await? else {
-        return Ok(Advanced { pipeline_id: None, outbox: Vec::new() });
+        return finish_alone(conn, finish, None).await;
     };
     let pipeline_id = first.pipeline_id;
-    let nothing = Advanced { pipeline_id: Some(pipeline_id), outbox: Vec::new() };
     if first.status().is_terminal() {
-        return Ok(nothing);
+        return finish_alone(conn, finish, Some(pipeline_id)).await;
     }
     // Decisions are taken one at a time, under a lock; what is read after
     // it is what the last holder committed. A PARALLEL execution never
@@ -362,8 +420,13 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<
         lock_pipeline(conn, pipeline_id).await?;
     }
     let Some((execution, disabled)) = execution_now(conn, execution_id).await? else {
-        return Ok(nothing);
+        return finish_alone(conn, finish, Some(pipeline_id)).await;
     };
+    if let Some(f) = finish
+        && finish_row(conn, f.action_execution_id, f.by, f.outcome).await?.is_none()
+    {
+        return Ok(None);
+    }
     let mut outbox = Vec::new();
     let mut frees_others = false;
     let mut ended = false;
@@ -418,24 +481,26 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<
                         .iter()
                         .find(|s| s.execution_id == execution_id && s.stage_index as usize == stage)
                         .map_or(1, |s| s.attempt + 1);
-                    diesel::insert_into(stage_executions::table)
-                        .values((
-                            stage_executions::execution_id.eq(execution_id),
-                            stage_executions::stage_index.eq(i32::try_from(stage).unwrap_or(i32::MAX)),
-                            stage_executions::stage_name.eq(&declaration.stages[stage].name),
-                            stage_executions::attempt.eq(attempt),
-                            stage_executions::status.eq(Status::InProgress.as_str()),
-                        ))
-                        .on_conflict((stage_executions::execution_id, stage_executions::stage_index))
-                        .do_update()
-                        .set((
-                            stage_executions::attempt.eq(attempt),
-                            stage_executions::status.eq(Status::InProgress.as_str()),
-                            stage_executions::started_at.eq(now()),
-                            stage_executions::updated_at.eq(now()),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    Prepared(
+                        diesel::insert_into(stage_executions::table)
+                            .values((
+                                stage_executions::execution_id.eq(execution_id),
+                                stage_executions::stage_index.eq(i32::try_from(stage).unwrap_or(i32::MAX)),
+                                stage_executions::stage_name.eq(&declaration.stages[stage].name),
+                                stage_executions::attempt.eq(attempt),
+                                stage_executions::status.eq(Status::InProgress.as_str()),
+                            ))
+                            .on_conflict((stage_executions::execution_id, stage_executions::stage_index))
+                            .do_update()
+                            .set((
+                                stage_executions::attempt.eq(attempt),
+                                stage_executions::status.eq(Status::InProgress.as_str()),
+                                stage_executions::started_at.eq(now()),
+                                stage_executions::updated_at.eq(now()),
+                            )),
+                    )
+                    .execute(conn)
+                    .await?;
                     entered.insert(stage, attempt);
                 }
                 Step::StartActions { stage, actions: indexes } => {
@@ -457,10 +522,12 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<
                     }
                 }
                 Step::FinishStage { stage, status } => {
-                    diesel::update(
-                        stage_executions::table.find((execution_id, i32::try_from(stage).unwrap_or(i32::MAX))),
+                    Prepared(
+                        diesel::update(
+                            stage_executions::table.find((execution_id, i32::try_from(stage).unwrap_or(i32::MAX))),
+                        )
+                        .set((stage_executions::status.eq(status.as_str()), stage_executions::updated_at.eq(now()))),
                     )
-                    .set((stage_executions::status.eq(status.as_str()), stage_executions::updated_at.eq(now())))
                     .execute(conn)
                     .await?;
                     frees_others = true;
@@ -514,7 +581,7 @@ async fn advance_in(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<
             }
         }
     }
-    Ok(Advanced { pipeline_id: Some(pipeline_id), outbox })
+    Ok(Some(Advanced { pipeline_id: Some(pipeline_id), outbox }))
 }
 
 async fn finish_execution(
@@ -523,14 +590,13 @@ async fn finish_execution(
     status: Status,
     summary: Option<&str>,
 ) -> Result<(), IamError> {
-    diesel::update(pipeline_executions::table.find(execution_id))
-        .set((
-            pipeline_executions::status.eq(status.as_str()),
-            pipeline_executions::status_summary.eq(summary),
-            pipeline_executions::updated_at.eq(now()),
-        ))
-        .execute(conn)
-        .await?;
+    Prepared(diesel::update(pipeline_executions::table.find(execution_id)).set((
+        pipeline_executions::status.eq(status.as_str()),
+        pipeline_executions::status_summary.eq(summary),
+        pipeline_executions::updated_at.eq(now()),
+    )))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -680,20 +746,18 @@ async fn start_action(
     if action.action_type_id.category == "Source" && action.action_type_id.provider == "Upload" {
         // Nothing to run: the archive was stored when the execution started.
         let outcome = upload_outcome(execution, action);
-        diesel::update(action_executions::table.find(id))
-            .set((
-                action_executions::status
-                    .eq(if outcome.succeeded { Status::Succeeded } else { Status::Failed }.as_str()),
-                action_executions::summary.eq(&outcome.summary),
-                action_executions::error_code.eq(&outcome.error_code),
-                action_executions::error_message.eq(&outcome.error_message),
-                action_executions::output_artifacts.eq(serde_json::to_value(&outcome.outputs).unwrap_or_default()),
-                action_executions::output_variables.eq(serde_json::to_value(&outcome.variables).unwrap_or_default()),
-                action_executions::claimed_at.eq(now()),
-                action_executions::finished_at.eq(now()),
-            ))
-            .execute(conn)
-            .await?;
+        Prepared(diesel::update(action_executions::table.find(id)).set((
+            action_executions::status.eq(if outcome.succeeded { Status::Succeeded } else { Status::Failed }.as_str()),
+            action_executions::summary.eq(&outcome.summary),
+            action_executions::error_code.eq(&outcome.error_code),
+            action_executions::error_message.eq(&outcome.error_message),
+            action_executions::output_artifacts.eq(serde_json::to_value(&outcome.outputs).unwrap_or_default()),
+            action_executions::output_variables.eq(serde_json::to_value(&outcome.variables).unwrap_or_default()),
+            action_executions::claimed_at.eq(now()),
+            action_executions::finished_at.eq(now()),
+        )))
+        .execute(conn)
+        .await?;
         return Ok(Started::Done);
     }
     Ok(if approval { Started::Waiting } else { Started::Job(id) })
@@ -763,20 +827,22 @@ pub async fn claim(
 ) -> Result<Option<Claim>, IamError> {
     conn.transaction::<_, IamError, _>(async move |conn| {
         let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
-        let claimed: Option<ActionExecution> = diesel::update(
-            action_executions::table
-                .filter(action_executions::action_execution_id.eq(action_execution_id))
-                .filter(action_executions::status.eq(Status::InProgress.as_str()))
-                .filter(action_executions::token.is_null())
-                .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
+        let claimed: Option<ActionExecution> = Prepared(
+            diesel::update(
+                action_executions::table
+                    .filter(action_executions::action_execution_id.eq(action_execution_id))
+                    .filter(action_executions::status.eq(Status::InProgress.as_str()))
+                    .filter(action_executions::token.is_null())
+                    .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
+            )
+            .set((
+                action_executions::job_attempt.eq(action_executions::job_attempt + 1),
+                action_executions::claimed_at.eq(coalesce(action_executions::claimed_at, Some(now()))),
+                action_executions::lease_until.eq(until),
+                action_executions::updated_at.eq(now()),
+            ))
+            .returning(ActionExecution::as_returning()),
         )
-        .set((
-            action_executions::job_attempt.eq(action_executions::job_attempt + 1),
-            action_executions::claimed_at.eq(coalesce(action_executions::claimed_at, Some(now()))),
-            action_executions::lease_until.eq(until),
-            action_executions::updated_at.eq(now()),
-        ))
-        .returning(ActionExecution::as_returning())
         .get_result(conn)
         .await
         .optional()?;
@@ -806,13 +872,15 @@ pub async fn renew(
     lease_secs: u64,
 ) -> Result<bool, IamError> {
     let until = now() + Duration::seconds(i64::try_from(lease_secs).unwrap_or(30));
-    let renewed = diesel::update(
-        action_executions::table
-            .filter(action_executions::action_execution_id.eq(action_execution_id))
-            .filter(action_executions::job_attempt.eq(job_attempt))
-            .filter(action_executions::status.eq(Status::InProgress.as_str())),
+    let renewed = Prepared(
+        diesel::update(
+            action_executions::table
+                .filter(action_executions::action_execution_id.eq(action_execution_id))
+                .filter(action_executions::job_attempt.eq(job_attempt))
+                .filter(action_executions::status.eq(Status::InProgress.as_str())),
+        )
+        .set(action_executions::lease_until.eq(until)),
     )
-    .set(action_executions::lease_until.eq(until))
     .execute(conn)
     .await?;
     Ok(renewed == 1)
@@ -904,6 +972,20 @@ async fn record_finish(
     by: Finisher,
     outcome: &Outcome,
 ) -> Result<Option<Vec<Queued>>, IamError> {
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let Some(execution_id) = finish_row(conn, action_execution_id, by, outcome).await? else { return Ok(None) };
+        Ok(Some(vec![messaging::enqueue(conn, &Message::Advance { execution_id }).await?]))
+    })
+    .await
+}
+
+/// Marks the action ended, if `by` may (see [`Finisher`]); its execution's id.
+async fn finish_row(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    by: Finisher,
+    outcome: &Outcome,
+) -> Result<Option<Uuid>, IamError> {
     use diesel::sql_types::Bool;
     let attempt = match by {
         Finisher::Runner(attempt) | Finisher::Expired(attempt) => Some(attempt),
@@ -911,20 +993,20 @@ async fn record_finish(
     };
     let unclaimed_only = by == Finisher::Unclaimed;
     let expired_only = matches!(by, Finisher::Expired(_));
-    conn.transaction::<_, IamError, _>(async move |conn| {
-        let status = if outcome.succeeded { Status::Succeeded } else { Status::Failed };
-        let target = action_executions::table
-            .filter(action_executions::action_execution_id.eq(action_execution_id))
-            .filter(action_executions::status.eq(Status::InProgress.as_str()))
-            .filter(action_executions::job_attempt.eq(attempt.unwrap_or(0)).or(attempt.is_none().into_sql::<Bool>()))
-            .filter(
-                action_executions::lease_until
-                    .is_null()
-                    .or(action_executions::lease_until.lt(now()))
-                    .or((!unclaimed_only).into_sql::<Bool>()),
-            )
-            .filter(action_executions::lease_until.lt(now()).or((!expired_only).into_sql::<Bool>()));
-        let finished: Option<Uuid> = diesel::update(target)
+    let status = if outcome.succeeded { Status::Succeeded } else { Status::Failed };
+    let target = action_executions::table
+        .filter(action_executions::action_execution_id.eq(action_execution_id))
+        .filter(action_executions::status.eq(Status::InProgress.as_str()))
+        .filter(action_executions::job_attempt.eq(attempt.unwrap_or(0)).or(attempt.is_none().into_sql::<Bool>()))
+        .filter(
+            action_executions::lease_until
+                .is_null()
+                .or(action_executions::lease_until.lt(now()))
+                .or((!unclaimed_only).into_sql::<Bool>()),
+        )
+        .filter(action_executions::lease_until.lt(now()).or((!expired_only).into_sql::<Bool>()));
+    Ok(Prepared(
+        diesel::update(target)
             .set((
                 action_executions::status.eq(status.as_str()),
                 action_executions::summary.eq(&outcome.summary),
@@ -937,14 +1019,11 @@ async fn record_finish(
                 action_executions::updated_at.eq(now()),
                 action_executions::finished_at.eq(now()),
             ))
-            .returning(action_executions::execution_id)
-            .get_result(conn)
-            .await
-            .optional()?;
-        let Some(execution_id) = finished else { return Ok(None) };
-        Ok(Some(vec![messaging::enqueue(conn, &Message::Advance { execution_id }).await?]))
-    })
+            .returning(action_executions::execution_id),
+    )
+    .get_result(conn)
     .await
+    .optional()?)
 }
 
 /// CodePipeline's approval timeout: 7 days.
