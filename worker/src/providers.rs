@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use pipewright_core::artifacts::{self, Store};
 use pipewright_core::executions::store::{ArtifactLocation, Claim, Outcome, SourceRevision};
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
@@ -39,7 +38,6 @@ pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) ->
         Err(e) => return Some(failed("WorkspaceFailed", format!("the workspace could not be made: {e}"))),
     };
     let workspace = held.path().to_path_buf();
-    let _ = tokio::fs::create_dir_all(settings.logs()).await;
     let log = log_path(&settings.logs(), action.action_execution_id);
     let id = &declared.action_type_id;
     let outcome = match (id.category.as_str(), id.provider.as_str()) {
@@ -53,8 +51,23 @@ pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) ->
 }
 
 async fn append_log(log: &Path, text: &str) {
-    if let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(log).await {
-        let _ = file.write_all(text.as_bytes()).await;
+    let (log, text) = (log.to_path_buf(), text.to_owned());
+    let _ = tokio::task::spawn_blocking(move || append_log_now(&log, &text)).await;
+}
+
+/// Appends to the log (made, with its folder, if need be), on this thread:
+/// for the blocking pool, with whatever else a step does to files, in one
+/// trip (each trip costs two thread switches).
+fn append_log_now(log: &Path, text: &str) {
+    use std::io::Write;
+    let open = || std::fs::OpenOptions::new().create(true).append(true).open(log);
+    let file = open().or_else(|e| {
+        let folder = log.parent().filter(|_| e.kind() == std::io::ErrorKind::NotFound).ok_or(e)?;
+        std::fs::create_dir_all(folder)?;
+        open()
+    });
+    if let Ok(mut file) = file {
+        let _ = file.write_all(text.as_bytes());
     }
 }
 
@@ -148,7 +161,6 @@ async fn shell(
         environment.insert(format!("PW_INPUT_{}", env_name(&input.name)), target.display().to_string());
     }
     let variables_file = workspace.with_extension("vars");
-    let _ = tokio::fs::remove_file(&variables_file).await;
     if let Some(text) = claim.configuration.get("environmentVariables") {
         let given: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
         environment.extend(given);
@@ -163,10 +175,13 @@ async fn shell(
         .insert("PW_REVISION_ID".to_owned(), revision.first().map(|r| r.revision_id.clone()).unwrap_or_default());
     environment.insert("PW_OUTPUT_VARIABLES".to_owned(), variables_file.display().to_string());
     let commands = claim.configuration.get("commands").cloned().unwrap_or_default();
-    append_log(
-        log,
-        &format!("[pipewright] attempt {}: running the commands in {}\n", action.job_attempt, workspace.display()),
-    )
+    let header = format!("[pipewright] attempt {}: running the commands in {}\n", action.job_attempt, workspace.display());
+    let (begun_log, begun_variables) = (log.to_path_buf(), variables_file.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        // No output variables from an earlier action in this slot.
+        let _ = std::fs::remove_file(&begun_variables);
+        append_log_now(&begun_log, &header);
+    })
     .await;
     let mut command = tokio::process::Command::new("sh");
     command.arg("-e").arg("-c").arg(&commands).current_dir(workspace).envs(&environment);
@@ -189,17 +204,24 @@ async fn shell(
         ));
     }
     // Output variables, NAME=value a line.
+    let written = tokio::task::spawn_blocking(move || {
+        let text = std::fs::read_to_string(&variables_file).ok();
+        if text.is_some() {
+            let _ = std::fs::remove_file(&variables_file);
+        }
+        text
+    })
+    .await
+    .ok()
+    .flatten();
     let mut variables = BTreeMap::new();
-    if let Ok(text) = tokio::fs::read_to_string(&variables_file).await {
-        for line in text.lines() {
-            if let Some((name, value)) = line.split_once('=')
-                && !name.trim().is_empty()
-            {
-                variables.insert(name.trim().to_owned(), value.to_owned());
-            }
+    for line in written.as_deref().unwrap_or_default().lines() {
+        if let Some((name, value)) = line.split_once('=')
+            && !name.trim().is_empty()
+        {
+            variables.insert(name.trim().to_owned(), value.to_owned());
         }
     }
-    let _ = tokio::fs::remove_file(&variables_file).await;
     let declared = claim.declared();
     let globs: Vec<String> = claim
         .configuration
