@@ -175,7 +175,8 @@ async fn shell(
         .insert("PW_REVISION_ID".to_owned(), revision.first().map(|r| r.revision_id.clone()).unwrap_or_default());
     environment.insert("PW_OUTPUT_VARIABLES".to_owned(), variables_file.display().to_string());
     let commands = claim.configuration.get("commands").cloned().unwrap_or_default();
-    let header = format!("[pipewright] attempt {}: running the commands in {}\n", action.job_attempt, workspace.display());
+    let header =
+        format!("[pipewright] attempt {}: running the commands in {}\n", action.job_attempt, workspace.display());
     let (begun_log, begun_variables) = (log.to_path_buf(), variables_file.clone());
     let _ = tokio::task::spawn_blocking(move || {
         // No output variables from an earlier action in this slot.

@@ -137,7 +137,7 @@ async fn finish_advancing(
     if outcome.revision.is_none() {
         let recorded = crate::while_database_down(services, shutdown, "recording an action's result", || async {
             let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
-            store::finish_and_advance(&mut conn, execution_id, id, by, &outcome).await.map_err(|e| e.to_string())
+            store::finish_and_advance(&mut conn, claim, by, &outcome).await.map_err(|e| e.to_string())
         })
         .await;
         match recorded {

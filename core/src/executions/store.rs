@@ -309,12 +309,18 @@ pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result
 /// revision goes through [`finish_action`] instead.
 pub async fn finish_and_advance(
     conn: &mut AsyncPgConnection,
-    execution_id: Uuid,
-    action_execution_id: Uuid,
+    claim: &Claim,
     by: Finisher,
     outcome: &Outcome,
 ) -> Result<Option<Advanced>, IamError> {
-    let finish = Finish { action_execution_id, by, outcome };
+    let finish = Finish {
+        action_execution_id: claim.action.action_execution_id,
+        by,
+        outcome,
+        pipeline_id: claim.execution.pipeline_id,
+        declaration: &claim.declaration,
+    };
+    let execution_id = claim.execution.execution_id;
     conn.transaction::<_, IamError, _>(async move |conn| advance_in(conn, execution_id, Some(finish)).await).await
 }
 
@@ -324,6 +330,9 @@ struct Finish<'a> {
     action_execution_id: Uuid,
     by: Finisher,
     outcome: &'a Outcome,
+    /// The execution's, as the claim read them.
+    pipeline_id: Uuid,
+    declaration: &'a PipelineDeclaration,
 }
 
 /// An action's end recorded on its own, its `advance` left to the outbox
@@ -404,13 +413,22 @@ async fn advance_in(
     execution_id: Uuid,
     finish: Option<Finish<'_>>,
 ) -> Result<Option<Advanced>, IamError> {
-    let Some((first, declaration)) = execution_with_declaration(conn, execution_id).await? else {
-        return finish_alone(conn, finish, None).await;
+    let read;
+    let (pipeline_id, declaration) = match finish {
+        // What the runner's claim read: an execution's pipeline, and the
+        // declaration of the version it runs, never change.
+        Some(f) => (f.pipeline_id, f.declaration),
+        None => {
+            let Some((first, declaration)) = execution_with_declaration(conn, execution_id).await? else {
+                return finish_alone(conn, None, None).await;
+            };
+            if first.status().is_terminal() {
+                return finish_alone(conn, None, Some(first.pipeline_id)).await;
+            }
+            read = declaration;
+            (first.pipeline_id, &read)
+        }
     };
-    let pipeline_id = first.pipeline_id;
-    if first.status().is_terminal() {
-        return finish_alone(conn, finish, Some(pipeline_id)).await;
-    }
     // Decisions are taken one at a time, under a lock; what is read after
     // it is what the last holder committed. A PARALLEL execution never
     // waits for another: its own row is lock enough. Otherwise the
@@ -449,7 +467,7 @@ async fn advance_in(
         };
         let ids: Vec<Uuid> = running.iter().map(|e| e.execution_id).collect();
         let (stages, actions) = runs_of(conn, &ids).await?;
-        let mine = stage_runs(&declaration, execution_id, &stages, &actions);
+        let mine = stage_runs(declaration, execution_id, &stages, &actions);
         let mode = declaration.execution_mode;
         let holds: Vec<Option<Hold>> = declaration
             .stages
@@ -470,7 +488,7 @@ async fn advance_in(
                 (mode == ExecutionMode::Superseded && busy).then_some(Hold::StageBusy)
             })
             .collect();
-        let snapshot = Snapshot { pipeline: &declaration, status: execution.status(), stages: mine.clone(), holds };
+        let snapshot = Snapshot { pipeline: declaration, status: execution.status(), stages: mine.clone(), holds };
         let steps = machine::next(&snapshot);
         let mut entered: HashMap<usize, i32> = HashMap::new();
         let mut again = false;
@@ -510,9 +528,9 @@ async fn advance_in(
                             .find(|s| s.execution_id == execution_id && s.stage_index as usize == stage)
                             .map_or(1, |s| s.attempt)
                     });
-                    let context = ResolveContext::of(&execution, &declaration, &actions);
+                    let context = ResolveContext::of(&execution, declaration, &actions);
                     for index in indexes {
-                        match start_action(conn, &execution, &declaration, stage, index, attempt, &context).await? {
+                        match start_action(conn, &execution, declaration, stage, index, attempt, &context).await? {
                             Started::Job(id) => {
                                 outbox.push(messaging::enqueue(conn, &Message::Run { action_execution_id: id }).await?);
                             }
@@ -544,7 +562,7 @@ async fn advance_in(
                             if other.execution_id == execution_id {
                                 continue;
                             }
-                            let theirs = stage_runs(&declaration, other.execution_id, &stages, &actions);
+                            let theirs = stage_runs(declaration, other.execution_id, &stages, &actions);
                             if waiting_at(&theirs) == Some(stage) {
                                 let (older, newer) = if other.seq < execution.seq {
                                     (other.execution_id, execution_id)
@@ -575,7 +593,7 @@ async fn advance_in(
     if frees_others && !parallel {
         // Those waiting at a boundary may go on now (PARALLEL has no waiting).
         for other in running.iter().filter(|o| o.execution_id != execution_id) {
-            let theirs = stage_runs(&declaration, other.execution_id, &stages, &actions);
+            let theirs = stage_runs(declaration, other.execution_id, &stages, &actions);
             if waiting_at(&theirs).is_some() {
                 outbox.push(messaging::enqueue(conn, &Message::Advance { execution_id: other.execution_id }).await?);
             }
