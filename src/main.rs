@@ -184,6 +184,7 @@ async fn serve(role: Role, config: Config) -> ExitCode {
         }
     };
 
+    let stopping = api.as_ref().map(|api| api.stopping.clone());
     let (audit, api): (Option<_>, Option<_>) = api.map(|api| (api.audit, (api.handle, api.server))).unzip();
     let (handle, server) = api.unzip();
     let server = tokio::spawn(async move {
@@ -203,6 +204,9 @@ async fn serve(role: Role, config: Config) -> ExitCode {
 
     // Stop taking requests, let in-flight ones and jobs finish, then flush.
     shutdown.cancel();
+    if let Some(stopping) = stopping {
+        stopping.cancel();
+    }
     let grace = Duration::from_secs(config.shutdown_timeout_secs + 1);
     let drained = tokio::time::timeout(grace, async {
         if let Some(handle) = handle {

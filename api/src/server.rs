@@ -47,6 +47,9 @@ pub struct AppState {
     pub retention_days: u32,
     /// Publishes the messages of committed changes.
     pub publisher: pipewright_core::messaging::Publisher,
+    /// Cancelled when the server starts to stop: live streams end then, so
+    /// that a graceful stop does not wait for their clients to leave.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -173,6 +176,9 @@ pub struct RunningApi {
     /// The audit writer: wait for it after the server stopped, so that no
     /// event is lost.
     pub audit: crate::audit::AuditTask,
+    /// Cancel before stopping the server: it ends the live event streams
+    /// (their clients reconnect, to another api process).
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Binds `config.listen` and starts serving. The server does not handle
@@ -200,7 +206,9 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         retention_days: config.artifact_retention_days,
         publisher: pipewright_core::messaging::Publisher::new(broker, config.amqp_queue_expires_secs),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
+        stopping: tokio_util::sync::CancellationToken::new(),
     });
+    let stopping = state.stopping.clone();
     let table = {
         let mut table = RouteTable::from_openapi(&openapi());
         table.add("/openapi.json", vec!["GET"]);
@@ -235,7 +243,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         .shutdown_timeout(config.shutdown_timeout_secs)
         .client_request_timeout(Duration::from_secs(30))
         .run();
-    Ok(RunningApi { addr, handle: server.handle(), server, audit })
+    Ok(RunningApi { addr, handle: server.handle(), server, audit, stopping })
 }
 
 /// Operation ids by method and route template, for the audit log.

@@ -53,34 +53,9 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     let config = base_config();
     let database = TestDatabase::create(&config.database_url).await;
     let broker = ChaosProxy::start(config.amqp_url.host_port()).await;
-    let mut child = pipewright()
-        .env("DATABASE_URL", database.url.expose())
-        .env("AMQP_URL", broker.url_for(config.amqp_url.expose()))
-        .spawn()
-        .expect("starts");
-
-    // The run command prints where it serves.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-        .await
-        .expect("prints its URL")
-        .unwrap()
-        .expect("a line on stdout");
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL in the line").to_owned();
-    // Its output is read to the end: a full pipe would block its logging,
-    // and with it the shutdown this test times.
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let logged = tokio::spawn(async move {
-        let mut last = std::collections::VecDeque::new();
-        while let Ok(Some(line)) = stderr.next_line().await {
-            if last.len() == 20 {
-                last.pop_front();
-            }
-            last.push_back(line);
-        }
-        Vec::from(last).join("\n")
-    });
+    let mut command = pipewright();
+    command.env("DATABASE_URL", database.url.expose()).env("AMQP_URL", broker.url_for(config.amqp_url.expose()));
+    let Served { child, url, logged } = serve(command).await;
     let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 
@@ -99,6 +74,51 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     }
     assert!(recovered, "readyz recovers after the broker is back");
 
+    terminate(child, logged).await;
+    let stopped = reqwest::get(format!("{url}/healthz")).await;
+    assert!(stopped.is_err(), "nothing listens any more");
+}
+
+/// The binary, serving.
+struct Served {
+    child: tokio::process::Child,
+    url: String,
+    /// Its last 20 lines of log, once it ends.
+    logged: tokio::task::JoinHandle<String>,
+}
+
+/// Starts `command` and waits until it prints where it serves.
+async fn serve(mut command: Command) -> Served {
+    // The HTTP clients of the tests that run it need it (alone, too).
+    pipewright_core::artifacts::install_tls_provider();
+    let mut child = command.spawn().expect("starts");
+    // The run command prints where it serves.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("prints its URL")
+        .unwrap()
+        .expect("a line on stdout");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL in the line").to_owned();
+    // Its output is read to the end: a full pipe would block its logging,
+    // and with it the shutdown the tests time.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let logged = tokio::spawn(async move {
+        let mut last = std::collections::VecDeque::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if last.len() == 20 {
+                last.pop_front();
+            }
+            last.push_back(line);
+        }
+        Vec::from(last).join("\n")
+    });
+    Served { child, url, logged }
+}
+
+/// Sends SIGTERM; it must exit with status 0 within 10 s.
+async fn terminate(mut child: tokio::process::Child, logged: tokio::task::JoinHandle<String>) {
     let pid = child.id().expect("running").to_string();
     let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());
@@ -110,8 +130,59 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
     let status =
         status.unwrap_or_else(|_| panic!("exits within 10 s of SIGTERM; it last logged:\n{logged:?}")).unwrap();
     assert_eq!(status.code(), Some(0), "{logged:?}");
-    let stopped = reqwest::get(format!("{url}/healthz")).await;
-    assert!(stopped.is_err(), "nothing listens any more");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_live_event_streams_rather_than_waiting_for_their_clients() {
+    let config = base_config();
+    let database = TestDatabase::create(&config.database_url).await;
+    let mut command = pipewright();
+    // In-flight requests may take 30 s; a stream that never ends must not.
+    command.env("DATABASE_URL", database.url.expose()).env("PIPEWRIGHT_SHUTDOWN_TIMEOUT_SECS", "30");
+    let Served { child, url, logged } = serve(command).await;
+    let client = crate::support::client();
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut request = client.post(format!("{url}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let path = path.to_owned();
+        async move {
+            let answer = request.send().await.unwrap();
+            assert!(answer.status().is_success(), "{path}: {}", answer.status());
+            answer.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let account = post("/v1/accounts", None, serde_json::json!({"rootPassword": "Correct-Horse-9"})).await;
+    let account = account["accountId"].as_str().unwrap().to_owned();
+    let signed_in = post(
+        "/v1/auth/sign-in",
+        None,
+        serde_json::json!({"account": account, "userName": "root", "password": "Correct-Horse-9"}),
+    )
+    .await;
+    let token = signed_in["accessToken"].as_str().unwrap().to_owned();
+    let kind =
+        |c: &str, p: &str| serde_json::json!({"category": c, "owner": "Pipewright", "provider": p, "version": "1"});
+    let pipeline = serde_json::json!({"pipeline": {"name": "web", "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"), "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "Build", "actionTypeId": kind("Build", "Shell"), "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Src"}]}]}
+    ]}});
+    post("/v1/pipelines", Some(&token), pipeline).await;
+    let mut events = client.get(format!("{url}/v1/pipelines/web/events")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let opening = events.chunk().await.unwrap().expect("the opening state");
+    assert!(String::from_utf8_lossy(&opening).starts_with("event: state"));
+
+    terminate(child, logged).await;
+    // The stream ended (rather than being cut off with the process).
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while events.chunk().await?.is_some() {}
+        Ok::<_, reqwest::Error>(())
+    })
+    .await
+    .expect("the stream ends");
+    assert!(rest.is_ok(), "the stream ends cleanly: {rest:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1101,7 +1101,8 @@ pub async fn retry_stage(
 /// Live updates of the pipeline's state, as Server-Sent Events: an event
 /// `state` with the whole of GetPipelineState at once and after each change
 /// (changes close together are sent as one), and a comment every 15 seconds
-/// to keep the connection open.
+/// to keep the connection open. The stream ends when the api process stops;
+/// a client connects again (to another api process).
 #[utoipa::path(
     tag = "executions", operation_id = "GetPipelineStateEvents", params(("name" = String, Path)),
     responses((status = 200, description = "`event: state` with GetPipelineState's answer as data", content_type = "text/event-stream", body = String),
@@ -1131,11 +1132,14 @@ pub async fn state_events(
         async move { Ok::<_, actix_web::Error>(bytes) }
     });
     let messages = pubsub.into_on_message();
-    let updates = futures_util::stream::unfold(
-        (messages, db, pipeline),
-        move |(mut messages, db, pipeline)| async move {
+    let stopping = state.stopping.clone();
+    let updates = futures_util::stream::unfold((messages, db, pipeline), move |(mut messages, db, pipeline)| {
+        let stopping = stopping.clone();
+        async move {
             let keepalive = tokio::time::sleep(std::time::Duration::from_secs(15));
             tokio::select! {
+                // The server stops: the stream ends (the client reconnects).
+                () = stopping.cancelled() => None,
                 message = messages.next() => {
                     message?;
                     // Coalesce a burst of changes into one event.
@@ -1152,8 +1156,8 @@ pub async fn state_events(
                 }
                 () = keepalive => Some((Ok(web::Bytes::from_static(b": keepalive\n\n")), (messages, db, pipeline))),
             }
-        },
-    );
+        }
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
