@@ -133,7 +133,7 @@ async fn terminate(mut child: tokio::process::Child, logged: tokio::task::JoinHa
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigterm_ends_live_event_streams_rather_than_waiting_for_their_clients() {
+async fn sigterm_ends_live_event_and_log_streams_rather_than_waiting_for_their_clients() {
     let config = base_config();
     let database = TestDatabase::create(&config.database_url).await;
     let mut command = pipewright();
@@ -166,7 +166,7 @@ async fn sigterm_ends_live_event_streams_rather_than_waiting_for_their_clients()
         |c: &str, p: &str| serde_json::json!({"category": c, "owner": "Pipewright", "provider": p, "version": "1"});
     let pipeline = serde_json::json!({"pipeline": {"name": "web", "stages": [
         {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"), "outputArtifacts": [{"name": "Src"}]}]},
-        {"name": "Build", "actions": [{"name": "Build", "actionTypeId": kind("Build", "Shell"), "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Src"}]}]}
+        {"name": "Build", "actions": [{"name": "Build", "actionTypeId": kind("Build", "Shell"), "configuration": {"commands": "echo started\nsleep 60"}, "inputArtifacts": [{"name": "Src"}]}]}
     ]}});
     post("/v1/pipelines", Some(&token), pipeline).await;
     let mut events = client.get(format!("{url}/v1/pipelines/web/events")).bearer_auth(&token).send().await.unwrap();
@@ -174,15 +174,65 @@ async fn sigterm_ends_live_event_streams_rather_than_waiting_for_their_clients()
     let opening = events.chunk().await.unwrap().expect("the opening state");
     assert!(String::from_utf8_lossy(&opening).starts_with("event: state"));
 
+    // A build that runs a minute, and its log followed while it runs.
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "app.txt", &b"hello"[..]).unwrap();
+    let uploaded = client
+        .post(format!("{url}/v1/pipelines/web/sources/Upload/revisions"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-tar")
+        .body(archive.into_inner().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200);
+    let mut running = None;
+    for _ in 0..150 {
+        let state: serde_json::Value = client
+            .get(format!("{url}/v1/pipelines/web/state"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let build = &state["stageStates"][1]["actionStates"][0]["latestExecution"];
+        if build["status"] == "InProgress" {
+            running = build["actionExecutionId"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let running = running.expect("the build runs");
+    let mut log = client
+        .get(format!("{url}/v1/pipelines/web/action-executions/{running}/log"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    let mut followed = String::new();
+    while !followed.contains("started") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), log.chunk()).await.expect("the log grows");
+        followed.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("more of the log")));
+    }
+
     terminate(child, logged).await;
-    // The stream ended (rather than being cut off with the process).
-    let rest = tokio::time::timeout(Duration::from_secs(5), async {
-        while events.chunk().await?.is_some() {}
-        Ok::<_, reqwest::Error>(())
-    })
-    .await
-    .expect("the stream ends");
-    assert!(rest.is_ok(), "the stream ends cleanly: {rest:?}");
+    // Both streams ended (rather than being cut off with the process).
+    for (name, mut stream) in [("events", events), ("log", log)] {
+        let rest = tokio::time::timeout(Duration::from_secs(5), async {
+            while stream.chunk().await?.is_some() {}
+            Ok::<_, reqwest::Error>(())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the {name} stream ends"));
+        assert!(rest.is_ok(), "the {name} stream ends cleanly: {rest:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

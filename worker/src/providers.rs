@@ -52,17 +52,25 @@ pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) ->
 
 async fn append_log(log: &Path, text: &str) {
     let (log, text) = (log.to_path_buf(), text.to_owned());
-    let _ = tokio::task::spawn_blocking(move || append_log_now(&log, &text)).await;
+    let _ = tokio::task::spawn_blocking(move || append_log_now(&log, &text, false)).await;
 }
 
-/// Appends to the log (made, with its folder, if need be), on this thread:
-/// for the blocking pool, with whatever else a step does to files, in one
-/// trip (each trip costs two thread switches).
-fn append_log_now(log: &Path, text: &str) {
+/// The first line of an action's log (see [`append_log_now`]).
+async fn start_log(log: &Path, text: &str) {
+    let (log, text) = (log.to_path_buf(), text.to_owned());
+    let _ = tokio::task::spawn_blocking(move || append_log_now(&log, &text, true)).await;
+}
+
+/// Appends to the log, on this thread: for the blocking pool, with whatever
+/// else a step does to files, in one trip (each trip costs two thread
+/// switches). The first line of an action's log (`first`) makes the logs'
+/// folder if it is missing; a later one does not, so that a log whose
+/// folder was removed while it ran is not kept as its last line alone.
+fn append_log_now(log: &Path, text: &str, first: bool) {
     use std::io::Write;
     let open = || std::fs::OpenOptions::new().create(true).append(true).open(log);
     let file = open().or_else(|e| {
-        let folder = log.parent().filter(|_| e.kind() == std::io::ErrorKind::NotFound).ok_or(e)?;
+        let folder = log.parent().filter(|_| first && e.kind() == std::io::ErrorKind::NotFound).ok_or(e)?;
         std::fs::create_dir_all(folder)?;
         open()
     });
@@ -181,7 +189,7 @@ async fn shell(
     let _ = tokio::task::spawn_blocking(move || {
         // No output variables from an earlier action in this slot.
         let _ = std::fs::remove_file(&begun_variables);
-        append_log_now(&begun_log, &header);
+        append_log_now(&begun_log, &header, true);
     })
     .await;
     let mut command = tokio::process::Command::new("sh");
@@ -207,9 +215,7 @@ async fn shell(
     // Output variables, NAME=value a line.
     let written = tokio::task::spawn_blocking(move || {
         let text = std::fs::read_to_string(&variables_file).ok();
-        if text.is_some() {
-            let _ = std::fs::remove_file(&variables_file);
-        }
+        let _ = std::fs::remove_file(&variables_file);
         text
     })
     .await
@@ -301,7 +307,7 @@ async fn git(
             .into_iter()
             .find(|r| r.action_name == action.action_name)
             .map(|r| r.revision_id);
-    append_log(log, &format!("[pipewright] fetching branch {branch} of {url}\n")).await;
+    start_log(log, &format!("[pipewright] fetching branch {branch} of {url}\n")).await;
     let mut command = tokio::process::Command::new("git");
     command
         .args(["clone", "--quiet", "--no-tags", "--single-branch", "--branch", &branch, "--", &url])

@@ -134,6 +134,8 @@ async fn finish_advancing(
 ) {
     let (id, execution_id) = (claim.action.action_execution_id, claim.execution.execution_id);
     let by = Finisher::Runner(claim.action.job_attempt);
+    // A source's result (a revision) is recorded by `finish`, which takes
+    // its step right after, in a transaction of its own.
     if outcome.revision.is_none() {
         let recorded = crate::while_database_down(services, shutdown, "recording an action's result", || async {
             let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;

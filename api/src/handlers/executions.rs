@@ -811,10 +811,15 @@ pub async fn action_log(
     drop(conn);
     // Follow the file until the action has ended and all of it was sent.
     let (db, pipeline_id, action_id) = (state.services.db.clone(), run.pipeline_id, run.action_execution_id);
+    let stopping = state.stopping.clone();
     let chunks = futures_util::stream::unfold((0u64, false), move |(offset, ended)| {
-        let (db, path) = (db.clone(), path.clone());
+        let (db, path, stopping) = (db.clone(), path.clone(), stopping.clone());
         async move {
             loop {
+                // The server stops: the stream ends (the client asks again).
+                if stopping.is_cancelled() {
+                    return None;
+                }
                 let read = async {
                     use tokio::io::{AsyncReadExt, AsyncSeekExt};
                     let mut file = tokio::fs::File::open(&path).await.ok()?;
@@ -832,7 +837,10 @@ pub async fn action_log(
                 if ended {
                     return None;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                tokio::select! {
+                    () = stopping.cancelled() => return None,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                }
                 let done = match db.conn().await {
                     Ok(mut conn) => runs::find_action(&mut conn, pipeline_id, action_id)
                         .await

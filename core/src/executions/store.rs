@@ -306,13 +306,18 @@ pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result
 /// action's end, then the execution's next step — no `advance` message
 /// between them, one commit instead of two. `None` when the result was not
 /// recorded (the runner's claim was lost). A result that carries a source
-/// revision goes through [`finish_action`] instead.
+/// revision is recorded by [`finish_action`] (the revision goes on the
+/// execution), its step left to the outbox row.
 pub async fn finish_and_advance(
     conn: &mut AsyncPgConnection,
     claim: &Claim,
     by: Finisher,
     outcome: &Outcome,
 ) -> Result<Option<Advanced>, IamError> {
+    if outcome.revision.is_some() {
+        let queued = finish_action(conn, claim.action.action_execution_id, by, outcome.clone()).await?;
+        return Ok(queued.map(|outbox| Advanced { pipeline_id: Some(claim.execution.pipeline_id), outbox }));
+    }
     let finish = Finish {
         action_execution_id: claim.action.action_execution_id,
         by,
