@@ -150,6 +150,12 @@ async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
     assert_eq!(execution["trigger"]["triggerType"], "CreatePipeline");
     assert_eq!(execution["artifactRevisions"][0]["revisionId"], commit.as_str(), "{execution}");
     assert_eq!(execution["artifactRevisions"][0]["revisionSummary"], "first");
+    // ListPipelineExecutions names them as CodePipeline does, too.
+    let listed = app.call("GET", "/v1/pipelines/web/executions", Some(&root), None).await;
+    let summary = &listed.body["pipelineExecutionSummaries"][0];
+    assert_eq!(summary["sourceRevisions"][0]["actionName"], "Checkout", "{summary}");
+    assert_eq!(summary["sourceRevisions"][0]["revisionId"], commit.as_str());
+    assert_eq!(summary["sourceRevisions"][0]["revisionSummary"], "first");
 
     // A wrong token is refused; the right one approves.
     let token = action(&waiting, "Approve", "Review")["token"].as_str().unwrap().to_owned();

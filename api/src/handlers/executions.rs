@@ -316,6 +316,9 @@ pub struct ExecutionBody {
     pub status: Status,
     pub status_summary: Option<String>,
     pub artifact_revisions: Vec<SourceRevision>,
+    /// The same revisions as CodePipeline's ListPipelineExecutions names
+    /// them (`sourceRevisions`), for scripts written against it.
+    pub source_revisions: Vec<SourceRevisionSummary>,
     #[schema(value_type = Vec<Object>)]
     pub variables: Value,
     #[schema(value_type = Object)]
@@ -324,11 +327,30 @@ pub struct ExecutionBody {
     pub last_update_time: DateTime<Utc>,
 }
 
+/// A source action's revision in an execution.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRevisionSummary {
+    pub action_name: String,
+    /// The commit id (Git), or the archive's SHA-256 (Upload).
+    pub revision_id: String,
+    pub revision_summary: Option<String>,
+}
+
 impl From<Execution> for ExecutionBody {
     fn from(e: Execution) -> Self {
+        let revisions: Vec<SourceRevision> = serde_json::from_value(e.source_revisions.clone()).unwrap_or_default();
         Self {
             status: e.status(),
-            artifact_revisions: serde_json::from_value(e.source_revisions.clone()).unwrap_or_default(),
+            source_revisions: revisions
+                .iter()
+                .map(|r| SourceRevisionSummary {
+                    action_name: r.action_name.clone(),
+                    revision_id: r.revision_id.clone(),
+                    revision_summary: r.revision_summary.clone(),
+                })
+                .collect(),
+            artifact_revisions: revisions,
             pipeline_name: e.pipeline_name,
             pipeline_version: e.pipeline_version,
             pipeline_execution_id: e.execution_id,
