@@ -223,33 +223,22 @@ async fn runs_of(
     conn: &mut AsyncPgConnection,
     executions: &[Uuid],
 ) -> Result<(Vec<StageExecution>, Vec<ActionExecution>), IamError> {
-    if let [execution] = executions {
-        // One execution (always, in PARALLEL mode): by `=`, whose plan
-        // PostgreSQL keeps, where one for `= ANY(array)` is made anew each time.
-        let stages = stage_executions::table
-            .filter(stage_executions::execution_id.eq(execution))
-            .select(StageExecution::as_select())
-            .load(conn)
-            .await?;
-        let actions = action_executions::table
-            .filter(action_executions::execution_id.eq(execution))
-            .order(action_executions::attempt.desc())
-            .select(ActionExecution::as_select())
-            .load(conn)
-            .await?;
-        return Ok((stages, actions));
-    }
-    let stages = stage_executions::table
-        .filter(stage_executions::execution_id.eq_any(executions))
-        .select(StageExecution::as_select())
-        .load(conn)
-        .await?;
-    let actions = action_executions::table
-        .filter(action_executions::execution_id.eq_any(executions))
+    // One execution (always, in PARALLEL mode) by `=`, whose plan PostgreSQL
+    // keeps, where one for `= ANY(array)` is made anew each time.
+    let mut stages = stage_executions::table.select(StageExecution::as_select()).into_boxed();
+    let mut actions = action_executions::table
         .order(action_executions::attempt.desc())
         .select(ActionExecution::as_select())
-        .load(conn)
-        .await?;
+        .into_boxed();
+    if let [execution] = executions {
+        stages = stages.filter(stage_executions::execution_id.eq(*execution));
+        actions = actions.filter(action_executions::execution_id.eq(*execution));
+    } else {
+        stages = stages.filter(stage_executions::execution_id.eq_any(executions));
+        actions = actions.filter(action_executions::execution_id.eq_any(executions));
+    }
+    let stages = stages.load(conn).await?;
+    let actions = actions.load(conn).await?;
     Ok((stages, actions))
 }
 
