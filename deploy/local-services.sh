@@ -71,9 +71,11 @@ else
   say "RabbitMQ is up"
 fi
 
-# The runners' tools: Git sources use git; tests make archives with tar.
-for tool in git tar; do
-  command -v "$tool" >/dev/null || { say "installing $tool"; install "$tool"; }
+# The runners' tools: Git sources use git; tests make archives with tar;
+# every action's commands run in a bubblewrap sandbox (bwrap), under the
+# limits prlimit (util-linux) sets; the isolation tests probe with python3.
+for tool in git:git tar:tar bwrap:bubblewrap prlimit:util-linux python3:python3; do
+  command -v "${tool%%:*}" >/dev/null || { say "installing ${tool#*:}"; install "${tool#*:}"; }
 done
 
 # The tests of the S3-compatible artifact store run an S3 API server of

@@ -103,6 +103,93 @@ pub struct Config {
     /// Actions one worker process runs at once
     /// (`PIPEWRIGHT_RUNNER_CONCURRENCY`).
     pub runner_concurrency: u16,
+    /// Most memory an action's processes may hold together, in MiB
+    /// (`PIPEWRIGHT_SANDBOX_MEMORY_MB`); each process's data is also capped
+    /// at it.
+    pub sandbox_memory_mb: u64,
+    /// Most processes an action may run at once (`PIPEWRIGHT_SANDBOX_PROCESSES`).
+    pub sandbox_processes: u64,
+    /// Most CPU seconds one of an action's processes may use
+    /// (`PIPEWRIGHT_SANDBOX_CPU_SECS`).
+    pub sandbox_cpu_secs: u64,
+    /// Most bytes of an action's log, in MiB (`PIPEWRIGHT_SANDBOX_LOG_MB`).
+    pub sandbox_log_mb: u64,
+    /// Most bytes of an action's workspace (and of its `/tmp`), in MiB
+    /// (`PIPEWRIGHT_SANDBOX_WORKSPACE_MB`).
+    pub sandbox_workspace_mb: u64,
+    /// Host folders an operator grants every action
+    /// (`PIPEWRIGHT_SANDBOX_FOLDERS`): `HOST[:SANDBOX][:ro|rw]`, comma
+    /// separated, read-only unless `rw`. None by default.
+    #[serde(deserialize_with = "lenient::string")]
+    pub sandbox_folders: String,
+    /// The first of the 4096 host user ids actions run as, one per action
+    /// running on the host, when the worker runs as root
+    /// (`PIPEWRIGHT_SANDBOX_FIRST_UID`).
+    pub sandbox_first_uid: u32,
+    /// Host folders whose Git repositories (a path or `file://` URL) a Git
+    /// source may name (`PIPEWRIGHT_GIT_ALLOWED_FOLDERS`, comma separated).
+    /// None by default.
+    #[serde(deserialize_with = "lenient::string")]
+    pub git_allowed_folders: String,
+    /// Hosts, addresses or CIDR ranges that a Git source's `http(s)`/`ssh`
+    /// URL may name although they are this host's own or private
+    /// (`PIPEWRIGHT_GIT_ALLOWED_HOSTS`, comma separated). None by default.
+    #[serde(deserialize_with = "lenient::string")]
+    pub git_allowed_hosts: String,
+}
+
+/// A host folder granted to every action's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedFolder {
+    pub host: PathBuf,
+    pub sandbox: PathBuf,
+    pub writable: bool,
+}
+
+impl Config {
+    /// The folders of `PIPEWRIGHT_SANDBOX_FOLDERS`, or what is wrong with one.
+    pub fn granted_folders(&self) -> Result<Vec<GrantedFolder>, String> {
+        let mut out = Vec::new();
+        for entry in self.sandbox_folders.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let mut parts: Vec<&str> = entry.split(':').collect();
+            let writable = match parts.last() {
+                Some(&"rw") => {
+                    parts.pop();
+                    true
+                }
+                Some(&"ro") => {
+                    parts.pop();
+                    false
+                }
+                _ => false,
+            };
+            let (host, sandbox) = match parts.as_slice() {
+                [host] => (*host, *host),
+                [host, sandbox] => (*host, *sandbox),
+                _ => return Err(format!("PIPEWRIGHT_SANDBOX_FOLDERS: {entry:?} is not HOST[:SANDBOX][:ro|rw]")),
+            };
+            let (host, sandbox) = (PathBuf::from(host), PathBuf::from(sandbox));
+            let plain =
+                |p: &Path| p.is_absolute() && p.components().all(|c| !matches!(c, std::path::Component::ParentDir));
+            if !plain(&host) || !plain(&sandbox) || sandbox == Path::new("/") {
+                return Err(format!(
+                    "PIPEWRIGHT_SANDBOX_FOLDERS: {entry:?} must name absolute paths without `..` (and not `/` in the sandbox)"
+                ));
+            }
+            out.push(GrantedFolder { host, sandbox, writable });
+        }
+        Ok(out)
+    }
+
+    /// The folders of `PIPEWRIGHT_GIT_ALLOWED_FOLDERS`.
+    pub fn git_folders(&self) -> Vec<PathBuf> {
+        self.git_allowed_folders.split(',').map(str::trim).filter(|e| !e.is_empty()).map(PathBuf::from).collect()
+    }
+
+    /// The entries of `PIPEWRIGHT_GIT_ALLOWED_HOSTS`.
+    pub fn git_hosts(&self) -> Vec<String> {
+        self.git_allowed_hosts.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect()
+    }
 }
 
 /// Who may create accounts.
@@ -146,6 +233,15 @@ impl Default for Config {
             s3_secret_access_key: None,
             artifact_retention_days: 30,
             runner_concurrency: 8,
+            sandbox_memory_mb: 2048,
+            sandbox_processes: 256,
+            sandbox_cpu_secs: 3600,
+            sandbox_log_mb: 64,
+            sandbox_workspace_mb: 4096,
+            sandbox_folders: String::new(),
+            sandbox_first_uid: 810_000,
+            git_allowed_folders: String::new(),
+            git_allowed_hosts: String::new(),
         }
     }
 }
@@ -221,6 +317,27 @@ impl Config {
         }
         if !(1..=3653).contains(&self.artifact_retention_days) {
             return invalid("PIPEWRIGHT_ARTIFACT_RETENTION_DAYS must be between 1 and 3653".to_owned());
+        }
+        for (name, value, range) in [
+            ("PIPEWRIGHT_SANDBOX_MEMORY_MB", self.sandbox_memory_mb, 16..=1_048_576),
+            ("PIPEWRIGHT_SANDBOX_PROCESSES", self.sandbox_processes, 8..=65_536),
+            ("PIPEWRIGHT_SANDBOX_CPU_SECS", self.sandbox_cpu_secs, 1..=31_536_000),
+            ("PIPEWRIGHT_SANDBOX_LOG_MB", self.sandbox_log_mb, 1..=65_536),
+            ("PIPEWRIGHT_SANDBOX_WORKSPACE_MB", self.sandbox_workspace_mb, 1..=16_777_216),
+        ] {
+            if !range.contains(&value) {
+                return invalid(format!("{name} must be between {} and {}", range.start(), range.end()));
+            }
+        }
+        if !(1000..=u32::MAX - 4096).contains(&self.sandbox_first_uid) {
+            return invalid("PIPEWRIGHT_SANDBOX_FIRST_UID must be at least 1000".to_owned());
+        }
+        self.granted_folders().map_err(ConfigError::Invalid)?;
+        if let Some(folder) = self.git_folders().iter().find(|f| !f.is_absolute()) {
+            return invalid(format!(
+                "PIPEWRIGHT_GIT_ALLOWED_FOLDERS must name absolute paths, got {}",
+                folder.display()
+            ));
         }
         let store = self.artifact_store.trim();
         if !(store == "local"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{SharedFolder, TestApp, process_running, unique_sleep};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -397,9 +397,10 @@ async fn every_commit_runs_a_newer_one_supersedes_an_older_waiting_one_and_a_dis
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_build_is_retried_after_the_fix() {
-    let app = TestApp::spawn_with_worker().await;
-    let flag = std::env::temp_dir().join(format!("pw-fixed-{}", uuid::Uuid::new_v4()));
-    let build = format!("test -f {} || {{ echo 'the toolchain is missing'; exit 1; }}\n{BUILD}", flag.display());
+    let shared = SharedFolder::new();
+    let app = TestApp::spawn_with_worker_and(|c| shared.grant(c)).await;
+    let flag = shared.host.join("fixed");
+    let build = format!("test -f /shared/fixed || {{ echo 'the toolchain is missing'; exit 1; }}\n{BUILD}");
     let (root, _repo) = web_pipeline(&app, &build).await;
     let failed = state_until(&app, &root, "web", "the build fails", |s| {
         s["stageStates"][1]["latestExecution"]["status"] == "Failed"
@@ -442,7 +443,6 @@ async fn a_failed_build_is_retried_after_the_fix() {
         .map(|d| d["attempt"].as_i64().unwrap())
         .collect();
     assert_eq!(attempts.len(), 2, "{}", runs.body);
-    let _ = std::fs::remove_file(flag);
 }
 
 /// Reads Server-Sent Events until one's state satisfies `check`.
@@ -547,7 +547,8 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
     let root = app.sign_in(&account, "root", PASSWORD).await;
     let repo = Repo::new("hello");
     let mut first = worker_process(&app);
-    let build = format!("echo started\nsleep 3\n{BUILD}");
+    let marker = unique_sleep();
+    let build = format!("echo started\nsleep {marker} &\nsleep 3\n{BUILD}");
     let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
     assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
     let building =
@@ -555,8 +556,10 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
             .await;
     let build_id = action(&building, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
     log_until(&app, &root, "web", &build_id, "started").await;
+    assert!(process_running(&marker), "the build's processes run");
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
+    assert!(ends(&marker).await, "a process of the build outlived the worker killed with SIGKILL");
 
     let mut second = worker_process(&app);
     let passed = state_until(&app, &root, "web", "another worker finishes the build", |s| {
@@ -590,10 +593,11 @@ async fn a_dead_lettered_copy_of_a_running_job_does_not_fail_it() {
     use lapin::BasicProperties;
     use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
     use pipewright_core::messaging::{DEAD, Message};
-    let app = TestApp::spawn_with_worker().await;
+    let shared = SharedFolder::new();
+    let app = TestApp::spawn_with_worker_and(|c| shared.grant(c)).await;
     // The build runs until the test lets it end.
-    let go = std::env::temp_dir().join(format!("pw-go-{}", uuid::Uuid::new_v4()));
-    let build = format!("echo started\nwhile [ ! -e {} ]; do sleep 0.1; done\n{BUILD}", go.display());
+    let go = shared.host.join("go");
+    let build = format!("echo started\nwhile [ ! -e /shared/go ]; do sleep 0.1; done\n{BUILD}");
     let (root, _repo) = web_pipeline(&app, &build).await;
     let building =
         state_until(&app, &root, "web", "the build runs", |s| action(s, "Build", "Compile")["status"] == "InProgress")
@@ -634,21 +638,13 @@ async fn a_dead_lettered_copy_of_a_running_job_does_not_fail_it() {
     let after =
         state_until(&app, &root, "web", "the build ends", |s| action(s, "Build", "Compile")["status"] != "InProgress")
             .await;
-    let _ = std::fs::remove_file(&go);
     assert_eq!(action(&after, "Build", "Compile")["status"], "Succeeded", "{after}");
 }
 
-/// Whether the process `pid` has ended (gone, or a zombie nobody reaped).
-fn ended(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_or(true, |stat| stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')))
-}
-
-/// Waits up to 10 s for the process in `pid_file` to end.
-async fn ends(pid_file: &Path) -> bool {
-    let pid: u32 = std::fs::read_to_string(pid_file).expect("the commands wrote their pid").trim().parse().unwrap();
+/// Waits up to 10 s for the process with `marker` in its command line to end.
+async fn ends(marker: &str) -> bool {
     for _ in 0..100 {
-        if ended(pid) {
+        if !process_running(marker) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -659,11 +655,9 @@ async fn ends(pid_file: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn what_an_actions_commands_start_in_the_background_ends_with_the_action() {
     let app = TestApp::spawn_with_worker().await;
-    let dir = std::env::temp_dir().join(format!("pw-pids-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
     // The build leaves a process behind, and succeeds.
-    let (left, held) = (dir.join("left"), dir.join("held"));
-    let build = format!("sleep 300 &\necho $! > {}\n{BUILD}", left.display());
+    let (left, held) = (unique_sleep(), unique_sleep());
+    let build = format!("sleep {left} &\n{BUILD}");
     let (root, _repo) = web_pipeline(&app, &build).await;
     state_until(&app, &root, "web", "the build succeeds", |s| action(s, "Approve", "Review")["token"].is_string())
         .await;
@@ -671,7 +665,7 @@ async fn what_an_actions_commands_start_in_the_background_ends_with_the_action()
 
     // Another pipeline's build waits on one, and is stopped.
     let repo = Repo::new("held");
-    let build = format!("sleep 300 &\necho $! > {}\necho started\nwait", held.display());
+    let build = format!("sleep {held} &\necho started\nwait");
     let body = json!({"pipeline": release_pipeline("held", &repo.path, &build)});
     assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
     let building =
@@ -688,7 +682,6 @@ async fn what_an_actions_commands_start_in_the_background_ends_with_the_action()
     assert!(ends(&held).await, "the stopped build's process still runs");
     let after = app.call("GET", "/v1/pipelines/held/state", Some(&root), None).await.body;
     assert_eq!(action(&after, "Build", "Compile")["status"], "Abandoned", "{after:#}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,6 +9,7 @@ mod errors;
 mod executions;
 mod hardening;
 mod identity;
+mod isolation;
 mod openapi;
 mod ops;
 mod outages;

@@ -15,6 +15,7 @@ mod orchestrator;
 pub mod providers;
 pub mod retention;
 mod runner;
+pub mod sandbox;
 pub mod workspaces;
 
 /// What the worker takes from the configuration.
@@ -32,6 +33,8 @@ pub struct Settings {
     pub artifacts: pipewright_core::artifacts::Store,
     /// Days artifacts and logs are kept after their last use.
     pub retention_days: u32,
+    /// Where actions' commands run.
+    pub sandbox: sandbox::Sandbox,
 }
 
 impl Settings {
@@ -46,6 +49,7 @@ impl Settings {
             workspaces: workspaces::Workspaces::new(&config.data_dir),
             artifacts: pipewright_core::artifacts::open(config)?,
             retention_days: config.artifact_retention_days,
+            sandbox: sandbox::Sandbox::new(config),
         })
     }
 

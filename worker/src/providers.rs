@@ -12,10 +12,14 @@ use pipewright_core::artifacts::{self, Store};
 use pipewright_core::executions::store::{ArtifactLocation, Claim, Outcome, SourceRevision};
 use tokio_util::sync::CancellationToken;
 
-use crate::Settings;
+use crate::{Settings, sandbox};
 
 /// The default time an action may run, as CodePipeline's.
 const DEFAULT_TIMEOUT_MINUTES: u64 = 60;
+/// The output variables file, in the sandbox's scratch folder.
+const VARIABLES_FILE: &str = "variables";
+/// The most bytes of output variables an action may write.
+const MAX_VARIABLES_BYTES: u64 = 1024 * 1024;
 
 fn failed(code: &str, message: impl Into<String>) -> Outcome {
     Outcome { error_code: Some(code.to_owned()), error_message: Some(message.into()), ..Outcome::default() }
@@ -146,18 +150,28 @@ async fn shell(
 ) -> Option<Outcome> {
     let store = &settings.artifacts;
     let action = &claim.action;
+    if let Some(why) = settings.sandbox.unavailable() {
+        start_log(log, &format!("[pipewright] Shell actions are refused: {why}\n")).await;
+        return Some(failed("SandboxUnavailable", format!("Shell actions are refused: {why}")));
+    }
     let inputs: Vec<ArtifactLocation> = serde_json::from_value(action.input_artifacts.clone()).unwrap_or_default();
-    let mut environment: BTreeMap<String, String> = BTreeMap::new();
+    let mut environment = sandbox::base_environment();
+    // The action's own variables come first, so that none can replace a PW_ one.
+    if let Some(text) = claim.configuration.get("environmentVariables") {
+        let given: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
+        environment.extend(given);
+    }
     for (i, input) in inputs.iter().enumerate() {
-        let target = if i == 0 { workspace.to_path_buf() } else { workspace.join(&input.name) };
+        let (target, inside) = if i == 0 {
+            (workspace.to_path_buf(), sandbox::WORKSPACE.to_owned())
+        } else {
+            (workspace.join(&input.name), format!("{}/{}", sandbox::WORKSPACE, input.name))
+        };
         let unpacked = match store.local(&input.sha256).await {
-            Ok(path) => {
-                let target = target.clone();
-                tokio::task::spawn_blocking(move || artifacts::unpack(&path, &target))
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-                    .and_then(|r| r)
-            }
+            Ok(path) => tokio::task::spawn_blocking(move || artifacts::unpack(&path, &target))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r),
             Err(e) => Err(e),
         };
         if let Err(e) = unpacked {
@@ -166,13 +180,9 @@ async fn shell(
                 format!("input artifact {} could not be read: {e}", input.name),
             ));
         }
-        environment.insert(format!("PW_INPUT_{}", env_name(&input.name)), target.display().to_string());
+        environment.insert(format!("PW_INPUT_{}", env_name(&input.name)), inside);
     }
-    let variables_file = workspace.with_extension("vars");
-    if let Some(text) = claim.configuration.get("environmentVariables") {
-        let given: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
-        environment.extend(given);
-    }
+    let scratch = workspace.with_extension("pw");
     let revision: Vec<SourceRevision> =
         serde_json::from_value(claim.execution.source_revisions.clone()).unwrap_or_default();
     environment.insert("PW_EXECUTION_ID".to_owned(), claim.execution.execution_id.to_string());
@@ -181,41 +191,59 @@ async fn shell(
     environment.insert("PW_ACTION_NAME".to_owned(), action.action_name.clone());
     environment
         .insert("PW_REVISION_ID".to_owned(), revision.first().map(|r| r.revision_id.clone()).unwrap_or_default());
-    environment.insert("PW_OUTPUT_VARIABLES".to_owned(), variables_file.display().to_string());
+    environment.insert("PW_WORKSPACE".to_owned(), sandbox::WORKSPACE.to_owned());
+    environment.insert("PW_OUTPUT_VARIABLES".to_owned(), format!("{}/{VARIABLES_FILE}", sandbox::SCRATCH));
     let commands = claim.configuration.get("commands").cloned().unwrap_or_default();
-    let header =
-        format!("[pipewright] attempt {}: running the commands in {}\n", action.job_attempt, workspace.display());
-    let (begun_log, begun_variables) = (log.to_path_buf(), variables_file.clone());
-    let _ = tokio::task::spawn_blocking(move || {
-        // No output variables from an earlier action in this slot.
-        let _ = std::fs::remove_file(&begun_variables);
+    let header = format!("[pipewright] attempt {}: running the commands in a sandbox\n", action.job_attempt);
+    let (begun_log, begun_scratch) = (log.to_path_buf(), scratch.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        // Nothing from an earlier action in this slot.
+        let _ = std::fs::remove_dir_all(&begun_scratch);
         append_log_now(&begun_log, &header, true);
+        std::fs::create_dir_all(&begun_scratch)
     })
-    .await;
-    let mut command = tokio::process::Command::new("sh");
-    command.arg("-e").arg("-c").arg(&commands).current_dir(workspace).envs(&environment);
-    let timeout = timeout_of(claim, claim.configuration.get("timeoutInMinutes"));
-    let status = match run_logged(command, log, timeout, &stop).await {
-        Ok(Some(status)) => status,
-        Ok(None) => return None,
-        Err(e) => {
-            append_log(log, &format!("[pipewright] {e}\n")).await;
-            let code = if e.starts_with("timed out") { "ActionTimedOut" } else { "JobFailed" };
-            return Some(failed(code, format!("the commands {e}")));
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r);
+    if let Err(e) = prepared {
+        return Some(failed("WorkspaceFailed", format!("the workspace could not be made: {e}")));
+    }
+    let job = sandbox::Job {
+        workspace,
+        scratch: &scratch,
+        commands: &commands,
+        environment: &environment,
+        masked: &[],
+        timeout: timeout_of(claim, claim.configuration.get("timeoutInMinutes")),
+    };
+    let ended = settings.sandbox.run(job, log, &stop).await;
+    let status = match ended {
+        sandbox::Ended::Exited(status) => status,
+        sandbox::Ended::Stopped => return None,
+        sandbox::Ended::Failed { code, message } => {
+            append_log(log, &format!("[pipewright] {message}\n")).await;
+            return Some(failed(code, message));
         }
     };
     if !status.success() {
         let code = status.code().map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
         append_log(log, &format!("[pipewright] the commands exited with {code}\n")).await;
-        return Some(failed(
-            "JobFailed",
-            format!("the commands exited with {code}; the log ends:\n{}", tail(log, 5).await),
-        ));
+        let tail = tail(log, 5).await;
+        if let Some((code, why)) = settings.sandbox.limits().explain(status, &tail) {
+            append_log(log, &format!("[pipewright] {why}\n")).await;
+            return Some(failed(code, format!("{why}; the log ends:\n{tail}")));
+        }
+        return Some(failed("JobFailed", format!("the commands exited with {code}; the log ends:\n{tail}")));
     }
-    // Output variables, NAME=value a line.
+    // Output variables, NAME=value a line, from a regular file (never
+    // through a link the commands left in its place).
     let written = tokio::task::spawn_blocking(move || {
-        let text = std::fs::read_to_string(&variables_file).ok();
-        let _ = std::fs::remove_file(&variables_file);
+        let file = scratch.join(VARIABLES_FILE);
+        let text = std::fs::symlink_metadata(&file)
+            .ok()
+            .filter(|m| m.is_file() && m.len() <= MAX_VARIABLES_BYTES)
+            .and_then(|_| std::fs::read_to_string(&file).ok());
+        let _ = std::fs::remove_dir_all(&scratch);
         text
     })
     .await

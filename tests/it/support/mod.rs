@@ -33,6 +33,50 @@ pub fn base_config() -> Config {
     config
 }
 
+/// A host folder that an operator grants every action, read-write, at
+/// `/shared` in the sandbox: how a test and an action's commands meet.
+pub struct SharedFolder {
+    pub host: PathBuf,
+}
+
+impl SharedFolder {
+    pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let host = std::env::temp_dir().join(format!("pw-shared-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&host).expect("a shared folder");
+        // Actions run as users of their own.
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o777)).expect("open to actions");
+        Self { host }
+    }
+
+    /// `PIPEWRIGHT_SANDBOX_FOLDERS` granting it.
+    pub fn grant(&self, config: &mut Config) {
+        config.sandbox_folders = format!("{}:/shared:rw", self.host.display());
+    }
+}
+
+impl Drop for SharedFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.host);
+    }
+}
+
+/// Whether a process of this host has `marker` in its command line.
+pub fn process_running(marker: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        let alive = std::fs::read_to_string(path.join("stat"))
+            .is_ok_and(|stat| stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')));
+        alive && std::fs::read(path.join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
+/// A random `sleep` length, to find the process on the host by.
+pub fn unique_sleep() -> String {
+    format!("300.{}", uuid::Uuid::new_v4().as_u128() % 1_000_000_000)
+}
+
 /// An HTTP client (the build's rustls needs its crypto provider installed).
 pub fn client() -> reqwest::Client {
     pipewright_core::artifacts::install_tls_provider();
@@ -60,9 +104,15 @@ impl TestApp {
     /// test database already in `database_url`).
     /// An API and a worker (RabbitMQ consumers that run executions).
     pub async fn spawn_with_worker() -> Self {
+        Self::spawn_with_worker_and(|_| {}).await
+    }
+
+    /// An API and a worker, with the configuration changed by `adjust`.
+    pub async fn spawn_with_worker_and(adjust: impl FnOnce(&mut Config)) -> Self {
         let app = Self::spawn_with(|config| {
             config.action_lease_secs = 4;
             config.git_poll_secs = 1;
+            adjust(config);
         })
         .await;
         app.start_worker().await;

@@ -1,0 +1,168 @@
+//! Tenant isolation: an action's commands run in a sandbox that sees none of
+//! the host (data folder, keys, other tenants' workspaces, the services,
+//! the host's processes and `/tmp`), and are held to their limits.
+
+use serde_json::{Value, json};
+
+use crate::executions::{action, kind, log_of, state_until, zip_of};
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Source(Upload) → Build (`build`, exports `RESULT`, makes `dist/out.txt`)
+/// → Deploy (prints both).
+fn probe_pipeline(name: &str, build: &str) -> Value {
+    json!({"name": name, "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"),
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "Probe", "actionTypeId": kind("Build", "Shell"),
+            "configuration": {"commands": build, "outputFiles": "dist/**"},
+            "inputArtifacts": [{"name": "Src"}], "outputArtifacts": [{"name": "Dist"}], "namespace": "Build"}]},
+        {"name": "Deploy", "actions": [{"name": "Ship", "actionTypeId": kind("Deploy", "Shell"),
+            "configuration": {"commands": "echo \"deployed $(cat dist/out.txt) with #{Build.RESULT}\""},
+            "inputArtifacts": [{"name": "Dist"}]}]}]})
+}
+
+/// Uploads a one-file zip to `name`'s Upload source.
+async fn upload(app: &TestApp, token: &str, name: &str) {
+    let sent = app
+        .client
+        .post(app.url(&format!("/v1/pipelines/{name}/sources/Upload/revisions")))
+        .bearer_auth(token)
+        .header("content-type", "application/zip")
+        .body(zip_of(&[("app.txt", "hello")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+}
+
+async fn account_with(app: &TestApp, pipeline: Value) -> String {
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let created = app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pipeline}))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    root
+}
+
+async fn log_text(app: &TestApp, token: &str, pipeline: &str, state: &Value, stage: &str, name: &str) -> String {
+    let id = action(state, stage, name)["actionExecutionId"].as_str().unwrap().to_owned();
+    log_of(app, token, pipeline, &id).await.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_build_finds_nothing_of_the_host_or_another_tenant_and_its_own_results_still_flow() {
+    let app = TestApp::spawn_with_worker().await;
+    let data = app.config.data_dir.canonicalize().unwrap();
+    // What an attacker would be after: a key in the data folder, a file in
+    // the host's /tmp, another tenant's workspace while its build runs.
+    std::fs::write(data.join("decoy.key"), "TOPSECRET").unwrap();
+    let host_tmp = std::env::temp_dir().join(format!("pw-decoy-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&host_tmp, "TOPSECRET").unwrap();
+    let escape = format!("pw-escape-{}", uuid::Uuid::new_v4());
+    let victim_build = "echo victim-secret > victim-file.txt\nsleep 6\nmkdir -p dist\necho v > dist/out.txt\necho RESULT=v >> \"$PW_OUTPUT_VARIABLES\"";
+    let victim = account_with(&app, probe_pipeline("payroll", victim_build)).await;
+    upload(&app, &victim, "payroll").await;
+    state_until(&app, &victim, "payroll", "the victim's build runs", |s| {
+        action(s, "Build", "Probe")["status"] == "InProgress"
+    })
+    .await;
+
+    let port = app.addr.port();
+    let data = data.display();
+    let host_tmp = host_tmp.display();
+    let probes = format!(
+        r#"set +e
+probe() {{ if sh -c "$2" >/dev/null 2>&1; then echo "ESCAPED: $1"; else echo "refused: $1"; fi; }}
+probe "the data folder" "ls {data}"
+probe "a key file" "cat {data}/decoy.key"
+probe "the workspaces" "ls {data}/workspaces"
+probe "the host's /tmp" "cat {host_tmp}"
+probe "another tenant's workspace" "find / -path /proc -prune -o -path /usr -prune -o -name victim-file.txt -print | grep -q ."
+probe "the host's home" "ls /root"
+probe "the host's configuration" "cat /etc/os-release"
+probe "the host's processes" "test \$(ls /proc | grep -c '^[0-9]') -gt 8"
+probe "root" "test \$(id -u) -eq 0"
+for port in 5432 6379 5672 {port}; do
+  probe "TCP to 127.0.0.1:$port" "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $port), 2)'"
+done
+echo "user: $(id -un)"
+echo "environment: $(env | cut -d= -f1 | sort | tr '\n' ' ')"
+echo written > /tmp/{escape}
+echo "PROBES DONE"
+mkdir -p dist
+echo made > dist/out.txt
+echo RESULT=ok >> "$PW_OUTPUT_VARIABLES"
+"#
+    );
+    let attacker = account_with(&app, probe_pipeline("probe", &probes)).await;
+    upload(&app, &attacker, "probe").await;
+    let done = state_until(&app, &attacker, "probe", "the probe deploys", |s| {
+        action(s, "Deploy", "Ship")["status"] == "Succeeded"
+    })
+    .await;
+    let log = log_text(&app, &attacker, "probe", &done, "Build", "Probe").await;
+    assert!(log.contains("PROBES DONE"), "{log}");
+    assert!(!log.contains("ESCAPED"), "the sandbox let something through:\n{log}");
+    assert_eq!(log.matches("refused: ").count(), 13, "{log}");
+    assert!(log.contains("user: builder"), "{log}");
+    // Only the sandbox's own variables, the PW_ ones and the shell's.
+    let names = log.lines().find_map(|l| l.strip_prefix("environment: ")).unwrap();
+    let allowed = ["HOME", "LANG", "LOGNAME", "PATH", "PWD", "SHLVL", "TMPDIR", "USER", "_", "OLDPWD"];
+    for name in names.split_whitespace() {
+        assert!(name.starts_with("PW_") || allowed.contains(&name), "the worker's {name} leaked in: {names}");
+    }
+    assert!(!std::env::temp_dir().join(&escape).exists(), "the build wrote to the host's /tmp");
+    // Its own artifact and variable reached the next stage.
+    let deployed = log_text(&app, &attacker, "probe", &done, "Deploy", "Ship").await;
+    assert!(deployed.contains("deployed made with ok"), "{deployed}");
+
+    // The victim's build was untouched and finishes.
+    state_until(&app, &victim, "payroll", "the victim deploys", |s| {
+        action(s, "Deploy", "Ship")["status"] == "Succeeded"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_over_its_limits_is_ended_with_a_clear_error() {
+    let app = TestApp::spawn_with_worker_and(|config| {
+        config.sandbox_memory_mb = 64;
+        config.sandbox_log_mb = 1;
+        config.sandbox_workspace_mb = 8;
+        config.sandbox_processes = 32;
+    })
+    .await;
+    let shell = |name: &str, commands: &str| {
+        json!({"name": name, "actionTypeId": kind("Build", "Shell"), "configuration": {"commands": commands},
+               "inputArtifacts": [{"name": "Src"}]})
+    };
+    let pipeline = json!({"name": "limits", "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"),
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [
+            shell("OneHog", "python3 -c 'b = bytearray(200 * 1024 * 1024)'"),
+            shell("ManyHogs", "for i in 1 2 3 4; do python3 -c 'import time; b = b\"x\" * (40 << 20); time.sleep(60)' & done\nwait"),
+            shell("Chatty", "yes 'a line of output, again and again'"),
+            shell("BigFile", "head -c 20000000 /dev/zero > big"),
+            shell("ForkBomb", "for i in $(seq 100); do sleep 30 & done\nwait")]}]});
+    let root = account_with(&app, pipeline).await;
+    upload(&app, &root, "limits").await;
+    let names = ["OneHog", "ManyHogs", "Chatty", "BigFile", "ForkBomb"];
+    let ended = state_until(&app, &root, "limits", "every action ends", |s| {
+        names.iter().all(|n| action(s, "Build", n)["status"] == "Failed")
+    })
+    .await;
+    let code = |name: &str| action(&ended, "Build", name)["errorDetails"]["code"].as_str().unwrap().to_owned();
+    let message = |name: &str| action(&ended, "Build", name)["errorDetails"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(code("OneHog"), "MemoryLimitExceeded", "{}", message("OneHog"));
+    assert!(message("OneHog").contains("PIPEWRIGHT_SANDBOX_MEMORY_MB"), "{}", message("OneHog"));
+    assert_eq!(code("ManyHogs"), "MemoryLimitExceeded", "{}", message("ManyHogs"));
+    assert!(message("ManyHogs").contains("over the limit of 64 MiB"), "{}", message("ManyHogs"));
+    assert_eq!(code("Chatty"), "LogLimitExceeded", "{}", message("Chatty"));
+    let chatty = log_text(&app, &root, "limits", &ended, "Build", "Chatty").await;
+    assert!(chatty.len() < 1024 * 1024 + 4096, "the log passed its limit: {} bytes", chatty.len());
+    assert_eq!(code("BigFile"), "WorkspaceLimitExceeded", "{}", message("BigFile"));
+    assert_eq!(code("ForkBomb"), "ProcessLimitExceeded", "{}", message("ForkBomb"));
+    assert!(message("ForkBomb").contains("PIPEWRIGHT_SANDBOX_PROCESSES"), "{}", message("ForkBomb"));
+}
