@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::executions::{action, kind, log_of, state_until, zip_of};
+use crate::executions::{Repo, action, kind, log_of, state_until, zip_of};
 use crate::support::TestApp;
 
 const PASSWORD: &str = "correct horse battery";
@@ -165,4 +165,36 @@ async fn an_action_over_its_limits_is_ended_with_a_clear_error() {
     assert_eq!(code("BigFile"), "WorkspaceLimitExceeded", "{}", message("BigFile"));
     assert_eq!(code("ForkBomb"), "ProcessLimitExceeded", "{}", message("ForkBomb"));
     assert!(message("ForkBomb").contains("PIPEWRIGHT_SANDBOX_PROCESSES"), "{}", message("ForkBomb"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_variable_holding_shell_syntax_prints_as_text() {
+    let app = TestApp::spawn_with_worker().await;
+    let commands = "echo plain #{variables.environment}\necho \"double #{variables.environment}\"\necho 'single #{variables.environment}'";
+    let repo = Repo::new("hello");
+    let pipeline = json!({"name": "vars", "variables": [{"name": "environment", "defaultValue": "staging"}], "stages": [
+        {"name": "Source", "actions": [{"name": "Checkout", "actionTypeId": kind("Source", "Git"),
+            "configuration": {"repositoryUrl": repo.path.display().to_string(), "pollForSourceChanges": "false"},
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "Echo", "actionTypeId": kind("Build", "Shell"),
+            "configuration": {"commands": commands}, "inputArtifacts": [{"name": "Src"}]}]}]});
+    let root = account_with(&app, pipeline).await;
+    state_until(&app, &root, "vars", "the first run ends", |s| action(s, "Build", "Echo")["status"] == "Succeeded")
+        .await;
+    let hostile = "prod'\"; echo INJECTED-as-$(id -un) `id -un` \\";
+    let body = json!({"variables": [{"name": "environment", "value": hostile}]});
+    let started = app.call("POST", "/v1/pipelines/vars/executions", Some(&root), Some(body)).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let id = started.body["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let done = state_until(&app, &root, "vars", "the hostile run ends", |s| {
+        let echo = action(s, "Build", "Echo");
+        echo["pipelineExecutionId"] == id.as_str() && echo["status"] != "InProgress"
+    })
+    .await;
+    assert_eq!(action(&done, "Build", "Echo")["status"], "Succeeded", "{done:#}");
+    let log = log_text(&app, &root, "vars", &done, "Build", "Echo").await;
+    for line in [format!("plain {hostile}"), format!("double {hostile}"), format!("single {hostile}")] {
+        assert!(log.lines().any(|l| l == line), "{line:?} not printed as text:\n{log}");
+    }
+    assert!(!log.contains("INJECTED-as-builder"), "{log}");
 }

@@ -161,6 +161,8 @@ async fn shell(
         let given: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
         environment.extend(given);
     }
+    // The values of the variables the commands reference (never pasted in).
+    environment.extend(claim.references.clone());
     for (i, input) in inputs.iter().enumerate() {
         let (target, inside) = if i == 0 {
             (workspace.to_path_buf(), sandbox::WORKSPACE.to_owned())

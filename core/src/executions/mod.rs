@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub mod machine;
+pub mod references;
 pub mod store;
 
 /// CodePipeline's statuses, for executions, stages and actions alike.

@@ -677,28 +677,41 @@ impl ResolveContext {
     /// `#{variables.NAME}` and `#{Namespace.NAME}` replaced by their values
     /// (an unknown one is left as written).
     pub fn resolve(&self, value: &str) -> String {
-        let mut out = String::with_capacity(value.len());
-        let mut rest = value;
-        while let Some(start) = rest.find("#{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                out.push_str(&rest[start..]);
-                return out;
-            };
-            let inner = &after[..end];
-            let found = inner.split_once('.').and_then(|(namespace, name)| match namespace {
-                "variables" => self.variables.get(name).cloned(),
-                _ => self.namespaces.get(namespace).and_then(|v| v.get(name).cloned()),
-            });
-            match found {
-                Some(value) => out.push_str(&value),
-                None => out.push_str(&rest[start..start + 3 + end]),
+        super::references::substitute(value, |reference| self.lookup(reference))
+    }
+
+    fn lookup(&self, reference: &str) -> Option<String> {
+        reference.split_once('.').and_then(|(namespace, name)| match namespace {
+            "variables" => self.variables.get(name).cloned(),
+            _ => self.namespaces.get(namespace).and_then(|v| v.get(name).cloned()),
+        })
+    }
+
+    /// A configuration value resolved for the runner: in a property a shell
+    /// runs, each reference becomes a shell variable whose value goes into
+    /// `references` (a value never becomes shell syntax); in a JSON object
+    /// each value is resolved on its own (a value never becomes JSON).
+    pub fn resolve_as(
+        &self,
+        value: &str,
+        property: Option<&crate::pipelines::action_types::Property>,
+        references: &mut BTreeMap<String, String>,
+    ) -> String {
+        use crate::pipelines::action_types::PropertyType;
+        match property {
+            Some(p) if p.shell => super::references::for_shell(value, |r| self.lookup(r), references),
+            Some(p) if p.kind == PropertyType::JsonObject => {
+                match serde_json::from_str::<BTreeMap<String, String>>(value) {
+                    Ok(object) => {
+                        let resolved: BTreeMap<String, String> =
+                            object.into_iter().map(|(k, v)| (k, self.resolve(&v))).collect();
+                        serde_json::to_string(&resolved).unwrap_or_default()
+                    }
+                    Err(_) => value.to_owned(),
+                }
             }
-            rest = &after[end + 1..];
+            _ => self.resolve(value),
         }
-        out.push_str(rest);
-        out
     }
 }
 
@@ -818,8 +831,12 @@ pub struct Claim {
     pub action: ActionExecution,
     pub execution: Execution,
     pub declaration: PipelineDeclaration,
-    /// The configuration with variables resolved (secrets included).
+    /// The configuration with variables resolved (secrets included); in a
+    /// property run by a shell, each reference became a shell variable.
     pub configuration: BTreeMap<String, String>,
+    /// The values of those shell variables (`PW_VAR_…`), for the commands'
+    /// environment.
+    pub references: BTreeMap<String, String>,
 }
 
 impl Claim {
@@ -862,16 +879,25 @@ pub async fn claim(
         let Some((execution, declaration)) = execution_with_declaration(conn, action.execution_id).await? else {
             return Ok(None);
         };
-        let declared = action.declared(&declaration).map(|a| &a.configuration);
+        let declared = action.declared(&declaration);
+        let mut references = BTreeMap::new();
         let configuration = match declared {
-            Some(values) if values.values().any(|v| v.contains("#{")) => {
+            Some(declared) if declared.configuration.values().any(|v| v.contains("#{")) => {
                 let context = ResolveContext::load_with(conn, &execution, &declaration).await?;
-                values.iter().map(|(k, v)| (k.clone(), context.resolve(v))).collect()
+                let kind = crate::pipelines::action_types::find(&declared.action_type_id);
+                declared
+                    .configuration
+                    .iter()
+                    .map(|(k, v)| {
+                        let property = kind.and_then(|t| t.properties.iter().find(|p| p.name == k));
+                        (k.clone(), context.resolve_as(v, property, &mut references))
+                    })
+                    .collect()
             }
-            Some(values) => values.clone(),
+            Some(declared) => declared.configuration.clone(),
             None => BTreeMap::new(),
         };
-        Ok(Some(Claim { action, execution, declaration, configuration }))
+        Ok(Some(Claim { action, execution, declaration, configuration, references }))
     })
     .await
 }

@@ -39,6 +39,10 @@ pub struct Property {
     /// The longest value accepted, in characters.
     #[serde(skip)]
     pub max_length: usize,
+    /// Run by a shell: a variable's value is handed to it as a shell
+    /// variable, never pasted into the text.
+    #[serde(skip)]
+    pub shell: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -73,6 +77,7 @@ const fn property(name: &'static str, required: bool, kind: PropertyType, descri
         description,
         kind,
         max_length: VALUE_MAX,
+        shell: false,
     }
 }
 
@@ -95,6 +100,7 @@ fn shell(category: &str) -> ActionType {
         properties: vec![
             Property {
                 max_length: 65_536,
+                shell: true,
                 ..property(
                     "commands",
                     true,
