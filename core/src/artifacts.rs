@@ -526,26 +526,74 @@ pub fn glob_matches(pattern: &str, path: &str) -> bool {
     segments(&pattern, &path)
 }
 
+/// The most entries an archive may hold.
+pub const MAX_ENTRIES: usize = 100_000;
+
 /// Packs the files of `dir` that match any of `globs` (all files when none)
-/// into a tar archive at `archive`. `.git` is left out.
+/// into a tar archive at `archive`. `.git` is left out. `dir` itself must
+/// be a folder, not a link to one; a link inside is packed as a link when
+/// it points inside `dir`, and refused when it points out: packing never
+/// follows a link out of the workspace.
 pub fn pack(dir: &Path, globs: &[String], archive: &Path) -> std::io::Result<usize> {
+    let top = std::fs::symlink_metadata(dir)?;
+    if !top.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "{} is a link or a file, not a folder of the workspace; an output is never read through a link",
+            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        )));
+    }
     let mut files = Vec::new();
     collect(dir, dir, &mut files)?;
     files.sort();
     let file = std::fs::File::create(archive)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     builder.mode(tar::HeaderMode::Deterministic);
+    builder.follow_symlinks(false);
     let mut count = 0;
     for relative in files {
         let text = relative.to_string_lossy().replace('\\', "/");
         if !globs.is_empty() && !globs.iter().any(|g| glob_matches(g, &text)) {
             continue;
         }
-        builder.append_path_with_name(dir.join(&relative), &relative)?;
+        let path = dir.join(&relative);
+        if std::fs::symlink_metadata(&path)?.file_type().is_symlink() {
+            let target = std::fs::read_link(&path)?;
+            if !link_stays_inside(&relative, &target) {
+                return Err(std::io::Error::other(format!(
+                    "{text} is a link to {}, outside the workspace; an artifact may hold links only to its own files (leave it out with outputFiles)",
+                    target.display()
+                )));
+            }
+        }
+        builder.append_path_with_name(&path, &relative)?;
         count += 1;
     }
     builder.into_inner()?.flush()?;
     Ok(count)
+}
+
+/// Whether a link at `link` (relative to the archive's folder) to `target`
+/// points inside that folder, as written (never through another link:
+/// the folders on the way are the archive's own).
+fn link_stays_inside(link: &Path, target: &Path) -> bool {
+    use std::path::Component;
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: usize =
+        link.parent().map_or(0, |p| p.components().filter(|c| matches!(c, Component::Normal(_))).count());
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -558,7 +606,7 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<(
         }
         if kind.is_dir() {
             collect(root, &path, out)?;
-        } else if kind.is_file()
+        } else if (kind.is_file() || kind.is_symlink())
             && let Ok(relative) = path.strip_prefix(root)
         {
             out.push(relative.to_path_buf());
@@ -567,20 +615,54 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<(
     Ok(())
 }
 
-/// Whether a file is a readable tar archive; its number of entries.
+/// Checks every entry of a tar archive before anything is unpacked: none
+/// may land outside the archive's folder (an absolute path, `..`), no link
+/// may point out of it, only files, folders and links are taken, and the
+/// entries and their sizes stay within [`MAX_ENTRIES`] and [`MAX_SIZE`].
+/// Returns the number of entries.
 pub fn check(archive: &Path) -> std::io::Result<usize> {
+    use std::path::Component;
+    let refused = |m: String| Err(std::io::Error::other(m));
     let mut archive = tar::Archive::new(std::fs::File::open(archive)?);
-    let mut count = 0;
+    let (mut count, mut total) = (0usize, 0u64);
     for entry in archive.entries()? {
         let entry = entry?;
-        let path = entry.path()?;
-        if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(std::io::Error::other(format!("entry {} leaves the archive's folder", path.display())));
+        let path = entry.path()?.into_owned();
+        let shown = path.display();
+        if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir)) {
+            return refused(format!("entry {shown} leaves the archive's folder"));
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry.link_name()?.map(std::borrow::Cow::into_owned).unwrap_or_default();
+            // A hard link's target is named from the archive's top.
+            let inside = if kind.is_hard_link() {
+                link_stays_inside(Path::new("x"), &target)
+            } else {
+                link_stays_inside(&path, &target)
+            };
+            if !inside || target.as_os_str().is_empty() {
+                return refused(format!(
+                    "entry {shown} is a link to {}, outside the archive's folder; an archive may hold links only to its own files",
+                    target.display()
+                ));
+            }
+        } else if !(kind.is_file() || kind.is_dir() || kind.is_gnu_longname() || kind.is_pax_local_extensions()) {
+            return refused(format!(
+                "entry {shown} is a device, a pipe or another special file; only files, folders and links are taken"
+            ));
         }
         count += 1;
+        total = total.saturating_add(entry.size());
+        if count > MAX_ENTRIES {
+            return refused(format!("it holds over {MAX_ENTRIES} entries, the most taken"));
+        }
+        if total > MAX_SIZE {
+            return refused(format!("its files come to over {MAX_SIZE} bytes, the most kept"));
+        }
     }
     if count == 0 {
-        return Err(std::io::Error::other("the archive holds no files"));
+        return refused("the archive holds no files".to_owned());
     }
     Ok(count)
 }
@@ -593,6 +675,9 @@ pub fn zip_to_tar(zip: &[u8], archive: &Path) -> std::io::Result<usize> {
     let file = std::fs::File::create(archive)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     let (mut count, mut total) = (0, 0u64);
+    if reader.len() > MAX_ENTRIES {
+        return Err(std::io::Error::other(format!("it holds over {MAX_ENTRIES} entries, the most taken")));
+    }
     for index in 0..reader.len() {
         let mut entry = reader.by_index(index).map_err(std::io::Error::other)?;
         if entry.is_dir() {
@@ -602,6 +687,25 @@ pub fn zip_to_tar(zip: &[u8], archive: &Path) -> std::io::Result<usize> {
             let shown = entry.name().map(|n| n.into_owned()).unwrap_or_else(|_| "(unreadable name)".to_owned());
             return Err(std::io::Error::other(format!("entry {shown} leaves the archive's folder")));
         };
+        if entry.is_symlink() {
+            // A link's target is its content.
+            let mut target = String::new();
+            (&mut entry).take(4096).read_to_string(&mut target)?;
+            if !link_stays_inside(&name, Path::new(&target)) {
+                return Err(std::io::Error::other(format!(
+                    "entry {} is a link to {target}, outside the archive's folder; an archive may hold links only to its own files",
+                    name.display()
+                )));
+            }
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            header.set_mode(0o777);
+            header.set_mtime(0);
+            builder.append_link(&mut header, &name, &target)?;
+            count += 1;
+            continue;
+        }
         total = total.saturating_add(entry.size());
         if total > MAX_SIZE {
             return Err(std::io::Error::other(format!("its files come to over {MAX_SIZE} bytes, the most kept")));
@@ -665,8 +769,10 @@ pub fn sweep_cache(data_dir: &Path, now: SystemTime) -> usize {
     remove_files_older(&data_dir.join("artifact-cache"), cutoff, true)
 }
 
-/// Unpacks an archive into `dir` (entries may not leave it).
+/// Unpacks an archive into `dir`, once [`check`] found that no entry
+/// leaves it and no link points out of it.
 pub fn unpack(archive: &Path, dir: &Path) -> std::io::Result<()> {
+    check(archive)?;
     std::fs::create_dir_all(dir)?;
     let mut archive = tar::Archive::new(std::fs::File::open(archive)?);
     archive.set_overwrite(true);
@@ -740,6 +846,90 @@ mod tests {
         runtime.block_on(store.delete(&stored.sha256)).unwrap_or_else(|e| panic!("{e}"));
         let gone = runtime.block_on(store.local(&stored.sha256)).map_err(|e| e.kind());
         assert_eq!(gone, Err(std::io::ErrorKind::NotFound));
+        let _ = std::fs::remove_dir_all(base);
+    }
+
+    /// A tar archive of raw entries: (path, kind, link target), written
+    /// byte by byte so that hostile names get through.
+    fn raw_tar(path: &Path, entries: &[(&str, tar::EntryType, &str)]) {
+        let file = std::fs::File::create(path).unwrap_or_else(|e| panic!("{e}"));
+        let mut builder = tar::Builder::new(file);
+        for (name, kind, target) in entries {
+            let mut header = tar::Header::new_gnu();
+            let gnu = header.as_gnu_mut().unwrap_or_else(|| panic!("a gnu header"));
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+            gnu.linkname[..target.len()].copy_from_slice(target.as_bytes());
+            header.set_entry_type(*kind);
+            let body: &[u8] = if kind.is_file() { b"data" } else { b"" };
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append(&header, body).unwrap_or_else(|e| panic!("{e}"));
+        }
+        builder.finish().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn an_archive_with_an_entry_or_a_link_that_leaves_its_folder_is_refused_before_anything_is_unpacked() {
+        use tar::EntryType::{Block, Directory, Link, Regular, Symlink};
+        let base = std::env::temp_dir().join(format!("pw-links-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&base).unwrap_or_default();
+        let cases: &[(&[(&str, tar::EntryType, &str)], Option<&str>)] = &[
+            (&[("a.txt", Regular, ""), ("lib", Directory, ""), ("lib/b", Symlink, "../a.txt")], None),
+            (&[("a.txt", Regular, ""), ("copy", Link, "a.txt")], None),
+            (&[("Extra", Symlink, "/var/lib/pipewright")], Some("entry Extra is a link to /var/lib/pipewright")),
+            (&[("x/up", Symlink, "../../etc")], Some("entry x/up is a link to ../../etc")),
+            (&[("key", Link, "../jwt.key")], Some("entry key is a link to ../jwt.key")),
+            (&[("../escape.txt", Regular, "")], Some("entry ../escape.txt leaves the archive's folder")),
+            (&[("/etc/cron.d/x", Regular, "")], Some("leaves the archive's folder")),
+            (&[("disk", Block, "")], Some("entry disk is a device")),
+        ];
+        for (i, (entries, refused)) in cases.iter().enumerate() {
+            let archive = base.join(format!("{i}.tar"));
+            raw_tar(&archive, entries);
+            let target = base.join(format!("out-{i}"));
+            let checked = check(&archive).map_err(|e| e.to_string());
+            let unpacked = unpack(&archive, &target).map_err(|e| e.to_string());
+            match refused {
+                None => {
+                    assert!(checked.is_ok() && unpacked.is_ok(), "case {i}: {checked:?} {unpacked:?}");
+                }
+                Some(says) => {
+                    let err = checked.err().unwrap_or_default();
+                    assert!(err.contains(says), "case {i}: {err}");
+                    assert!(unpacked.is_err() && !target.exists(), "case {i}: something was unpacked");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[test]
+    fn packing_never_follows_a_link_out_of_the_workspace() {
+        let base = std::env::temp_dir().join(format!("pw-pack-links-{}", uuid::Uuid::new_v4()));
+        let (workspace, secret) = (base.join("workspace"), base.join("data"));
+        std::fs::create_dir_all(workspace.join("dist")).unwrap_or_default();
+        std::fs::create_dir_all(&secret).unwrap_or_default();
+        std::fs::write(secret.join("jwt.key"), "TOPSECRET").unwrap_or_default();
+        std::fs::write(workspace.join("dist/app.js"), "1").unwrap_or_default();
+        let archive = base.join("a.tar");
+        // An output folder that is a link to the data folder.
+        std::os::unix::fs::symlink(&secret, workspace.join("Extra")).unwrap_or_default();
+        let err = pack(&workspace.join("Extra"), &[], &archive).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("never read through a link"), "{err}");
+        // A link out inside the workspace.
+        std::fs::remove_file(workspace.join("Extra")).unwrap_or_default();
+        std::os::unix::fs::symlink(secret.join("jwt.key"), workspace.join("dist/key")).unwrap_or_default();
+        let err = pack(&workspace, &[], &archive).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("dist/key is a link to"), "{err}");
+        // A link inside is kept as a link.
+        std::fs::remove_file(workspace.join("dist/key")).unwrap_or_default();
+        std::os::unix::fs::symlink("app.js", workspace.join("dist/latest.js")).unwrap_or_default();
+        assert_eq!(pack(&workspace, &[], &archive).ok(), Some(2));
+        let out = base.join("out");
+        unpack(&archive, &out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read_link(out.join("dist/latest.js")).ok(), Some(PathBuf::from("app.js")));
+        assert!(!std::fs::read_to_string(archive).unwrap_or_default().contains("TOPSECRET"));
         let _ = std::fs::remove_dir_all(base);
     }
 }

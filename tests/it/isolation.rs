@@ -198,3 +198,83 @@ async fn a_variable_holding_shell_syntax_prints_as_text() {
     }
     assert!(!log.contains("INJECTED-as-builder"), "{log}");
 }
+
+/// A gzipped tar archive of `entries` (path, link target or None for a file).
+fn tar_gz(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (name, target) in entries {
+        let mut header = tar::Header::new_gnu();
+        match target {
+            Some(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder.append_link(&mut header, name, target).unwrap();
+            }
+            None => {
+                header.set_size(5);
+                header.set_mode(0o644);
+                builder.append_data(&mut header, name, &b"hello"[..]).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_holding_a_link_out_of_its_folder_is_refused() {
+    let app = TestApp::spawn_with_worker().await;
+    let root = account_with(&app, probe_pipeline("site", "true")).await;
+    let data = app.config.data_dir.canonicalize().unwrap();
+    let send = async |body: Vec<u8>| {
+        let sent = app
+            .client
+            .post(app.url("/v1/pipelines/site/sources/Upload/revisions"))
+            .bearer_auth(&root)
+            .header("content-type", "application/gzip")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = sent.status().as_u16();
+        (status, sent.json::<Value>().await.unwrap())
+    };
+    let (status, body) = send(tar_gz(&[("app.txt", None), ("Extra", Some(data.to_str().unwrap()))])).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "ValidationException", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("entry Extra is a link to") && message.contains("outside the archive's folder"),
+        "{message}"
+    );
+    let (status, body) = send(tar_gz(&[("app.txt", None), ("lib/up", Some("../../.."))])).await;
+    assert_eq!(status, 400, "{body}");
+    // A link to its own files is fine.
+    let (status, body) = send(tar_gz(&[("app.txt", None), ("latest.txt", Some("app.txt"))])).await;
+    assert_eq!(status, 200, "{body}");
+    let executions = app.call("GET", "/v1/pipelines/site/executions", Some(&root), None).await;
+    assert_eq!(executions.body["pipelineExecutionSummaries"].as_array().map(Vec::len), Some(1), "{}", executions.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_that_is_a_link_out_of_the_workspace_is_refused_not_followed() {
+    let app = TestApp::spawn_with_worker().await;
+    let data = app.config.data_dir.canonicalize().unwrap();
+    std::fs::write(data.join("decoy.key"), "TOPSECRET").unwrap();
+    let build = format!(
+        "ln -s {} Extra\nmkdir -p dist\necho made > dist/out.txt\necho RESULT=ok >> \"$PW_OUTPUT_VARIABLES\"",
+        data.display()
+    );
+    let mut pipeline = probe_pipeline("links", &build);
+    pipeline["stages"][1]["actions"][0]["outputArtifacts"] = json!([{"name": "Dist"}, {"name": "Extra"}]);
+    let root = account_with(&app, pipeline).await;
+    upload(&app, &root, "links").await;
+    let failed =
+        state_until(&app, &root, "links", "the build fails", |s| action(s, "Build", "Probe")["status"] == "Failed")
+            .await;
+    let details = &action(&failed, "Build", "Probe")["errorDetails"];
+    assert_eq!(details["code"], "ArtifactFailed", "{details}");
+    assert!(
+        details["message"].as_str().unwrap().contains("output artifact Extra could not be stored: Extra is a link"),
+        "{details}"
+    );
+}

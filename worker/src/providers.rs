@@ -301,7 +301,9 @@ async fn pack_and_store(
     let archive = workspace.with_extension(format!("{name}.tar"));
     let (dir, archive_path) = (dir.to_path_buf(), archive.clone());
     tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
-        if !dir.is_dir() {
+        // A missing output folder is an empty output; a link in its place
+        // is refused by `pack`, never followed.
+        if std::fs::symlink_metadata(&dir).is_err() {
             std::fs::create_dir_all(&dir)?;
         }
         artifacts::pack(&dir, &globs, &archive_path)

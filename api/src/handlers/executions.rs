@@ -1268,7 +1268,7 @@ pub async fn put_source_revision(
             ArchiveKind::Tar => std::fs::write(&unpacked, &bytes).map_err(|e| e.to_string()),
         }
         .and_then(|()| {
-            pipewright_core::artifacts::check(&unpacked).map(|_| ()).map_err(|e| format!("not a tar archive: {e}"))
+            pipewright_core::artifacts::check(&unpacked).map(|_| ()).map_err(|e| format!("the archive is refused: {e}"))
         });
         if written.is_err() {
             let _ = std::fs::remove_file(&unpacked);
