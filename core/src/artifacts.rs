@@ -874,7 +874,8 @@ mod tests {
         use tar::EntryType::{Block, Directory, Link, Regular, Symlink};
         let base = std::env::temp_dir().join(format!("pw-links-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&base).unwrap_or_default();
-        let cases: &[(&[(&str, tar::EntryType, &str)], Option<&str>)] = &[
+        type Entries<'a> = &'a [(&'a str, tar::EntryType, &'a str)];
+        let cases: &[(Entries, Option<&str>)] = &[
             (&[("a.txt", Regular, ""), ("lib", Directory, ""), ("lib/b", Symlink, "../a.txt")], None),
             (&[("a.txt", Regular, ""), ("copy", Link, "a.txt")], None),
             (&[("Extra", Symlink, "/var/lib/pipewright")], Some("entry Extra is a link to /var/lib/pipewright")),
