@@ -45,6 +45,8 @@ pub struct AppState {
     pub artifacts: pipewright_core::artifacts::Store,
     /// Days artifacts and logs are kept after their last use.
     pub retention_days: u32,
+    /// What Git sources may name.
+    pub sources: pipewright_core::pipelines::sources::SourcePolicy,
     /// Publishes the messages of committed changes.
     pub publisher: pipewright_core::messaging::Publisher,
     /// Cancelled when the server starts to stop: live streams end then, so
@@ -204,6 +206,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         data_dir: config.data_dir.clone(),
         artifacts: pipewright_core::artifacts::open(config).map_err(std::io::Error::other)?,
         retention_days: config.artifact_retention_days,
+        sources: pipewright_core::pipelines::sources::SourcePolicy::from_config(config),
         publisher: pipewright_core::messaging::Publisher::new(broker, config.amqp_queue_expires_secs),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
         stopping: tokio_util::sync::CancellationToken::new(),

@@ -17,7 +17,7 @@ pub struct Repo {
 
 impl Repo {
     pub fn new(content: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("pw-repo-{}", uuid::Uuid::new_v4()));
+        let path = crate::support::repositories().join(uuid::Uuid::new_v4().to_string());
         std::fs::create_dir_all(&path).unwrap();
         let repo = Self { path };
         repo.git(&["init", "--quiet", "--initial-branch", "main"]);
@@ -532,6 +532,7 @@ fn worker_process(app: &TestApp) -> tokio::process::Child {
         .env("PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS", config.amqp_queue_expires_secs.to_string())
         .env("PIPEWRIGHT_ACTION_LEASE_SECS", "3")
         .env("PIPEWRIGHT_GIT_POLL_SECS", "1")
+        .env("PIPEWRIGHT_GIT_ALLOWED_FOLDERS", &config.git_allowed_folders)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

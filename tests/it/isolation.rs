@@ -278,3 +278,39 @@ async fn an_output_that_is_a_link_out_of_the_workspace_is_refused_not_followed()
         "{details}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_source_may_name_no_host_folder_nor_address_the_operator_did_not_allow() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let workspaces = app.config.data_dir.canonicalize().unwrap().join("workspaces");
+    let api = format!("http://127.0.0.1:{}/", app.addr.port());
+    let pipeline = |url: &str| {
+        json!({"pipeline": {"name": "src", "stages": [
+            {"name": "Source", "actions": [{"name": "Checkout", "actionTypeId": kind("Source", "Git"),
+                "configuration": {"repositoryUrl": url, "pollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "Src"}]}]},
+            {"name": "Build", "actions": [{"name": "Echo", "actionTypeId": kind("Build", "Shell"),
+                "configuration": {"commands": "ls"}, "inputArtifacts": [{"name": "Src"}]}]}]}})
+    };
+    let cases = [
+        ("/etc", "PIPEWRIGHT_GIT_ALLOWED_FOLDERS"),
+        ("file:///etc", "PIPEWRIGHT_GIT_ALLOWED_FOLDERS"),
+        (workspaces.to_str().unwrap(), "data folder"),
+        (&api, "PIPEWRIGHT_GIT_ALLOWED_HOSTS"),
+        ("http://localhost:5432/x.git", "PIPEWRIGHT_GIT_ALLOWED_HOSTS"),
+        ("ext::sh -c id", "transport is not allowed"),
+    ];
+    for (url, says) in cases {
+        let refused = app.call("POST", "/v1/pipelines", Some(&root), Some(pipeline(url))).await;
+        assert_eq!(refused.status, 400, "{url}: {}", refused.body);
+        let error = &refused.body["errors"][0];
+        assert_eq!(error["rule"], "GitSourceRefused", "{url}: {}", refused.body);
+        assert_eq!(error["path"], "stages[0].actions[0].configuration.repositoryUrl", "{}", refused.body);
+        assert!(error["message"].as_str().unwrap().contains(says), "{url}: {}", refused.body);
+    }
+    let repo = Repo::new("hello");
+    let created = app.call("POST", "/v1/pipelines", Some(&root), Some(pipeline(repo.path.to_str().unwrap()))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+}

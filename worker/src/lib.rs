@@ -35,6 +35,8 @@ pub struct Settings {
     pub retention_days: u32,
     /// Where actions' commands run.
     pub sandbox: sandbox::Sandbox,
+    /// What Git sources may name (checked again before each fetch).
+    pub sources: pipewright_core::pipelines::sources::SourcePolicy,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             artifacts: pipewright_core::artifacts::open(config)?,
             retention_days: config.artifact_retention_days,
             sandbox: sandbox::Sandbox::new(config),
+            sources: pipewright_core::pipelines::sources::SourcePolicy::from_config(config),
         })
     }
 
@@ -192,7 +195,8 @@ async fn poll(services: Services, publisher: Publisher, settings: Settings, shut
         let Ok(sources) = sources else { continue };
         for source in sources {
             let Some(revision) =
-                providers::head_of(&source.repository_url, &source.branch, source.token.as_deref()).await
+                providers::head_of(&settings.sources, &source.repository_url, &source.branch, source.token.as_deref())
+                    .await
             else {
                 continue;
             };

@@ -340,18 +340,17 @@ async fn git(
             .find(|r| r.action_name == action.action_name)
             .map(|r| r.revision_id);
     start_log(log, &format!("[pipewright] fetching branch {branch} of {url}\n")).await;
-    let mut command = tokio::process::Command::new("git");
-    command
-        .args(["clone", "--quiet", "--no-tags", "--single-branch", "--branch", &branch, "--", &url])
-        .arg(workspace)
-        .env("GIT_TERMINAL_PROMPT", "0");
-    if let Some(token) = claim.configuration.get("token").filter(|t| !t.is_empty()) {
-        // Through the environment, not the command line (which others can read).
-        command
-            .env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Bearer {token}"));
-    }
+    // Checked again here: the rules, or what a host name resolves to, may
+    // have changed since the pipeline was saved.
+    let pin = match settings.sources.check(&url, &branch).await {
+        Ok(pin) => pin,
+        Err(why) => {
+            append_log(log, &format!("[pipewright] refused: {why}\n")).await;
+            return Some(failed("SourceRefused", why));
+        }
+    };
+    let mut command = git_command(claim.configuration.get("token").map(String::as_str), pin);
+    command.args(["clone", "--quiet", "--no-tags", "--single-branch", "--branch", &branch, "--", &url]).arg(workspace);
     let _ = tokio::fs::remove_dir_all(workspace).await;
     match run_logged(command, log, timeout_of(claim, None), &stop).await {
         Ok(Some(status)) if status.success() => {}
@@ -415,16 +414,48 @@ fn upload(claim: &Claim, declared: &pipewright_core::pipelines::ActionDeclaratio
     pipewright_core::executions::store::upload_outcome(&claim.execution, declared)
 }
 
-/// The commit a branch of a repository is at, if it can be read.
-pub async fn head_of(url: &str, branch: &str, token: Option<&str>) -> Option<String> {
+/// git, for a fetch the control plane makes for a tenant: no prompts, no
+/// system configuration, only the transports a source may use, no
+/// redirects (to an address the source's check never saw); the token by
+/// the environment, not the command line (which others can read).
+fn git_command(token: Option<&str>, pin: Option<String>) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("git");
-    command.args(["ls-remote", "--", url, &format!("refs/heads/{branch}")]).env("GIT_TERMINAL_PROMPT", "0");
+    command
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
+        .env("GIT_PROTOCOL_FROM_USER", "0");
+    let mut settings = vec![("http.followRedirects", "false".to_owned())];
     if let Some(token) = token.filter(|t| !t.is_empty()) {
-        command
-            .env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Bearer {token}"));
+        settings.push(("http.extraHeader", format!("Authorization: Bearer {token}")));
     }
+    if let Some(pin) = pin {
+        settings.push(("http.curloptResolve", pin));
+    }
+    command.env("GIT_CONFIG_COUNT", settings.len().to_string());
+    for (i, (key, value)) in settings.into_iter().enumerate() {
+        command.env(format!("GIT_CONFIG_KEY_{i}"), key).env(format!("GIT_CONFIG_VALUE_{i}"), value);
+    }
+    command
+}
+
+/// The commit a branch of a repository is at, if it can be read (and the
+/// source may name it).
+pub async fn head_of(
+    sources: &pipewright_core::pipelines::sources::SourcePolicy,
+    url: &str,
+    branch: &str,
+    token: Option<&str>,
+) -> Option<String> {
+    let pin = match sources.check(url, branch).await {
+        Ok(pin) => pin,
+        Err(why) => {
+            tracing::warn!(%url, %branch, "a Git source is not polled: {why}");
+            return None;
+        }
+    };
+    let mut command = git_command(token, pin);
+    command.args(["ls-remote", "--", url, &format!("refs/heads/{branch}")]);
     let output = tokio::time::timeout(Duration::from_secs(30), command.kill_on_drop(true).output()).await.ok()?.ok()?;
     if !output.status.success() {
         return None;

@@ -349,10 +349,15 @@ pub struct CreatePipelineResponse {
     security(("bearer" = []))
 )]
 #[post("/v1/pipelines")]
-pub async fn create_pipeline(req: HttpRequest, auth: Authorized<CreatePipeline>) -> Result<HttpResponse, ApiError> {
+pub async fn create_pipeline(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Authorized<CreatePipeline>,
+) -> Result<HttpResponse, ApiError> {
     let CreatePipelineRequest { pipeline, tags, .. } = &auth.body.value;
     req.extensions_mut().insert(AuditedRequest(serde_json::json!({"pipeline": pipeline.masked(), "tags": tags})));
-    let problems = validate::check(pipeline);
+    let mut problems = validate::check(pipeline);
+    problems.extend(state.sources.problems(pipeline).await);
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
@@ -492,6 +497,7 @@ pub struct UpdatePipelineResponse {
 #[put("/v1/pipelines/{name}")]
 pub async fn update_pipeline(
     req: HttpRequest,
+    state: web::Data<AppState>,
     auth: Authorized<UpdatePipeline>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -524,7 +530,8 @@ pub async fn update_pipeline(
         return Err(stale(&name, stored.version, based_on));
     }
     pipeline.keep_secrets_from(&stored.declaration()?);
-    let problems = validate::check(&pipeline);
+    let mut problems = validate::check(&pipeline);
+    problems.extend(state.sources.problems(&pipeline).await);
     if !problems.is_empty() {
         return Err(invalid(problems));
     }

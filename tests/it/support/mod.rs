@@ -30,7 +30,18 @@ pub fn base_config() -> Config {
     // Each test's queues are deleted when it ends (see `delete_queues`), or
     // go away a while after, should a process declare them again.
     config.amqp_queue_expires_secs = 120;
+    // The tests' Git repositories are made in the first (the second is
+    // one the declarations name).
+    config.git_allowed_folders = format!("{},/srv/git", repositories().display());
     config
+}
+
+/// Where the tests make Git repositories: the one folder (beside a
+/// made-up one) their Git sources may name.
+pub fn repositories() -> PathBuf {
+    let folder = std::env::temp_dir().join("pw-test-repositories");
+    std::fs::create_dir_all(&folder).expect("a folder for the tests' repositories");
+    folder
 }
 
 /// A host folder that an operator grants every action, read-write, at

@@ -1,0 +1,396 @@
+//! What a Git source may name. The fetch runs in the worker's trust zone,
+//! so a repository URL is a request the control plane makes for a tenant:
+//! host paths only under the folders the operator allows, no address of
+//! this host or of a private network unless allowed, no transport but
+//! http(s), ssh and git (and file for allowed folders), and no value that
+//! git could read as an option.
+
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+
+use crate::config::Config;
+
+/// The operator's rules for Git sources.
+#[derive(Debug, Clone, Default)]
+pub struct SourcePolicy {
+    folders: Vec<PathBuf>,
+    /// Never named, whatever the folders allowed: workspaces, artifacts,
+    /// logs and keys are there.
+    data_dir: PathBuf,
+    hosts: Vec<String>,
+    ranges: Vec<ipnet::IpNet>,
+}
+
+impl SourcePolicy {
+    /// The problems of a declaration's Git sources (`GitSourceRefused`).
+    pub async fn problems(&self, pipeline: &super::PipelineDeclaration) -> Vec<super::Problem> {
+        let mut problems = Vec::new();
+        for (s, stage) in pipeline.stages.iter().enumerate() {
+            for (a, action) in stage.actions.iter().enumerate() {
+                let id = &action.action_type_id;
+                if !(id.category == "Source" && id.provider == "Git") {
+                    continue;
+                }
+                let Some(url) = action.configuration.get("repositoryUrl") else { continue };
+                let branch = action.configuration.get("branch").map_or("main", String::as_str);
+                // A name that does not resolve now may by the time it runs
+                // (the fetch checks again, and then it must).
+                if let Err(message) = self.checked(url, branch, Unresolved::Accept).await {
+                    let field = if check_branch(branch).is_err() { "branch" } else { "repositoryUrl" };
+                    problems.push(super::Problem {
+                        path: format!("stages[{s}].actions[{a}].configuration.{field}"),
+                        rule: "GitSourceRefused",
+                        message,
+                        structural: false,
+                    });
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Where a repository URL points.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Folder(PathBuf),
+    /// A host and the port it is reached on.
+    Host(String, u16),
+}
+
+const FOLDERS_HINT: &str = "an operator allows folders with PIPEWRIGHT_GIT_ALLOWED_FOLDERS";
+const HOSTS_HINT: &str = "an operator allows it with PIPEWRIGHT_GIT_ALLOWED_HOSTS";
+
+impl SourcePolicy {
+    pub fn from_config(config: &Config) -> Self {
+        let folders = config.git_folders().into_iter().map(|f| f.canonicalize().unwrap_or(f)).collect();
+        let (mut hosts, mut ranges) = (Vec::new(), Vec::new());
+        for entry in config.git_hosts() {
+            if let Ok(range) = entry.parse::<ipnet::IpNet>() {
+                ranges.push(range);
+            } else if let Ok(ip) = entry.parse::<IpAddr>() {
+                ranges.push(ipnet::IpNet::from(ip));
+            } else {
+                hosts.push(entry.to_ascii_lowercase());
+            }
+        }
+        let data_dir =
+            config.data_dir.canonicalize().or_else(|_| std::path::absolute(&config.data_dir)).unwrap_or_default();
+        Self { folders, data_dir, hosts, ranges }
+    }
+
+    /// Whether a Git source may fetch `branch` of `url` now; why not,
+    /// saying what to change. What it returns pins an http(s) host to the
+    /// address checked (`http.curloptResolve`), so that git cannot be sent
+    /// elsewhere by a second lookup.
+    pub async fn check(&self, url: &str, branch: &str) -> Result<Option<String>, String> {
+        self.checked(url, branch, Unresolved::Refuse).await
+    }
+
+    async fn checked(&self, url: &str, branch: &str, unresolved: Unresolved) -> Result<Option<String>, String> {
+        check_branch(branch)?;
+        match target(url)? {
+            Target::Folder(path) => self.check_folder(&path).map(|()| None),
+            Target::Host(host, port) => {
+                let address = self.check_host(&host, port, unresolved).await?;
+                let http = url.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("http:"))
+                    || url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:"));
+                // (An address written in the URL needs no pin.)
+                let named = host.parse::<IpAddr>().is_err();
+                Ok(address.filter(|_| http && named).map(|ip| match ip {
+                    IpAddr::V6(v6) => format!("{host}:{port}:[{v6}]"),
+                    IpAddr::V4(v4) => format!("{host}:{port}:{v4}"),
+                }))
+            }
+        }
+    }
+
+    fn check_folder(&self, path: &Path) -> Result<(), String> {
+        if self.folders.is_empty() {
+            return Err(format!(
+                "{} is a folder of this host; Git sources may not name one unless {FOLDERS_HINT}",
+                path.display()
+            ));
+        }
+        // The folder as it is (links resolved), else as written.
+        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if !self.data_dir.as_os_str().is_empty()
+            && (real.starts_with(&self.data_dir) || path.starts_with(&self.data_dir))
+        {
+            return Err(format!(
+                "{} is in Pipewright's data folder (workspaces, artifacts, keys): no Git source may name it",
+                path.display()
+            ));
+        }
+        if self.folders.iter().any(|allowed| real.starts_with(allowed)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} is not under a folder Git sources may name ({}); {FOLDERS_HINT}",
+                path.display(),
+                self.folders.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+            ))
+        }
+    }
+
+    /// The address to reach `host` at (None: an allowed name, or one that
+    /// does not resolve yet and `unresolved` accepts that).
+    async fn check_host(&self, host: &str, port: u16, unresolved: Unresolved) -> Result<Option<IpAddr>, String> {
+        if self.hosts.iter().any(|h| h == &host.to_ascii_lowercase()) {
+            return Ok(None);
+        }
+        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port))).await;
+                match lookup {
+                    Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                    _ if unresolved == Unresolved::Accept => return Ok(None),
+                    Ok(Err(e)) => return Err(format!("the host {host} could not be resolved: {e}")),
+                    Err(_) => return Err(format!("the host {host} could not be resolved within {LOOKUP_TIMEOUT:?}")),
+                }
+            }
+        };
+        for &ip in &addresses {
+            if internal(ip) && !self.ranges.iter().any(|r| r.contains(&ip)) {
+                return Err(format!(
+                    "{host} is {ip}, an address of this host or of a private network; Git sources may not name one unless {HOSTS_HINT}"
+                ));
+            }
+        }
+        match addresses.first() {
+            Some(ip) => Ok(Some(*ip)),
+            None if unresolved == Unresolved::Accept => Ok(None),
+            None => Err(format!("the host {host} resolves to no address")),
+        }
+    }
+}
+
+/// What to make of a host name that does not resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unresolved {
+    /// Saving a declaration: it may resolve by the time it runs.
+    Accept,
+    /// Fetching: it must.
+    Refuse,
+}
+
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Where `url` points, or why git may not be given it.
+fn target(url: &str) -> Result<Target, String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err("repositoryUrl is empty".to_owned());
+    }
+    if url.starts_with('-') {
+        return Err(format!("{url:?} would be read as an option of git"));
+    }
+    if url.chars().any(char::is_control) {
+        return Err("repositoryUrl holds control characters".to_owned());
+    }
+    // git's "<transport>::<address>" (ext::, fd::, …) runs helpers.
+    if let Some((transport, _)) = url.split_once("::")
+        && !transport.contains('/')
+    {
+        return Err(format!("the {transport}:: transport is not allowed: use https://, ssh://, git:// or a folder"));
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        return match scheme.as_str() {
+            "file" => {
+                let path = parsed.to_file_path().map_err(|()| format!("{url:?} names no local path"))?;
+                folder(path)
+            }
+            "http" | "https" | "ssh" | "git" => {
+                let host = match parsed.host() {
+                    Some(url::Host::Domain(d)) => d.to_owned(),
+                    Some(url::Host::Ipv4(ip)) => ip.to_string(),
+                    Some(url::Host::Ipv6(ip)) => ip.to_string(),
+                    None => return Err(format!("{url:?} names no host")),
+                };
+                let default = match scheme.as_str() {
+                    "http" => 80,
+                    "https" => 443,
+                    "ssh" => 22,
+                    _ => 9418,
+                };
+                Ok(Target::Host(host, parsed.port().unwrap_or(default)))
+            }
+            other => Err(format!("the {other}:// scheme is not allowed: use https://, ssh://, git:// or a folder")),
+        };
+    }
+    // scp-like ssh: [user@]host:path, where the part before ':' has no '/'.
+    if let Some((before, _)) = url.split_once(':')
+        && !before.contains('/')
+        && !url.starts_with('/')
+    {
+        let host = before.rsplit_once('@').map_or(before, |(_, h)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.starts_with('-') {
+            return Err(format!("{url:?} names no usable host"));
+        }
+        return Ok(Target::Host(host.to_owned(), 22));
+    }
+    folder(PathBuf::from(url))
+}
+
+fn folder(path: PathBuf) -> Result<Target, String> {
+    if !path.is_absolute() {
+        return Err(format!("{} is a relative path: name a repository folder by its absolute path", path.display()));
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!("{} holds `..`: name the folder without it", path.display()));
+    }
+    Ok(Target::Folder(path))
+}
+
+/// A branch name git takes as a name (its check-ref-format rules), and
+/// never as an option.
+fn check_branch(branch: &str) -> Result<(), String> {
+    let bad = branch.is_empty()
+        || branch.starts_with('-')
+        || branch.starts_with('/')
+        || branch.ends_with('/')
+        || branch.ends_with('.')
+        || branch.ends_with(".lock")
+        || branch.contains("..")
+        || branch.contains("@{")
+        || branch.contains("//")
+        || branch == "@"
+        || branch.split('/').any(|part| part.starts_with('.'))
+        || branch.chars().any(|c| c.is_control() || " ~^:?*[\\".contains(c));
+    if bad {
+        Err(format!(
+            "{branch:?} is not a branch name git takes (no leading -, spaces, .., ~^:?*[\\ or control characters)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `ip` is this host's, a private network's, or otherwise not a
+/// public address (loopback, private, link-local, shared, unspecified,
+/// multicast, broadcast, documentation and benchmarking ranges; IPv6's
+/// equivalents and the IPv4 addresses it embeds).
+fn internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return internal(IpAddr::V4(v4));
+            }
+            let segments = v6.segments();
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address it embeds.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = v6.octets();
+                return internal(IpAddr::V4(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15])));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80
+                || (segments[0] == 0x2001 && segments[1] == 0xdb8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(folders: &[&str], hosts: &[&str]) -> SourcePolicy {
+        let config = Config {
+            git_allowed_folders: folders.join(","),
+            git_allowed_hosts: hosts.join(","),
+            data_dir: PathBuf::new(),
+            ..Config::default()
+        };
+        SourcePolicy::from_config(&config)
+    }
+
+    #[tokio::test]
+    async fn repository_urls_are_checked_against_the_operators_rules() {
+        let none = policy(&[], &[]);
+        let repos = policy(&["/srv/git"], &["git.internal", "10.1.0.0/16", "127.0.0.2"]);
+        let data = SourcePolicy { data_dir: "/srv/git/data".into(), ..policy(&["/srv/git"], &[]) };
+        let cases: &[(&SourcePolicy, &str, &str, Option<&str>)] = &[
+            (&none, "https://203.0.113.0.example/repo.git", "main", Some("could not be resolved")),
+            (&none, "https://8.8.8.8/repo.git", "main", None),
+            (&none, "https://[2606:4700::1111]/r.git", "main", None),
+            (
+                &none,
+                "/var/lib/pipewright",
+                "main",
+                Some(
+                    "Git sources may not name one unless an operator allows folders with PIPEWRIGHT_GIT_ALLOWED_FOLDERS",
+                ),
+            ),
+            (&none, "file:///etc", "main", Some("PIPEWRIGHT_GIT_ALLOWED_FOLDERS")),
+            (&repos, "/srv/git/app", "main", None),
+            (&data, "/srv/git/data/workspaces/x", "main", Some("is in Pipewright's data folder")),
+            (&data, "/srv/git/app", "main", None),
+            (&repos, "file:///srv/git/app", "main", None),
+            (&repos, "/srv/gitx/app", "main", Some("is not under a folder Git sources may name (/srv/git)")),
+            (&repos, "/srv/git/../../etc", "main", Some("holds `..`")),
+            (&repos, "srv/git/app", "main", Some("relative path")),
+            (
+                &none,
+                "http://127.0.0.1:5432/",
+                "main",
+                Some("127.0.0.1, an address of this host or of a private network"),
+            ),
+            (&none, "http://localhost:6379/", "main", Some("an address of this host")),
+            (&none, "https://10.0.0.5/r.git", "main", Some("PIPEWRIGHT_GIT_ALLOWED_HOSTS")),
+            (&none, "https://169.254.169.254/latest", "main", Some("private network")),
+            (&none, "https://[::1]/r.git", "main", Some("private network")),
+            (&none, "https://[::ffff:127.0.0.1]/r.git", "main", Some("private network")),
+            (&none, "https://[fd00::1]/r.git", "main", Some("private network")),
+            (&none, "https://0.0.0.0/r.git", "main", Some("private network")),
+            (&none, "git@192.168.1.4:team/app.git", "main", Some("private network")),
+            (&repos, "https://10.1.2.3/r.git", "main", None),
+            (&repos, "https://127.0.0.2/r.git", "main", None),
+            (&repos, "https://git.internal/r.git", "main", None),
+            (&none, "ext::sh -c 'id'", "main", Some("the ext:: transport is not allowed")),
+            (&none, "fd::3", "main", Some("the fd:: transport is not allowed")),
+            (&none, "ftp://example.com/r.git", "main", Some("the ftp:// scheme is not allowed")),
+            (&none, "--upload-pack=touch /tmp/x", "main", Some("read as an option")),
+            (&none, "https://8.8.8.8/r.git", "--upload-pack=id", Some("not a branch name")),
+            (&none, "https://8.8.8.8/r.git", "a b", Some("not a branch name")),
+            (&none, "https://8.8.8.8/r.git", "release/1.x", None),
+        ];
+        // Saving a declaration accepts a name that does not resolve yet.
+        assert!(none.checked("https://203.0.113.0.example/repo.git", "main", Unresolved::Accept).await.is_ok());
+        // An http(s) host is pinned to the address checked.
+        assert_eq!(none.check("https://8.8.8.8:8443/r.git", "main").await, Ok(None));
+        assert_eq!(none.check("git://8.8.8.8/r.git", "main").await, Ok(None));
+        let loopback = policy(&[], &["127.0.0.0/8", "::1/128"]);
+        let pin = loopback.check("http://localhost:8080/r.git", "main").await.unwrap().unwrap_or_default();
+        assert!(pin.starts_with("localhost:8080:"), "{pin}");
+        for (policy, url, branch, refused) in cases {
+            let checked = policy.check(url, branch).await;
+            match refused {
+                None => assert!(checked.is_ok(), "{url} {branch}: {checked:?}"),
+                Some(says) => {
+                    let err = checked.err().unwrap_or_default();
+                    assert!(err.contains(says), "{url} {branch}: {err}");
+                }
+            }
+        }
+    }
+}
