@@ -49,9 +49,58 @@ impl Caller {
     }
 }
 
-/// The client's address: the peer, as IAM's `aws:SourceIp` is.
+/// The client's address, as IAM's `aws:SourceIp` is: the peer, unless the
+/// peer is a trusted proxy (`PIPEWRIGHT_TRUSTED_PROXIES`); then the last
+/// address of `X-Forwarded-For` that is not one, read from the right (what
+/// a client writes there itself, to the left, is never believed).
 pub fn source_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return String::new() };
+    let proxies = req.app_data::<web::Data<AppState>>().map(|s| s.trusted_proxies.as_slice()).unwrap_or_default();
+    client_address(peer, req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()), proxies).to_string()
+}
+
+fn client_address<'a>(
+    peer: std::net::IpAddr,
+    forwarded: impl DoubleEndedIterator<Item = &'a str>,
+    proxies: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let trusted = |ip: &std::net::IpAddr| proxies.iter().any(|p| p.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Not an address: what is left of it cannot be believed.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // Not from a proxy: the header is the client's own words.
+        assert_eq!(client_address(ip("203.0.113.9"), ["1.2.3.4"].into_iter(), &proxies), ip("203.0.113.9"));
+        // From a proxy: the first untrusted hop from the right.
+        assert_eq!(client_address(ip("10.0.0.2"), ["6.6.6.6, 198.51.100.7"].into_iter(), &proxies), ip("198.51.100.7"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), ["6.6.6.6", "198.51.100.7, 10.0.0.3"].into_iter(), &proxies),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), std::iter::empty(), &proxies), ip("10.0.0.2"));
+        assert_eq!(client_address(ip("10.0.0.2"), ["junk, 10.0.0.3"].into_iter(), &proxies), ip("10.0.0.3"));
+        assert_eq!(client_address(ip("10.0.0.2"), ["1.2.3.4"].into_iter(), &[]), ip("10.0.0.2"));
+    }
 }
 
 fn user_agent(req: &HttpRequest) -> String {
@@ -92,6 +141,14 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
         let mut conn = state.services.db.conn().await?;
         if users::find_by_id(&mut conn, &claims.uid).await?.is_none() {
             return Err(unauthenticated(ErrorCode::UnrecognizedClientException, "the user no longer exists"));
+        }
+        if let Some(key) = &claims.key
+            && !iam::access_keys::is_active(&mut conn, key, &claims.uid).await?
+        {
+            return Err(unauthenticated(
+                ErrorCode::UnrecognizedClientException,
+                "the access key this token was exchanged from is inactive or deleted",
+            ));
         }
     }
     if claims.typ == PrincipalKind::AssumedRole {
@@ -165,7 +222,7 @@ pub trait Operation: 'static {
     }
 }
 
-/// Whether an action only reads, by IAM's naming (`Get…`, `List…`, …).
+/// Whether an action only reads, by IAM's naming (`Get…`, `Describe…`, `List…`, …).
 pub const fn read_only_action(action: &str) -> bool {
     let bytes = action.as_bytes();
     let mut i = 0;
@@ -174,6 +231,7 @@ pub const fn read_only_action(action: &str) -> bool {
     }
     let start = if i < bytes.len() { i + 1 } else { bytes.len() };
     starts_with_at(bytes, start, b"Get")
+        || starts_with_at(bytes, start, b"Describe")
         || starts_with_at(bytes, start, b"List")
         || starts_with_at(bytes, start, b"Lookup")
         || starts_with_at(bytes, start, b"Simulate")

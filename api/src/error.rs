@@ -97,6 +97,8 @@ error_codes! {
     ConcurrentModificationException = CONFLICT;
     /// The resource named by an ARN does not exist.
     ResourceNotFoundException = NOT_FOUND;
+    /// Secrets Manager: a secret of that name exists already.
+    ResourceExistsException = CONFLICT;
     /// The ARN is not one of a resource this operation takes.
     InvalidArnException = BAD_REQUEST;
     /// A tag key or value is not allowed.

@@ -33,6 +33,7 @@ use utoipa::OpenApi;
         (name = "audit", description = "The audit log of every API call"),
         (name = "pipelines", description = "Pipeline declarations, action types and tags, as CodePipeline has them"),
         (name = "executions", description = "Runs of pipelines: starting, watching, approving"),
+        (name = "secrets", description = "An account's secrets, as Secrets Manager has them: values are never answered, only read by actions"),
     )
 )]
 pub struct ApiDoc;

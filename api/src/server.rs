@@ -35,6 +35,8 @@ pub struct AppState {
     pub access_token_secs: i64,
     pub session_secs: i64,
     pub signin_window_secs: i64,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Password hashes computed at once (each takes 19 MiB).
     pub password_slots: tokio::sync::Semaphore,
     /// Signs the audit log's digests.
@@ -47,6 +49,8 @@ pub struct AppState {
     pub retention_days: u32,
     /// What Git sources may name.
     pub sources: pipewright_core::pipelines::sources::SourcePolicy,
+    /// Seals the accounts' secrets.
+    pub secrets: pipewright_core::secrets::Cipher,
     /// Publishes the messages of committed changes.
     pub publisher: pipewright_core::messaging::Publisher,
     /// Cancelled when the server starts to stop: live streams end then, so
@@ -202,11 +206,13 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         access_token_secs: config.access_token_secs,
         session_secs: config.session_secs,
         signin_window_secs: config.signin_window_secs.max(1),
+        trusted_proxies: config.proxies().unwrap_or_default(),
         audit_signer: audit_signer.clone(),
         data_dir: config.data_dir.clone(),
         artifacts: pipewright_core::artifacts::open(config).map_err(std::io::Error::other)?,
         retention_days: config.artifact_retention_days,
         sources: pipewright_core::pipelines::sources::SourcePolicy::from_config(config),
+        secrets: pipewright_core::secrets::Cipher::from_config(config).map_err(std::io::Error::other)?,
         publisher: pipewright_core::messaging::Publisher::new(broker, config.amqp_queue_expires_secs),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
         stopping: tokio_util::sync::CancellationToken::new(),

@@ -17,6 +17,10 @@ pub enum PrincipalType {
     Root,
     User,
     AssumedRole,
+    /// A service acting for an account (`arn` is its name, e.g.
+    /// `codepipeline.pw`): only a trust policy's `{"Service": …}` (or `*`)
+    /// names it.
+    Service,
 }
 
 /// The caller, as evaluation needs it.
@@ -304,6 +308,13 @@ fn applies(statement: &Statement, request: &Request<'_>, caller: Option<&Princip
 
 /// How `pattern` names the caller, if it does.
 fn principal_matches(pattern: &PrincipalPattern, caller: &Principal) -> Option<Named> {
+    if caller.kind == PrincipalType::Service {
+        return match pattern {
+            PrincipalPattern::Anyone => Some(Named::Exactly),
+            PrincipalPattern::Service(name) => (*name == caller.arn).then_some(Named::Exactly),
+            _ => None,
+        };
+    }
     match pattern {
         PrincipalPattern::Anyone => Some(Named::Exactly),
         PrincipalPattern::Account(account) => (*account == caller.account).then_some(Named::Account),
@@ -313,6 +324,53 @@ fn principal_matches(pattern: &PrincipalPattern, caller: &Principal) -> Option<N
     }
 }
 
+/// Whether `trust` lets the service `service` assume the role at
+/// `request.resource` for `account` (as CodePipeline assumes a pipeline's
+/// service role): an Allow naming the service, and no Deny.
+pub fn service_may_assume(trust: &NamedPolicy, service: &str, account: &str, context: &Context) -> bool {
+    let caller = Principal { arn: service.to_owned(), account: account.to_owned(), kind: PrincipalType::Service };
+    let resource = String::new();
+    let request = Request { action: "sts:assumerole", resource: &resource, context };
+    verdict(std::slice::from_ref(trust), &request, Some(&caller)).allowed()
+}
+
 fn lowercase(action: &str) -> String {
     action.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyKind;
+
+    fn trust(document: &str) -> NamedPolicy {
+        NamedPolicy::new("trust", Policy::parse(document, PolicyKind::Trust).expect("a trust policy"))
+    }
+
+    #[test]
+    fn a_service_assumes_a_role_only_when_its_trust_policy_names_the_service() {
+        let context = Context::new();
+        let names = |principal: &str| {
+            trust(&format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{principal},"Action":"sts:AssumeRole"}}]}}"#
+            ))
+        };
+        let service = names(r#"{"Service":"codepipeline.pw"}"#);
+        assert!(service_may_assume(&service, "codepipeline.pw", "111122223333", &context));
+        assert!(!service_may_assume(&service, "codebuild.pw", "111122223333", &context));
+        // An account or a user names no service.
+        let account = names(r#"{"PW":"arn:pw:iam::111122223333:root"}"#);
+        assert!(!service_may_assume(&account, "codepipeline.pw", "111122223333", &context));
+        assert!(service_may_assume(&names(r#""*""#), "codepipeline.pw", "111122223333", &context));
+        // A Deny of the service wins.
+        let denied = trust(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Principal":{"Service":"codepipeline.pw"},"Action":"sts:AssumeRole"},
+                {"Effect":"Deny","Principal":"*","Action":"sts:AssumeRole"}]}"#,
+        );
+        assert!(!service_may_assume(&denied, "codepipeline.pw", "111122223333", &context));
+        // A user's ARN never names the service.
+        let user = names(r#"{"PW":"arn:pw:iam::111122223333:user/codepipeline.pw"}"#);
+        assert!(!service_may_assume(&user, "codepipeline.pw", "111122223333", &context));
+    }
 }

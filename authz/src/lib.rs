@@ -19,7 +19,7 @@ pub use arn::{AccountId, Arn};
 pub use context::{Context, ContextValue};
 pub use eval::{
     Decision, Evaluation, MatchedStatement, NamedPolicy, Principal, PrincipalType, Request, evaluate,
-    evaluate_assume_role, evaluate_principal,
+    evaluate_assume_role, evaluate_principal, service_may_assume,
 };
 pub use policy::{Effect, Policy, PolicyError, PolicyKind};
 

@@ -132,7 +132,8 @@ pub enum PrincipalPattern {
     Account(String),
     /// A user, role or session ARN.
     Arn(String),
-    /// `{"Service": "…"}`: a service principal (none call Pipewright yet).
+    /// `{"Service": "…"}`: a service principal (`codepipeline.pw` assumes
+    /// a pipeline's role).
     Service(String),
 }
 

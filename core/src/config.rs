@@ -31,6 +31,12 @@ pub struct Config {
     /// the data folder on first start when absent.
     #[serde(serialize_with = "skip_secret", deserialize_with = "lenient::secret", default)]
     pub jwt_secret: Option<SecretString>,
+    /// AES-256 key sealing the accounts' secrets at rest
+    /// (`PIPEWRIGHT_SECRETS_KEY`, 32 bytes base64); generated into the data
+    /// folder on first start when absent. Every api and worker process of
+    /// an installation needs the same one.
+    #[serde(serialize_with = "skip_secret", deserialize_with = "lenient::secret", default)]
+    pub secrets_key: Option<SecretString>,
     /// Prefix of every exchange and queue name (`PIPEWRIGHT_AMQP_PREFIX`), so
     /// that several installations (or tests) can share one broker.
     #[serde(deserialize_with = "lenient::string")]
@@ -75,6 +81,11 @@ pub struct Config {
     /// The window in which failed sign-ins are counted, in seconds
     /// (`PIPEWRIGHT_SIGNIN_WINDOW_SECS`); throttling never outlasts it.
     pub signin_window_secs: i64,
+    /// Proxies whose `X-Forwarded-For` is believed (`PIPEWRIGHT_TRUSTED_PROXIES`:
+    /// addresses or CIDRs, comma separated). None by default: the client is
+    /// the peer. Behind a proxy, throttling and `pw:SourceIp` need it.
+    #[serde(deserialize_with = "lenient::string")]
+    pub trusted_proxies: String,
     /// How often the audit log is sealed into signed digests, in seconds
     /// (`PIPEWRIGHT_AUDIT_DIGEST_SECS`).
     pub audit_digest_secs: u64,
@@ -186,6 +197,21 @@ impl Config {
         self.git_allowed_folders.split(',').map(str::trim).filter(|e| !e.is_empty()).map(PathBuf::from).collect()
     }
 
+    /// The ranges of `PIPEWRIGHT_TRUSTED_PROXIES`, or the entry that is none.
+    pub fn proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("PIPEWRIGHT_TRUSTED_PROXIES: {entry:?} is not an address or CIDR range"))
+            })
+            .collect()
+    }
+
     /// The entries of `PIPEWRIGHT_GIT_ALLOWED_HOSTS`.
     pub fn git_hosts(&self) -> Vec<String> {
         self.git_allowed_hosts.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect()
@@ -209,6 +235,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".to_owned(),
             data_dir: PathBuf::from("data"),
             jwt_secret: None,
+            secrets_key: None,
             amqp_prefix: "pipewright".to_owned(),
             redis_prefix: "pw:".to_owned(),
             amqp_queue_expires_secs: 0,
@@ -225,6 +252,7 @@ impl Default for Config {
             access_token_secs: 900,
             session_secs: 12 * 3600,
             signin_window_secs: 300,
+            trusted_proxies: String::new(),
             audit_digest_secs: 60,
             artifact_store: "local".to_owned(),
             s3_endpoint: None,
@@ -333,6 +361,7 @@ impl Config {
             return invalid("PIPEWRIGHT_SANDBOX_FIRST_UID must be at least 1000".to_owned());
         }
         self.granted_folders().map_err(ConfigError::Invalid)?;
+        self.proxies().map_err(ConfigError::Invalid)?;
         if let Some(folder) = self.git_folders().iter().find(|f| !f.is_absolute()) {
             return invalid(format!(
                 "PIPEWRIGHT_GIT_ALLOWED_FOLDERS must name absolute paths, got {}",

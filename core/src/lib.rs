@@ -17,4 +17,5 @@ pub mod keys;
 pub mod messaging;
 pub mod pipelines;
 pub mod schema;
+pub mod secrets;
 pub mod services;

@@ -324,3 +324,17 @@ diesel::table! {
     }
 }
 diesel::allow_tables_to_appear_in_same_query!(pipeline_executions, pipeline_versions);
+
+diesel::table! {
+    secrets (account_id, name) {
+        account_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        tags -> Jsonb,
+        version_id -> Uuid,
+        sealed -> Bytea,
+        created_at -> Timestamptz,
+        changed_at -> Timestamptz,
+        accessed_at -> Nullable<Timestamptz>,
+    }
+}

@@ -1,6 +1,6 @@
 //! Accounts, sign-in, sessions and users, as a team would use them.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
@@ -284,6 +284,79 @@ async fn a_flood_of_wrong_passwords_is_throttled_and_the_right_one_works_afterwa
     assert_eq!(attempt(PASSWORD).await.status, 200);
 }
 
+/// Signs in from `from` (an X-Forwarded-For hop a trusted proxy added).
+async fn sign_in_from(app: &TestApp, from: &str, body: Value) -> (u16, Value) {
+    let sent =
+        app.client.post(app.url("/v1/auth/sign-in")).header("x-forwarded-for", from).json(&body).send().await.unwrap();
+    (sent.status().as_u16(), sent.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_count_per_user_across_addresses_and_names_and_a_known_device_still_signs_in() {
+    // The test's client is the trusted proxy: X-Forwarded-For names the client.
+    let app = TestApp::spawn_with(|config| config.trusted_proxies = "127.0.0.1".to_owned()).await;
+    let alias = format!("team-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let account = app.create_account(Some(&alias), PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    app.create_user(&root, "alice", PASSWORD, &[]).await;
+    let as_alice = |account: &str, password: &str, device: Option<&str>| json!({"account": account, "userName": "alice", "password": password, "deviceToken": device});
+    // Alice's laptop signs in once and is known from then on.
+    let (status, laptop) = sign_in_from(&app, "198.51.100.1", as_alice(&account, PASSWORD, None)).await;
+    assert_eq!(status, 200, "{laptop}");
+    let device = laptop["deviceToken"].as_str().unwrap().to_owned();
+
+    // 40 wrong passwords from 8 addresses, by alias and by id in turn: the
+    // user's counter holds all of them, whatever the address or the name.
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let name = if i % 2 == 0 { alias.as_str() } else { account.as_str() };
+        let from = format!("203.0.113.{}", i % 8 + 1);
+        statuses.push(sign_in_from(&app, &from, as_alice(name, "wrong password", None)).await.0);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 20, "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // A new address does not help the attacker, not even with the right password…
+    let (status, _) = sign_in_from(&app, "192.0.2.77", as_alice(&account, PASSWORD, None)).await;
+    assert_eq!(status, 429);
+    // …while Alice's known device signs in.
+    let (status, body) = sign_in_from(&app, "198.51.100.1", as_alice(&alias, PASSWORD, Some(&device))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deviceToken"], device.as_str(), "the device stays the same");
+
+    // Made-up accounts from one address: the address is throttled for
+    // anyone new, but not for a user's known device there.
+    let shared = "192.0.2.200";
+    for i in 0..31 {
+        let made_up = json!({"account": format!("nobody-{i}"), "userName": "x", "password": "guess"});
+        sign_in_from(&app, shared, made_up).await;
+    }
+    app.create_user(&root, "bob", PASSWORD, &[]).await;
+    let bob = |device: Option<&str>| json!({"account": account, "userName": "bob", "password": PASSWORD, "deviceToken": device});
+    let (status, _) = sign_in_from(&app, shared, bob(None)).await;
+    assert_eq!(status, 429, "a new client of the flooded address waits out the window");
+    let (status, body) = sign_in_from(&app, "198.51.100.9", bob(None)).await;
+    assert_eq!(status, 200, "{body}");
+    let bobs = body["deviceToken"].as_str().unwrap().to_owned();
+    let (status, body) = sign_in_from(&app, shared, bob(Some(&bobs))).await;
+    assert_eq!(status, 200, "Bob's known device signs in from the flooded address: {body}");
+    // A device token is Bob's: it is no help to anyone else.
+    let (status, _) = sign_in_from(&app, shared, as_alice(&account, PASSWORD, Some(&bobs))).await;
+    assert_eq!(status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_for_from_a_client_that_is_no_trusted_proxy_is_not_believed() {
+    let app = TestApp::spawn().await;
+    for i in 0..30 {
+        let made_up = json!({"account": format!("nobody-{i}"), "userName": "x", "password": "guess"});
+        let (status, _) = sign_in_from(&app, &format!("203.0.113.{i}"), made_up).await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) =
+        sign_in_from(&app, "198.51.100.1", json!({"account": "nobody", "userName": "x", "password": "guess"})).await;
+    assert_eq!(status, 429, "every attempt counted against the real peer: {body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_groups_policies_apply_to_its_members_only_while_they_are_members() {
     let app = TestApp::spawn().await;
@@ -443,6 +516,18 @@ async fn access_keys_are_exchanged_for_tokens_and_their_secret_is_shown_once() {
     let path = format!("/v1/iam/users/ci/access-keys/{key_id}");
     assert_eq!(app.call("PATCH", &path, Some(&root), Some(json!({"status": "Inactive"}))).await.status, 200);
     assert_eq!(exchange(key_id.clone(), secret.clone()).await.status, 401, "an inactive key gets no token");
+    // A token it gave before ends with it, and comes back with it.
+    let ended = app.call("GET", "/v1/iam/users", Some(&token), None).await;
+    assert_eq!(
+        (ended.status, ended.body["code"].as_str()),
+        (401, Some("UnrecognizedClientException")),
+        "{}",
+        ended.body
+    );
+    assert!(ended.body["message"].as_str().unwrap().contains("inactive or deleted"), "{}", ended.body);
+    assert_eq!(app.call("PATCH", &path, Some(&root), Some(json!({"status": "Active"}))).await.status, 200);
+    assert_eq!(app.call("GET", "/v1/iam/users", Some(&token), None).await.status, 200);
+    assert_eq!(app.call("PATCH", &path, Some(&root), Some(json!({"status": "Inactive"}))).await.status, 200);
     assert_eq!(app.call("PATCH", &path, Some(&root), Some(json!({"status": "Sleeping"}))).await.status, 400);
     assert_eq!(app.call("DELETE", &path, Some(&root), None).await.status, 204);
     assert_eq!(app.call("DELETE", &path, Some(&root), None).await.status, 404);

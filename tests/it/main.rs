@@ -15,6 +15,7 @@ mod ops;
 mod outages;
 mod pipelines;
 mod process;
+mod secrets;
 mod security;
 mod sts;
 mod support;

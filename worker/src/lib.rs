@@ -37,6 +37,10 @@ pub struct Settings {
     pub sandbox: sandbox::Sandbox,
     /// What Git sources may name (checked again before each fetch).
     pub sources: pipewright_core::pipelines::sources::SourcePolicy,
+    /// Opens the secrets actions read.
+    pub secrets: pipewright_core::secrets::Cipher,
+    /// The region in ARNs.
+    pub region: String,
 }
 
 impl Settings {
@@ -53,6 +57,8 @@ impl Settings {
             retention_days: config.artifact_retention_days,
             sandbox: sandbox::Sandbox::new(config),
             sources: pipewright_core::pipelines::sources::SourcePolicy::from_config(config),
+            secrets: pipewright_core::secrets::Cipher::from_config(config)?,
+            region: config.region.clone(),
         })
     }
 

@@ -31,7 +31,12 @@ pub fn log_path(logs: &Path, action_execution_id: uuid::Uuid) -> PathBuf {
 }
 
 /// Runs the claimed action; `None` when `stop` interrupted it.
-pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) -> Option<Outcome> {
+pub async fn run(
+    claim: &Claim,
+    settings: &Settings,
+    db: &pipewright_core::db::Db,
+    stop: CancellationToken,
+) -> Option<Outcome> {
     let action = &claim.action;
     let declared = claim.declared();
     let Some(declared) = declared else {
@@ -47,7 +52,7 @@ pub async fn run(claim: &Claim, settings: &Settings, stop: CancellationToken) ->
     let outcome = match (id.category.as_str(), id.provider.as_str()) {
         ("Source", "Git") => git(claim, settings, &workspace, &log, stop).await,
         ("Source", "Upload") => Some(upload(claim, declared)),
-        (_, "Shell") => shell(claim, settings, &workspace, &log, stop).await,
+        (_, "Shell") => shell(claim, settings, db, &workspace, &log, stop).await,
         _ => Some(failed("UnknownProvider", format!("no runner runs {id}"))),
     };
     drop(held);
@@ -141,9 +146,66 @@ fn timeout_of(claim: &Claim, configured: Option<&String>) -> Duration {
     Duration::from_secs(minutes.max(1) * 60)
 }
 
+/// The action's declared environment and the values its log masks: plain
+/// values as given, and each `SECRETS_MANAGER` variable's secret, read now
+/// under the action's (or else the pipeline's) role.
+async fn declared_environment(
+    claim: &Claim,
+    settings: &Settings,
+    db: &pipewright_core::db::Db,
+) -> Result<(BTreeMap<String, String>, Vec<String>), Outcome> {
+    use pipewright_core::pipelines::environment::{self, VariableType};
+    use secrecy::ExposeSecret;
+    let (mut given, mut masked) = (BTreeMap::new(), Vec::new());
+    let Some(text) = claim.configuration.get("environmentVariables") else { return Ok((given, masked)) };
+    let variables = environment::parse(text)
+        .map_err(|why| failed("ConfigurationInvalid", format!("environmentVariables: {why}")))?;
+    let role = claim.declared().and_then(|a| a.role_arn.clone()).or_else(|| claim.declaration.role_arn.clone());
+    for variable in variables {
+        if variable.kind == VariableType::Plaintext {
+            given.insert(variable.name, variable.value);
+            continue;
+        }
+        let Some(role) = &role else {
+            return Err(failed(
+                "SecretAccessDenied",
+                format!("{} names a secret, but neither the action nor the pipeline has a roleArn", variable.name),
+            ));
+        };
+        let mut conn = db.conn().await.map_err(|e| failed("SecretUnavailable", format!("{}: {e}", variable.name)))?;
+        let account = &claim.execution.account_id;
+        let read = pipewright_core::secrets::for_action(
+            &mut conn,
+            &settings.secrets,
+            &settings.region,
+            account,
+            role,
+            &variable.value,
+        )
+        .await;
+        match read {
+            Ok(value) => {
+                masked.push(value.expose_secret().to_owned());
+                given.insert(variable.name, value.expose_secret().to_owned());
+            }
+            Err(pipewright_core::secrets::Refused::Denied(why)) => {
+                return Err(failed("SecretAccessDenied", format!("{}: {why}", variable.name)));
+            }
+            Err(pipewright_core::secrets::Refused::NotFound(why)) => {
+                return Err(failed("SecretNotFound", format!("{}: {why}", variable.name)));
+            }
+            Err(pipewright_core::secrets::Refused::Database(e)) => {
+                return Err(failed("SecretUnavailable", format!("{}: {e}", variable.name)));
+            }
+        }
+    }
+    Ok((given, masked))
+}
+
 async fn shell(
     claim: &Claim,
     settings: &Settings,
+    db: &pipewright_core::db::Db,
     workspace: &Path,
     log: &Path,
     stop: CancellationToken,
@@ -155,12 +217,17 @@ async fn shell(
         return Some(failed("SandboxUnavailable", format!("Shell actions are refused: {why}")));
     }
     let inputs: Vec<ArtifactLocation> = serde_json::from_value(action.input_artifacts.clone()).unwrap_or_default();
+    let (given, masked) = match declared_environment(claim, settings, db).await {
+        Ok(declared) => declared,
+        Err(outcome) => {
+            let why = outcome.error_message.clone().unwrap_or_default();
+            start_log(log, &format!("[pipewright] {why}\n")).await;
+            return Some(outcome);
+        }
+    };
     let mut environment = sandbox::base_environment();
     // The action's own variables come first, so that none can replace a PW_ one.
-    if let Some(text) = claim.configuration.get("environmentVariables") {
-        let given: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
-        environment.extend(given);
-    }
+    environment.extend(given);
     // The values of the variables the commands reference (never pasted in).
     environment.extend(claim.references.clone());
     for (i, input) in inputs.iter().enumerate() {
@@ -215,7 +282,7 @@ async fn shell(
         scratch: &scratch,
         commands: &commands,
         environment: &environment,
-        masked: &[],
+        masked: &masked,
         timeout: timeout_of(claim, claim.configuration.get("timeoutInMinutes")),
     };
     let ended = settings.sandbox.run(job, log, &stop).await;
@@ -256,7 +323,10 @@ async fn shell(
         if let Some((name, value)) = line.split_once('=')
             && !name.trim().is_empty()
         {
-            variables.insert(name.trim().to_owned(), value.to_owned());
+            // A secret never leaves as a variable (the state, the next
+            // actions and ListActionExecutions would show it).
+            let value = masked.iter().filter(|m| !m.is_empty()).fold(value.to_owned(), |v, m| v.replace(m, "***"));
+            variables.insert(name.trim().to_owned(), value);
         }
     }
     let declared = claim.declared();

@@ -99,7 +99,7 @@ async fn handle(
             }
         })
     };
-    let outcome = crate::providers::run(&claim, &settings, stop.clone()).await;
+    let outcome = crate::providers::run(&claim, &settings, &services.db, stop.clone()).await;
     let interrupted = stop.is_cancelled();
     stop.cancel();
     let _ = heartbeat.await;

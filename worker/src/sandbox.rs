@@ -558,6 +558,15 @@ pub struct Masker {
 
 impl Masker {
     pub fn new(mut values: Vec<String>) -> Self {
+        // The log is masked a line at a time: each line of a value that
+        // spans several (a key file) is masked too, if long enough to
+        // tell from ordinary text.
+        let lines: Vec<String> = values
+            .iter()
+            .filter(|v| v.contains('\n'))
+            .flat_map(|v| v.lines().map(str::trim).filter(|l| l.len() >= 8).map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        values.extend(lines);
         values.retain(|v| !v.is_empty());
         // The longest first, so that a secret that holds another is masked whole.
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
@@ -674,5 +683,7 @@ mod tests {
         let masker = Masker::new(vec!["s3cr".to_owned(), "s3cret-token".to_owned(), String::new()]);
         assert_eq!(masker.mask(b"token=s3cret-token; s3cr\n"), b"token=***; ***\n");
         assert_eq!(Masker::new(Vec::new()).mask(b"plain"), b"plain");
+        let key = Masker::new(vec!["-----BEGIN KEY-----\nMIIEvQIBADANBgkq\n}\n".to_owned()]);
+        assert_eq!(key.mask(b"MIIEvQIBADANBgkq\n}\n"), b"***\n}\n");
     }
 }

@@ -9,6 +9,7 @@ pub mod owned;
 pub mod pipelines;
 pub mod policies;
 pub mod roles;
+pub mod secrets;
 pub mod session;
 pub mod simulate;
 pub mod sts;
@@ -33,6 +34,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     audit::routes(cfg);
     pipelines::routes(cfg);
     executions::routes(cfg);
+    secrets::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -51,6 +53,7 @@ pub fn operations() -> Vec<OperationDoc> {
         audit::OPERATIONS,
         pipelines::OPERATIONS,
         executions::OPERATIONS,
+        secrets::OPERATIONS,
     ]
     .concat()
 }

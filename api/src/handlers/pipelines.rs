@@ -336,6 +336,40 @@ pub struct CreatePipelineResponse {
     pub tags: Vec<TagBody>,
 }
 
+/// Whether a declaration may be saved by `caller`: valid, its Git sources
+/// allowed, and every role it names passed by the caller. Naming a role
+/// passes it to the service, so as in AWS that needs `iam:PassRole` on it
+/// (else creating a pipeline would borrow a stronger role than the
+/// caller's own); and only a role of the pipeline's own account.
+async fn acceptable(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    pipeline: &PipelineDeclaration,
+) -> Result<(), ApiError> {
+    let mut problems = validate::check(pipeline);
+    problems.extend(state.sources.problems(pipeline).await);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let actions = pipeline.stages.iter().flat_map(|s| &s.actions);
+    let roles: std::collections::BTreeSet<&String> =
+        pipeline.role_arn.iter().chain(actions.filter_map(|a| a.role_arn.as_ref())).collect();
+    let own = format!("arn:pw:iam::{}:role/", caller.account());
+    for role in roles {
+        if !role.starts_with(&own) {
+            return Err(ApiError::validation(format!(
+                "roleArn {role}: a pipeline acts only as a role of its own account ({own}NAME)"
+            )));
+        }
+        let passed_to = [(
+            "iam:PassedToService".to_owned(),
+            pipewright_authz::ContextValue::from(pipewright_core::secrets::SERVICE_PRINCIPAL),
+        )];
+        crate::auth::authorize_with(state, caller, "iam:PassRole", role, &passed_to).await?;
+    }
+    Ok(())
+}
+
 /// Creates a pipeline from its declaration (version 1).
 #[utoipa::path(
     tag = "pipelines", operation_id = "CreatePipeline",
@@ -356,11 +390,7 @@ pub async fn create_pipeline(
 ) -> Result<HttpResponse, ApiError> {
     let CreatePipelineRequest { pipeline, tags, .. } = &auth.body.value;
     req.extensions_mut().insert(AuditedRequest(serde_json::json!({"pipeline": pipeline.masked(), "tags": tags})));
-    let mut problems = validate::check(pipeline);
-    problems.extend(state.sources.problems(pipeline).await);
-    if !problems.is_empty() {
-        return Err(invalid(problems));
-    }
+    acceptable(&state, &auth.caller, pipeline).await?;
     let tags: Vec<Tag> = tags.iter().cloned().map(Into::into).collect();
     check_tags(&tags)?;
     let mut conn = auth.db().await?;
@@ -530,11 +560,7 @@ pub async fn update_pipeline(
         return Err(stale(&name, stored.version, based_on));
     }
     pipeline.keep_secrets_from(&stored.declaration()?);
-    let mut problems = validate::check(&pipeline);
-    problems.extend(state.sources.problems(&pipeline).await);
-    if !problems.is_empty() {
-        return Err(invalid(problems));
-    }
+    acceptable(&state, &auth.caller, &pipeline).await?;
     match store::update(&mut conn, auth.caller.account(), based_on, &pipeline).await? {
         Updated::Done(updated) => {
             answer(&req, StatusCode::OK, &UpdatePipelineResponse { pipeline: updated.declaration()?.masked() })

@@ -39,6 +39,11 @@ pub struct SignInRequest {
     /// `root` for the account's root user.
     pub user_name: String,
     pub password: String,
+    /// What an earlier sign-in of this user from this client answered: a
+    /// known device signs in even while the user's or the address's
+    /// failures are throttled (it has counters of its own).
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,6 +55,11 @@ pub struct SessionTokens {
     pub expiration: DateTime<Utc>,
     /// Exchange at /v1/auth/refresh for a new access token; works once.
     pub refresh_token: String,
+    /// After a sign-in: keep it, and send it with this user's next sign-ins
+    /// from this client (`deviceToken`), so that throttling others cause
+    /// does not keep you out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -69,9 +79,15 @@ pub struct CallerIdentity {
     pub user_id: String,
 }
 
-/// Sign-in attempts allowed per window (a success clears the first counter).
+/// Failed sign-ins allowed per window: one user from one address, one
+/// user from anywhere (by id: its account's id and alias count together),
+/// one address for any users, and one known device of a user.
 const PER_USER_AND_IP: i64 = 5;
+const PER_USER: i64 = 20;
 const PER_IP: i64 = 30;
+const PER_DEVICE: i64 = 5;
+/// How long a device stays known after its last sign-in.
+const DEVICE_SECS: i64 = 90 * 24 * 3600;
 
 fn wrong() -> ApiError {
     ApiError::new(ErrorCode::NotAuthorizedException, "the account, user name or password is wrong")
@@ -99,11 +115,6 @@ pub async fn sign_in(
     let tx = RequestTx::begin(&req, &state).await?;
     let body = body.into_inner();
     let ip = client_prefix(&source_ip(&req));
-    let who = format!("{}:{}", body.account.to_lowercase(), body.user_name.to_lowercase());
-    // Attempts count per account+user+address and per address. There is no
-    // limit per account+user alone: it would let anyone lock the real user out.
-    let counters = [(format!("signin:who-ip:{who}:{ip}"), PER_USER_AND_IP), (format!("signin:ip:{ip}"), PER_IP)];
-    throttle_attempt(&state, &counters).await?;
 
     let mut conn = tx.conn().await;
     let account = accounts::find(&mut conn, &body.account).await?;
@@ -131,6 +142,30 @@ pub async fn sign_in(
             user_name: body.user_name.clone(),
         });
     }
+    // Who is being signed in, by id (an alias and the account id, or two
+    // spellings of a name, count as one); a made-up one by what was typed.
+    let who = match (&account, &principal) {
+        (Some(account), Some(Some(user))) => format!("{}:{}", account.account_id, user.user_id),
+        (Some(account), Some(None)) => format!("{}:root", account.account_id),
+        _ => format!("unknown:{}:{}", body.account.to_lowercase(), body.user_name.to_lowercase()),
+    };
+    let device = match body.device_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) if principal.is_some() && known_device(&state, &who, token).await? => Some(ids::secret_hash(token)),
+        _ => None,
+    };
+    // A known device counts against itself only: failures others cause (for
+    // this user, or from this address) never keep it out. Anyone else counts
+    // per user and address, per user, and per address.
+    let counters = match &device {
+        Some(device) => vec![(format!("signin:device:{who}:{device}"), PER_DEVICE)],
+        None => vec![
+            (format!("signin:who-ip:{who}:{ip}"), PER_USER_AND_IP),
+            (format!("signin:user:{who}"), PER_USER),
+            (format!("signin:ip:{ip}"), PER_IP),
+        ],
+    };
+    throttle_attempt(&state, &counters).await?;
+
     let password = body.password;
     let verified = password_work(&state, move || match hash {
         Some(hash) => passwords::verify(&password, &hash),
@@ -142,6 +177,11 @@ pub async fn sign_in(
         return Err(wrong());
     };
     throttle_clear(&state, &counters).await;
+    let device_token = match &body.device_token {
+        Some(token) if device.is_some() => token.clone(),
+        _ => ids::secret(),
+    };
+    remember_device(&state, &who, &device_token).await;
 
     let (arn, kind, uid, name, user_id) = match &user {
         None => (
@@ -177,7 +217,8 @@ pub async fn sign_in(
     let mut claims =
         Claims::new(arn, account.account_id.clone(), kind, uid, session.session_id, state.access_token_secs);
     claims.name = name;
-    let tokens = issue(&state, &claims, Some(format!("{}.{refresh_secret}", session.session_id)))?;
+    let mut tokens = issue(&state, &claims, Some(format!("{}.{refresh_secret}", session.session_id)))?;
+    tokens.device_token = Some(device_token);
     Ok(web::Json(tokens))
 }
 
@@ -190,7 +231,38 @@ fn issue(state: &AppState, claims: &Claims, refresh_token: Option<String>) -> Re
         access_token,
         expiration: DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now),
         refresh_token: refresh_token.unwrap_or_default(),
+        device_token: None,
     })
+}
+
+fn device_key(state: &AppState, who: &str, token: &str) -> String {
+    state.services.cache.key(&format!("signin:known:{who}:{}", ids::secret_hash(token)))
+}
+
+/// Whether `token` is a device this principal signed in from.
+async fn known_device(state: &AppState, who: &str, token: &str) -> Result<bool, ApiError> {
+    let mut conn = state.services.cache.conn();
+    let found: i64 = redis::cmd("EXISTS")
+        .arg(device_key(state, who, token))
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| ApiError::from(state.services.cache.unavailable(e)))?;
+    Ok(found == 1)
+}
+
+/// Keeps `token` known for this principal (for [`DEVICE_SECS`] from now).
+async fn remember_device(state: &AppState, who: &str, token: &str) {
+    let mut conn = state.services.cache.conn();
+    let set: Result<(), _> = redis::cmd("SET")
+        .arg(device_key(state, who, token))
+        .arg(1)
+        .arg("EX")
+        .arg(DEVICE_SECS)
+        .query_async(&mut conn)
+        .await;
+    if let Err(e) = set {
+        tracing::warn!(error = %e, "a known device could not be kept; its next sign-in counts as a new one");
+    }
 }
 
 /// Counts an attempt against each counter (atomically: INCR first, then

@@ -105,7 +105,7 @@ impl Event {
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Field names whose values never reach the log (compared ignoring case).
-const SECRET_FIELDS: [&str; 9] = [
+const SECRET_FIELDS: [&str; 10] = [
     "password",
     "rootpassword",
     "secretaccesskey",
@@ -115,6 +115,7 @@ const SECRET_FIELDS: [&str; 9] = [
     "token",
     "secret",
     "operatortoken",
+    "secretstring",
 ];
 
 /// Replaces the values of secret fields, at any depth, by [`REDACTED`].

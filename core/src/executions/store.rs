@@ -700,6 +700,20 @@ impl ResolveContext {
         use crate::pipelines::action_types::PropertyType;
         match property {
             Some(p) if p.shell => super::references::for_shell(value, |r| self.lookup(r), references),
+            Some(p) if p.kind == PropertyType::EnvironmentVariables => {
+                match crate::pipelines::environment::parse(value) {
+                    Ok(mut variables) => {
+                        // A secret's name is taken as written.
+                        for variable in &mut variables {
+                            if variable.kind == crate::pipelines::environment::VariableType::Plaintext {
+                                variable.value = self.resolve(&variable.value);
+                            }
+                        }
+                        crate::pipelines::environment::to_text(&variables)
+                    }
+                    Err(_) => value.to_owned(),
+                }
+            }
             Some(p) if p.kind == PropertyType::JsonObject => {
                 match serde_json::from_str::<BTreeMap<String, String>>(value) {
                     Ok(object) => {

@@ -96,6 +96,19 @@ pub async fn delete(conn: &mut AsyncPgConnection, user_id: &str, key_id: &str) -
     if deleted == 0 { Err(no_such_key(key_id)) } else { Ok(()) }
 }
 
+/// Whether `key_id` is an Active key of `user_id`: a token exchanged from a
+/// key ends when the key is made Inactive or deleted.
+pub async fn is_active(conn: &mut AsyncPgConnection, key_id: &str, user_id: &str) -> Result<bool, IamError> {
+    let status: Option<String> = iam_access_keys::table
+        .select(iam_access_keys::status)
+        .filter(iam_access_keys::access_key_id.eq(key_id))
+        .filter(iam_access_keys::user_id.eq(user_id))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(status.as_deref() == Some("Active"))
+}
+
 /// The active key with this id and secret, its last use recorded.
 pub async fn authenticate(
     conn: &mut AsyncPgConnection,

@@ -21,6 +21,9 @@ pub enum PropertyType {
     Boolean,
     /// A JSON object as a string, its values strings.
     JsonObject,
+    /// A JSON object of strings, or a list of `{name, type, value}` where
+    /// `type` is `PLAINTEXT` or `SECRETS_MANAGER` (CodeBuild's form).
+    EnvironmentVariables,
 }
 
 /// A configuration property of an action type.
@@ -119,8 +122,9 @@ fn shell(category: &str) -> ActionType {
                 ..property(
                     "environmentVariables",
                     false,
-                    PropertyType::JsonObject,
-                    "A JSON object of environment variables, as a string",
+                    PropertyType::EnvironmentVariables,
+                    "Environment variables, as a string: a JSON object of values, or a list of {name, type, value} \
+                     where type PLAINTEXT is a value and SECRETS_MANAGER names a secret the pipeline's role may read",
                 )
             },
             property("timeoutInMinutes", false, PropertyType::Number, "How long the commands may run"),

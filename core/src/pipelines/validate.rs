@@ -217,6 +217,25 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
                 );
             }
             check_action(&mut c, &path, s, action);
+            let reads_secrets = action
+                .configuration
+                .get("environmentVariables")
+                .and_then(|t| super::environment::parse(t).ok())
+                .is_some_and(|variables| {
+                    variables.iter().any(|v| v.kind == super::environment::VariableType::SecretsManager)
+                });
+            if reads_secrets && action.role_arn.is_none() && pipeline.role_arn.is_none() {
+                c.value(
+                    format!("{path}.configuration.environmentVariables"),
+                    "RoleRequired",
+                    format!(
+                        "a SECRETS_MANAGER variable is read under the pipeline's role: give the pipeline (or the action) \
+                         a roleArn whose trust policy allows {{\"Service\": \"{}\"}} and whose policies allow \
+                         secretsmanager:GetSecretValue on the secret",
+                        crate::secrets::SERVICE_PRINCIPAL
+                    ),
+                );
+            }
         }
         // What this stage produces, with the run order that produces it.
         for action in &stage.actions {
@@ -445,6 +464,11 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
             }
             PropertyType::Number if !references && value.parse::<u32>().is_err() => {
                 c.value(at, "ConfigurationType", format!("{value:?} is not a whole number"));
+            }
+            PropertyType::EnvironmentVariables => {
+                if let Err(why) = super::environment::parse(value) {
+                    c.value(at, "ConfigurationType", why);
+                }
             }
             PropertyType::JsonObject if !references => {
                 let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value);

@@ -256,14 +256,17 @@ impl TestApp {
     /// Every row of the audit table as PostgreSQL prints it, to search for
     /// what must never be there.
     pub async fn audit_table_text(&self) -> String {
+        self.sql_text("SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM audit_events t").await
+    }
+
+    /// The text one query of the test database answers.
+    pub async fn sql_text(&self, query: &str) -> String {
         use diesel_async::RunQueryDsl;
         let mut conn = pipewright_core::db::connect_one(&self.config.database_url).await.expect("the test database");
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
-            "(SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM audit_events t)",
-        ))
-        .get_result(&mut conn)
-        .await
-        .expect("the audit table")
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(&format!("({query})")))
+            .get_result(&mut conn)
+            .await
+            .expect("the query answers")
     }
 
     pub async fn create_account(&self, alias: Option<&str>, root_password: &str) -> String {
