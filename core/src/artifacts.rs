@@ -625,10 +625,16 @@ pub fn check(archive: &Path) -> std::io::Result<usize> {
     let refused = |m: String| Err(std::io::Error::other(m));
     let mut archive = tar::Archive::new(std::fs::File::open(archive)?);
     let (mut count, mut total) = (0usize, 0u64);
+    // Every entry's path, and each link's target as a path from the top:
+    // checked together at the end, since a link may come after what goes
+    // through it.
+    let (mut paths, mut through) = (Vec::new(), Vec::new());
+    let mut symlinks = std::collections::HashSet::new();
     for entry in archive.entries()? {
         let entry = entry?;
         let path = entry.path()?.into_owned();
         let shown = path.display();
+        paths.push(plain(&path));
         if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir)) {
             return refused(format!("entry {shown} leaves the archive's folder"));
         }
@@ -647,6 +653,11 @@ pub fn check(archive: &Path) -> std::io::Result<usize> {
                     target.display()
                 ));
             }
+            let from = if kind.is_hard_link() { PathBuf::new() } else { plain(path.parent().unwrap_or(Path::new(""))) };
+            through.push((plain(&path), from, target));
+            if kind.is_symlink() {
+                symlinks.insert(plain(&path));
+            }
         } else if !(kind.is_file() || kind.is_dir() || kind.is_gnu_longname() || kind.is_pax_local_extensions()) {
             return refused(format!(
                 "entry {shown} is a device, a pipe or another special file; only files, folders and links are taken"
@@ -664,7 +675,44 @@ pub fn check(archive: &Path) -> std::io::Result<usize> {
     if count == 0 {
         return refused("the archive holds no files".to_owned());
     }
+    // Nothing may be reached through a link of the archive: not an entry
+    // under it (unpacking would write where the link points), nor a link's
+    // target that goes through one (where `..` after it leads is not where
+    // the text says).
+    for path in &paths {
+        if let Some(link) = path.ancestors().skip(1).find(|a| symlinks.contains(*a)) {
+            return refused(format!(
+                "entry {} is inside {}, a link of the archive; put files in folders, not behind links",
+                path.display(),
+                link.display()
+            ));
+        }
+    }
+    for (link, from, target) in &through {
+        let mut at = from.clone();
+        for component in target.components() {
+            if symlinks.contains(&at) && !at.as_os_str().is_empty() {
+                return refused(format!(
+                    "entry {} is a link through {}, another link of the archive; name its target directly",
+                    link.display(),
+                    at.display()
+                ));
+            }
+            match component {
+                std::path::Component::Normal(part) => at.push(part),
+                std::path::Component::ParentDir => {
+                    at.pop();
+                }
+                _ => {}
+            }
+        }
+    }
     Ok(count)
+}
+
+/// A path as its normal parts (no `.`, no trailing `/`).
+fn plain(path: &Path) -> PathBuf {
+    path.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect()
 }
 
 /// Writes the files of a zip archive into a tar archive at `archive` (the
@@ -884,6 +932,16 @@ mod tests {
             (&[("../escape.txt", Regular, "")], Some("entry ../escape.txt leaves the archive's folder")),
             (&[("/etc/cron.d/x", Regular, "")], Some("leaves the archive's folder")),
             (&[("disk", Block, "")], Some("entry disk is a device")),
+            // A link through a link: each looks inside as written, but
+            // lands outside when unpacked.
+            (
+                &[("a/b/l", Symlink, "../.."), ("a/b/l/Second", Symlink, "../../..")],
+                Some("entry a/b/l/Second is inside a/b/l, a link of the archive"),
+            ),
+            (&[("up", Symlink, "."), ("up/x.txt", Regular, "")], Some("is inside up, a link of the archive")),
+            (&[("d/l", Symlink, ".."), ("m", Symlink, "d/l/../x")], Some("entry m is a link through d/l")),
+            (&[("d/l", Symlink, ".."), ("h", Link, "d/l/x")], Some("entry h is a link through d/l")),
+            (&[("d/real.txt", Regular, ""), ("d/l", Symlink, "real.txt"), ("m", Symlink, "d/l")], None),
         ];
         for (i, (entries, refused)) in cases.iter().enumerate() {
             let archive = base.join(format!("{i}.tar"));

@@ -255,8 +255,17 @@ pub async fn for_action(
     named: &str,
 ) -> Result<SecretString, Refused> {
     use pipewright_authz::{Context, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
-    let (given_account, name) = crate::pipelines::environment::secret_name(named).map_err(Refused::NotFound)?;
-    let secret_arn = arn(region, given_account.unwrap_or(account), name);
+    let (given, name) = crate::pipelines::environment::secret_name(named).map_err(Refused::NotFound)?;
+    let secret_arn = arn(region, account, name);
+    // Only the pipeline's own account's secrets, in this region: an ARN
+    // naming another is refused, never read as if it were this account's.
+    if let Some((given_region, given_account)) = given
+        && (given_region != region || given_account != account)
+    {
+        return Err(Refused::Denied(format!(
+            "{named} is not a secret of this pipeline's account and region ({secret_arn} would be)"
+        )));
+    }
     let denied = |why: &str| {
         Refused::Denied(format!(
             "the pipeline's role {role_arn} may not read {secret_arn} ({why}): its trust policy must allow \
@@ -296,8 +305,6 @@ pub async fn for_action(
     if !pipewright_authz::evaluate_principal(&principal, &policies, None, &request).is_allowed() {
         return Err(denied("no policy of the role allows it"));
     }
-    // Only a secret of the pipeline's own account (an ARN naming another is
-    // denied above: no resource policies reach across accounts).
     let sealed: Option<(Uuid, Vec<u8>)> = secrets::table
         .select((secrets::version_id, secrets::sealed))
         .filter(secrets::account_id.eq(account))

@@ -248,6 +248,12 @@ async fn an_upload_holding_a_link_out_of_its_folder_is_refused() {
     );
     let (status, body) = send(tar_gz(&[("app.txt", None), ("lib/up", Some("../../.."))])).await;
     assert_eq!(status, 400, "{body}");
+    // Two links that each look inside, the second made through the first:
+    // unpacked, `Second` would point at the data folder.
+    let (status, body) =
+        send(tar_gz(&[("app.txt", None), ("a/b/l", Some("../..")), ("a/b/l/Second", Some("../../.."))])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("inside a/b/l, a link of the archive"), "{body}");
     // A link to its own files is fine.
     let (status, body) = send(tar_gz(&[("app.txt", None), ("latest.txt", Some("app.txt"))])).await;
     assert_eq!(status, 200, "{body}");
@@ -311,6 +317,14 @@ async fn a_git_source_may_name_no_host_folder_nor_address_the_operator_did_not_a
         assert!(error["message"].as_str().unwrap().contains(says), "{url}: {}", refused.body);
     }
     let repo = Repo::new("hello");
+    // Nor may an action's variables reach the host's loader before the
+    // sandbox exists.
+    let mut preload = pipeline(repo.path.to_str().unwrap());
+    preload["pipeline"]["stages"][1]["actions"][0]["configuration"]["environmentVariables"] =
+        json!(r#"{"LD_PRELOAD": "/workspace/evil.so"}"#);
+    let refused = app.call("POST", "/v1/pipelines", Some(&root), Some(preload)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body["errors"][0]["message"].as_str().unwrap().contains("loader"), "{}", refused.body);
     let created = app.call("POST", "/v1/pipelines", Some(&root), Some(pipeline(repo.path.to_str().unwrap()))).await;
     assert_eq!(created.status, 201, "{}", created.body);
 }

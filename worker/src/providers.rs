@@ -236,6 +236,17 @@ async fn shell(
         } else {
             (workspace.join(&input.name), format!("{}/{}", sandbox::WORKSPACE, input.name))
         };
+        // A later input goes in a folder of its own, never where a link
+        // the first one held would take it.
+        if i > 0 && std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+            return Some(failed(
+                "ArtifactUnavailable",
+                format!(
+                    "input artifact {} cannot be unpacked: the first input holds {} at its place",
+                    input.name, input.name
+                ),
+            ));
+        }
         let unpacked = match store.local(&input.sha256).await {
             Ok(path) => tokio::task::spawn_blocking(move || artifacts::unpack(&path, &target))
                 .await
@@ -409,7 +420,8 @@ async fn git(
             .into_iter()
             .find(|r| r.action_name == action.action_name)
             .map(|r| r.revision_id);
-    start_log(log, &format!("[pipewright] fetching branch {branch} of {url}\n")).await;
+    let shown = pipewright_core::pipelines::sources::shown(&url);
+    start_log(log, &format!("[pipewright] fetching branch {branch} of {shown}\n")).await;
     // Checked again here: the rules, or what a host name resolves to, may
     // have changed since the pipeline was saved.
     let pin = match settings.sources.check(&url, &branch).await {
@@ -462,7 +474,7 @@ async fn git(
         ("CommitMessage".to_owned(), message.clone()),
         ("BranchName".to_owned(), branch.clone()),
         ("AuthorDate".to_owned(), author_date),
-        ("RepositoryUrl".to_owned(), url.clone()),
+        ("RepositoryUrl".to_owned(), shown),
     ]);
     Some(Outcome {
         succeeded: true,
@@ -490,7 +502,17 @@ fn upload(claim: &Claim, declared: &pipewright_core::pipelines::ActionDeclaratio
 /// the environment, not the command line (which others can read).
 fn git_command(token: Option<&str>, pin: Option<String>) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("git");
+    // None of the worker's own environment, configuration or credentials:
+    // no ~/.gitconfig, credential helpers, ssh keys or agent, proxies.
+    let home = std::env::temp_dir().join("pipewright-git-home");
+    let _ = std::fs::create_dir_all(&home);
     command
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("LANG", "C.UTF-8")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_SSH_COMMAND", "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
@@ -520,6 +542,7 @@ pub async fn head_of(
     let pin = match sources.check(url, branch).await {
         Ok(pin) => pin,
         Err(why) => {
+            let url = pipewright_core::pipelines::sources::shown(url);
             tracing::warn!(%url, %branch, "a Git source is not polled: {why}");
             return None;
         }

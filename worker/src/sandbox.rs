@@ -31,6 +31,8 @@ pub const SCRATCH: &str = "/pw";
 /// The user id and name the commands see.
 const INSIDE_UID: u32 = 1000;
 const USER: &str = "builder";
+/// The size of the sandbox's `/dev/shm`.
+const SHM_BYTES: u64 = 64 * 1024 * 1024;
 /// How many host user ids actions take turns at (from the first).
 const UIDS: u32 = 4096;
 /// How a missing sandbox tool is installed.
@@ -197,7 +199,11 @@ impl Sandbox {
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
         };
         let mut command = tokio::process::Command::new(&tool);
-        command.args(&args).env_clear().envs(job.environment).stdin(Stdio::null()).kill_on_drop(true);
+        // bwrap's own process is the host's: what its loader would act on
+        // never reaches it (the declaration refuses those names too).
+        let environment =
+            job.environment.iter().filter(|(name, _)| !pipewright_core::pipelines::environment::loader_sensitive(name));
+        command.args(&args).env_clear().envs(environment).stdin(Stdio::null()).kill_on_drop(true);
         match writer.try_clone() {
             Ok(second) => command.stdout(second).stderr(writer),
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
@@ -394,9 +400,13 @@ impl Inner {
                 Err(_) => {}
             }
         }
+        // /tmp and /dev/shm are memory (tmpfs), which the watch of the
+        // processes' memory does not see: each has a size of its own, /tmp
+        // at most the memory limit and /dev/shm a small one.
         add(&[&"--proc", &"/proc", &"--dev", &"/dev"]);
-        let tmp_size = self.limits.workspace_bytes.to_string();
+        let tmp_size = self.limits.workspace_bytes.min(self.limits.memory_bytes).to_string();
         add(&[&"--size", &tmp_size, &"--tmpfs", &"/tmp"]);
+        add(&[&"--size", &SHM_BYTES.to_string(), &"--tmpfs", &"/dev/shm"]);
         for file in ["passwd", "group", "hosts", "hostname"] {
             let inside = format!("/etc/{file}");
             add(&[&"--ro-bind", &self.etc.join(file), &inside]);

@@ -68,6 +68,12 @@ pub fn parse(text: &str) -> Result<Vec<EnvironmentVariable>, String> {
         if !valid {
             return Err(format!("{name:?} is not a variable name (letters, digits and _, not starting with a digit)"));
         }
+        if loader_sensitive(name) {
+            return Err(format!(
+                "{name} is read by the system's loader and C library before the sandbox exists; \
+                 set it in the commands (export {name}=…) instead"
+            ));
+        }
         if name.starts_with("PW_") {
             return Err(format!("{name}: names starting with PW_ are Pipewright's own"));
         }
@@ -81,17 +87,45 @@ pub fn parse(text: &str) -> Result<Vec<EnvironmentVariable>, String> {
     Ok(variables)
 }
 
+/// Variables the dynamic loader or the C library act on as a program
+/// starts (glibc's list of those it ignores for set-user-id programs, and
+/// every `LD_`): given to the sandbox tool's own process they would run
+/// code or read files on the host before any namespace exists.
+pub fn loader_sensitive(name: &str) -> bool {
+    const NAMES: [&str; 15] = [
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "GLIBC_TUNABLES",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "MALLOC_ARENA_MAX",
+        "MALLOC_PERTURB_",
+        "MALLOC_TRACE",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "TZDIR",
+        "MALLOC_CHECK_",
+    ];
+    name.starts_with("LD_") || name.starts_with("MALLOC_") || NAMES.contains(&name)
+}
+
+/// The region and account an ARN names.
+pub type RegionAndAccount<'a> = (&'a str, &'a str);
+
 /// The secret a `SECRETS_MANAGER` value names: its name, or its ARN's name
-/// (with the ARN's account, when one is given).
-pub fn secret_name(value: &str) -> Result<(Option<&str>, &str), String> {
+/// (with the ARN's region and account, when one is given).
+pub fn secret_name(value: &str) -> Result<(Option<RegionAndAccount<'_>>, &str), String> {
     if let Some(rest) = value.strip_prefix("arn:pw:secretsmanager:") {
         // REGION:ACCOUNT:secret:NAME
         let mut parts = rest.splitn(4, ':');
-        let (_region, account, kind, name) = (parts.next(), parts.next(), parts.next(), parts.next());
-        return match (account, kind, name) {
-            (Some(account), Some("secret"), Some(name)) => {
+        let (region, account, kind, name) = (parts.next(), parts.next(), parts.next(), parts.next());
+        return match (region, account, kind, name) {
+            (Some(region), Some(account), Some("secret"), Some(name)) => {
                 crate::secrets::check_name(name)?;
-                Ok((Some(account), name))
+                Ok((Some((region, account)), name))
             }
             _ => Err(format!("{value:?} is not a secret ARN (arn:pw:secretsmanager:REGION:ACCOUNT:secret:NAME)")),
         };
@@ -135,6 +169,8 @@ mod tests {
             (r#"[{"name":"T","value":"x","extra":1}]"#, "unknown field"),
             (r#"{"1X": "a"}"#, "not a variable name"),
             (r#"{"PW_INPUT": "a"}"#, "Pipewright's own"),
+            (r#"{"LD_PRELOAD": "/workspace/evil.so"}"#, "read by the system's loader"),
+            (r#"[{"name": "GCONV_PATH", "value": "/workspace"}]"#, "read by the system's loader"),
             (r#"{"A": 1}"#, "must be a string"),
             (r#"[{"name":"A","value":"1"},{"name":"A","value":"2"}]"#, "declared twice"),
             ("\"text\"", "a JSON object of strings or a list"),

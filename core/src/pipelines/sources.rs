@@ -92,6 +92,8 @@ impl SourcePolicy {
         match target(url)? {
             Target::Folder(path) => self.check_folder(&path).map(|()| None),
             Target::Host(host, port) => {
+                // `name.` is `name`, for the resolver and for the pin.
+                let host = host.strip_suffix('.').map(str::to_owned).unwrap_or(host);
                 let address = self.check_host(&host, port, unresolved).await?;
                 let http = url.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("http:"))
                     || url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:"));
@@ -176,6 +178,19 @@ enum Unresolved {
 }
 
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `url` as logs and variables may show it: without a user name or
+/// password written into it.
+pub fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// Where `url` points, or why git may not be given it.
 fn target(url: &str) -> Result<Target, String> {
@@ -374,6 +389,8 @@ mod tests {
             (&none, "https://8.8.8.8/r.git", "a b", Some("not a branch name")),
             (&none, "https://8.8.8.8/r.git", "release/1.x", None),
         ];
+        assert_eq!(shown("https://bot:ghp_secret@git.example.com/r.git"), "https://git.example.com/r.git");
+        assert_eq!(shown("/srv/git/app"), "/srv/git/app");
         // Saving a declaration accepts a name that does not resolve yet.
         assert!(none.checked("https://203.0.113.0.example/repo.git", "main", Unresolved::Accept).await.is_ok());
         // An http(s) host is pinned to the address checked.
