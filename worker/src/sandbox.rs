@@ -198,7 +198,8 @@ impl Sandbox {
             Ok(pipe) => pipe,
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
         };
-        let mut command = tokio::process::Command::new(&tool);
+        let (program, args) = launch(&tool, lease.as_ref().map(|l| l.uid), args);
+        let mut command = tokio::process::Command::new(program);
         // bwrap's own process is the host's: what its loader would act on
         // never reaches it (the declaration refuses those names too).
         let environment =
@@ -208,9 +209,6 @@ impl Sandbox {
             Ok(second) => command.stdout(second).stderr(writer),
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
         };
-        if let Some(lease) = &lease {
-            command.uid(lease.uid).gid(lease.uid);
-        }
         let spawned = command.spawn();
         // The pipe's writing ends are the sandbox's alone from here on, so
         // that the pump sees its end when the sandbox's processes are gone.
@@ -355,15 +353,18 @@ impl Inner {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             let lease = self.uids.as_ref().map(Uids::lease).transpose().map_err(|e| e.to_string())?;
-            let mut command = std::process::Command::new(&tool);
-            command.args(self.arguments(&workspace, &scratch, "true")).env_clear().stdin(Stdio::null());
             if let Some(lease) = &lease {
+                if !Path::new(SETPRIV).is_file() {
+                    return Err("setpriv (util-linux) is not installed: install util-linux".to_owned());
+                }
                 chown_all(&workspace, lease.uid)
                     .and_then(|()| chown_all(&scratch, lease.uid))
                     .map_err(|e| e.to_string())?;
-                std::os::unix::process::CommandExt::uid(&mut command, lease.uid);
-                std::os::unix::process::CommandExt::gid(&mut command, lease.uid);
             }
+            let arguments = self.arguments(&workspace, &scratch, "true");
+            let (program, arguments) = launch(&tool, lease.as_ref().map(|l| l.uid), arguments);
+            let mut command = std::process::Command::new(program);
+            command.args(arguments).env_clear().stdin(Stdio::null());
             let output = command.output().map_err(|e| format!("{} could not start: {e}", tool.display()))?;
             if output.status.success() {
                 Ok(())
@@ -407,17 +408,9 @@ impl Inner {
         let tmp_size = self.limits.workspace_bytes.min(self.limits.memory_bytes).to_string();
         add(&[&"--size", &tmp_size, &"--tmpfs", &"/tmp"]);
         add(&[&"--size", &SHM_BYTES.to_string(), &"--tmpfs", &"/dev/shm"]);
-        for file in ["passwd", "group", "hosts", "hostname"] {
-            let inside = format!("/etc/{file}");
-            add(&[&"--ro-bind", &self.etc.join(file), &inside]);
-        }
-        // What the system's tools read of /etc (Debian's alternatives are
-        // links through it), none of it the host's secrets.
-        for shared in
-            ["/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/ssl/certs", "/etc/ca-certificates"]
-        {
-            add(&[&"--ro-bind-try", &shared, &shared]);
-        }
+        // One folder made at start-up (`write_etc`): a mount per file would
+        // cost every action's start.
+        add(&[&"--ro-bind", &self.etc, &"/etc"]);
         add(&[&"--bind", &workspace, &WORKSPACE, &"--bind", &scratch, &SCRATCH]);
         for folder in &self.folders {
             let kind = if folder.writable { "--bind" } else { "--ro-bind" };
@@ -453,6 +446,33 @@ pub fn base_environment() -> BTreeMap<String, String> {
 }
 
 /// The few files of the sandbox's `/etc` (the same for every action).
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// The program and arguments that start bubblewrap as host user `uid` (when
+/// the worker is root): through setpriv, so that the worker is spawned from
+/// (`posix_spawn`) rather than forked whole, which a user id of the child's
+/// own would need.
+fn launch(
+    tool: &Path,
+    uid: Option<u32>,
+    args: Vec<std::ffi::OsString>,
+) -> (std::ffi::OsString, Vec<std::ffi::OsString>) {
+    match uid {
+        None => (tool.as_os_str().to_owned(), args),
+        Some(uid) => {
+            let mut all: Vec<std::ffi::OsString> = vec![
+                format!("--reuid={uid}").into(),
+                format!("--regid={uid}").into(),
+                "--clear-groups".into(),
+                "--".into(),
+                tool.as_os_str().to_owned(),
+            ];
+            all.extend(args);
+            (SETPRIV.into(), all)
+        }
+    }
+}
+
 fn write_etc(etc: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(etc)?;
     let files = [
@@ -470,6 +490,46 @@ fn write_etc(etc: &Path) -> std::io::Result<()> {
         let path = etc.join(name);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
             std::fs::write(&path, text)?;
+        }
+    }
+    // What the system's tools read of the host's /etc, none of it secret:
+    // the loader's cache, the time zone, Debian's alternatives (links into
+    // /usr) and the CA certificates. Copied, never bound: written in place
+    // (other workers' running sandboxes may have this folder mounted).
+    for file in ["ld.so.cache", "localtime"] {
+        if let Ok(bytes) = std::fs::read(Path::new("/etc").join(file))
+            && std::fs::read(etc.join(file)).ok().as_deref() != Some(bytes.as_slice())
+        {
+            let _ = std::fs::remove_file(etc.join(file));
+            std::fs::write(etc.join(file), bytes)?;
+        }
+    }
+    for folder in ["alternatives", "ssl/certs"] {
+        mirror(&Path::new("/etc").join(folder), &etc.join(folder))?;
+    }
+    Ok(())
+}
+
+/// Copies the links and files of `from` (one level) into `to`, where they
+/// differ.
+fn mirror(from: &Path, to: &Path) -> std::io::Result<()> {
+    let Ok(entries) = std::fs::read_dir(from) else { return Ok(()) };
+    std::fs::create_dir_all(to)?;
+    for entry in entries.flatten() {
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            let link = std::fs::read_link(&source)?;
+            if std::fs::read_link(&target).ok().as_ref() != Some(&link) {
+                let _ = std::fs::remove_file(&target);
+                std::os::unix::fs::symlink(&link, &target)?;
+            }
+        } else if kind.is_file() {
+            let bytes = std::fs::read(&source)?;
+            if std::fs::read(&target).ok().as_deref() != Some(bytes.as_slice()) {
+                let _ = std::fs::remove_file(&target);
+                std::fs::write(&target, bytes)?;
+            }
         }
     }
     Ok(())
