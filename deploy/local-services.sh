@@ -73,8 +73,9 @@ fi
 
 # The runners' tools: Git sources use git; tests make archives with tar;
 # every action's commands run in a bubblewrap sandbox (bwrap), under the
-# limits prlimit (util-linux) sets; the isolation tests probe with python3.
-for tool in git:git tar:tar bwrap:bubblewrap prlimit:util-linux python3:python3; do
+# limits prlimit (util-linux) sets, as a user setpriv (util-linux) starts it
+# as; the isolation tests probe with python3.
+for tool in git:git tar:tar bwrap:bubblewrap prlimit:util-linux setpriv:util-linux python3:python3; do
   command -v "${tool%%:*}" >/dev/null || { say "installing ${tool#*:}"; install "${tool#*:}"; }
 done
 
