@@ -91,6 +91,12 @@ async fn a_secret_is_never_answered_and_its_value_stays_out_of_the_audit_log() {
     assert_ne!(put.body["versionId"], first_version.as_str());
     let missing = app.call("GET", "/v1/secrets/nope", Some(&root), None).await;
     assert_eq!(missing.body["code"], "ResourceNotFoundException", "{}", missing.body);
+    // A value that is not text is refused without being echoed.
+    let number =
+        app.call("POST", "/v1/secrets", Some(&root), Some(json!({"name": "n", "secretString": 987_654_321}))).await;
+    assert_eq!(number.status, 400, "{}", number.body);
+    assert!(number.body["message"].as_str().unwrap().contains("secretString must be a string"), "{}", number.body);
+    assert!(!number.body.to_string().contains("987654321"), "{}", number.body);
     let bad = app.call("POST", "/v1/secrets", Some(&root), Some(json!({"name": "a b", "secretString": "x"}))).await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body["message"].as_str().unwrap().contains("letters, digits and /_+=.@-"), "{}", bad.body);
@@ -106,7 +112,10 @@ async fn a_secret_is_never_answered_and_its_value_stays_out_of_the_audit_log() {
     assert!(!everything.contains("SECRET"), "a value was answered: {everything}");
     let audit = app.audit_table_text().await;
     assert!(audit.contains("CreateSecret") && audit.contains("PutSecretValue"), "the calls are recorded");
-    assert!(!audit.contains(VALUE) && !audit.contains("v2-SECRET"), "a value reached the audit log");
+    assert!(
+        !audit.contains(VALUE) && !audit.contains("v2-SECRET") && !audit.contains("987654321"),
+        "a value reached the audit log"
+    );
     // Nor is it kept in clear.
     let stored = app.sql_text("SELECT coalesce(string_agg(encode(sealed, 'escape'), ''), '') FROM secrets").await;
     assert!(!stored.is_empty() && !stored.contains("SECRET"), "kept in clear: {stored}");

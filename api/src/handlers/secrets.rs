@@ -101,6 +101,15 @@ fn audited_without_value(req: &HttpRequest, fields: serde_json::Value) {
     req.extensions_mut().insert(crate::audit::AuditedRequest(fields));
 }
 
+/// A value as text; anything else is refused without being echoed (an
+/// error's message reaches the caller and the audit log).
+fn secret_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(text) => Ok(SecretString::from(text)),
+        _ => Err(serde::de::Error::custom("secretString must be a string")),
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSecretRequest {
@@ -109,6 +118,7 @@ pub struct CreateSecretRequest {
     pub name: String,
     /// The value (1–65536 bytes). Never answered by any operation.
     #[schema(value_type = String, example = "s3cr3t")]
+    #[serde(deserialize_with = "secret_text")]
     pub secret_string: SecretString,
     pub description: Option<String>,
     #[serde(default)]
@@ -120,6 +130,7 @@ pub struct CreateSecretRequest {
 pub struct PutSecretValueRequest {
     /// The new value (1–65536 bytes); it becomes the current version.
     #[schema(value_type = String)]
+    #[serde(deserialize_with = "secret_text")]
     pub secret_string: SecretString,
 }
 
