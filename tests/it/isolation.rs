@@ -83,6 +83,7 @@ probe "the host's home" "ls /root"
 probe "the host's configuration" "cat /etc/os-release"
 probe "the host's processes" "test \$(ls /proc | grep -c '^[0-9]') -gt 8"
 probe "root" "test \$(id -u) -eq 0"
+probe "the host's paths, from the sandbox's init" "tr '\\0' ' ' </proc/1/cmdline | grep -q -- -\$(echo -)bind"
 for port in 5432 6379 5672 {port}; do
   probe "TCP to 127.0.0.1:$port" "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $port), 2)'"
 done
@@ -104,7 +105,7 @@ echo RESULT=ok >> "$PW_OUTPUT_VARIABLES"
     let log = log_text(&app, &attacker, "probe", &done, "Build", "Probe").await;
     assert!(log.contains("PROBES DONE"), "{log}");
     assert!(!log.contains("ESCAPED"), "the sandbox let something through:\n{log}");
-    assert_eq!(log.matches("refused: ").count(), 13, "{log}");
+    assert_eq!(log.matches("refused: ").count(), 14, "{log}");
     assert!(log.contains("user: builder"), "{log}");
     // Only the sandbox's own variables, the PW_ ones and the shell's.
     let names = log.lines().find_map(|l| l.strip_prefix("environment: ")).unwrap();

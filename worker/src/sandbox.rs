@@ -198,18 +198,42 @@ impl Sandbox {
             Ok(pipe) => pipe,
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
         };
-        let (program, args) = launch(&tool, lease.as_ref().map(|l| l.uid), args);
+        // bwrap reads its arguments from its standard input (`--args 0`):
+        // on its command line, which the sandbox's init shows in its
+        // /proc/1/cmdline, they would tell the commands the host's paths.
+        let (given, sent) = match std::io::pipe() {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                return failed("SandboxUnavailable", format!("the sandbox could not be given its arguments: {e}"));
+            }
+        };
+        // The options go by the pipe; the command (after `--`) must be on
+        // the command line, and names no host path.
+        let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+        let (options, command_line) = (args[..split].to_vec(), args[split..].to_vec());
+        let feed = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut sent = sent;
+            for arg in &options {
+                let _ = sent.write_all(std::os::unix::ffi::OsStrExt::as_bytes(arg.as_os_str()));
+                let _ = sent.write_all(b"\0");
+            }
+        });
+        let on_line = [vec!["--args".into(), "0".into()], command_line].concat();
+        let (program, args) = launch(&tool, lease.as_ref().map(|l| l.uid), on_line);
         let mut command = tokio::process::Command::new(program);
         // bwrap's own process is the host's: what its loader would act on
         // never reaches it (the declaration refuses those names too).
         let environment =
             job.environment.iter().filter(|(name, _)| !pipewright_core::pipelines::environment::loader_sensitive(name));
-        command.args(&args).env_clear().envs(environment).stdin(Stdio::null()).kill_on_drop(true);
+        command.args(&args).env_clear().envs(environment).stdin(Stdio::from(given)).kill_on_drop(true);
         match writer.try_clone() {
             Ok(second) => command.stdout(second).stderr(writer),
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
         };
         let spawned = command.spawn();
+        // (bwrap has read them all once it starts the commands.)
+        drop(feed);
         // The pipe's writing ends are the sandbox's alone from here on, so
         // that the pump sees its end when the sandbox's processes are gone.
         drop(command);
