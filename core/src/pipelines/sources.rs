@@ -155,8 +155,10 @@ impl SourcePolicy {
         };
         for &ip in &addresses {
             if internal(ip) && !self.ranges.iter().any(|r| r.contains(&ip)) {
+                let named =
+                    if host == ip.to_string() { format!("{host} is") } else { format!("{host} is {ip}, which is") };
                 return Err(format!(
-                    "{host} is {ip}, an address of this host or of a private network; Git sources may not name one unless {HOSTS_HINT}"
+                    "{named} an address of this host or of a private network; Git sources may not name one unless {HOSTS_HINT}"
                 ));
             }
         }
@@ -368,7 +370,7 @@ mod tests {
                 &none,
                 "http://127.0.0.1:5432/",
                 "main",
-                Some("127.0.0.1, an address of this host or of a private network"),
+                Some("127.0.0.1 is an address of this host or of a private network"),
             ),
             (&none, "http://localhost:6379/", "main", Some("an address of this host")),
             (&none, "https://10.0.0.5/r.git", "main", Some("PIPEWRIGHT_GIT_ALLOWED_HOSTS")),
