@@ -143,7 +143,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
             return Err(unauthenticated(ErrorCode::UnrecognizedClientException, "the user no longer exists"));
         }
         if let Some(key) = &claims.key
-            && !iam::access_keys::is_active(&mut conn, key, &claims.uid).await?
+            && !iam::access_keys::is_active(&mut conn, key, Some(&claims.uid)).await?
         {
             return Err(unauthenticated(
                 ErrorCode::UnrecognizedClientException,
@@ -165,6 +165,15 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
             return Err(unauthenticated(
                 ErrorCode::UnrecognizedClientException,
                 "the sessions of this role were revoked; assume the role again",
+            ));
+        }
+        // A session assumed with a token from an access key ends with the key.
+        if let Some(key) = &claims.key
+            && !iam::access_keys::is_active(&mut conn, key, None).await?
+        {
+            return Err(unauthenticated(
+                ErrorCode::UnrecognizedClientException,
+                "the access key this session was assumed with is inactive or deleted",
             ));
         }
     }

@@ -322,6 +322,14 @@ async fn failures_count_per_user_across_addresses_and_names_and_a_known_device_s
     let (status, body) = sign_in_from(&app, "198.51.100.1", as_alice(&alias, PASSWORD, Some(&device))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["deviceToken"], device.as_str(), "the device stays the same");
+    // A new password forgets the devices that knew the old one.
+    let new_password = "another horse battery";
+    let changed = app
+        .call("PUT", "/v1/iam/users/alice/login-profile", Some(&root), Some(json!({"password": new_password})))
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let (status, _) = sign_in_from(&app, "198.51.100.1", as_alice(&alias, new_password, Some(&device))).await;
+    assert_eq!(status, 429, "the old device is a new one now, and alice's failures are over the limit");
 
     // Made-up accounts from one address: the address is throttled for
     // anyone new, but not for a user's known device there.
@@ -513,8 +521,29 @@ async fn access_keys_are_exchanged_for_tokens_and_their_secret_is_shown_once() {
     let third = app.call("POST", "/v1/iam/users/ci/access-keys", Some(&root), None).await;
     assert_eq!((third.status, third.body["code"].as_str()), (409, Some("LimitExceededException")));
 
+    // A role session assumed with the key's token.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"PW": format!("arn:pw:iam::{account}:user/ci")}, "Action": "sts:AssumeRole"}]});
+    let role = app
+        .call("POST", "/v1/iam/roles", Some(&root), Some(json!({"roleName": "r", "assumeRolePolicyDocument": trust})))
+        .await;
+    assert_eq!(role.status, 201, "{}", role.body);
+    let assumed = app
+        .call(
+            "POST",
+            "/v1/sts/assume-role",
+            Some(&token),
+            Some(json!({"roleArn": role.body["role"]["arn"], "roleSessionName": "ci-job"})),
+        )
+        .await;
+    assert_eq!(assumed.status, 200, "{}", assumed.body);
+    let session = assumed.body["credentials"]["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(app.call("GET", "/v1/auth/whoami", Some(&session), None).await.status, 200);
+
     let path = format!("/v1/iam/users/ci/access-keys/{key_id}");
     assert_eq!(app.call("PATCH", &path, Some(&root), Some(json!({"status": "Inactive"}))).await.status, 200);
+    let ended = app.call("GET", "/v1/auth/whoami", Some(&session), None).await;
+    assert_eq!(ended.status, 401, "the role session ends with the key: {}", ended.body);
     assert_eq!(exchange(key_id.clone(), secret.clone()).await.status, 401, "an inactive key gets no token");
     // A token it gave before ends with it, and comes back with it.
     let ended = app.call("GET", "/v1/iam/users", Some(&token), None).await;

@@ -153,6 +153,12 @@ impl Sandbox {
         let folders = config.granted_folders().unwrap_or_default();
         let mut inner = Inner { tool: Err(String::new()), limits: Limits::from_config(config), folders, etc, uids };
         inner.tool = inner.probe();
+        if inner.uids.is_none() {
+            tracing::warn!(
+                "the worker is not root: every action runs as its user (in namespaces of its own), so actions of \
+                 different tenants share one process limit; run workers as root where tenants share them"
+            );
+        }
         match &inner.tool {
             Ok(tool) => tracing::info!(tool = %tool.display(), "actions run in a sandbox"),
             Err(why) => tracing::error!("Shell actions are refused: {why}"),

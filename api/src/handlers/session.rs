@@ -149,8 +149,13 @@ pub async fn sign_in(
         (Some(account), Some(None)) => format!("{}:root", account.account_id),
         _ => format!("unknown:{}:{}", body.account.to_lowercase(), body.user_name.to_lowercase()),
     };
+    // Known devices are the password's: a new password forgets them all.
+    let password_version = hash.as_deref().map(ids::secret_hash).unwrap_or_default();
+    let devices = format!("{who}:{}", password_version.get(..16).unwrap_or_default());
     let device = match body.device_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) if principal.is_some() && known_device(&state, &who, token).await? => Some(ids::secret_hash(token)),
+        Some(token) if principal.is_some() && known_device(&state, &devices, token).await? => {
+            Some(ids::secret_hash(token))
+        }
         _ => None,
     };
     // A known device counts against itself only: failures others cause (for
@@ -181,7 +186,7 @@ pub async fn sign_in(
         Some(token) if device.is_some() => token.clone(),
         _ => ids::secret(),
     };
-    remember_device(&state, &who, &device_token).await;
+    remember_device(&state, &devices, &device_token).await;
 
     let (arn, kind, uid, name, user_id) = match &user {
         None => (

@@ -251,6 +251,9 @@ pub async fn assume_role(
     claims.role = Some(role.role_id.clone());
     claims.src = Some(SourceIdentity { arn: caller.arn().to_owned(), account: caller.account().to_owned() });
     claims.chained = chained;
+    // Assumed with a token from an access key (or a session that was): it
+    // ends with that key.
+    claims.key = caller.claims.key.clone();
     let access_token = state.keys.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "token signing failed");
         ApiError::internal()

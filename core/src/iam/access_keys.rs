@@ -98,14 +98,17 @@ pub async fn delete(conn: &mut AsyncPgConnection, user_id: &str, key_id: &str) -
 
 /// Whether `key_id` is an Active key of `user_id`: a token exchanged from a
 /// key ends when the key is made Inactive or deleted.
-pub async fn is_active(conn: &mut AsyncPgConnection, key_id: &str, user_id: &str) -> Result<bool, IamError> {
-    let status: Option<String> = iam_access_keys::table
+/// (`user_id` None: whoever's key it is, for a role session the key's
+/// token assumed.)
+pub async fn is_active(conn: &mut AsyncPgConnection, key_id: &str, user_id: Option<&str>) -> Result<bool, IamError> {
+    let mut query = iam_access_keys::table
         .select(iam_access_keys::status)
         .filter(iam_access_keys::access_key_id.eq(key_id))
-        .filter(iam_access_keys::user_id.eq(user_id))
-        .first(conn)
-        .await
-        .optional()?;
+        .into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(iam_access_keys::user_id.eq(user_id));
+    }
+    let status: Option<String> = query.first(conn).await.optional()?;
     Ok(status.as_deref() == Some("Active"))
 }
 

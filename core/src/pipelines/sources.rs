@@ -153,8 +153,9 @@ impl SourcePolicy {
                 }
             }
         };
+        let own = own_addresses();
         for &ip in &addresses {
-            if internal(ip) && !self.ranges.iter().any(|r| r.contains(&ip)) {
+            if (internal(ip) || own.contains(&ip)) && !self.ranges.iter().any(|r| r.contains(&ip)) {
                 let named =
                     if host == ip.to_string() { format!("{host} is") } else { format!("{host} is {ip}, which is") };
                 return Err(format!(
@@ -287,6 +288,34 @@ fn check_branch(branch: &str) -> Result<(), String> {
     }
 }
 
+/// The addresses of this host's interfaces, public ones too (a service
+/// listening on every address answers on them): from the kernel's local
+/// routing table and its list of IPv6 addresses.
+fn own_addresses() -> Vec<IpAddr> {
+    let mut found = Vec::new();
+    if let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") {
+        let mut last: Option<IpAddr> = None;
+        for line in trie.lines() {
+            let line = line.trim();
+            if let Some(address) = line.strip_prefix("|-- ") {
+                last = address.parse().ok();
+            } else if line.ends_with("host LOCAL")
+                && let Some(ip) = last
+            {
+                found.push(ip);
+            }
+        }
+    }
+    if let Ok(list) = std::fs::read_to_string("/proc/net/if_inet6") {
+        for hex in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            if let Ok(bits) = u128::from_str_radix(hex, 16) {
+                found.push(IpAddr::V6(std::net::Ipv6Addr::from(bits)));
+            }
+        }
+    }
+    found
+}
+
 /// Whether `ip` is this host's, a private network's, or otherwise not a
 /// public address (loopback, private, link-local, shared, unspecified,
 /// multicast, broadcast, documentation and benchmarking ranges; IPv6's
@@ -393,6 +422,16 @@ mod tests {
         ];
         assert_eq!(shown("https://bot:ghp_secret@git.example.com/r.git"), "https://git.example.com/r.git");
         assert_eq!(shown("/srv/git/app"), "/srv/git/app");
+        // Every address of this host is refused, a public one too.
+        for ip in own_addresses() {
+            let url = match ip {
+                IpAddr::V4(v4) => format!("https://{v4}/r.git"),
+                IpAddr::V6(v6) => format!("https://[{v6}]/r.git"),
+            };
+            let err = none.check(&url, "main").await.err().unwrap_or_default();
+            assert!(err.contains("an address of this host"), "{url}: {err}");
+        }
+        assert!(own_addresses().contains(&IpAddr::from([127, 0, 0, 1])), "{:?}", own_addresses());
         // Saving a declaration accepts a name that does not resolve yet.
         assert!(none.checked("https://203.0.113.0.example/repo.git", "main", Unresolved::Accept).await.is_ok());
         // An http(s) host is pinned to the address checked.
