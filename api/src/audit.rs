@@ -308,7 +308,7 @@ pub fn events_of(
         event_name,
         read_only,
         user_identity,
-        source_ip_address: request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        source_ip_address: crate::auth::source_ip(request),
         user_agent: request.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
         request_parameters: Some(request_parameters),
         response_elements,

@@ -254,6 +254,53 @@ pub async fn for_action(
     role_arn: &str,
     named: &str,
 ) -> Result<SecretString, Refused> {
+    let read = read_for_action(conn, cipher, region, account, role_arn, named).await;
+    // As CloudTrail records a service's GetSecretValue under the role's
+    // session: in the account's log before the value is used; without its
+    // record the action does not get the value.
+    let (code, message) = match &read {
+        Ok(_) => (None, None),
+        Err(Refused::Denied(m)) => (Some("AccessDeniedException"), Some(m.clone())),
+        Err(Refused::NotFound(m)) => (Some("ResourceNotFoundException"), Some(m.clone())),
+        Err(Refused::Database(_)) => return read,
+    };
+    let role_name = role_arn.rsplit('/').next().unwrap_or_default();
+    let session = format!("arn:pw:sts::{account}:assumed-role/{role_name}/{SERVICE_PRINCIPAL}");
+    let secret_arn = arn(region, account, crate::pipelines::environment::secret_name(named).map_or(named, |(_, n)| n));
+    let event = crate::audit::Event {
+        event_id: Uuid::new_v4(),
+        recipient_account_id: account.to_owned(),
+        event_time: Utc::now(),
+        event_source: "secretsmanager.pipewright".to_owned(),
+        event_name: "GetSecretValue".to_owned(),
+        read_only: true,
+        user_identity: serde_json::json!({
+            "type": "AssumedRole", "arn": session, "accountId": account, "invokedBy": SERVICE_PRINCIPAL,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": account, "userName": role_name}},
+        }),
+        source_ip_address: SERVICE_PRINCIPAL.to_owned(),
+        user_agent: SERVICE_PRINCIPAL.to_owned(),
+        request_parameters: Some(serde_json::json!({"secretId": named})),
+        response_elements: None,
+        error_code: code.map(str::to_owned),
+        error_message: message,
+        http_status: if code.is_some() { 400 } else { 200 },
+        request_id: Uuid::new_v4().to_string(),
+        resources: vec![crate::audit::Resource { kind: "secretsmanager".to_owned(), arn: secret_arn }],
+        shared_event_id: None,
+    };
+    crate::audit::store::append(conn, vec![event]).await?;
+    read
+}
+
+async fn read_for_action(
+    conn: &mut AsyncPgConnection,
+    cipher: &Cipher,
+    region: &str,
+    account: &str,
+    role_arn: &str,
+    named: &str,
+) -> Result<SecretString, Refused> {
     use pipewright_authz::{Context, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
     let (given, name) = crate::pipelines::environment::secret_name(named).map_err(Refused::NotFound)?;
     let secret_arn = arn(region, account, name);

@@ -304,6 +304,7 @@ async fn failures_count_per_user_across_addresses_and_names_and_a_known_device_s
     let (status, laptop) = sign_in_from(&app, "198.51.100.1", as_alice(&account, PASSWORD, None)).await;
     assert_eq!(status, 200, "{laptop}");
     let device = laptop["deviceToken"].as_str().unwrap().to_owned();
+    assert!(!app.audit_table_text().await.contains(&device), "a device token is a credential: never in the audit log");
 
     // 40 wrong passwords from 8 addresses, by alias and by id in turn: the
     // user's counter holds all of them, whatever the address or the name.

@@ -175,7 +175,11 @@ async fn a_deploy_reads_its_secret_under_the_pipelines_role_and_its_log_shows_st
     for body in &seen {
         assert!(!body.to_string().contains(VALUE), "{body}");
     }
-    assert!(!app.audit_table_text().await.contains(VALUE), "the value reached the audit log");
+    let audit = app.audit_table_text().await;
+    assert!(!audit.contains(VALUE), "the value reached the audit log");
+    // The read is recorded, under the role's session, by the service.
+    let read = audit.lines().find(|l| l.contains(",GetSecretValue,")).unwrap_or_default();
+    assert!(read.contains("assumed-role/deployer/codepipeline.pw") && read.contains("prod/deploy-token"), "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -220,4 +224,7 @@ async fn a_role_must_be_passed_and_allowed_before_an_action_reads_a_secret() {
     assert_eq!(details["code"], "SecretAccessDenied", "{done:#}");
     let message = details["message"].as_str().unwrap();
     assert!(message.contains("secretsmanager:GetSecretValue") && message.contains(&weak), "{message}");
+    let audit = app.audit_table_text().await;
+    let refused = audit.lines().find(|l| l.contains(",GetSecretValue,")).unwrap_or_default();
+    assert!(refused.contains("AccessDeniedException") && refused.contains("assumed-role/weak"), "{audit}");
 }

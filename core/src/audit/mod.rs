@@ -105,7 +105,7 @@ impl Event {
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Field names whose values never reach the log (compared ignoring case).
-const SECRET_FIELDS: [&str; 10] = [
+const SECRET_FIELDS: [&str; 11] = [
     "password",
     "rootpassword",
     "secretaccesskey",
@@ -116,6 +116,7 @@ const SECRET_FIELDS: [&str; 10] = [
     "secret",
     "operatortoken",
     "secretstring",
+    "devicetoken",
 ];
 
 /// Replaces the values of secret fields, at any depth, by [`REDACTED`].
