@@ -24,7 +24,7 @@ fn probe_pipeline(name: &str, build: &str) -> Value {
 }
 
 /// Uploads a one-file zip to `name`'s Upload source.
-async fn upload(app: &TestApp, token: &str, name: &str) {
+pub async fn upload(app: &TestApp, token: &str, name: &str) {
     let sent = app
         .client
         .post(app.url(&format!("/v1/pipelines/{name}/sources/Upload/revisions")))

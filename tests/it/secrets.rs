@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::executions::{action, kind, log_of, state_until};
+use crate::isolation::upload;
 use crate::support::TestApp;
 
 const PASSWORD: &str = "correct horse battery";
@@ -47,17 +48,17 @@ fn deploy_pipeline(name: &str, role: Option<&str>, secret: &str) -> Value {
     pipeline
 }
 
-async fn upload(app: &TestApp, token: &str, name: &str) {
-    let sent = app
-        .client
-        .post(app.url(&format!("/v1/pipelines/{name}/sources/Upload/revisions")))
-        .bearer_auth(token)
-        .header("content-type", "application/zip")
-        .body(crate::executions::zip_of(&[("app.txt", "hello")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+/// An account, its root's token, and the ARN of its secret
+/// `prod/deploy-token` (holding [`VALUE`]).
+async fn account_with_secret(app: &TestApp) -> (String, String, String) {
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let created = app
+        .call("POST", "/v1/secrets", Some(&root), Some(json!({"name": "prod/deploy-token", "secretString": VALUE})))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let arn = created.body["arn"].as_str().unwrap().to_owned();
+    (account, root, arn)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,13 +128,7 @@ async fn a_secret_is_never_answered_and_its_value_stays_out_of_the_audit_log() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_reads_its_secret_under_the_pipelines_role_and_its_log_shows_stars() {
     let app = TestApp::spawn_with_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let created = app
-        .call("POST", "/v1/secrets", Some(&root), Some(json!({"name": "prod/deploy-token", "secretString": VALUE})))
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let secret_arn = created.body["arn"].as_str().unwrap().to_owned();
+    let (_, root, secret_arn) = account_with_secret(&app).await;
 
     // Without a role the declaration is refused, saying what to give.
     let refused = app
@@ -185,13 +180,8 @@ async fn a_deploy_reads_its_secret_under_the_pipelines_role_and_its_log_shows_st
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_must_be_passed_and_allowed_before_an_action_reads_a_secret() {
     let app = TestApp::spawn_with_worker().await;
-    let account = app.create_account(None, PASSWORD).await;
-    let root = app.sign_in(&account, "root", PASSWORD).await;
-    let created = app
-        .call("POST", "/v1/secrets", Some(&root), Some(json!({"name": "prod/deploy-token", "secretString": VALUE})))
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let strong = deploy_role(&app, &root, "strong", Some(created.body["arn"].as_str().unwrap())).await;
+    let (account, root, secret_arn) = account_with_secret(&app).await;
+    let strong = deploy_role(&app, &root, "strong", Some(&secret_arn)).await;
     let weak = deploy_role(&app, &root, "weak", None).await;
 
     // A user who may make pipelines but not pass the role cannot borrow it.
