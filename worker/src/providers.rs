@@ -424,14 +424,15 @@ async fn git(
     start_log(log, &format!("[pipewright] fetching branch {branch} of {shown}\n")).await;
     // Checked again here: the rules, or what a host name resolves to, may
     // have changed since the pipeline was saved.
-    let pin = match settings.sources.check(&url, &branch).await {
-        Ok(pin) => pin,
+    let reach = match settings.sources.check(&url, &branch).await {
+        Ok(reach) => reach,
         Err(why) => {
             append_log(log, &format!("[pipewright] refused: {why}\n")).await;
             return Some(failed("SourceRefused", why));
         }
     };
-    let mut command = git_command(claim.configuration.get("token").map(String::as_str), pin);
+    let mut command = git_command(claim.configuration.get("token").map(String::as_str), &reach);
+    let url = reach.url.clone().unwrap_or(url);
     command.args(["clone", "--quiet", "--no-tags", "--single-branch", "--branch", &branch, "--", &url]).arg(workspace);
     let _ = tokio::fs::remove_dir_all(workspace).await;
     match run_logged(command, log, timeout_of(claim, None), &stop).await {
@@ -500,7 +501,14 @@ fn upload(claim: &Claim, declared: &pipewright_core::pipelines::ActionDeclaratio
 /// system configuration, only the transports a source may use, no
 /// redirects (to an address the source's check never saw); the token by
 /// the environment, not the command line (which others can read).
-fn git_command(token: Option<&str>, pin: Option<String>) -> tokio::process::Command {
+fn git_command(token: Option<&str>, reach: &pipewright_core::pipelines::sources::Reach) -> tokio::process::Command {
+    let mut ssh = "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none".to_owned();
+    // (ssh's command is read by a shell: only a plain host name goes in.)
+    if let Some(alias) =
+        reach.host_key_alias.as_ref().filter(|a| a.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)))
+    {
+        ssh.push_str(&format!(" -o HostKeyAlias={alias}"));
+    }
     let mut command = tokio::process::Command::new("git");
     // None of the worker's own environment, configuration or credentials:
     // no ~/.gitconfig, credential helpers, ssh keys or agent, proxies.
@@ -512,7 +520,7 @@ fn git_command(token: Option<&str>, pin: Option<String>) -> tokio::process::Comm
         .env("HOME", &home)
         .env("LANG", "C.UTF-8")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_SSH_COMMAND", "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none")
+        .env("GIT_SSH_COMMAND", ssh)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
@@ -521,8 +529,8 @@ fn git_command(token: Option<&str>, pin: Option<String>) -> tokio::process::Comm
     if let Some(token) = token.filter(|t| !t.is_empty()) {
         settings.push(("http.extraHeader", format!("Authorization: Bearer {token}")));
     }
-    if let Some(pin) = pin {
-        settings.push(("http.curloptResolve", pin));
+    if let Some(pin) = &reach.curl_resolve {
+        settings.push(("http.curloptResolve", pin.clone()));
     }
     command.env("GIT_CONFIG_COUNT", settings.len().to_string());
     for (i, (key, value)) in settings.into_iter().enumerate() {
@@ -539,15 +547,16 @@ pub async fn head_of(
     branch: &str,
     token: Option<&str>,
 ) -> Option<String> {
-    let pin = match sources.check(url, branch).await {
-        Ok(pin) => pin,
+    let reach = match sources.check(url, branch).await {
+        Ok(reach) => reach,
         Err(why) => {
             let url = pipewright_core::pipelines::sources::shown(url);
             tracing::warn!(%url, %branch, "a Git source is not polled: {why}");
             return None;
         }
     };
-    let mut command = git_command(token, pin);
+    let mut command = git_command(token, &reach);
+    let url = reach.url.as_deref().unwrap_or(url);
     command.args(["ls-remote", "--", url, &format!("refs/heads/{branch}")]);
     let output = tokio::time::timeout(Duration::from_secs(30), command.kill_on_drop(true).output()).await.ok()?.ok()?;
     if !output.status.success() {

@@ -80,29 +80,35 @@ impl SourcePolicy {
     }
 
     /// Whether a Git source may fetch `branch` of `url` now; why not,
-    /// saying what to change. What it returns pins an http(s) host to the
-    /// address checked (`http.curloptResolve`), so that git cannot be sent
-    /// elsewhere by a second lookup.
-    pub async fn check(&self, url: &str, branch: &str) -> Result<Option<String>, String> {
+    /// saying what to change. What it returns keeps git on the address
+    /// that was checked, so that a second lookup cannot send it elsewhere.
+    pub async fn check(&self, url: &str, branch: &str) -> Result<Reach, String> {
         self.checked(url, branch, Unresolved::Refuse).await
     }
 
-    async fn checked(&self, url: &str, branch: &str, unresolved: Unresolved) -> Result<Option<String>, String> {
+    async fn checked(&self, url: &str, branch: &str, unresolved: Unresolved) -> Result<Reach, String> {
         check_branch(branch)?;
         match target(url)? {
-            Target::Folder(path) => self.check_folder(&path).map(|()| None),
+            Target::Folder(path) => self.check_folder(&path).map(|()| Reach::default()),
             Target::Host(host, port) => {
                 // `name.` is `name`, for the resolver and for the pin.
                 let host = host.strip_suffix('.').map(str::to_owned).unwrap_or(host);
                 let address = self.check_host(&host, port, unresolved).await?;
-                let http = url.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("http:"))
-                    || url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:"));
                 // (An address written in the URL needs no pin.)
                 let named = host.parse::<IpAddr>().is_err();
-                Ok(address.filter(|_| http && named).map(|ip| match ip {
-                    IpAddr::V6(v6) => format!("{host}:{port}:[{v6}]"),
-                    IpAddr::V4(v4) => format!("{host}:{port}:{v4}"),
-                }))
+                let Some(ip) = address.filter(|_| named) else { return Ok(Reach::default()) };
+                let lower = url.to_ascii_lowercase();
+                if lower.starts_with("http://") || lower.starts_with("https://") {
+                    let at = match ip {
+                        IpAddr::V6(v6) => format!("[{v6}]"),
+                        IpAddr::V4(v4) => v4.to_string(),
+                    };
+                    return Ok(Reach { curl_resolve: Some(format!("{host}:{port}:{at}")), ..Reach::default() });
+                }
+                // ssh and git://: the URL names the address itself; ssh
+                // still checks the host key under the name.
+                let ssh = !lower.starts_with("git://");
+                Ok(Reach { curl_resolve: None, url: Some(with_address(url, ip)), host_key_alias: ssh.then_some(host) })
             }
         }
     }
@@ -182,6 +188,40 @@ enum Unresolved {
 
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How git is to reach a checked source (nothing for a folder, or a host
+/// the operator allowed by name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// `http.curloptResolve`: `host:port:address`.
+    pub curl_resolve: Option<String>,
+    /// The URL to give git in place of the declared one.
+    pub url: Option<String>,
+    /// ssh's `HostKeyAlias`: the name the host key is known by.
+    pub host_key_alias: Option<String>,
+}
+
+/// `url` (ssh://, git:// or scp-like) with its host replaced by `ip`.
+fn with_address(url: &str, ip: IpAddr) -> String {
+    if url.contains("://")
+        && let Ok(mut parsed) = url::Url::parse(url)
+        && parsed.set_ip_host(ip).is_ok()
+    {
+        return parsed.to_string();
+    }
+    // [user@]host:path
+    let at = match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    match url.split_once(':') {
+        Some((before, path)) => match before.rsplit_once('@') {
+            Some((user, _)) => format!("{user}@{at}:{path}"),
+            None => format!("{at}:{path}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// `url` as logs and variables may show it: without a user name or
 /// password written into it.
 pub fn shown(url: &str) -> String {
@@ -246,7 +286,10 @@ fn target(url: &str) -> Result<Target, String> {
     {
         let host = before.rsplit_once('@').map_or(before, |(_, h)| h);
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.starts_with('-') {
+        if host.is_empty()
+            || host.starts_with('-')
+            || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+        {
             return Err(format!("{url:?} names no usable host"));
         }
         return Ok(Target::Host(host.to_owned(), 22));
@@ -435,11 +478,28 @@ mod tests {
         // Saving a declaration accepts a name that does not resolve yet.
         assert!(none.checked("https://203.0.113.0.example/repo.git", "main", Unresolved::Accept).await.is_ok());
         // An http(s) host is pinned to the address checked.
-        assert_eq!(none.check("https://8.8.8.8:8443/r.git", "main").await, Ok(None));
-        assert_eq!(none.check("git://8.8.8.8/r.git", "main").await, Ok(None));
+        assert_eq!(none.check("https://8.8.8.8:8443/r.git", "main").await, Ok(Reach::default()));
+        assert_eq!(none.check("git://8.8.8.8/r.git", "main").await, Ok(Reach::default()));
         let loopback = policy(&[], &["127.0.0.0/8", "::1/128"]);
-        let pin = loopback.check("http://localhost:8080/r.git", "main").await.unwrap().unwrap_or_default();
+        let pin = loopback.check("http://localhost:8080/r.git", "main").await.unwrap().curl_resolve.unwrap_or_default();
         assert!(pin.starts_with("localhost:8080:"), "{pin}");
+        // ssh and git:// are given the address checked; ssh knows the host by its name.
+        let v4 = policy(&[], &["127.0.0.0/8"]);
+        let reach = v4.check("ssh://git@localhost:2222/team/app.git", "main").await.unwrap_or_default();
+        if reach.url.as_deref().is_some_and(|u| u.contains("127.0.0.1")) {
+            assert_eq!(reach.url.as_deref(), Some("ssh://git@127.0.0.1:2222/team/app.git"));
+            assert_eq!(reach.host_key_alias.as_deref(), Some("localhost"));
+        }
+        let err = none.check("git@ho st;id:team/app.git", "main").await.unwrap_err();
+        assert!(err.contains("names no usable host"), "{err}");
+        assert_eq!(
+            with_address("git@git.example.com:team/app.git", "203.0.113.9".parse().unwrap()),
+            "git@203.0.113.9:team/app.git"
+        );
+        assert_eq!(
+            with_address("git://git.example.com/app.git", "2001:db8::1".parse().unwrap()),
+            "git://[2001:db8::1]/app.git"
+        );
         for (policy, url, branch, refused) in cases {
             let checked = policy.check(url, branch).await;
             match refused {
