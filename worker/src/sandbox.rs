@@ -260,6 +260,9 @@ impl Sandbox {
         tokio::pin!(watch);
         let ended = tokio::select! {
             status = child.wait() => match status {
+                // The pump stopped reading at the log's limit, so the
+                // commands may end by that (SIGPIPE) before it is noticed.
+                Ok(_) if over_log.is_cancelled() => inner.limits.ended_by(&Limit::Log),
                 Ok(status) => Ended::Exited(status),
                 Err(e) => failed("JobFailed", format!("the sandbox could not be waited for: {e}")),
             },
