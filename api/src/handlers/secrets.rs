@@ -185,8 +185,8 @@ pub struct ListSecretsResponse {
 /// Creates a secret with its first value, sealed at rest.
 #[utoipa::path(
     tag = "secrets", operation_id = "CreateSecret", request_body = CreateSecretRequest,
-    responses((status = 201, body = SecretVersionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "ResourceExistsException")),
+    responses((status = 201, body = SecretVersionResponse, description = "created"), (status = 400, body = ErrorBody, description = "the input is not valid (ValidationException)"), (status = 401, body = ErrorBody, description = "no valid credentials"),
+        (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)"), (status = 409, body = ErrorBody, description = "ResourceExistsException")),
     security(("bearer" = []))
 )]
 #[post("/v1/secrets")]
@@ -225,8 +225,8 @@ pub async fn create_secret(
 /// Lists the account's secrets by name: descriptions only.
 #[utoipa::path(
     tag = "secrets", operation_id = "ListSecrets", params(Paging),
-    responses((status = 200, body = ListSecretsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+    responses((status = 200, body = ListSecretsResponse, description = "done"), (status = 400, body = ErrorBody, description = "the input is not valid (ValidationException)"), (status = 401, body = ErrorBody, description = "no valid credentials"),
+        (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)")),
     security(("bearer" = []))
 )]
 #[get("/v1/secrets")]
@@ -248,8 +248,8 @@ pub async fn list_secrets(
 /// with it encoded (`prod%2Fdeploy-token`).
 #[utoipa::path(
     tag = "secrets", operation_id = "DescribeSecret", params(("name" = String, Path)),
-    responses((status = 200, body = SecretDescription), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
+    responses((status = 200, body = SecretDescription, description = "done"), (status = 400, body = ErrorBody, description = "the input is not valid (ValidationException)"), (status = 401, body = ErrorBody, description = "no valid credentials"),
+        (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)"), (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
     security(("bearer" = []))
 )]
 #[get("/v1/secrets/{name}")]
@@ -266,8 +266,8 @@ pub async fn describe_secret(
 /// Puts a new value: actions started from now on read it.
 #[utoipa::path(
     tag = "secrets", operation_id = "PutSecretValue", params(("name" = String, Path)), request_body = PutSecretValueRequest,
-    responses((status = 200, body = SecretVersionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
+    responses((status = 200, body = SecretVersionResponse, description = "done"), (status = 400, body = ErrorBody, description = "the input is not valid (ValidationException)"), (status = 401, body = ErrorBody, description = "no valid credentials"),
+        (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)"), (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
     security(("bearer" = []))
 )]
 #[put("/v1/secrets/{name}/value")]
@@ -294,7 +294,7 @@ pub async fn put_secret_value(
 /// then on (Secrets Manager's ForceDeleteWithoutRecovery).
 #[utoipa::path(
     tag = "secrets", operation_id = "DeleteSecret", params(("name" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 204, description = "deleted"), (status = 400, body = ErrorBody, description = "the input is not valid (ValidationException)"), (status = 401, body = ErrorBody, description = "no valid credentials"), (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)"),
         (status = 404, body = ErrorBody, description = "ResourceNotFoundException")),
     security(("bearer" = []))
 )]
