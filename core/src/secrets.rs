@@ -243,18 +243,28 @@ pub enum Refused {
     Database(#[from] IamError),
 }
 
+/// A secret an action names, and under what.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub region: &'a str,
+    /// The pipeline's account.
+    pub account: &'a str,
+    /// The action's (or else the pipeline's) role.
+    pub role_arn: &'a str,
+    /// The secret's name or ARN, as the variable gives it.
+    pub named: &'a str,
+}
+
 /// The value of secret `name` for an action of `account` whose pipeline
 /// acts as `role_arn`: the role must trust [`SERVICE_PRINCIPAL`] and its
 /// policies allow `secretsmanager:GetSecretValue` on the secret's ARN.
 pub async fn for_action(
     conn: &mut AsyncPgConnection,
     cipher: &Cipher,
-    region: &str,
-    account: &str,
-    role_arn: &str,
-    named: &str,
+    wanted: &Wanted<'_>,
 ) -> Result<SecretString, Refused> {
-    let read = read_for_action(conn, cipher, region, account, role_arn, named).await;
+    let read = read_for_action(conn, cipher, wanted).await;
+    let Wanted { region, account, role_arn, named } = *wanted;
     // As CloudTrail records a service's GetSecretValue under the role's
     // session: in the account's log before the value is used; without its
     // record the action does not get the value.
@@ -296,11 +306,9 @@ pub async fn for_action(
 async fn read_for_action(
     conn: &mut AsyncPgConnection,
     cipher: &Cipher,
-    region: &str,
-    account: &str,
-    role_arn: &str,
-    named: &str,
+    wanted: &Wanted<'_>,
 ) -> Result<SecretString, Refused> {
+    let Wanted { region, account, role_arn, named } = *wanted;
     use pipewright_authz::{Context, NamedPolicy, Policy, PolicyKind, Principal, PrincipalType, Request};
     let (given, name) = crate::pipelines::environment::secret_name(named).map_err(Refused::NotFound)?;
     let secret_arn = arn(region, account, name);

@@ -174,15 +174,13 @@ async fn declared_environment(
         };
         let mut conn = db.conn().await.map_err(|e| failed("SecretUnavailable", format!("{}: {e}", variable.name)))?;
         let account = &claim.execution.account_id;
-        let read = pipewright_core::secrets::for_action(
-            &mut conn,
-            &settings.secrets,
-            &settings.region,
+        let wanted = pipewright_core::secrets::Wanted {
+            region: &settings.region,
             account,
-            role,
-            &variable.value,
-        )
-        .await;
+            role_arn: role,
+            named: &variable.value,
+        };
+        let read = pipewright_core::secrets::for_action(&mut conn, &settings.secrets, &wanted).await;
         match read {
             Ok(value) => {
                 masked.push(value.expose_secret().to_owned());
