@@ -72,10 +72,12 @@ else
 fi
 
 # The runners' tools: Git sources use git; tests make archives with tar;
-# every action's commands run in a bubblewrap sandbox (bwrap), under the
-# limits prlimit (util-linux) sets, as a user setpriv (util-linux) starts it
-# as; the isolation tests probe with python3.
-for tool in git:git tar:tar bwrap:bubblewrap prlimit:util-linux setpriv:util-linux python3:python3; do
+# every action's commands run in a bubblewrap sandbox (bwrap), as a user
+# setpriv (util-linux) starts it as; the isolation tests probe with python3.
+# A sandbox given a network (PIPEWRIGHT_SANDBOX_NETWORK, _DESTINATIONS) gets
+# it from slirp4netns, behind a firewall nft sets through nsenter.
+for tool in git:git tar:tar bwrap:bubblewrap setpriv:util-linux nsenter:util-linux python3:python3 \
+            slirp4netns:slirp4netns nft:nftables; do
   command -v "${tool%%:*}" >/dev/null || { say "installing ${tool#*:}"; install "${tool#*:}"; }
 done
 

@@ -137,6 +137,17 @@ pub struct Config {
     /// running on the host, when the worker runs as root
     /// (`PIPEWRIGHT_SANDBOX_FIRST_UID`).
     pub sandbox_first_uid: u32,
+    /// What network an action's sandbox has (`PIPEWRIGHT_SANDBOX_NETWORK`):
+    /// `none` (the default: loopback of its own only) or `egress` (public
+    /// addresses; never this host nor a private, link-local or reserved
+    /// range).
+    pub sandbox_network: SandboxNetwork,
+    /// Destinations an operator grants every action although they are this
+    /// host's or private (`PIPEWRIGHT_SANDBOX_DESTINATIONS`, comma separated
+    /// IPv4 `ADDRESS[/PREFIX][:PORT]` or `NAME[:PORT]`). With `none`, the
+    /// sandbox reaches these and nothing else. None by default.
+    #[serde(deserialize_with = "lenient::string")]
+    pub sandbox_destinations: String,
     /// Host folders whose Git repositories (a path or `file://` URL) a Git
     /// source may name (`PIPEWRIGHT_GIT_ALLOWED_FOLDERS`, comma separated).
     /// None by default.
@@ -147,6 +158,32 @@ pub struct Config {
     /// (`PIPEWRIGHT_GIT_ALLOWED_HOSTS`, comma separated). None by default.
     #[serde(deserialize_with = "lenient::string")]
     pub git_allowed_hosts: String,
+}
+
+/// What network an action's sandbox has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxNetwork {
+    /// Loopback of its own only (plus the granted destinations).
+    None,
+    /// Public addresses too, through a user-mode network stack.
+    Egress,
+}
+
+/// A destination granted to every action's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedDestination {
+    pub host: DestinationHost,
+    /// Every port when `None`.
+    pub port: Option<u16>,
+}
+
+/// The host part of a granted destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestinationHost {
+    Range(ipnet::Ipv4Net),
+    /// Resolved (IPv4) each time an action starts.
+    Name(String),
 }
 
 /// A host folder granted to every action's sandbox.
@@ -190,6 +227,55 @@ impl Config {
             out.push(GrantedFolder { host, sandbox, writable });
         }
         Ok(out)
+    }
+
+    /// The entries of `PIPEWRIGHT_SANDBOX_DESTINATIONS`, or what is wrong
+    /// with one.
+    pub fn granted_destinations(&self) -> Result<Vec<GrantedDestination>, String> {
+        self.sandbox_destinations
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                let wrong = |why: &str| {
+                    format!("PIPEWRIGHT_SANDBOX_DESTINATIONS: {entry:?} {why} (entries are IPv4 ADDRESS[/PREFIX][:PORT] or NAME[:PORT])")
+                };
+                if entry.contains('[') || entry.matches(':').count() > 1 {
+                    return Err(wrong("is IPv6, which sandboxes do not reach yet"));
+                }
+                let (host, port) = match entry.rsplit_once(':') {
+                    Some((host, port)) => match port.parse::<u16>() {
+                        Ok(port) if port > 0 => (host, Some(port)),
+                        _ => return Err(wrong("has a port that is not a number from 1 to 65535")),
+                    },
+                    None => (entry, None),
+                };
+                let host = if let Ok(range) = host.parse::<ipnet::Ipv4Net>() {
+                    DestinationHost::Range(range.trunc())
+                } else if let Ok(address) = host.parse::<std::net::Ipv4Addr>() {
+                    DestinationHost::Range(ipnet::Ipv4Net::from(address))
+                } else if !host.is_empty()
+                    && host.len() <= 253
+                    && host.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && !label.starts_with('-')
+                            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    })
+                    && !host.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '/')
+                {
+                    DestinationHost::Name(host.to_ascii_lowercase())
+                } else {
+                    return Err(wrong("is not an address, a CIDR range or a host name"));
+                };
+                Ok(GrantedDestination { host, port })
+            })
+            .collect()
+    }
+
+    /// Whether an action's sandbox has a network beyond its own loopback.
+    pub fn sandbox_has_network(&self) -> bool {
+        self.sandbox_network == SandboxNetwork::Egress || !self.sandbox_destinations.trim().is_empty()
     }
 
     /// The folders of `PIPEWRIGHT_GIT_ALLOWED_FOLDERS`.
@@ -268,6 +354,8 @@ impl Default for Config {
             sandbox_workspace_mb: 4096,
             sandbox_folders: String::new(),
             sandbox_first_uid: 810_000,
+            sandbox_network: SandboxNetwork::None,
+            sandbox_destinations: String::new(),
             git_allowed_folders: String::new(),
             git_allowed_hosts: String::new(),
         }
@@ -361,6 +449,7 @@ impl Config {
             return invalid("PIPEWRIGHT_SANDBOX_FIRST_UID must be at least 1000".to_owned());
         }
         self.granted_folders().map_err(ConfigError::Invalid)?;
+        self.granted_destinations().map_err(ConfigError::Invalid)?;
         self.proxies().map_err(ConfigError::Invalid)?;
         if let Some(folder) = self.git_folders().iter().find(|f| !f.is_absolute()) {
             return invalid(format!(
@@ -599,10 +688,36 @@ mod tests {
                 "PIPEWRIGHT_RUNNER_CONCURRENCY must be between 1 and 256",
                 "16",
             );
+            refused(
+                jail,
+                "PIPEWRIGHT_SANDBOX_NETWORK",
+                "bridge",
+                "found `bridge`, expected ``none` or `egress``",
+                "egress",
+            );
+            for (bad, says) in [
+                ("10.0.0.1:http", "has a port that is not a number"),
+                ("[fd00::1]:443", "is IPv6"),
+                ("-x.example", "is not an address"),
+                ("10.0.0.300", "is not an address"),
+            ] {
+                refused(jail, "PIPEWRIGHT_SANDBOX_DESTINATIONS", bad, says, "10.1.2.0/24:5432, Registry.internal");
+            }
             let config = Config::load().map_err(|e| e.to_string())?;
             assert_eq!(
                 (config.artifact_store.as_str(), config.artifact_retention_days, config.runner_concurrency),
                 ("s3://team-bucket/pipewright", 7, 16)
+            );
+            assert_eq!(config.sandbox_network, SandboxNetwork::Egress);
+            assert_eq!(
+                config.granted_destinations()?,
+                vec![
+                    GrantedDestination {
+                        host: DestinationHost::Range("10.1.2.0/24".parse().unwrap()),
+                        port: Some(5432)
+                    },
+                    GrantedDestination { host: DestinationHost::Name("registry.internal".to_owned()), port: None },
+                ]
             );
             Ok(())
         });

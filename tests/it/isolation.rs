@@ -329,3 +329,113 @@ async fn a_git_source_may_name_no_host_folder_nor_address_the_operator_did_not_a
     let created = app.call("POST", "/v1/pipelines", Some(&root), Some(pipeline(repo.path.to_str().unwrap()))).await;
     assert_eq!(created.status, 201, "{}", created.body);
 }
+
+/// A TCP server on the host's loopback that answers `granted` to each
+/// connection: a destination an operator grants.
+async fn granted_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream.write_all(b"granted\n").await;
+        }
+    });
+    port
+}
+
+/// A build that tries each address and prints how each attempt ended:
+/// `reached` (with what it read), or the errno (113, no route to host, is
+/// the sandbox's firewall; 111, refused, is nothing listening).
+fn reach_probes(targets: &[(String, u16)]) -> String {
+    let list: Vec<String> = targets.iter().map(|(host, port)| format!("(\"{host}\", {port})")).collect();
+    format!(
+        r#"python3 - <<'PY'
+import socket
+for host, port in [{}]:
+    try:
+        s = socket.create_connection((host, port), 3)
+        s.settimeout(3)
+        print(f"{{host}}:{{port}} reached: {{s.recv(100).decode().strip()}}")
+    except OSError as e:
+        print(f"{{host}}:{{port}} errno {{e.errno}}")
+PY
+mkdir -p dist
+echo made > dist/out.txt
+echo RESULT=ok >> "$PW_OUTPUT_VARIABLES""#,
+        list.join(", ")
+    )
+}
+
+async fn probe_log(app: &TestApp, build: &str) -> String {
+    let root = account_with(app, probe_pipeline("net", build)).await;
+    upload(app, &root, "net").await;
+    let done =
+        state_until(app, &root, "net", "the probe deploys", |s| action(s, "Deploy", "Ship")["status"] == "Succeeded")
+            .await;
+    log_text(app, &root, "net", &done, "Build", "Probe").await
+}
+
+/// The host's own addresses that are not loopback (where a service
+/// listening on every address answers).
+fn host_addresses() -> Vec<String> {
+    pipewright_core::pipelines::sources::own_addresses()
+        .into_iter()
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_egress_a_build_reaches_granted_destinations_but_never_the_host_or_a_private_network() {
+    let granted = granted_server().await;
+    let other = granted_server().await;
+    let app = TestApp::spawn_with_worker_and(|config| {
+        config.sandbox_network = pipewright_core::config::SandboxNetwork::Egress;
+        config.sandbox_destinations = format!("127.0.0.1:{granted}");
+    })
+    .await;
+    let api = app.addr.port();
+    let mut targets: Vec<(String, u16)> = vec![
+        ("host.pipewright.internal".into(), granted),
+        // The host's loopback on a port not granted: the API, the services.
+        ("10.0.2.2".into(), other),
+        ("10.0.2.2".into(), api),
+        ("10.0.2.2".into(), 5432),
+        ("10.0.2.2".into(), 6379),
+        ("10.0.2.2".into(), 5672),
+        // Private ranges and the cloud's metadata address.
+        ("169.254.169.254".into(), 80),
+        ("192.168.1.1".into(), 80),
+        ("172.17.0.1".into(), 2375),
+        ("100.64.0.1".into(), 80),
+        // The sandbox's own loopback: nothing listens there.
+        ("127.0.0.1".into(), 5432),
+    ];
+    targets.extend(host_addresses().into_iter().map(|ip| (ip, 5432)));
+    let log = probe_log(&app, &reach_probes(&targets)).await;
+    assert!(log.contains(&format!("host.pipewright.internal:{granted} reached: granted")), "{log}");
+    for (host, port) in &targets[1..targets.len()] {
+        if host == "127.0.0.1" {
+            assert!(log.contains(&format!("127.0.0.1:{port} errno 111")), "{log}");
+        } else {
+            assert!(log.contains(&format!("{host}:{port} errno 113")), "{host}:{port} was not refused:\n{log}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_egress_a_granted_destination_is_all_a_build_reaches() {
+    let granted = granted_server().await;
+    let app = TestApp::spawn_with_worker_and(|config| {
+        config.sandbox_destinations = format!("localhost:{granted}");
+    })
+    .await;
+    // A public address is refused inside the sandbox: no packet leaves it.
+    let targets: Vec<(String, u16)> =
+        vec![("host.pipewright.internal".into(), granted), ("1.1.1.1".into(), 443), ("10.0.2.2".into(), 5432)];
+    let log = probe_log(&app, &reach_probes(&targets)).await;
+    assert!(log.contains(&format!("host.pipewright.internal:{granted} reached: granted")), "{log}");
+    assert!(log.contains("1.1.1.1:443 errno 113"), "{log}");
+    assert!(log.contains("10.0.2.2:5432 errno 113"), "{log}");
+}

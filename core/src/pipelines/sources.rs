@@ -334,7 +334,7 @@ fn check_branch(branch: &str) -> Result<(), String> {
 /// The addresses of this host's interfaces, public ones too (a service
 /// listening on every address answers on them): from the kernel's local
 /// routing table and its list of IPv6 addresses.
-fn own_addresses() -> Vec<IpAddr> {
+pub fn own_addresses() -> Vec<IpAddr> {
     let mut found = Vec::new();
     if let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") {
         let mut last: Option<IpAddr> = None;
@@ -359,6 +359,25 @@ fn own_addresses() -> Vec<IpAddr> {
     found
 }
 
+/// The IPv4 ranges [`internal`] refuses, as CIDR ranges: what a sandbox's
+/// egress is refused (a firewall takes ranges, not a function).
+pub const INTERNAL_V4: [&str; 14] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
 /// Whether `ip` is this host's, a private network's, or otherwise not a
 /// public address (loopback, private, link-local, shared, unspecified,
 /// multicast, broadcast, documentation and benchmarking ranges; IPv6's
@@ -366,7 +385,7 @@ fn own_addresses() -> Vec<IpAddr> {
 fn internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -377,6 +396,7 @@ fn internal(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0)
                 || a >= 240
         }
         IpAddr::V6(v6) => {
@@ -402,6 +422,27 @@ fn internal(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_internal_ranges_are_what_internal_refuses() {
+        let ranges: Vec<ipnet::Ipv4Net> = INTERNAL_V4.iter().map(|r| r.parse().unwrap()).collect();
+        let listed = |ip: std::net::Ipv4Addr| ranges.iter().any(|r| r.contains(&ip));
+        // Every range's edges, and the addresses just outside them.
+        for range in &ranges {
+            for ip in [range.network(), range.broadcast()] {
+                assert!(internal(IpAddr::V4(ip)), "{ip} is listed but not internal");
+            }
+            for ip in [u32::from(range.network()).checked_sub(1), u32::from(range.broadcast()).checked_add(1)] {
+                if let Some(ip) = ip.map(std::net::Ipv4Addr::from) {
+                    assert_eq!(listed(ip), internal(IpAddr::V4(ip)), "{ip}");
+                }
+            }
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "100.128.0.1", "172.32.0.1", "198.20.0.1", "223.255.255.255"] {
+            let ip: std::net::Ipv4Addr = public.parse().unwrap();
+            assert!(!listed(ip) && !internal(IpAddr::V4(ip)), "{ip}");
+        }
+    }
 
     fn policy(folders: &[&str], hosts: &[&str]) -> SourcePolicy {
         let config = Config {

@@ -6,8 +6,9 @@
 //! harmless files of `/etc`, and whatever folders the operator granted;
 //! nothing else of the host. The environment is only what the action gives.
 //!
-//! Limits: processes, CPU seconds and file size by rlimits (`prlimit`, in
-//! the sandbox, before the commands); memory by an rlimit per process and a
+//! Limits: processes, CPU seconds and file size by rlimits (set by the
+//! sandbox's shell, `ulimit`, before the commands, in the same process:
+//! an exec less per action); memory by an rlimit per process and a
 //! watch of what the processes hold together; the workspace's size by a
 //! watch, `/tmp` by its size; the log by the pump that writes it (which also
 //! masks secrets). The sandbox dies with the runner: bubblewrap kills its
@@ -23,6 +24,8 @@ use std::time::Duration;
 use pipewright_core::config::{Config, GrantedFolder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+pub mod network;
 
 /// Where the workspace is inside the sandbox.
 pub const WORKSPACE: &str = "/workspace";
@@ -78,6 +81,11 @@ struct Inner {
     etc: PathBuf,
     /// Host user ids to run as, when the worker may switch user (root).
     uids: Option<Uids>,
+    /// The network beyond the sandbox's loopback, when the operator gives one.
+    network: Option<network::Network>,
+    /// How the machine's `sh` sets the process limit (`ulimit -u` in bash,
+    /// `-p` in dash).
+    nproc_flag: &'static str,
 }
 
 struct Uids {
@@ -151,8 +159,23 @@ impl Sandbox {
             },
         });
         let folders = config.granted_folders().unwrap_or_default();
-        let mut inner = Inner { tool: Err(String::new()), limits: Limits::from_config(config), folders, etc, uids };
-        inner.tool = inner.probe();
+        let network = network::Network::from_config(config, is_root());
+        let mut inner = Inner {
+            tool: Err(String::new()),
+            limits: Limits::from_config(config),
+            folders,
+            etc,
+            uids,
+            network: None,
+            nproc_flag: "-u",
+        };
+        inner.tool = match network {
+            Ok(network) => {
+                inner.network = network;
+                inner.probe()
+            }
+            Err(why) => Err(why),
+        };
         if inner.uids.is_none() {
             tracing::warn!(
                 "the worker is not root: every action runs as its user (in namespaces of its own), so actions of \
@@ -189,6 +212,18 @@ impl Sandbox {
             },
             None => None,
         };
+        let ready = job.scratch.join(network::READY);
+        if inner.network.is_some()
+            && let Err(e) = rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &ready,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+        {
+            return failed("SandboxUnavailable", format!("the sandbox's network could not be prepared: {e}"));
+        }
         if let Some(lease) = &lease {
             let (uid, owned) = (lease.uid, [job.workspace.to_path_buf(), job.scratch.to_path_buf()]);
             let chowned = tokio::task::spawn_blocking(move || owned.iter().try_for_each(|dir| chown_all(dir, uid)))
@@ -199,7 +234,7 @@ impl Sandbox {
                 return failed("SandboxUnavailable", format!("the workspace could not be handed to the sandbox: {e}"));
             }
         }
-        let args = inner.arguments(job.workspace, job.scratch, job.commands);
+        let args = inner.arguments(job.workspace, job.scratch, job.commands, inner.network.is_some());
         let (reader, writer) = match std::io::pipe() {
             Ok(pipe) => pipe,
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
@@ -248,6 +283,18 @@ impl Sandbox {
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox could not start: {e}")),
         };
         let pid = child.id();
+        // The commands wait (on `ready`) until their network is up.
+        let _network = match (&inner.network, pid) {
+            (Some(network), Some(pid)) => match network.attach(pid, &ready).await {
+                Ok(attached) => Some(attached),
+                Err(e) => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return failed("SandboxUnavailable", format!("the sandbox's network could not be set up: {e}"));
+                }
+            },
+            _ => None,
+        };
         let over_log = CancellationToken::new();
         let pump = tokio::spawn(pump(
             reader,
@@ -368,20 +415,29 @@ impl Limits {
 }
 
 impl Inner {
-    /// Tries a sandbox that runs `true`, as an action's would run.
-    fn probe(&self) -> Result<PathBuf, String> {
+    /// Tries a sandbox that runs `true`, as an action's would run (its
+    /// limits too), and learns how `sh` sets the process limit.
+    fn probe(&mut self) -> Result<PathBuf, String> {
+        self.nproc_flag = ["-u", "-p"]
+            .into_iter()
+            .find(|flag| {
+                std::process::Command::new("/bin/sh")
+                    .args(["-c", &format!("ulimit {flag}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .ok_or("the machine's /bin/sh cannot set a process limit (`ulimit -u` or `-p`)")?;
         let tool = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
             .ok_or_else(|| format!("the sandbox tool bubblewrap (bwrap) is not installed: {INSTALL}"))?;
-        if !Path::new("/usr/bin/prlimit").is_file() {
-            return Err("prlimit (util-linux) is not installed: install util-linux".to_owned());
-        }
         let trial = self.etc.with_file_name(format!("trial-{}", std::process::id()));
         let (workspace, scratch) = (trial.join("workspace"), trial.join("scratch"));
         let result = (|| {
-            write_etc(&self.etc).map_err(|e| format!("{}: {e}", self.etc.display()))?;
+            write_etc(&self.etc, self.network.is_some()).map_err(|e| format!("{}: {e}", self.etc.display()))?;
             for dir in [&workspace, &scratch] {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
@@ -394,7 +450,7 @@ impl Inner {
                     .and_then(|()| chown_all(&scratch, lease.uid))
                     .map_err(|e| e.to_string())?;
             }
-            let arguments = self.arguments(&workspace, &scratch, "true");
+            let arguments = self.arguments(&workspace, &scratch, "true", false);
             let (program, arguments) = launch(&tool, lease.as_ref().map(|l| l.uid), arguments);
             let mut command = std::process::Command::new(program);
             command.args(arguments).env_clear().stdin(Stdio::null());
@@ -415,8 +471,9 @@ impl Inner {
         result.map(|()| tool)
     }
 
-    /// bubblewrap's arguments for one run.
-    fn arguments(&self, workspace: &Path, scratch: &Path, commands: &str) -> Vec<std::ffi::OsString> {
+    /// bubblewrap's arguments for one run; with `network`, the commands
+    /// wait until the worker has set up their network.
+    fn arguments(&self, workspace: &Path, scratch: &Path, commands: &str, network: bool) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = Vec::new();
         let mut add = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
             args.extend(items.iter().map(|i| i.as_ref().to_owned()));
@@ -450,16 +507,31 @@ impl Inner {
             add(&[&kind, &folder.host, &folder.sandbox]);
         }
         add(&[&"--chdir", &WORKSPACE, &"--"]);
-        let limits = self.limits;
-        let (data, nproc, cpu, fsize) = (
-            format!("--data={}", limits.memory_bytes),
-            format!("--nproc={}", limits.processes),
-            format!("--cpu={}", limits.cpu_secs),
-            format!("--fsize={}", limits.workspace_bytes),
-        );
-        add(&[&"/usr/bin/prlimit", &data, &nproc, &cpu, &fsize, &"--core=0", &"--"]);
-        add(&[&"/bin/sh", &"-e", &"-c", &commands]);
+        let script = format!("{}\n{commands}", self.prologue(network));
+        add(&[&"/bin/sh", &"-e", &"-c", &script]);
         args
+    }
+}
+
+impl Inner {
+    /// The first line of every action's script, run by its shell before the
+    /// commands (a line of its own, complete, so no text after it changes
+    /// it): the limits, set hard and soft, which no process of the sandbox
+    /// may raise again; then, with a network, the wait until it is up.
+    fn prologue(&self, network: bool) -> String {
+        let limits = self.limits;
+        let mut line = format!(
+            "ulimit -c 0; ulimit -t {}; ulimit -f {}; ulimit -d {}; ulimit {} {}",
+            limits.cpu_secs,
+            limits.workspace_bytes / 512,
+            limits.memory_bytes / 1024,
+            self.nproc_flag,
+            limits.processes
+        );
+        if network {
+            line.push_str(&format!("; read -r _ < {SCRATCH}/{}", network::READY));
+        }
+        line
     }
 }
 
@@ -506,7 +578,21 @@ fn launch(
     }
 }
 
-fn write_etc(etc: &Path) -> std::io::Result<()> {
+fn write_etc(etc: &Path, network: bool) -> std::io::Result<()> {
+    // With a network, names resolve through slirp's resolver, and the
+    // host's loopback (where a destination on it is granted) has a name.
+    let (hosts, resolv) = if network {
+        (
+            format!(
+                "127.0.0.1 localhost sandbox\n::1 localhost sandbox\n{} {}\n",
+                network::HOST_GATEWAY,
+                network::HOST_NAME
+            ),
+            format!("nameserver {}\n", network::RESOLVER),
+        )
+    } else {
+        ("127.0.0.1 localhost sandbox\n::1 localhost sandbox\n".to_owned(), String::new())
+    };
     std::fs::create_dir_all(etc)?;
     let files = [
         (
@@ -516,7 +602,8 @@ fn write_etc(etc: &Path) -> std::io::Result<()> {
             ),
         ),
         ("group", format!("root:x:0:\n{USER}:x:{INSIDE_UID}:\nnogroup:x:65534:\n")),
-        ("hosts", "127.0.0.1 localhost sandbox\n::1 localhost sandbox\n".to_owned()),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
         ("hostname", "sandbox\n".to_owned()),
     ];
     for (name, text) in files {
