@@ -252,14 +252,25 @@ impl Sandbox {
         // the command line, and names no host path.
         let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
         let (options, command_line) = (args[..split].to_vec(), args[split..].to_vec());
-        let feed = std::thread::spawn(move || {
+        let mut feed: Vec<u8> = Vec::new();
+        for arg in &options {
+            feed.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(arg.as_os_str()));
+            feed.push(0);
+        }
+        // What fits in the empty pipe is written at once (never blocks);
+        // more, by a thread while bwrap reads.
+        let feed = if feed.len() <= 16 * 1024 {
             use std::io::Write;
             let mut sent = sent;
-            for arg in &options {
-                let _ = sent.write_all(std::os::unix::ffi::OsStrExt::as_bytes(arg.as_os_str()));
-                let _ = sent.write_all(b"\0");
-            }
-        });
+            let _ = sent.write_all(&feed);
+            None
+        } else {
+            Some(std::thread::spawn(move || {
+                use std::io::Write;
+                let mut sent = sent;
+                let _ = sent.write_all(&feed);
+            }))
+        };
         let on_line = [vec!["--args".into(), "0".into()], command_line].concat();
         let (program, args) = launch(&tool, lease.as_ref().map(|l| l.uid), on_line);
         let mut command = tokio::process::Command::new(program);
