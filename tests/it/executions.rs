@@ -521,9 +521,15 @@ async fn every_step_is_pushed_live_over_server_sent_events() {
 
 /// A `pipewright worker` process of the app's installation.
 fn worker_process(app: &TestApp) -> tokio::process::Child {
+    worker_process_with(app, &[])
+}
+
+/// A `pipewright worker` process with more settings.
+fn worker_process_with(app: &TestApp, settings: &[(&str, &str)]) -> tokio::process::Child {
     let config = &app.config;
     tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewright"))
         .arg("worker")
+        .envs(settings.iter().copied())
         .env_remove("PIPEWRIGHT_CONFIG")
         .env("DATABASE_URL", config.database_url.expose())
         .env("PIPEWRIGHT_DATA_DIR", &config.data_dir)
@@ -547,7 +553,8 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
     let account = app.create_account(None, PASSWORD).await;
     let root = app.sign_in(&account, "root", PASSWORD).await;
     let repo = Repo::new("hello");
-    let mut first = worker_process(&app);
+    // With a network, so that its stack (slirp4netns) is among what must end.
+    let mut first = worker_process_with(&app, &[("PIPEWRIGHT_SANDBOX_DESTINATIONS", "127.0.0.1:9")]);
     let marker = unique_sleep();
     let build = format!("echo started\nsleep {marker} &\nsleep 3\n{BUILD}");
     let body = json!({"pipeline": release_pipeline("web", &repo.path, &build)});
@@ -558,9 +565,21 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
     let build_id = action(&building, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
     log_until(&app, &root, "web", &build_id, "started").await;
     assert!(process_running(&marker), "the build's processes run");
+    let stacks = children_named(first.id().unwrap(), "slirp4netns");
+    assert_eq!(stacks.len(), 1, "the build's network stack runs");
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     assert!(ends(&marker).await, "a process of the build outlived the worker killed with SIGKILL");
+    for _ in 0..100 {
+        if stacks.iter().all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stacks.iter().all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()),
+        "the build's network stack outlived the worker killed with SIGKILL"
+    );
 
     let mut second = worker_process(&app);
     let passed = state_until(&app, &root, "web", "another worker finishes the build", |s| {
@@ -577,6 +596,20 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
     let log = log.text().await.unwrap();
     assert!(log.contains("attempt 2"), "{log}");
     second.start_kill().unwrap();
+}
+
+/// The processes named `name` whose parent is `parent`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status.lines().any(|l| l == format!("Name:\t{name}"))
+                && status.lines().any(|l| l == format!("PPid:\t{parent}"))
+        })
+        .collect()
 }
 
 /// Follows a running action's log until it says `text` (its commands run).

@@ -146,10 +146,12 @@ async fn an_action_over_its_limits_is_ended_with_a_clear_error() {
             shell("ManyHogs", "for i in 1 2 3 4; do python3 -c 'import time; b = b\"x\" * (40 << 20); time.sleep(60)' & done\nwait"),
             shell("Chatty", "yes 'a line of output, again and again'"),
             shell("BigFile", "head -c 20000000 /dev/zero > big"),
-            shell("ForkBomb", "for i in $(seq 100); do sleep 30 & done\nwait")]}]});
+            shell("ForkBomb", "for i in $(seq 100); do sleep 30 & done\nwait"),
+            // The limits are the script's first line: raising them again fails.
+            shell("RaisedForkBomb", "ulimit -p 100000 2>/dev/null || ulimit -u 100000 2>/dev/null || echo cannot raise\nfor i in $(seq 100); do sleep 30 & done\nwait")]}]});
     let root = account_with(&app, pipeline).await;
     upload(&app, &root, "limits").await;
-    let names = ["OneHog", "ManyHogs", "Chatty", "BigFile", "ForkBomb"];
+    let names = ["OneHog", "ManyHogs", "Chatty", "BigFile", "ForkBomb", "RaisedForkBomb"];
     let ended = state_until(&app, &root, "limits", "every action ends", |s| {
         names.iter().all(|n| action(s, "Build", n)["status"] == "Failed")
     })
@@ -166,6 +168,9 @@ async fn an_action_over_its_limits_is_ended_with_a_clear_error() {
     assert_eq!(code("BigFile"), "WorkspaceLimitExceeded", "{}", message("BigFile"));
     assert_eq!(code("ForkBomb"), "ProcessLimitExceeded", "{}", message("ForkBomb"));
     assert!(message("ForkBomb").contains("PIPEWRIGHT_SANDBOX_PROCESSES"), "{}", message("ForkBomb"));
+    assert_eq!(code("RaisedForkBomb"), "ProcessLimitExceeded", "{}", message("RaisedForkBomb"));
+    let raised = log_text(&app, &root, "limits", &ended, "Build", "RaisedForkBomb").await;
+    assert!(raised.contains("cannot raise"), "{raised}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
