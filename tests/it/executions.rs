@@ -897,6 +897,23 @@ async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
     let run = action(&done, "Publish", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
     assert!(log_of(&app, &root, "site", &run).await.text().await.unwrap().contains("<h1>release 8</h1>"));
 
+    // A release without an upload (StartPipelineExecution) runs the
+    // latest archive, as CodePipeline's S3 source takes the latest object.
+    let started = app.call("POST", "/v1/pipelines/site/executions", Some(&root), Some(json!({}))).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let released = started.body["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let done = state_until(&app, &root, "site", "the release is published", |s| {
+        let show = action(s, "Publish", "Show");
+        show["pipelineExecutionId"] == released.as_str() && show["status"] != "InProgress"
+    })
+    .await;
+    assert_eq!(action(&done, "Publish", "Show")["status"], "Succeeded", "{done:#}");
+    let run = action(&done, "Publish", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
+    assert!(log_of(&app, &root, "site", &run).await.text().await.unwrap().contains("<h1>release 8</h1>"));
+    let release = crate::executions::execution(&app, &root, "site", &released).await;
+    assert_eq!(release["trigger"]["triggerType"], "StartPipelineExecution");
+    assert_eq!(release["artifactRevisions"][0]["revisionId"], zipped["revisionId"], "{release:#}");
+
     // What is not an archive of its kind is refused, saying so.
     assert_eq!(upload(b"not an archive".to_vec(), "application/x-tar").await.unwrap().status(), 400);
     assert_eq!(upload(Vec::new(), "application/x-tar").await.unwrap().status(), 400, "an empty archive");

@@ -198,6 +198,7 @@ pub async fn start(
     }
     let resolved: Vec<Value> =
         variables.iter().map(|(name, value)| json!({"name": name, "resolvedValue": value})).collect();
+    let revisions = with_latest_uploads(conn, pipeline, revisions).await?;
     let execution: Execution = diesel::insert_into(pipeline_executions::table)
         .values((
             pipeline_executions::execution_id.eq(Uuid::new_v4()),
@@ -208,7 +209,7 @@ pub async fn start(
             pipeline_executions::status.eq(Status::InProgress.as_str()),
             pipeline_executions::trigger.eq(serde_json::to_value(trigger).unwrap_or_default()),
             pipeline_executions::variables.eq(Value::Array(resolved)),
-            pipeline_executions::source_revisions.eq(serde_json::to_value(revisions).unwrap_or_default()),
+            pipeline_executions::source_revisions.eq(serde_json::to_value(&revisions).unwrap_or_default()),
             pipeline_executions::client_request_token.eq(client_request_token),
         ))
         .returning(Execution::as_returning())
@@ -216,6 +217,52 @@ pub async fn start(
         .await?;
     let id = messaging::enqueue(conn, &Message::Advance { execution_id: execution.execution_id }).await?;
     Ok((execution, vec![id]))
+}
+
+/// `revisions` and, for each Upload source they do not name, the archive
+/// last uploaded to it: an execution started without one (a user's
+/// StartPipelineExecution) runs the latest, as CodePipeline's S3 source
+/// takes the object's latest version. Never uploaded: none (the action
+/// then fails with `NoRevision`).
+async fn with_latest_uploads(
+    conn: &mut AsyncPgConnection,
+    pipeline: &Pipeline,
+    revisions: &[SourceRevision],
+) -> Result<Vec<SourceRevision>, IamError> {
+    // Read from the stored declaration as it is (this runs for every
+    // execution; a whole parse is not needed).
+    let stages = pipeline.declaration["stages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let missing: Vec<&str> = stages
+        .iter()
+        .flat_map(|stage| stage["actions"].as_array().map(Vec::as_slice).unwrap_or_default())
+        .filter(|a| a["actionTypeId"]["category"] == "Source" && a["actionTypeId"]["provider"] == "Upload")
+        .filter_map(|a| a["name"].as_str())
+        .filter(|name| !revisions.iter().any(|r| r.action_name == *name))
+        .collect();
+    let mut out = revisions.to_vec();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    // Uploads start executions of their own, so the latest of each source
+    // is among the latest executions that carry any.
+    let recent: Vec<Value> = pipeline_executions::table
+        .filter(pipeline_executions::pipeline_id.eq(pipeline.pipeline_id))
+        .filter(pipeline_executions::source_revisions.ne(Value::Array(Vec::new())))
+        .order(pipeline_executions::seq.desc())
+        .limit(50)
+        .select(pipeline_executions::source_revisions)
+        .load(conn)
+        .await?;
+    for name in missing {
+        let latest = recent.iter().find_map(|carried| {
+            serde_json::from_value::<Vec<SourceRevision>>(carried.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .find(|r| r.action_name == name && r.artifact.is_some())
+        });
+        out.extend(latest);
+    }
+    Ok(out)
 }
 
 /// The stage and action runs of executions, latest attempt first.

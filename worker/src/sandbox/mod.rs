@@ -183,7 +183,27 @@ impl Sandbox {
             );
         }
         match &inner.tool {
-            Ok(tool) => tracing::info!(tool = %tool.display(), "actions run in a sandbox"),
+            Ok(tool) => tracing::info!(
+                tool = %tool.display(),
+                network = %if config.sandbox_has_network() {
+                    format!(
+                        "{}, and to {}",
+                        match config.sandbox_network {
+                            pipewright_core::config::SandboxNetwork::Egress =>
+                                "egress to public addresses (never this host nor a private range)",
+                            pipewright_core::config::SandboxNetwork::None => "no egress",
+                        },
+                        if config.sandbox_destinations.trim().is_empty() {
+                            "no granted destination"
+                        } else {
+                            config.sandbox_destinations.as_str()
+                        }
+                    )
+                } else {
+                    "none (loopback of its own)".to_owned()
+                },
+                "actions run in a sandbox"
+            ),
             Err(why) => tracing::error!("Shell actions are refused: {why}"),
         }
         Self { inner: Arc::new(inner) }
