@@ -77,9 +77,16 @@ fi
 # A sandbox given a network (PIPEWRIGHT_SANDBOX_NETWORK, _DESTINATIONS) gets
 # it from slirp4netns, behind a firewall nft sets through nsenter.
 for tool in git:git tar:tar bwrap:bubblewrap setpriv:util-linux nsenter:util-linux python3:python3 \
-            slirp4netns:slirp4netns nft:nftables; do
+            slirp4netns:slirp4netns nft:nftables ip:iproute2; do
   command -v "${tool%%:*}" >/dev/null || { say "installing ${tool#*:}"; install "${tool#*:}"; }
 done
+
+# slirp4netns runs as each action's own user and opens the TUN device as it
+# (Debian's udev rule makes it 0666; some VMs and containers leave it 0600).
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ] && [ "$(id -u)" = 0 ]; then
+  say "making /dev/net/tun usable by every user (0666, Debian's default)"
+  chmod 0666 /dev/net/tun
+fi
 
 # The tests of the S3-compatible artifact store run an S3 API server of
 # their own: moto's (from PyPI).

@@ -250,10 +250,23 @@ impl Config {
                     },
                     None => (entry, None),
                 };
-                let host = if let Ok(range) = host.parse::<ipnet::Ipv4Net>() {
-                    DestinationHost::Range(range.trunc())
-                } else if let Ok(address) = host.parse::<std::net::Ipv4Addr>() {
-                    DestinationHost::Range(ipnet::Ipv4Net::from(address))
+                let range = host
+                    .parse::<ipnet::Ipv4Net>()
+                    .map(|r| r.trunc())
+                    .or_else(|_| host.parse::<std::net::Ipv4Addr>().map(ipnet::Ipv4Net::from));
+                let host = if let Ok(range) = range {
+                    let overlaps = |other: &str| {
+                        other.parse::<ipnet::Ipv4Net>().is_ok_and(|o| range.contains(&o.network()) || o.contains(&range.network()))
+                    };
+                    // The host's loopback is one address the sandbox reaches
+                    // (as host.pipewright.internal), granted on purpose only.
+                    if overlaps("127.0.0.0/8") && range != ipnet::Ipv4Net::from(std::net::Ipv4Addr::LOCALHOST) {
+                        return Err(wrong("covers the host's loopback, which is granted as 127.0.0.1[:PORT] only"));
+                    }
+                    if overlaps("10.0.2.0/24") {
+                        return Err(wrong("covers 10.0.2.0/24, the sandbox's own network: grant a narrower range"));
+                    }
+                    DestinationHost::Range(range)
                 } else if !host.is_empty()
                     && host.len() <= 253
                     && host.split('.').all(|label| {
@@ -699,9 +712,18 @@ mod tests {
                 ("10.0.0.1:http", "has a port that is not a number"),
                 ("[fd00::1]:443", "is IPv6"),
                 ("-x.example", "is not an address"),
+                ("10.0.0.0/8:5432", "covers 10.0.2.0/24"),
+                ("0.0.0.0/0:443", "covers the host's loopback"),
+                ("127.0.0.2:80", "covers the host's loopback"),
                 ("10.0.0.300", "is not an address"),
             ] {
-                refused(jail, "PIPEWRIGHT_SANDBOX_DESTINATIONS", bad, says, "10.1.2.0/24:5432, Registry.internal");
+                refused(
+                    jail,
+                    "PIPEWRIGHT_SANDBOX_DESTINATIONS",
+                    bad,
+                    says,
+                    "10.1.2.0/24:5432, Registry.internal, 127.0.0.1:80",
+                );
             }
             let config = Config::load().map_err(|e| e.to_string())?;
             assert_eq!(
@@ -717,6 +739,10 @@ mod tests {
                         port: Some(5432)
                     },
                     GrantedDestination { host: DestinationHost::Name("registry.internal".to_owned()), port: None },
+                    GrantedDestination {
+                        host: DestinationHost::Range("127.0.0.1/32".parse().unwrap()),
+                        port: Some(80)
+                    },
                 ]
             );
             Ok(())

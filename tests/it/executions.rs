@@ -567,6 +567,11 @@ async fn a_worker_killed_mid_build_leaves_nothing_stuck_another_finishes_the_exe
     assert!(process_running(&marker), "the build's processes run");
     let stacks = children_named(first.id().unwrap(), "slirp4netns");
     assert_eq!(stacks.len(), 1, "the build's network stack runs");
+    // As the action's own host user, never root.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", stacks[0])).unwrap();
+    let uid =
+        status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().next().unwrap().to_owned();
+    assert!(uid.parse::<u32>().unwrap() >= 810_000, "slirp4netns runs as uid {uid}");
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     assert!(ends(&marker).await, "a process of the build outlived the worker killed with SIGKILL");

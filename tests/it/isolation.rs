@@ -331,6 +331,14 @@ async fn a_git_source_may_name_no_host_folder_nor_address_the_operator_did_not_a
     let refused = app.call("POST", "/v1/pipelines", Some(&root), Some(preload)).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body["errors"][0]["message"].as_str().unwrap().contains("loader"), "{}", refused.body);
+    // Nor the shell's, which would run code before the limits are set
+    // (bash as `sh` runs PS4 with SHELLOPTS=xtrace).
+    let mut traced = pipeline(repo.path.to_str().unwrap());
+    traced["pipeline"]["stages"][1]["actions"][0]["configuration"]["environmentVariables"] =
+        json!(r#"{"SHELLOPTS": "xtrace", "PS4": "$(sleep 100 &)"}"#);
+    let refused = app.call("POST", "/v1/pipelines", Some(&root), Some(traced)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body["errors"][0]["message"].as_str().unwrap().contains("read by the shell"), "{}", refused.body);
     let created = app.call("POST", "/v1/pipelines", Some(&root), Some(pipeline(repo.path.to_str().unwrap()))).await;
     assert_eq!(created.status, 201, "{}", created.body);
 }
@@ -431,16 +439,27 @@ async fn with_egress_a_build_reaches_granted_destinations_but_never_the_host_or_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_egress_a_granted_destination_is_all_a_build_reaches() {
-    let granted = granted_server().await;
+    let (granted, by_name) = (granted_server().await, granted_server().await);
     let app = TestApp::spawn_with_worker_and(|config| {
-        config.sandbox_destinations = format!("localhost:{granted}");
+        // A name whose answer is the host's loopback grants nothing: only
+        // 127.0.0.1 written as such does.
+        config.sandbox_destinations = format!("127.0.0.1:{granted}, localhost:{by_name}");
     })
     .await;
-    // A public address is refused inside the sandbox: no packet leaves it.
-    let targets: Vec<(String, u16)> =
-        vec![("host.pipewright.internal".into(), granted), ("1.1.1.1".into(), 443), ("10.0.2.2".into(), 5432)];
+    // A public address is refused inside the sandbox: no packet leaves it;
+    // nor does DNS, without egress.
+    let targets: Vec<(String, u16)> = vec![
+        ("host.pipewright.internal".into(), granted),
+        ("1.1.1.1".into(), 443),
+        ("10.0.2.2".into(), 5432),
+        ("10.0.2.2".into(), by_name),
+        ("10.0.2.3".into(), 53),
+    ];
     let log = probe_log(&app, &reach_probes(&targets)).await;
     assert!(log.contains(&format!("host.pipewright.internal:{granted} reached: granted")), "{log}");
-    assert!(log.contains("1.1.1.1:443 errno 113"), "{log}");
-    assert!(log.contains("10.0.2.2:5432 errno 113"), "{log}");
+    for refused in
+        ["1.1.1.1:443".to_owned(), "10.0.2.2:5432".to_owned(), format!("10.0.2.2:{by_name}"), "10.0.2.3:53".to_owned()]
+    {
+        assert!(log.contains(&format!("{refused} errno 113")), "{refused} was not refused:\n{log}");
+    }
 }

@@ -74,6 +74,12 @@ pub fn parse(text: &str) -> Result<Vec<EnvironmentVariable>, String> {
                  set it in the commands (export {name}=…) instead"
             ));
         }
+        if shell_sensitive(name) {
+            return Err(format!(
+                "{name} is read by the shell as it starts, before the sandbox's limits are set; \
+                 set it in the commands (export {name}=…) instead"
+            ));
+        }
         if name.starts_with("PW_") {
             return Err(format!("{name}: names starting with PW_ are Pipewright's own"));
         }
@@ -110,6 +116,15 @@ pub fn loader_sensitive(name: &str) -> bool {
         "MALLOC_CHECK_",
     ];
     name.starts_with("LD_") || name.starts_with("MALLOC_") || NAMES.contains(&name)
+}
+
+/// Variables a shell acts on as it starts, before the script's first line
+/// (where the sandbox's limits are set): bash (some machines' `sh`) runs
+/// `PS4` with `SHELLOPTS=xtrace`, reads `BASH_ENV`, imports functions.
+pub fn shell_sensitive(name: &str) -> bool {
+    const NAMES: [&str; 8] =
+        ["SHELLOPTS", "BASHOPTS", "PS4", "ENV", "BASH_ENV", "BASH_XTRACEFD", "PROMPT_COMMAND", "IFS"];
+    name.starts_with("BASH_FUNC_") || NAMES.contains(&name)
 }
 
 /// The region and account an ARN names.

@@ -361,7 +361,7 @@ pub fn own_addresses() -> Vec<IpAddr> {
 
 /// The IPv4 ranges [`internal`] refuses, as CIDR ranges: what a sandbox's
 /// egress is refused (a firewall takes ranges, not a function).
-pub const INTERNAL_V4: [&str; 14] = [
+pub const INTERNAL_V4: [&str; 15] = [
     "0.0.0.0/8",
     "10.0.0.0/8",
     "100.64.0.0/10",
@@ -374,6 +374,8 @@ pub const INTERNAL_V4: [&str; 14] = [
     "198.18.0.0/15",
     "198.51.100.0/24",
     "203.0.113.0/24",
+    // Azure's host agent (WireServer): not private, but the host's own.
+    "168.63.129.16/32",
     "224.0.0.0/4",
     "240.0.0.0/4",
 ];
@@ -397,6 +399,7 @@ fn internal(ip: IpAddr) -> bool {
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
                 || (a == 192 && b == 0 && c == 0)
+                || v4.octets() == [168, 63, 129, 16]
                 || a >= 240
         }
         IpAddr::V6(v6) => {

@@ -232,18 +232,24 @@ impl Sandbox {
             },
             None => None,
         };
-        let ready = job.scratch.join(network::READY);
-        if inner.network.is_some()
-            && let Err(e) = rustix::fs::mknodat(
-                rustix::fs::CWD,
-                &ready,
-                rustix::fs::FileType::Fifo,
-                rustix::fs::Mode::from_raw_mode(0o600),
-                0,
-            )
-        {
-            return failed("SandboxUnavailable", format!("the sandbox's network could not be prepared: {e}"));
-        }
+        // With a network: what it lets through, the sandbox's hosts file,
+        // and the FIFO its commands wait on (opened here, before anything
+        // of the sandbox runs, and written through this descriptor only).
+        let network = match &inner.network {
+            Some(network) => {
+                let plan = network.plan().await;
+                match prepare_network(job.scratch, &plan) {
+                    Ok(ready) => Some((network, plan, ready)),
+                    Err(e) => {
+                        return failed(
+                            "SandboxUnavailable",
+                            format!("the sandbox's network could not be prepared: {e}"),
+                        );
+                    }
+                }
+            }
+            None => None,
+        };
         if let Some(lease) = &lease {
             let (uid, owned) = (lease.uid, [job.workspace.to_path_buf(), job.scratch.to_path_buf()]);
             let chowned = tokio::task::spawn_blocking(move || owned.iter().try_for_each(|dir| chown_all(dir, uid)))
@@ -254,7 +260,7 @@ impl Sandbox {
                 return failed("SandboxUnavailable", format!("the workspace could not be handed to the sandbox: {e}"));
             }
         }
-        let args = inner.arguments(job.workspace, job.scratch, job.commands, inner.network.is_some());
+        let args = inner.arguments(job.workspace, job.scratch, job.commands, network.is_some());
         let (reader, writer) = match std::io::pipe() {
             Ok(pipe) => pipe,
             Err(e) => return failed("SandboxUnavailable", format!("the sandbox's output could not be read: {e}")),
@@ -296,8 +302,10 @@ impl Sandbox {
         let mut command = tokio::process::Command::new(program);
         // bwrap's own process is the host's: what its loader would act on
         // never reaches it (the declaration refuses those names too).
-        let environment =
-            job.environment.iter().filter(|(name, _)| !pipewright_core::pipelines::environment::loader_sensitive(name));
+        let environment = job.environment.iter().filter(|(name, _)| {
+            !pipewright_core::pipelines::environment::loader_sensitive(name)
+                && !pipewright_core::pipelines::environment::shell_sensitive(name)
+        });
         command.args(&args).env_clear().envs(environment).stdin(Stdio::from(given)).kill_on_drop(true);
         match writer.try_clone() {
             Ok(second) => command.stdout(second).stderr(writer),
@@ -315,15 +323,22 @@ impl Sandbox {
         };
         let pid = child.id();
         // The commands wait (on `ready`) until their network is up.
-        let _network = match (&inner.network, pid) {
-            (Some(network), Some(pid)) => match network.attach(pid, &ready).await {
-                Ok(attached) => Some(attached),
-                Err(e) => {
-                    let _ = child.start_kill();
-                    let _ = child.wait().await;
-                    return failed("SandboxUnavailable", format!("the sandbox's network could not be set up: {e}"));
+        let _network = match (&network, pid, &lease) {
+            (Some((network, plan, ready)), Some(pid), Some(lease)) => {
+                match network.attach(pid, lease.uid, plan, ready).await {
+                    Ok(attached) => Some(attached),
+                    Err(e) => {
+                        let _ = child.start_kill();
+                        let _ = child.wait().await;
+                        return failed("SandboxUnavailable", format!("the sandbox's network could not be set up: {e}"));
+                    }
                 }
-            },
+            }
+            (Some(_), _, _) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return failed("SandboxUnavailable", "the sandbox's network needs a worker running as root");
+            }
             _ => None,
         };
         let over_log = CancellationToken::new();
@@ -532,6 +547,10 @@ impl Inner {
         // One folder made at start-up (`write_etc`): a mount per file would
         // cost every action's start.
         add(&[&"--ro-bind", &self.etc, &"/etc"]);
+        let hosts = scratch.join(network::HOSTS);
+        if network {
+            add(&[&"--ro-bind", &hosts, &"/etc/hosts"]);
+        }
         add(&[&"--bind", &workspace, &WORKSPACE, &"--bind", &scratch, &SCRATCH]);
         for folder in &self.folders {
             let kind = if folder.writable { "--bind" } else { "--ro-bind" };
@@ -609,21 +628,21 @@ fn launch(
     }
 }
 
+/// The hosts file and the FIFO of a sandbox with a network, in its scratch
+/// folder; the FIFO opened (read and write, so that opening never waits).
+fn prepare_network(scratch: &Path, plan: &network::Plan) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    std::fs::write(scratch.join(network::HOSTS), &plan.hosts)?;
+    let ready = scratch.join(network::READY);
+    rustix::fs::mknodat(rustix::fs::CWD, &ready, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
+    Ok(rustix::fs::open(&ready, OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
+}
+
 fn write_etc(etc: &Path, network: bool) -> std::io::Result<()> {
-    // With a network, names resolve through slirp's resolver, and the
-    // host's loopback (where a destination on it is granted) has a name.
-    let (hosts, resolv) = if network {
-        (
-            format!(
-                "127.0.0.1 localhost sandbox\n::1 localhost sandbox\n{} {}\n",
-                network::HOST_GATEWAY,
-                network::HOST_NAME
-            ),
-            format!("nameserver {}\n", network::RESOLVER),
-        )
-    } else {
-        ("127.0.0.1 localhost sandbox\n::1 localhost sandbox\n".to_owned(), String::new())
-    };
+    // With a network, names resolve through slirp's resolver (each
+    // action's hosts file, bound over this one, names the granted ones).
+    let hosts = "127.0.0.1 localhost sandbox\n::1 localhost sandbox\n".to_owned();
+    let resolv = if network { format!("nameserver {}\n", network::RESOLVER) } else { String::new() };
     std::fs::create_dir_all(etc)?;
     let files = [
         (

@@ -5,13 +5,14 @@
 //!
 //! The sandbox keeps its own network namespace. Before its commands start,
 //! the worker (root) sets a firewall in that namespace (nftables, through
-//! `nsenter`) and then gives it a user-mode network stack (`slirp4netns`,
-//! whose connections leave from the host). The firewall comes first, so
-//! there is never a moment with a route and no rules; the commands cannot
-//! change it (no capability, no user namespace of their own). It lets
-//! through the sandbox's loopback, DNS to slirp's resolver (which asks the
-//! host's), the granted destinations, then — with `egress` — every address
-//! but this host's own and the loopback, private, link-local, shared and
+//! `nsenter`), then gives it a user-mode network stack (`slirp4netns`,
+//! run as the action's own host user, whose connections leave from the
+//! host) and configures its interface. The firewall comes first, so there
+//! is never a moment with a route and no rules; the commands cannot change
+//! it (no capability, no user namespace of their own). It lets through the
+//! sandbox's loopback, the granted destinations, then — with `egress` —
+//! DNS to slirp's resolver (which asks the host's) and every address but
+//! this host's own and the loopback, private, link-local, shared and
 //! reserved ranges; everything else is refused at once (no route to host),
 //! IPv6 included.
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use pipewright_core::config::{Config, DestinationHost, GrantedDestination, SandboxNetwork};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// The host's loopback (127.0.0.1) as the sandbox reaches it, when a
 /// destination on it is granted (slirp's gateway).
@@ -32,13 +33,24 @@ pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
 /// The name of [`HOST_GATEWAY`] in the sandbox's `/etc/hosts`.
 pub const HOST_NAME: &str = "host.pipewright.internal";
 /// The FIFO in the scratch folder the commands wait on until the network is
-/// up (written once by the worker).
+/// up (written once by the worker, through the descriptor it opened before
+/// the sandbox started: never by its path again).
 pub const READY: &str = ".network";
+/// The sandbox's `/etc/hosts` when it has a network, in its scratch folder.
+pub const HOSTS: &str = ".hosts";
+/// The sandbox's address on slirp's network.
+const ADDRESS: &str = "10.0.2.100/24";
 /// How long the network may take to come up.
 const SETUP: Duration = Duration::from_secs(10);
 
-const TOOLS: [(&str, &str); 4] =
-    [("slirp4netns", "slirp4netns"), ("nft", "nftables"), ("nsenter", "util-linux"), ("setpriv", "util-linux")];
+const TOOLS: [(&str, &str); 6] = [
+    ("slirp4netns", "slirp4netns"),
+    ("nft", "nftables"),
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("prlimit", "util-linux"),
+];
 
 /// The network every sandbox of this worker gets.
 pub struct Network {
@@ -50,13 +62,24 @@ pub struct Network {
 struct Tools {
     slirp4netns: PathBuf,
     nft: PathBuf,
+    ip: PathBuf,
     nsenter: PathBuf,
     setpriv: PathBuf,
+    prlimit: PathBuf,
 }
 
 /// A sandbox's network stack: it ends when this is dropped.
 pub struct Attached {
     _slirp: tokio::process::Child,
+}
+
+/// What one action's network lets through, resolved as it starts.
+pub struct Plan {
+    granted: Vec<(Ipv4Net, Option<u16>)>,
+    reaches_host: bool,
+    /// The sandbox's `/etc/hosts`: localhost, the host's loopback when
+    /// granted, and the granted names as they resolved.
+    pub hosts: String,
 }
 
 fn find(name: &str) -> Option<PathBuf> {
@@ -79,117 +102,183 @@ impl Network {
                         as root: it sets each sandbox's firewall and starts its network stack"
                 .to_owned());
         }
-        let missing: Vec<&str> = TOOLS.iter().filter(|(tool, _)| find(tool).is_none()).map(|(_, pkg)| *pkg).collect();
-        let (Some(slirp4netns), Some(nft), Some(nsenter), Some(setpriv)) =
-            (find("slirp4netns"), find("nft"), find("nsenter"), find("setpriv"))
+        let mut missing: Vec<&str> =
+            TOOLS.iter().filter(|(tool, _)| find(tool).is_none()).map(|(_, pkg)| *pkg).collect();
+        missing.dedup();
+        let (Some(slirp4netns), Some(nft), Some(ip), Some(nsenter), Some(setpriv), Some(prlimit)) =
+            (find("slirp4netns"), find("nft"), find("ip"), find("nsenter"), find("setpriv"), find("prlimit"))
         else {
             return Err(format!(
-                "a sandbox's network needs slirp4netns, nft and nsenter: install {} (Debian: `apt-get install {}`; \
+                "a sandbox's network needs slirp4netns, nft, ip and nsenter: install {} (Debian: `apt-get install {}`; \
                  `bash deploy/local-services.sh` does it) and start the worker again",
                 missing.join(", "),
                 missing.join(" ")
             ));
         };
-        Ok(Some(Self { mode: config.sandbox_network, granted, tools: Tools { slirp4netns, nft, nsenter, setpriv } }))
+        // slirp4netns runs as the action's user, and opens the TUN device
+        // as that user (Debian's own rule makes it 0666; opening it gives
+        // nothing without a capability in a network namespace).
+        let tun = std::fs::metadata("/dev/net/tun").map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+        if !tun.is_ok_and(|mode| mode & 0o006 == 0o006) {
+            return Err("a sandbox's network needs /dev/net/tun readable and writable by every user (mode 0666, \
+                        Debian's default; `chmod 0666 /dev/net/tun`, which `bash deploy/local-services.sh` does)"
+                .to_owned());
+        }
+        Ok(Some(Self {
+            mode: config.sandbox_network,
+            granted,
+            tools: Tools { slirp4netns, nft, ip, nsenter, setpriv, prlimit },
+        }))
     }
 
-    /// Gives the sandbox whose bubblewrap process is `bwrap` its firewall
-    /// and network stack, then lets its commands start (`ready`, the FIFO
-    /// they wait on).
-    pub async fn attach(&self, bwrap: u32, ready: &Path) -> Result<Attached, String> {
-        let init = sandbox_init(bwrap).await?;
-        let namespace = format!("/proc/{init}/ns/net");
-        let granted = self.resolve().await?;
+    /// What this action's network lets through: the granted names
+    /// resolved now (never to the host's loopback nor slirp's network: a
+    /// DNS answer cannot grant those), the host's `127.0.0.1` as
+    /// [`HOST_GATEWAY`].
+    pub async fn plan(&self) -> Plan {
+        let slirp: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap_or_default();
+        let (mut granted, mut names) = (Vec::new(), Vec::new());
+        for destination in &self.granted {
+            match &destination.host {
+                // The configuration takes no other range that covers the
+                // loopback than 127.0.0.1 itself.
+                DestinationHost::Range(range) if range.contains(&Ipv4Addr::LOCALHOST) => {
+                    granted.push((Ipv4Net::from(HOST_GATEWAY), destination.port));
+                }
+                DestinationHost::Range(range) => granted.push((*range, destination.port)),
+                DestinationHost::Name(name) => {
+                    let found = tokio::net::lookup_host((name.as_str(), 0)).await.map(Iterator::collect::<Vec<_>>);
+                    // A name that does not resolve now grants nothing now.
+                    for address in found.unwrap_or_default() {
+                        if let std::net::IpAddr::V4(v4) = address.ip()
+                            && !v4.is_loopback()
+                            && !slirp.contains(&v4)
+                            && !v4.is_unspecified()
+                        {
+                            granted.push((Ipv4Net::from(v4), destination.port));
+                            names.push(format!("{v4} {name}"));
+                        }
+                    }
+                }
+            }
+        }
         let reaches_host = granted.iter().any(|(range, _)| range.contains(&HOST_GATEWAY));
-        let rules = ruleset(self.mode, &granted, &own_ipv4());
-        self.firewall(&namespace, &rules).await?;
-        let slirp = self.stack(&namespace, reaches_host)?;
-        let mut slirp = wait_for_route(init, slirp).await?;
-        if let Err(e) = release(ready).await {
+        let mut hosts = "127.0.0.1 localhost sandbox\n::1 localhost sandbox\n".to_owned();
+        if reaches_host {
+            hosts.push_str(&format!("{HOST_GATEWAY} {HOST_NAME}\n"));
+        }
+        names.dedup();
+        for line in names {
+            hosts.push_str(&line);
+            hosts.push('\n');
+        }
+        Plan { granted, reaches_host, hosts }
+    }
+
+    /// Gives the sandbox whose bubblewrap process is `bwrap` (running as
+    /// host user `uid`) its firewall and network stack, then lets its
+    /// commands start by writing to `ready` (the FIFO they wait on, opened
+    /// by the worker before the sandbox started).
+    pub async fn attach(
+        &self,
+        bwrap: u32,
+        uid: u32,
+        plan: &Plan,
+        ready: &std::os::fd::OwnedFd,
+    ) -> Result<Attached, String> {
+        let (init, checked) = sandbox_init(bwrap).await?;
+        let namespace = format!("/proc/{init}/ns/net");
+        // The namespace's owner, for slirp4netns (opened here, as root).
+        let owner = std::fs::File::open(format!("/proc/{init}/ns/user"))
+            .map_err(|e| format!("the sandbox's user namespace could not be opened: {e}"))?;
+        let rules = ruleset(self.mode, &plan.granted, &own_ipv4());
+        self.in_namespace(&namespace, &self.tools.nft, &["-f", "-"], &rules).await?;
+        let slirp = self.stack(init, uid, owner, plan.reaches_host)?;
+        let mut slirp = wait_for_tap(init, slirp).await?;
+        let configured = async {
+            let interface =
+                format!("link set tap0 up\naddr add {ADDRESS} dev tap0\nroute add default via {HOST_GATEWAY}\n");
+            self.in_namespace(&namespace, &self.tools.ip, &["-batch", "-"], &interface).await?;
+            // Still the namespace checked first (its process was not
+            // replaced by another of the same id meanwhile).
+            if std::fs::read_link(&namespace).ok() != Some(checked) {
+                return Err("the sandbox's process changed while its network was set up".to_owned());
+            }
+            rustix::io::write(ready, b"\n").map(drop).map_err(|e| format!("the commands could not be started: {e}"))
+        };
+        if let Err(e) = configured.await {
             let _ = slirp.start_kill();
             return Err(e);
         }
         Ok(Attached { _slirp: slirp })
     }
 
-    /// The granted destinations as ranges the sandbox addresses: names
-    /// resolved now, and the host's loopback as [`HOST_GATEWAY`].
-    async fn resolve(&self) -> Result<Vec<(Ipv4Net, Option<u16>)>, String> {
-        let mut out = Vec::new();
-        for destination in &self.granted {
-            let ranges = match &destination.host {
-                DestinationHost::Range(range) => vec![*range],
-                DestinationHost::Name(name) => tokio::net::lookup_host((name.as_str(), 0))
-                    .await
-                    .map(|found| {
-                        found
-                            .filter_map(|a| match a.ip() {
-                                std::net::IpAddr::V4(v4) => Some(Ipv4Net::from(v4)),
-                                std::net::IpAddr::V6(_) => None,
-                            })
-                            .collect()
-                    })
-                    // A name that does not resolve now grants nothing now.
-                    .unwrap_or_default(),
-            };
-            for range in ranges {
-                let range = if range.contains(&Ipv4Addr::LOCALHOST) { Ipv4Net::from(HOST_GATEWAY) } else { range };
-                out.push((range, destination.port));
-            }
-        }
-        Ok(out)
-    }
-
-    async fn firewall(&self, namespace: &str, rules: &str) -> Result<(), String> {
-        let mut nft = tokio::process::Command::new(&self.tools.nsenter)
+    /// Runs `tool` with `args` in the network namespace `namespace` (as
+    /// root), `input` on its standard input.
+    async fn in_namespace(&self, namespace: &str, tool: &Path, args: &[&str], input: &str) -> Result<(), String> {
+        let name = tool.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut child = tokio::process::Command::new(&self.tools.nsenter)
             .arg(format!("--net={namespace}"))
-            .arg(&self.tools.nft)
-            .args(["-f", "-"])
+            .arg(tool)
+            .args(args)
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("nft could not start: {e}"))?;
-        if let Some(mut stdin) = nft.stdin.take() {
-            stdin.write_all(rules.as_bytes()).await.map_err(|e| format!("nft could not be given its rules: {e}"))?;
+            .map_err(|e| format!("{name} could not start: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).await.map_err(|e| format!("{name} could not be given its input: {e}"))?;
         }
-        let output = tokio::time::timeout(SETUP, nft.wait_with_output())
+        let output = tokio::time::timeout(SETUP, child.wait_with_output())
             .await
-            .map_err(|_| "nft did not finish".to_owned())?
-            .map_err(|e| format!("nft could not be waited for: {e}"))?;
+            .map_err(|_| format!("{name} did not finish"))?
+            .map_err(|e| format!("{name} could not be waited for: {e}"))?;
         if output.status.success() {
             Ok(())
         } else {
-            Err(format!("the sandbox's firewall was refused: {}", String::from_utf8_lossy(&output.stderr).trim()))
+            Err(format!("{name} refused the sandbox's network: {}", String::from_utf8_lossy(&output.stderr).trim()))
         }
     }
 
-    /// slirp4netns for the namespace, in a sandbox of its own (no
-    /// capabilities but binding low ports, only `/etc` and `/run`, a
-    /// seccomp filter), killed if the worker dies.
-    fn stack(&self, namespace: &str, reaches_host: bool) -> Result<tokio::process::Child, String> {
+    /// slirp4netns for the sandbox whose first process is `init`: as the
+    /// action's host user `uid`, capable only in the sandbox's user
+    /// namespace (`owner`, on its standard input), under a seccomp filter,
+    /// with bounded descriptors and memory, killed if the worker dies.
+    fn stack(
+        &self,
+        init: u32,
+        uid: u32,
+        owner: std::fs::File,
+        reaches_host: bool,
+    ) -> Result<tokio::process::Child, String> {
         let mut command = tokio::process::Command::new(&self.tools.setpriv);
-        command.args(["--pdeathsig", "KILL", "--"]).arg(&self.tools.slirp4netns);
-        command.args(["--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp"]);
+        command
+            .args([format!("--reuid={uid}"), format!("--regid={uid}")])
+            .args(["--clear-groups", "--pdeathsig", "KILL", "--"])
+            .arg(&self.tools.prlimit)
+            .args(["--nofile=4096", "--as=1073741824", "--"])
+            .arg(&self.tools.slirp4netns)
+            .args(["--mtu=65520", "--enable-seccomp", "--userns-path=/dev/stdin"]);
         if !reaches_host {
             command.arg("--disable-host-loopback");
         }
         command
-            .args(["--netns-type=path", namespace, "tap0"])
+            .args([init.to_string(), "tap0".to_owned()])
             .env_clear()
-            .stdin(Stdio::null())
+            .stdin(Stdio::from(owner))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("slirp4netns could not start: {e}"))
     }
 }
 
-/// The sandbox's first process inside its namespaces: bubblewrap's child.
-async fn sandbox_init(bwrap: u32) -> Result<u32, String> {
+/// The sandbox's first process inside its namespaces (bubblewrap's child),
+/// and its network namespace as it was checked.
+async fn sandbox_init(bwrap: u32) -> Result<(u32, PathBuf), String> {
     let children = format!("/proc/{bwrap}/task/{bwrap}/children");
     let own = std::fs::read_link("/proc/self/ns/net").ok();
     let deadline = tokio::time::Instant::now() + SETUP;
@@ -199,8 +288,8 @@ async fn sandbox_init(bwrap: u32) -> Result<u32, String> {
             .and_then(|list| list.split_whitespace().next().and_then(|pid| pid.parse::<u32>().ok()));
         if let Some(pid) = first {
             let namespace = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-            if namespace.is_some() && namespace != own {
-                return Ok(pid);
+            if let Some(namespace) = namespace.filter(|n| Some(n) != own.as_ref()) {
+                return Ok((pid, namespace));
             }
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -208,51 +297,23 @@ async fn sandbox_init(bwrap: u32) -> Result<u32, String> {
     Err("the sandbox did not start its namespaces".to_owned())
 }
 
-/// Waits until slirp4netns has configured the sandbox's default route.
-async fn wait_for_route(init: u32, mut slirp: tokio::process::Child) -> Result<tokio::process::Child, String> {
-    let routes = format!("/proc/{init}/net/route");
+/// Waits until slirp4netns has made the sandbox's `tap0`.
+async fn wait_for_tap(init: u32, mut slirp: tokio::process::Child) -> Result<tokio::process::Child, String> {
+    let devices = format!("/proc/{init}/net/dev");
     let deadline = tokio::time::Instant::now() + SETUP;
     while tokio::time::Instant::now() < deadline {
-        let up = std::fs::read_to_string(&routes).is_ok_and(|table| {
-            table.lines().skip(1).any(|line| {
-                let mut fields = line.split_whitespace();
-                fields.next() == Some("tap0") && fields.next() == Some("00000000")
-            })
-        });
-        if up {
+        if std::fs::read_to_string(&devices)
+            .is_ok_and(|table| table.lines().any(|l| l.trim_start().starts_with("tap0:")))
+        {
             return Ok(slirp);
         }
         if let Ok(Some(status)) = slirp.try_wait() {
-            let mut said = String::new();
-            if let Some(mut stderr) = slirp.stderr.take() {
-                let _ = stderr.read_to_string(&mut said).await;
-            }
-            let said: Vec<&str> = said.lines().filter(|l| !l.starts_with("WARNING")).collect();
-            return Err(format!("slirp4netns ended ({status}): {}", said.join("; ")));
+            return Err(format!("slirp4netns ended ({status}) before the sandbox's network was up"));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let _ = slirp.start_kill();
     Err("the sandbox's network did not come up".to_owned())
-}
-
-/// Tells the commands, waiting on the FIFO `ready`, that they may start.
-async fn release(ready: &Path) -> Result<(), String> {
-    use rustix::fs::{Mode, OFlags};
-    let deadline = tokio::time::Instant::now() + SETUP;
-    loop {
-        // Without a reader yet, opening a FIFO to write fails (ENXIO)
-        // rather than waiting.
-        match rustix::fs::open(ready, OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()) {
-            Ok(fifo) => {
-                return rustix::io::write(&fifo, b"\n")
-                    .map(drop)
-                    .map_err(|e| format!("the commands could not be started: {e}"));
-            }
-            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(1)).await,
-            Err(e) => return Err(format!("the commands could not be started: {e}")),
-        }
-    }
 }
 
 /// This host's own IPv4 addresses, which egress never reaches.
@@ -274,8 +335,13 @@ pub fn ruleset(mode: SandboxNetwork, granted: &[(Ipv4Net, Option<u16>)], own: &[
         "add chain inet pipewright output { type filter hook output priority 0; policy accept; }".to_owned(),
         format!("{RULE} oifname \"lo\" accept"),
         format!("{RULE} meta nfproto ipv6 reject with icmpx admin-prohibited"),
-        format!("{RULE} ip daddr {RESOLVER} meta l4proto {{ tcp, udp }} th dport 53 accept"),
     ];
+    // Names resolve through the host's resolver with egress; without it
+    // the granted names are in the sandbox's hosts file, and DNS (a way
+    // out of its own) is closed.
+    if mode == SandboxNetwork::Egress {
+        rules.push(format!("{RULE} ip daddr {RESOLVER} meta l4proto {{ tcp, udp }} th dport 53 accept"));
+    }
     for (range, port) in granted {
         rules.push(match port {
             Some(port) => format!("{RULE} ip daddr {range} meta l4proto {{ tcp, udp }} th dport {port} accept"),
@@ -325,6 +391,7 @@ mod tests {
         assert!(!egress.contains("output reject"), "egress ends open:\n{egress}");
 
         let none = ruleset(SandboxNetwork::None, &granted, &own);
+        assert!(!none.contains("dport 53"), "no DNS without egress:\n{none}");
         assert!(none.trim_end().ends_with("add rule inet pipewright output reject with icmpx admin-prohibited"));
         assert!(!none.contains("203.0.114.7"));
         assert!(none.contains("ip daddr 10.1.0.0/16 meta l4proto { tcp, udp } th dport 5432 accept"));
