@@ -1,7 +1,8 @@
 //! Recording every `/v1` call in the audit log. The `observe` middleware
 //! builds the event from what the request left behind (the caller, the
 //! operation and resource it was authorised for, the error it got) and hands
-//! it to the [`AuditWriter`], which appends in batches.
+//! it to the [`AuditWriter`], which appends by group commit; the answer
+//! leaves once its events are durable, or is a 503.
 //!
 //! A mutation's events are appended in its own request transaction (see
 //! [`finish_transaction`] and docs/decisions/008-audit-design.md); reads and
@@ -120,10 +121,15 @@ pub async fn capture_request_body(req: &mut actix_web::dev::ServiceRequest) -> O
 #[derive(Debug, Default)]
 pub struct OperationNames(pub HashMap<(String, String), String>);
 
-/// Hands events to a task that appends them in batches.
+/// Appends the events of calls that are not mutations (reads, refused and
+/// unauthenticated calls) by group commit: the events of concurrent
+/// requests are written together, one transaction a batch, and each
+/// request's answer waits until its events are durable
+/// (docs/decisions/015-audit-group-commit.md).
 #[derive(Clone)]
 pub struct AuditWriter {
-    sender: mpsc::Sender<Event>,
+    sender: mpsc::Sender<Entry>,
+    wait: Duration,
 }
 
 /// The writer's task, to wait for on shutdown.
@@ -137,45 +143,274 @@ impl AuditTask {
     }
 }
 
-const BATCH: usize = 500;
-const PAUSE: Duration = Duration::from_millis(50);
+/// The events of one call, waiting to be written.
+struct Entry {
+    events: Vec<Event>,
+    /// When the call stops waiting and answers 503 instead.
+    deadline: tokio::time::Instant,
+    /// Told once: written (`true`), or not in time (`false`).
+    done: Option<tokio::sync::oneshot::Sender<bool>>,
+    /// Whether the writer took it ([`TAKEN`]) or the call gave up first
+    /// ([`ABANDONED`]): one of the two, never both.
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Entry {
+    fn new(
+        events: Vec<Event>,
+        deadline: tokio::time::Instant,
+        done: Option<tokio::sync::oneshot::Sender<bool>>,
+    ) -> Self {
+        Self { events, deadline, done, state: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(QUEUED)) }
+    }
+
+    /// Takes the entry for a batch; an entry its call gave up on is taken
+    /// as the 503 its call answered.
+    fn take(mut self) -> Self {
+        use std::sync::atomic::Ordering;
+        if self.state.compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            self.done = None;
+            self.events.iter_mut().for_each(as_unrecorded);
+        }
+        self
+    }
+}
+
+impl Entry {
+    fn answer(&mut self, written: bool) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(written);
+        }
+    }
+}
+
+/// Why a call's events were not recorded in time: the call answers 503.
+#[derive(Debug)]
+pub struct Unrecorded;
+
+/// Most events one batch writes.
+const BATCH_EVENTS: usize = 1000;
+/// How long a call waits for its events by default.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long one attempt at writing a batch may take.
+const ATTEMPT: Duration = Duration::from_secs(10);
 
 impl AuditWriter {
     pub fn start(db: Db) -> (Self, AuditTask) {
-        let (sender, mut receiver) = mpsc::channel::<Event>(10_000);
-        let task = tokio::spawn(async move {
-            let mut batch = Vec::new();
-            loop {
-                let closed = match tokio::time::timeout(PAUSE, receiver.recv()).await {
-                    Ok(Some(event)) => {
-                        batch.push(event);
-                        while batch.len() < BATCH {
-                            match receiver.try_recv() {
-                                Ok(event) => batch.push(event),
-                                Err(_) => break,
-                            }
-                        }
-                        false
-                    }
-                    Ok(None) => true,
-                    Err(_) => false,
-                };
-                if !batch.is_empty() {
-                    write(&db, &mut batch).await;
-                }
-                if closed {
-                    break;
-                }
-            }
-        });
-        (Self { sender }, AuditTask(task))
+        Self::start_with(db, WAIT)
     }
 
-    pub fn record(&self, event: Event) {
-        if let Err(e) = self.sender.try_send(event) {
-            tracing::error!(error = %e, "the audit queue is full; an event was not recorded");
+    /// A writer whose callers wait at most `wait` for their events.
+    pub fn start_with(db: Db, wait: Duration) -> (Self, AuditTask) {
+        let (sender, mut receiver) = mpsc::channel::<Entry>(10_000);
+        let task = tokio::spawn(async move {
+            // While one batch is written the next gathers: the more calls
+            // at once, the larger the batches, the same one commit each.
+            while let Some(first) = receiver.recv().await {
+                let first = first.take();
+                let mut count = first.events.len();
+                let mut batch = vec![first];
+                while count < BATCH_EVENTS {
+                    match receiver.try_recv() {
+                        Ok(entry) => {
+                            let entry = entry.take();
+                            count += entry.events.len();
+                            batch.push(entry);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                write_batch(&db, batch).await;
+            }
+        });
+        (Self { sender, wait }, AuditTask(task))
+    }
+
+    /// Records a call's events, and resolves once they are durable; or
+    /// fails when they could not be written within the writer's wait (the
+    /// call then answers 503, and its events are kept and written later as
+    /// a 503, what the caller saw).
+    pub async fn record(&self, events: Vec<Event>) -> Result<(), Unrecorded> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        use std::sync::atomic::Ordering;
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let permit = match tokio::time::timeout_at(deadline, self.sender.reserve()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => {
+                tracing::error!(events = events.len(), "the audit writer has stopped; the call is refused");
+                return Err(Unrecorded);
+            }
+            Err(_) => {
+                // The queue stayed full: the call answers 503, and its
+                // events, as that 503, are queued whenever there is room.
+                tracing::error!("the audit queue stayed full; the call is answered 503");
+                let mut events = events;
+                events.iter_mut().for_each(as_unrecorded);
+                let sender = self.sender.clone();
+                tokio::spawn(async move {
+                    let _ = sender.send(Entry::new(events, tokio::time::Instant::now(), None)).await;
+                });
+                return Err(Unrecorded);
+            }
+        };
+        let (done, mut written) = tokio::sync::oneshot::channel();
+        let entry = Entry::new(events, deadline, Some(done));
+        let state = entry.state.clone();
+        permit.send(entry);
+        match tokio::time::timeout_at(deadline, &mut written).await {
+            Ok(answer) => return if answer == Ok(true) { Ok(()) } else { Err(Unrecorded) },
+            // Still queued: given up on (the writer then writes it as the
+            // 503 the call answers).
+            Err(_) if state.compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok() => {
+                return Err(Unrecorded);
+            }
+            Err(_) => {}
+        }
+        // Taken: the writer answers by the deadline, or at the end of the
+        // attempt under way then.
+        if written.await == Ok(true) { Ok(()) } else { Err(Unrecorded) }
+    }
+}
+
+/// Writes a batch, answering each entry: retries while the database is
+/// away (entries past their deadline are answered `false` and kept, as
+/// 503s); an entry the database refuses (bad data) is written apart, so
+/// that it never holds back or loses another's.
+async fn write_batch(db: &Db, mut batch: Vec<Entry>) {
+    let mut failures = 0u32;
+    let mut unsure = false;
+    loop {
+        let now = tokio::time::Instant::now();
+        for entry in &mut batch {
+            if entry.done.is_some() && entry.deadline <= now {
+                entry.answer(false);
+                entry.events.iter_mut().for_each(as_unrecorded);
+            }
+        }
+        let events: Vec<Event> = batch.iter().flat_map(|e| e.events.iter().cloned()).collect();
+        let attempt = async {
+            let mut conn = db.conn().await.map_err(|e| (true, e.to_string()))?;
+            // After an attempt whose end was not seen, what it committed
+            // is not written twice.
+            let events = if unsure {
+                audit::store::not_yet_written(&mut conn, events).await.map_err(|e| (true, e.to_string()))?
+            } else {
+                events
+            };
+            match audit::store::append(&mut conn, events).await {
+                Ok(()) => Ok(()),
+                // The database answered: the data is what it refused.
+                Err(e) => Err((!answers(&mut conn).await, e.to_string())),
+            }
+        };
+        let outcome = match tokio::time::timeout(ATTEMPT, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err((true, "no answer within the attempt's time".to_owned())),
+        };
+        match outcome {
+            Ok(()) => {
+                batch.iter_mut().for_each(|e| e.answer(true));
+                return;
+            }
+            Err((false, e)) if batch.len() > 1 || batch.first().is_some_and(|e| e.events.len() > 1) => {
+                tracing::warn!(error = %e, "an audit batch was refused; its calls are written one by one");
+                for entry in batch {
+                    for single in split(entry) {
+                        Box::pin(write_batch(db, vec![single])).await;
+                    }
+                }
+                return;
+            }
+            Err((false, e)) => {
+                // One event the database will not take: kept as what can
+                // be said of it, never dropped in silence.
+                tracing::error!(error = %e, "an audit event was refused; its essentials are recorded instead");
+                let Some(mut entry) = batch.pop() else { return };
+                entry.answer(false);
+                entry.events.iter_mut().for_each(|event| reduce(event, &e));
+                Box::pin(write_reduced(db, entry.events)).await;
+                return;
+            }
+            Err((true, e)) => {
+                failures += 1;
+                unsure = true;
+                tracing::warn!(error = %e, attempt = failures, events = batch.iter().map(|e| e.events.len()).sum::<usize>(),
+                    "audit events not written yet; retrying");
+                let pause = Duration::from_millis(100 * u64::from(failures.min(20)));
+                tokio::time::sleep(pause).await;
+            }
         }
     }
+}
+
+/// An entry of several events as entries of one each (the first answers).
+fn split(mut entry: Entry) -> Vec<Entry> {
+    let events = std::mem::take(&mut entry.events);
+    let (deadline, mut done) = (entry.deadline, entry.done.take());
+    let last = events.len().saturating_sub(1);
+    events
+        .into_iter()
+        .enumerate()
+        // The call is answered once its last event is written.
+        .map(|(i, event)| {
+            let mut single = Entry::new(vec![event], deadline, if i == last { done.take() } else { None });
+            single.state = entry.state.clone();
+            single
+        })
+        .collect()
+}
+
+/// Writes events reduced to their essentials, retrying while the database
+/// is away.
+async fn write_reduced(db: &Db, events: Vec<Event>) {
+    for attempt in 0..600u32 {
+        let written = match db.conn().await {
+            Ok(mut conn) => audit::store::append(&mut conn, events.clone()).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match written {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "a reduced audit event is not written yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    tracing::error!(events = ?events.iter().map(|e| e.event_id).collect::<Vec<_>>(), "audit events could not be written");
+}
+
+/// The event as the caller saw it when its record was late: a 503.
+fn as_unrecorded(event: &mut Event) {
+    event.http_status = 503;
+    event.error_code = Some("ServiceUnavailableException".to_owned());
+    event.error_message = Some("the audit log could not take the call in time; it was answered 503".to_owned());
+    event.response_elements = None;
+}
+
+/// What is kept of an event the database refused: who, what, when, the
+/// outcome, and why the rest is missing.
+fn reduce(event: &mut Event, why: &str) {
+    as_unrecorded(event);
+    event.request_parameters = None;
+    event.user_agent = String::new();
+    event.error_message = Some(format!(
+        "the event could not be stored whole ({}); its call was answered 503",
+        why.chars().take(200).collect::<String>()
+    ));
+}
+
+/// Whether the database answers a trivial query.
+async fn answers(conn: &mut pipewright_core::db::Conn) -> bool {
+    use diesel_async::RunQueryDsl;
+    tokio::time::timeout(Duration::from_secs(2), diesel::sql_query("SELECT 1").execute(&mut **conn))
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 /// Reads the JSON answer of a successful mutation for the audit log (reads
@@ -207,28 +442,6 @@ pub async fn capture_response_body(response: ServiceResponse) -> (ServiceRespons
             (ServiceResponse::new(request, actix_web::ResponseError::error_response(&failed)), None)
         }
     }
-}
-
-/// Writes the batch, retrying while the database is away (the batch waits).
-async fn write(db: &Db, batch: &mut Vec<Event>) {
-    for attempt in 0..20u32 {
-        let result = match db.conn().await {
-            Ok(mut conn) => audit::store::append(&mut conn, batch.clone()).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(()) => {
-                batch.clear();
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, attempt, events = batch.len(), "audit events not written yet; retrying");
-                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt + 1))).await;
-            }
-        }
-    }
-    tracing::error!(events = batch.len(), "audit events could not be written and are dropped");
-    batch.clear();
 }
 
 /// Builds the events of a finished `/v1` call: one in the account acted in,

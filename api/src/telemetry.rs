@@ -43,14 +43,29 @@ pub async fn observe(
     let mut req = req;
     let request_body = if path.starts_with("/v1/") { crate::audit::capture_request_body(&mut req).await } else { None };
 
+    // A NUL character is refused at the edge: no field takes one, and
+    // PostgreSQL stores none (its event is recorded escaped).
+    let holds_nul = path.starts_with("/v1/")
+        && (req.uri().path_and_query().is_some_and(|pq| pq.as_str().to_ascii_lowercase().contains("%00"))
+            || request_body.as_ref().is_some_and(holds_nul));
     // Handlers' and extractors' errors are already responses here, made inside
     // this scope; an error that still reaches us is rendered by actix itself.
-    let mut response = REQUEST_ID
-        .scope(id.clone(), next.call(req))
-        .instrument(span.clone())
-        .await
-        .inspect_err(|e| span.in_scope(|| tracing::error!(error = %e, "request failed outside a handler")))?
-        .map_into_boxed_body();
+    let mut response = if holds_nul {
+        let refused = crate::error::ApiError::validation(
+            "the request holds a NUL character (\\u0000 in JSON, %00 in a URL), which no field takes: remove it",
+        );
+        REQUEST_ID
+            .scope(id.clone(), async move { req.into_response(actix_web::ResponseError::error_response(&refused)) })
+            .await
+            .map_into_boxed_body()
+    } else {
+        REQUEST_ID
+            .scope(id.clone(), next.call(req))
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| span.in_scope(|| tracing::error!(error = %e, "request failed outside a handler")))?
+            .map_into_boxed_body()
+    };
 
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -112,33 +127,54 @@ pub async fn observe(
                     span.in_scope(
                         || tracing::error!(error = %e, "the audit log could not be written; the change is undone"),
                     );
-                    let failed = crate::error::ApiError {
-                        retry_after: Some(5),
-                        ..crate::error::ApiError::new(
-                            crate::error::ErrorCode::ServiceUnavailableException,
-                            "the audit log could not be written, so the change was not made; retry shortly",
-                        )
-                    };
-                    let request = response.request().clone();
-                    let body =
-                        REQUEST_ID.scope(id.clone(), async { actix_web::ResponseError::error_response(&failed) }).await;
-                    response = ServiceResponse::new(request, body).map_into_boxed_body();
-                    if let Ok(value) = HeaderValue::from_str(&id) {
-                        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-                    }
+                    response = unavailable(
+                        response,
+                        &id,
+                        "the audit log could not be written, so the change was not made; retry shortly",
+                    )
+                    .await;
                     let bodies = crate::audit::Bodies { response: None, ..bodies };
                     events = crate::audit::events_of(&response, &id, &names, 503, &bodies);
                 }
             }
         }
-        for event in events {
-            writer.record(event);
+        // No answer without its record: it leaves once its events are
+        // durable, or as a 503 (whose event the writer keeps).
+        if writer.record(events).await.is_err() {
+            span.in_scope(|| tracing::error!("the audit log could not take the call in time; it is answered 503"));
+            response =
+                unavailable(response, &id, "the audit log could not record the call in time; retry shortly").await;
         }
     }
     span.in_scope(|| {
         tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request served");
     });
     Ok(response)
+}
+
+/// Whether a JSON value holds a NUL character, in a string or a key.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
+/// `response` replaced by a 503 `ServiceUnavailableException` saying `why`.
+async fn unavailable(response: ServiceResponse, id: &str, why: &'static str) -> ServiceResponse {
+    let failed = crate::error::ApiError {
+        retry_after: Some(5),
+        ..crate::error::ApiError::new(crate::error::ErrorCode::ServiceUnavailableException, why)
+    };
+    let request = response.request().clone();
+    let body = REQUEST_ID.scope(id.to_owned(), async { actix_web::ResponseError::error_response(&failed) }).await;
+    let mut response = ServiceResponse::new(request, body).map_into_boxed_body();
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 /// Request counts and latencies by route and status, in a registry of our own.

@@ -440,3 +440,33 @@ async fn sealed_newest_events_deleted_with_the_head_rewound_are_still_caught() {
     // (Deleted, or replaced by events appended since: either way the digest says so.)
     assert!(rewound["firstInvalid"]["reason"].as_str().unwrap().contains("digest"), "{rewound}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answered_call_is_already_in_the_log_when_its_answer_arrives() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    // Many reads, refusals and unauthenticated calls at once: the events of
+    // concurrent calls are committed together, each before its answer.
+    let calls = (0..300).map(|i| {
+        let (app, root) = (&app, root.clone());
+        async move {
+            match i % 3 {
+                0 => app.call("GET", "/v1/auth/whoami", Some(&root), None).await.status,
+                1 => app.call("GET", "/v1/iam/users/nobody", Some(&root), None).await.status,
+                _ => app.call("GET", "/v1/auth/whoami", Some("not-a-token"), None).await.status,
+            }
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 100, "{statuses:?}");
+    // No waiting: every answered call's event is durable already.
+    let counted = app
+        .sql_text(
+            "SELECT count(*) FILTER (WHERE event_name = 'GetCallerIdentity' AND http_status = 200) || ' ' || \
+             count(*) FILTER (WHERE event_name = 'GetUser' AND http_status = 404) || ' ' || \
+             count(*) FILTER (WHERE http_status = 401) FROM audit_events",
+        )
+        .await;
+    assert_eq!(counted, "100 100 100");
+}

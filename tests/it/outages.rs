@@ -54,3 +54,43 @@ async fn each_dependency_going_down_is_reported_and_recovered_from() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_whose_event_cannot_be_recorded_answers_503_and_its_event_is_written_when_the_database_is_back() {
+    let base = crate::support::base_config();
+    let postgres = ChaosProxy::start(base.database_url.host_port()).await;
+    let app = TestApp::spawn_with(|config| {
+        config.database_url = Dsn::new(postgres.url_for(config.database_url.expose()));
+    })
+    .await;
+    let account = app.create_account(None, "correct horse battery").await;
+    let root = app.sign_in(&account, "root", "correct horse battery").await;
+    postgres.cut();
+    // The answer needs no database, its record does: no answer without it.
+    let started = std::time::Instant::now();
+    let answer = app.call("GET", "/v1/auth/whoami", Some(&root), None).await;
+    assert_eq!(
+        (answer.status, answer.body["code"].as_str()),
+        (503, Some("ServiceUnavailableException")),
+        "{}",
+        answer.body
+    );
+    assert!(answer.body["message"].as_str().unwrap().contains("audit log"), "{}", answer.body);
+    assert!(started.elapsed() < Duration::from_secs(15), "answered after {:?}", started.elapsed());
+    let request_id = answer.body["requestId"].as_str().unwrap().to_owned();
+    postgres.restore();
+    // Kept, and written as what the caller saw: a 503.
+    let query = format!(
+        "SELECT coalesce(string_agg(http_status || ' ' || coalesce(error_code, ''), ','), '') FROM audit_events \
+         WHERE request_id = '{request_id}'"
+    );
+    let mut recorded = String::new();
+    for _ in 0..100 {
+        recorded = app.sql_text(&query).await;
+        if !recorded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(recorded, "503 ServiceUnavailableException");
+}

@@ -86,6 +86,53 @@ impl Event {
         self.linked_hash(prev_hash, None)
     }
 
+    /// Writes each NUL character of the event's text as `\u0000` (six
+    /// characters): PostgreSQL stores none in text or JSON, and one in any
+    /// field a caller sent would otherwise fail the whole batch.
+    pub fn escape_nul(&mut self) {
+        fn text(s: &mut String) {
+            if s.contains('\0') {
+                *s = s.replace('\0', "\\u0000");
+            }
+        }
+        fn json(value: &mut Value) {
+            match value {
+                Value::String(s) => text(s),
+                Value::Array(items) => items.iter_mut().for_each(json),
+                Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+                    let old = std::mem::take(map);
+                    for (mut key, mut field) in old {
+                        text(&mut key);
+                        json(&mut field);
+                        map.insert(key, field);
+                    }
+                }
+                Value::Object(map) => map.values_mut().for_each(json),
+                _ => {}
+            }
+        }
+        for field in [
+            &mut self.event_source,
+            &mut self.event_name,
+            &mut self.source_ip_address,
+            &mut self.user_agent,
+            &mut self.request_id,
+        ] {
+            text(field);
+        }
+        for field in [&mut self.error_code, &mut self.error_message].into_iter().flatten() {
+            text(field);
+        }
+        json(&mut self.user_identity);
+        for field in [&mut self.request_parameters, &mut self.response_elements].into_iter().flatten() {
+            json(field);
+        }
+        for resource in &mut self.resources {
+            text(&mut resource.arn);
+            text(&mut resource.kind);
+        }
+    }
+
     /// The hash of an event that also names its predecessor's id: SHA-256 of
     /// the previous hash, that id and the canonical JSON. (Events recorded
     /// before events named their predecessor hash without it.)

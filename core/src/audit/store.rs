@@ -14,17 +14,34 @@ use super::{Event, GENESIS, Resource};
 use crate::iam::IamError;
 use crate::schema::{audit_chain_heads, audit_events};
 
-/// Appends events to their accounts' chains, one transaction per account.
-/// Appenders of one account take turns on the account's chain head.
+/// Appends events to their accounts' chains in one transaction (one
+/// commit for the whole batch; the chain heads are locked in the accounts'
+/// order, as a mutation's request transaction locks them). Appenders of
+/// one account take turns on the account's chain head.
 pub async fn append(conn: &mut AsyncPgConnection, events: Vec<Event>) -> Result<(), IamError> {
     let mut by_account: BTreeMap<String, Vec<Event>> = BTreeMap::new();
     for event in events {
         by_account.entry(event.recipient_account_id.clone()).or_default().push(event);
     }
-    for (account, events) in by_account {
-        conn.transaction::<_, IamError, _>(async move |conn| append_in(conn, &account, events).await).await?;
-    }
-    Ok(())
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        for (account, events) in by_account {
+            append_in(conn, &account, events).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The events of `events` not in the log yet (after an append whose end was
+/// not seen: what it committed is not appended twice).
+pub async fn not_yet_written(conn: &mut AsyncPgConnection, events: Vec<Event>) -> Result<Vec<Event>, IamError> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let written: Vec<Uuid> = audit_events::table
+        .filter(audit_events::event_id.eq_any(&ids))
+        .select(audit_events::event_id)
+        .load(conn)
+        .await?;
+    Ok(events.into_iter().filter(|e| !written.contains(&e.event_id)).collect())
 }
 
 /// Appends `events` of `account` on a connection already in a transaction.
@@ -44,44 +61,49 @@ pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<
         .for_update()
         .first(conn)
         .await?;
+    let mut rows = Vec::with_capacity(events.len());
     for mut event in events {
         // PostgreSQL keeps microseconds: hash what will be read back.
         event.event_time = truncate_to_micros(event.event_time);
+        // PostgreSQL stores no NUL character: hash what will be read back.
+        event.escape_nul();
         seq += 1;
         let prev = hash;
         let prev_id = last_id;
         hash = event.linked_hash(&prev, prev_id);
         last_id = Some(event.event_id);
-        diesel::insert_into(audit_events::table)
-            .values((
-                audit_events::event_id.eq(event.event_id),
-                audit_events::account_id.eq(account),
-                audit_events::seq.eq(seq),
-                audit_events::prev_hash.eq(&prev),
-                audit_events::prev_event_id.eq(prev_id),
-                audit_events::hash.eq(&hash),
-                audit_events::event_time.eq(event.event_time),
-                audit_events::event_source.eq(&event.event_source),
-                audit_events::event_name.eq(&event.event_name),
+        rows.push((
+            audit_events::event_id.eq(event.event_id),
+            audit_events::account_id.eq(account.to_owned()),
+            audit_events::seq.eq(seq),
+            audit_events::prev_hash.eq(prev),
+            audit_events::prev_event_id.eq(prev_id),
+            audit_events::hash.eq(hash.clone()),
+            audit_events::event_time.eq(event.event_time),
+            audit_events::principal_arn.eq(event.principal_arn()),
+            audit_events::user_name.eq(event.user_name()),
+            audit_events::resources.eq(serde_json::to_value(&event.resources).unwrap_or_default()),
+            audit_events::resource_keys.eq(event.resource_keys()),
+            (
+                audit_events::event_source.eq(event.event_source),
+                audit_events::event_name.eq(event.event_name),
                 audit_events::read_only.eq(event.read_only),
-                audit_events::user_identity.eq(&event.user_identity),
-                audit_events::principal_arn.eq(event.principal_arn()),
-                audit_events::user_name.eq(event.user_name()),
-                audit_events::source_ip.eq(&event.source_ip_address),
-                audit_events::user_agent.eq(&event.user_agent),
-                audit_events::request_parameters.eq(&event.request_parameters),
-                audit_events::response_elements.eq(&event.response_elements),
-                audit_events::error_code.eq(&event.error_code),
-                audit_events::error_message.eq(&event.error_message),
+                audit_events::user_identity.eq(event.user_identity),
+                audit_events::source_ip.eq(event.source_ip_address),
+                audit_events::user_agent.eq(event.user_agent),
+                audit_events::request_parameters.eq(event.request_parameters),
+                audit_events::response_elements.eq(event.response_elements),
+                audit_events::error_code.eq(event.error_code),
+                audit_events::error_message.eq(event.error_message),
                 audit_events::http_status.eq(event.http_status),
-                audit_events::request_id.eq(&event.request_id),
-                audit_events::resources.eq(serde_json::to_value(&event.resources).unwrap_or_default()),
-                audit_events::resource_keys.eq(event.resource_keys()),
+                audit_events::request_id.eq(event.request_id),
                 audit_events::shared_event_id.eq(event.shared_event_id),
-            ))
-            .execute(conn)
-            .await?;
+            ),
+        ));
     }
+    // One statement for all of them (its text differs with the number of
+    // rows; PostgreSQL plans each count once per connection).
+    diesel::insert_into(audit_events::table).values(rows).execute(conn).await?;
     diesel::update(audit_chain_heads::table.find(account))
         .set((
             audit_chain_heads::seq.eq(seq),
