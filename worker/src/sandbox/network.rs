@@ -188,8 +188,11 @@ impl Network {
     ) -> Result<Attached, String> {
         let (init, checked) = sandbox_init(bwrap).await?;
         let namespace = format!("/proc/{init}/ns/net");
-        // The namespace's owner, for slirp4netns (opened here, as root).
-        let owner = std::fs::File::open(format!("/proc/{init}/ns/user"))
+        // The namespace's owner, for slirp4netns: asked of the namespace
+        // itself (the sandbox's processes move into a user namespace nested
+        // in it as bubblewrap finishes, `--disable-userns`).
+        let owner = std::fs::File::open(&namespace)
+            .and_then(|net| owner_of(&net))
             .map_err(|e| format!("the sandbox's user namespace could not be opened: {e}"))?;
         let rules = ruleset(self.mode, &plan.granted, &own_ipv4());
         self.in_namespace(&namespace, &self.tools.nft, &["-f", "-"], &rules).await?;
@@ -274,6 +277,24 @@ impl Network {
             .spawn()
             .map_err(|e| format!("slirp4netns could not start: {e}"))
     }
+}
+
+/// The user namespace that owns the namespace `namespace` is (the kernel's
+/// `NS_GET_USERNS`).
+#[allow(unsafe_code)]
+fn owner_of(namespace: &std::fs::File) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // _IO(0xb7, 0x1), from linux/nsfs.h.
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    // SAFETY: the ioctl takes no argument and only reads the descriptor,
+    // which `namespace` keeps open for the call; it answers a new
+    // descriptor (owned by no one else) or -1.
+    let raw = unsafe { libc::ioctl(namespace.as_raw_fd(), NS_GET_USERNS) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a descriptor the kernel just opened for us.
+    Ok(unsafe { std::fs::File::from_raw_fd(raw) })
 }
 
 /// The sandbox's first process inside its namespaces (bubblewrap's child),
