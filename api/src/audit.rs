@@ -495,13 +495,22 @@ pub fn events_of(
         Some(other) => Map::from_iter([("body".to_owned(), other)]),
         None => Map::new(),
     };
-    for (name, value) in request.match_info().iter() {
-        parameters.insert(name.to_owned(), json!(value));
-    }
     if let Ok(query) = actix_web::web::Query::<HashMap<String, String>>::from_query(request.query_string()) {
         for (name, value) in query.into_inner() {
             parameters.insert(name, json!(value));
         }
+    }
+    // A call without credentials records only the body and query fields
+    // known to hold no secret: a misspelt `pasword` is hidden too.
+    if caller.is_none() {
+        for (name, value) in &mut parameters {
+            if !ANONYMOUS_FIELDS.contains(&name.as_str()) {
+                *value = json!(audit::REDACTED);
+            }
+        }
+    }
+    for (name, value) in request.match_info().iter() {
+        parameters.insert(name.to_owned(), json!(value));
     }
     let mut request_parameters = Value::Object(parameters);
     audit::redact(&mut request_parameters);
@@ -547,6 +556,10 @@ pub fn events_of(
     }
     events
 }
+
+/// The request fields a call without credentials (sign-in, sign-up, the
+/// token exchange) is recorded with; every other field is hidden.
+const ANONYMOUS_FIELDS: [&str; 4] = ["account", "userName", "alias", "accessKeyId"];
 
 /// The IAM action an operation is declared with.
 fn declared_action(operation: &str) -> Option<&'static str> {

@@ -289,11 +289,37 @@ pub mod rejections {
     pub fn query_config() -> web::QueryConfig {
         web::QueryConfig::default().error_handler(|e: QueryPayloadError, _: &HttpRequest| {
             let detail = match &e {
-                QueryPayloadError::Deserialize(inner) => inner.to_string(),
+                QueryPayloadError::Deserialize(inner) => without_values(&inner.to_string()),
                 other => other.to_string(),
             };
             ApiError::validation(format!("invalid query string: {detail}")).into()
         })
+    }
+
+    /// serde's message without the value it found (`invalid type: integer
+    /// `12345`, expected a string` names the kind only): the value may be a
+    /// password sent in the wrong form, and messages reach the caller, the
+    /// logs and the audit log.
+    pub fn without_values(message: &str) -> String {
+        for prefix in ["invalid type: ", "invalid value: "] {
+            if let Some(rest) = message.strip_prefix(prefix)
+                // The last ", expected ": the value may hold those words.
+                && let Some((found, expected)) = rest.rsplit_once(", expected ")
+            {
+                let kind = if found.starts_with("floating point") {
+                    "floating point"
+                } else {
+                    found.split([' ', '`', '"']).next().unwrap_or_default()
+                };
+                return format!("{prefix}{kind}, expected {expected}");
+            }
+        }
+        if let Some(rest) = message.strip_prefix("unknown variant ")
+            && let Some((_, expected)) = rest.rsplit_once(", expected ")
+        {
+            return format!("unknown variant, expected {expected}");
+        }
+        message.to_owned()
     }
 
     pub(crate) fn json(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -310,9 +336,10 @@ pub mod rejections {
                 ErrorCode::UnsupportedMediaTypeException,
                 "send the body as JSON with Content-Type: application/json",
             ),
-            JsonPayloadError::Deserialize(inner) if inner.is_data() => {
-                ApiError::validation(format!("the body does not fit the operation: {inner}"))
-            }
+            JsonPayloadError::Deserialize(inner) if inner.is_data() => ApiError::validation(format!(
+                "the body does not fit the operation: {}",
+                without_values(&inner.to_string())
+            )),
             JsonPayloadError::Deserialize(inner) => {
                 ApiError::new(ErrorCode::SerializationException, format!("the body is not valid JSON: {inner}"))
             }
@@ -324,6 +351,27 @@ pub mod rejections {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn serde_messages_lose_the_values_they_found() {
+        use super::rejections::without_values;
+        for (message, shown) in [
+            (
+                "invalid type: integer `987654321`, expected a string at line 1 column 9",
+                "invalid type: integer, expected a string at line 1 column 9",
+            ),
+            ("invalid type: string \"hunter2, expected x\", expected u32", "invalid type: string, expected u32"),
+            (
+                "invalid type: floating point `1.5`, expected a string",
+                "invalid type: floating point, expected a string",
+            ),
+            ("invalid value: string \"s3cret\", expected a valid date", "invalid value: string, expected a valid date"),
+            ("unknown variant `s3cret`, expected `none` or `egress`", "unknown variant, expected `none` or `egress`"),
+            ("missing field `password` at line 1 column 2", "missing field `password` at line 1 column 2"),
+        ] {
+            assert_eq!(without_values(message), shown);
+        }
+    }
+
     use actix_web::body::MessageBody;
     use actix_web::error::JsonPayloadError;
     use actix_web::test::TestRequest;

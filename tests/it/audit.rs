@@ -127,6 +127,36 @@ async fn verify_names_the_event_that_was_altered_or_deleted() {
     tamper(&app, &format!("UPDATE audit_events SET http_status = 201 WHERE event_id = '{altered}'")).await;
     assert_eq!(app.call("GET", "/v1/audit/verify", Some(&root), None).await.body["valid"], true, "restored");
 
+    // The columns LookupEvents filters on are checked too: a user name
+    // changed by SQL (to hide a user's calls from a search) is named.
+    tamper(
+        &app,
+        &format!(
+            "CREATE TABLE lookup_backup AS SELECT event_id, user_name, principal_arn, resource_keys \
+             FROM audit_events WHERE event_id = '{altered}'"
+        ),
+    )
+    .await;
+    let restore = "UPDATE audit_events a SET user_name = b.user_name, principal_arn = b.principal_arn, \
+                   resource_keys = b.resource_keys FROM lookup_backup b WHERE a.event_id = b.event_id";
+    for (column, sql) in [
+        ("user_name", "user_name = 'someone-else'"),
+        ("principal_arn", "principal_arn = 'arn:pw:iam::000000000000:root'"),
+        ("resource_keys", "resource_keys = '{}'"),
+    ] {
+        tamper(&app, &format!("UPDATE audit_events SET {sql} WHERE event_id = '{altered}'")).await;
+        let found = app.call("GET", "/v1/audit/verify", Some(&root), None).await;
+        assert_eq!(found.body["valid"], false, "{column}: {}", found.body);
+        assert_eq!(found.body["firstInvalid"]["eventId"], altered, "{}", found.body);
+        assert!(found.body["firstInvalid"]["reason"].as_str().unwrap().contains(column), "{}", found.body);
+        tamper(&app, restore).await;
+        assert_eq!(
+            app.call("GET", "/v1/audit/verify", Some(&root), None).await.body["valid"],
+            true,
+            "{column} restored"
+        );
+    }
+
     // Someone deletes one: verify names it (its successor remembers its id).
     let deleted = events[2]["eventId"].as_str().unwrap();
     tamper(&app, &format!("DELETE FROM audit_events WHERE event_id = '{deleted}'")).await;
@@ -469,4 +499,32 @@ async fn every_answered_call_is_already_in_the_log_when_its_answer_arrives() {
         )
         .await;
     assert_eq!(counted, "100 100 100");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_without_credentials_records_no_field_that_may_hold_a_secret() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    // A misspelt field and a password sent as a number: refused, and
+    // neither value is stored nor echoed.
+    let misspelt = json!({"account": account, "userName": "root", "pasword": "misspelt-Secret-1"});
+    let typo = app.call("POST", "/v1/auth/sign-in", None, Some(misspelt)).await;
+    assert_eq!(typo.status, 400, "{}", typo.body);
+    let number = json!({"account": account, "userName": "root", "password": 987_654_321_123_u64});
+    let numeric = app.call("POST", "/v1/auth/sign-in", None, Some(number)).await;
+    assert_eq!(numeric.status, 400, "{}", numeric.body);
+    assert!(!numeric.body.to_string().contains("987654321123"), "the value was echoed: {}", numeric.body);
+    assert!(numeric.body["message"].as_str().unwrap().contains("integer"), "{}", numeric.body);
+    let stored = app.audit_table_text().await;
+    for secret in ["misspelt-Secret-1", "987654321123"] {
+        assert!(!stored.contains(secret), "{secret} is in the audit log");
+    }
+    // The field's name and what identifies the attempt are kept.
+    let kept = app
+        .sql_text(
+            "SELECT string_agg(coalesce(request_parameters->>'pasword', request_parameters->>'password') || ' ' || \
+             (request_parameters->>'account'), ',' ORDER BY seq) FROM audit_events WHERE event_name = 'SignIn'",
+        )
+        .await;
+    assert_eq!(kept, format!("HIDDEN_DUE_TO_SECURITY_REASONS {account},HIDDEN_DUE_TO_SECURITY_REASONS {account}"));
 }

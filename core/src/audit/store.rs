@@ -263,6 +263,11 @@ struct Chained {
     prev_hash: String,
     prev_event_id: Option<Uuid>,
     hash: String,
+    /// The lookup columns, which LookupEvents filters on: derived from the
+    /// hashed content, and checked against it.
+    principal_arn: Option<String>,
+    user_name: Option<String>,
+    resource_keys: Vec<String>,
     #[diesel(embed)]
     row: Row,
 }
@@ -342,12 +347,31 @@ async fn verify_in(
         };
         let (seq, prev_hash, prev_id, stored_hash) =
             (chained.seq, chained.prev_hash, chained.prev_event_id, chained.hash);
+        let lookup = (chained.principal_arn, chained.user_name, chained.resource_keys);
         let event = Event::from(chained.row);
         // Its own hash first: only an intact event's link to its predecessor is believed.
         if event.linked_hash(&prev_hash, prev_id) != stored_hash {
             return Ok(fail(
                 None,
                 "this event was altered after it was recorded (its hash no longer matches)".to_owned(),
+            ));
+        }
+        // What LookupEvents finds it by must say what the event says.
+        let altered: Vec<&str> = [
+            ("principal_arn", lookup.0 != event.principal_arn()),
+            ("user_name", lookup.1 != event.user_name()),
+            ("resource_keys", lookup.2 != event.resource_keys()),
+        ]
+        .into_iter()
+        .filter_map(|(column, differs)| differs.then_some(column))
+        .collect();
+        if !altered.is_empty() {
+            return Ok(fail(
+                None,
+                format!(
+                    "this event's lookup columns ({}) were altered after it was recorded: they no longer match its content",
+                    altered.join(", ")
+                ),
             ));
         }
         let expected_first = match &previous {
