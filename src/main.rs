@@ -121,8 +121,27 @@ fn init_logging(config: &Config) {
                     .with_writer(std::io::stderr),
             )
             .init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init(),
+        LogFormat::Text => {
+            // A value a caller sent (a user name holding a newline) must not
+            // start a line of its own: control characters are escaped.
+            use tracing_subscriber::field::MakeExt;
+            let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+                let text = escape_controls(&format!("{value:?}"));
+                if field.name() == "message" { write!(writer, "{text}") } else { write!(writer, "{field}={text}") }
+            })
+            .delimited(" ");
+            registry.with(tracing_subscriber::fmt::layer().fmt_fields(fields).with_writer(std::io::stderr)).init();
+        }
     }
+}
+
+/// `text` with every control character written as an escape (`\n`,
+/// `\u{1b}`), so that it stays on its line.
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 async fn serve(role: Role, config: Config) -> ExitCode {

@@ -111,9 +111,43 @@ pub fn openapi() -> OpenApi {
     DOC.get_or_init(|| {
         let mut doc = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1;
         document_authorization(&mut doc);
+        document_common_errors(&mut doc);
         doc
     })
     .clone()
+}
+
+/// Adds what every `/v1` operation may answer, whatever it does: 400 (a
+/// NUL character is refused at the edge) and 503 (no answer without its
+/// audit record; a service behind the API down).
+fn document_common_errors(doc: &mut OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build()
+    };
+    for (path, item) in &mut doc.paths.paths {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for operation in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            let responses = &mut operation.responses.responses;
+            responses.entry("400".to_owned()).or_insert_with(|| {
+                error("ValidationException: the request does not fit the operation (or holds a NUL character)").into()
+            });
+            responses.entry("503".to_owned()).or_insert_with(|| {
+                error(
+                    "ServiceUnavailableException: a service behind the API is down, or the audit log could not \
+                     record the call in time; retry after the Retry-After header's seconds",
+                )
+                .into()
+            });
+        }
+    }
 }
 
 /// Adds each operation's IAM action and resource to the document, as the

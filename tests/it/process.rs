@@ -285,3 +285,23 @@ async fn an_update_the_executions_repeat_is_prepared_once_per_connection() {
     }
     assert_eq!(prepared(&mut conn).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_a_caller_sent_cannot_forge_a_line_of_the_text_log() {
+    let config = base_config();
+    let database = TestDatabase::create(&config.database_url).await;
+    let mut command = pipewright();
+    command.arg("api").env("DATABASE_URL", database.url.expose()).env("PIPEWRIGHT_LOG_FORMAT", "text");
+    let Served { child, url, logged } = serve(command).await;
+    // A failed sign-in logs the user name it was sent.
+    let forged = "mallory\nFORGED: 2026-12-04T00:00:00Z INFO admin signed in";
+    let body = serde_json::json!({"account": "123456789012", "userName": forged, "password": "wrong password!"});
+    let answer = reqwest::Client::new().post(format!("{url}/v1/auth/sign-in")).json(&body).send().await.unwrap();
+    assert_eq!(answer.status(), 401);
+    let pid = child.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let logged = tokio::time::timeout(Duration::from_secs(15), logged).await.unwrap().unwrap();
+    assert!(logged.contains("sign-in failed"), "{logged}");
+    assert!(logged.contains("mallory\\nFORGED"), "the newline is escaped: {logged}");
+    assert!(!logged.lines().any(|l| l.starts_with("FORGED")), "a forged line:\n{logged}");
+}
