@@ -10,7 +10,7 @@ BIN=$(realpath "$BIN")
 DB=pw_wrk_$$
 cd "$(mktemp -d)"
 mkdir -p data
-PIPEWRIGHT_DATA_DIR=$PWD/data PIPEWRIGHT_LISTEN=127.0.0.1:18080 PIPEWRIGHT_LOG=warn DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB PIPEWRIGHT_AMQP_PREFIX=wrk$$ PIPEWRIGHT_REDIS_PREFIX=wrk$$: "$BIN" api > api.out 2> api.err &
+PIPEWRIGHT_DATA_DIR=$PWD/data PIPEWRIGHT_LISTEN=127.0.0.1:18080 PIPEWRIGHT_LOG=${LOGF:-warn} DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB PIPEWRIGHT_AMQP_PREFIX=wrk$$ PIPEWRIGHT_REDIS_PREFIX=wrk$$: "$BIN" api > api.out 2> api.err &
 API=$!
 for i in $(seq 1 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.2; done
 U=http://127.0.0.1:18080

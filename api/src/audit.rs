@@ -132,14 +132,16 @@ pub struct AuditWriter {
     wait: Duration,
 }
 
-/// The writer's task, to wait for on shutdown.
-pub struct AuditTask(tokio::task::JoinHandle<()>);
+/// The writers' tasks, to wait for on shutdown.
+pub struct AuditTask(Vec<tokio::task::JoinHandle<()>>);
 
 impl AuditTask {
     /// Waits until every event handed over has been written (the senders must
     /// be gone: the HTTP server stopped).
     pub async fn drained(self) {
-        let _ = self.0.await;
+        for task in self.0 {
+            let _ = task.await;
+        }
     }
 }
 
@@ -192,6 +194,8 @@ impl Entry {
 #[derive(Debug)]
 pub struct Unrecorded;
 
+/// How many batches are written at once.
+const WRITERS: usize = 2;
 /// Most events one batch writes.
 const BATCH_EVENTS: usize = 1000;
 /// How long a call waits for its events by default.
@@ -206,28 +210,41 @@ impl AuditWriter {
 
     /// A writer whose callers wait at most `wait` for their events.
     pub fn start_with(db: Db, wait: Duration) -> (Self, AuditTask) {
-        let (sender, mut receiver) = mpsc::channel::<Entry>(10_000);
-        let task = tokio::spawn(async move {
-            // While one batch is written the next gathers: the more calls
-            // at once, the larger the batches, the same one commit each.
-            while let Some(first) = receiver.recv().await {
-                let first = first.take();
-                let mut count = first.events.len();
-                let mut batch = vec![first];
-                while count < BATCH_EVENTS {
-                    match receiver.try_recv() {
-                        Ok(entry) => {
-                            let entry = entry.take();
-                            count += entry.events.len();
-                            batch.push(entry);
-                        }
-                        Err(_) => break,
+        let (sender, receiver) = mpsc::channel::<Entry>(10_000);
+        let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
+        // While one batch is written the next gathers: the more calls at
+        // once, the larger the batches, the same one commit each. Two
+        // writers, so that one prepares its batch (outside any lock) while
+        // the other holds an account's chain head.
+        let tasks = (0..WRITERS)
+            .map(|_| {
+                let (receiver, db) = (receiver.clone(), db.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let batch = {
+                            let mut receiver = receiver.lock().await;
+                            let Some(first) = receiver.recv().await else { break };
+                            let first = first.take();
+                            let mut count = first.events.len();
+                            let mut batch = vec![first];
+                            while count < BATCH_EVENTS {
+                                match receiver.try_recv() {
+                                    Ok(entry) => {
+                                        let entry = entry.take();
+                                        count += entry.events.len();
+                                        batch.push(entry);
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            batch
+                        };
+                        write_batch(&db, batch).await;
                     }
-                }
-                write_batch(&db, batch).await;
-            }
-        });
-        (Self { sender, wait }, AuditTask(task))
+                })
+            })
+            .collect();
+        (Self { sender, wait }, AuditTask(tasks))
     }
 
     /// Records a call's events, and resolves once they are durable; or

@@ -137,15 +137,25 @@ impl Event {
     /// the previous hash, that id and the canonical JSON. (Events recorded
     /// before events named their predecessor hash without it.)
     pub fn linked_hash(&self, prev_hash: &str, prev_event_id: Option<Uuid>) -> String {
-        let canonical = serde_json::to_value(self).map(|v| v.to_string()).unwrap_or_default();
-        let mut hasher = Sha256::new();
-        hasher.update(prev_hash.as_bytes());
-        if let Some(id) = prev_event_id {
-            hasher.update(id.to_string().as_bytes());
-        }
-        hasher.update(canonical.as_bytes());
-        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        chain_hash(prev_hash, prev_event_id, &self.canonical())
     }
+
+    /// The event's canonical JSON, which its hash covers.
+    pub fn canonical(&self) -> String {
+        serde_json::to_value(self).map(|v| v.to_string()).unwrap_or_default()
+    }
+}
+
+/// The hash of an event whose canonical JSON is `canonical`, linked to its
+/// predecessor's hash and id ([`Event::linked_hash`]).
+pub fn chain_hash(prev_hash: &str, prev_event_id: Option<Uuid>, canonical: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    if let Some(id) = prev_event_id {
+        hasher.update(id.to_string().as_bytes());
+    }
+    hasher.update(canonical.as_bytes());
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The hash before an account's first event.

@@ -46,31 +46,48 @@ pub async fn not_yet_written(conn: &mut AsyncPgConnection, events: Vec<Event>) -
 
 /// Appends `events` of `account` on a connection already in a transaction.
 pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<Event>) -> Result<(), IamError> {
-    diesel::insert_into(audit_chain_heads::table)
-        .values((
-            audit_chain_heads::account_id.eq(account),
-            audit_chain_heads::seq.eq(0i64),
-            audit_chain_heads::hash.eq(GENESIS),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    let (mut seq, mut hash, mut last_id): (i64, String, Option<Uuid>) = audit_chain_heads::table
-        .find(account)
-        .select((audit_chain_heads::seq, audit_chain_heads::hash, audit_chain_heads::event_id))
-        .for_update()
-        .first(conn)
-        .await?;
-    let mut rows = Vec::with_capacity(events.len());
-    for mut event in events {
-        // PostgreSQL keeps microseconds: hash what will be read back.
-        event.event_time = truncate_to_micros(event.event_time);
-        // PostgreSQL stores no NUL character: hash what will be read back.
-        event.escape_nul();
+    // Everything but the links first, before the head is locked: other
+    // appenders of the account wait only for the links and the writes.
+    let prepared: Vec<(Event, String)> = events
+        .into_iter()
+        .map(|mut event| {
+            // PostgreSQL keeps microseconds and stores no NUL character:
+            // hash what will be read back.
+            event.event_time = truncate_to_micros(event.event_time);
+            event.escape_nul();
+            let canonical = event.canonical();
+            (event, canonical)
+        })
+        .collect();
+    let head = || {
+        audit_chain_heads::table
+            .find(account)
+            .select((audit_chain_heads::seq, audit_chain_heads::hash, audit_chain_heads::event_id))
+            .for_update()
+    };
+    let found: Option<(i64, String, Option<Uuid>)> = head().first(conn).await.optional()?;
+    let (mut seq, mut hash, mut last_id) = match found {
+        Some(found) => found,
+        None => {
+            // The account's first event.
+            diesel::insert_into(audit_chain_heads::table)
+                .values((
+                    audit_chain_heads::account_id.eq(account),
+                    audit_chain_heads::seq.eq(0i64),
+                    audit_chain_heads::hash.eq(GENESIS),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            head().first(conn).await?
+        }
+    };
+    let mut rows = Vec::with_capacity(prepared.len());
+    for (event, canonical) in prepared {
         seq += 1;
         let prev = hash;
         let prev_id = last_id;
-        hash = event.linked_hash(&prev, prev_id);
+        hash = super::chain_hash(&prev, prev_id, &canonical);
         last_id = Some(event.event_id);
         rows.push((
             audit_events::event_id.eq(event.event_id),
