@@ -10,13 +10,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use pipewright_core::config::{Config, LogFormat};
-use pipewright_core::keys;
 use pipewright_core::services::Services;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | bench-audit [N] | bench-executions [N [MS]] | help]
+const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | rotate-key jwt|audit | bench-audit [N] | bench-executions [N [MS]] | help]
 
   run           the API and the worker together (default)
   api           the HTTP API only
@@ -31,6 +30,10 @@ const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-ver
   audit-verify  check ACCOUNT's audit hash chain (between the RFC 3339 times
                 START and END) in the database; prints the result as JSON and
                 exits 0 when valid, 1 when not
+  rotate-key jwt|audit  add a new access-token or audit-signing key; it
+                signs a minute later, once every process has loaded it, and
+                the keys before it still verify (access-token keys for one
+                access-token lifetime more, audit keys for ever)
 
 Configuration: environment variables (DATABASE_URL, AMQP_URL, REDIS_URL,
 PIPEWRIGHT_LISTEN, PIPEWRIGHT_DATA_DIR, ...) over a TOML file
@@ -47,6 +50,9 @@ fn main() -> ExitCode {
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.first().map(String::as_str) == Some("audit-verify") {
         return audit_verify(&all[1..]);
+    }
+    if all.first().map(String::as_str) == Some("rotate-key") {
+        return rotate_key(&all[1..]);
     }
     if all.first().map(String::as_str) == Some("bench-executions") {
         let count = all.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
@@ -145,20 +151,6 @@ fn escape_controls(text: &str) -> String {
 }
 
 async fn serve(role: Role, config: Config) -> ExitCode {
-    let audit_key = match keys::load_or_create(&config.data_dir, "audit-signing.key", 32) {
-        Ok(key) => key,
-        Err(e) => {
-            eprintln!("pipewright: {e} (set PIPEWRIGHT_DATA_DIR to a writable folder)");
-            return ExitCode::FAILURE;
-        }
-    };
-    let token_key = match token_key(&config) {
-        Ok(key) => key,
-        Err(message) => {
-            eprintln!("pipewright: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
     let services = match Services::connect(&config).await {
         Ok(services) => services,
         Err(missing) => {
@@ -178,17 +170,23 @@ async fn serve(role: Role, config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let worker =
-        (role != Role::Api).then(|| tokio::spawn(pipewright_worker::run(services.clone(), settings, shutdown.clone())));
-    let api = if role == Role::Worker {
+    // The keys every api process shares, from the database.
+    let shared_keys = if role == Role::Worker {
         None
     } else {
-        match pipewright_api::start(
-            &config,
-            services.clone(),
-            secrecy::ExposeSecret::expose_secret(&token_key),
-            secrecy::ExposeSecret::expose_secret(&audit_key),
-        ) {
+        match shared_keys(&config, &services).await {
+            Ok(keys) => Some(keys),
+            Err(message) => {
+                eprintln!("pipewright: {message}");
+                services.close().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let worker =
+        (role != Role::Api).then(|| tokio::spawn(pipewright_worker::run(services.clone(), settings, shutdown.clone())));
+    let api = if let Some(shared_keys) = shared_keys {
+        match pipewright_api::start(&config, services.clone(), shared_keys) {
             Ok(api) => {
                 let url = format!("http://{}", api.addr);
                 tracing::info!(%url, "api listening");
@@ -201,6 +199,8 @@ async fn serve(role: Role, config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    } else {
+        None
     };
 
     let stopping = api.as_ref().map(|api| api.stopping.clone());
@@ -248,16 +248,12 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     code
 }
 
-/// The access tokens' signing key: configured, or generated into the data folder.
-fn token_key(config: &Config) -> Result<secrecy::SecretSlice<u8>, String> {
-    match &config.jwt_secret {
-        Some(secret) => match keys::decode(secret) {
-            Ok(key) if secrecy::ExposeSecret::expose_secret(&key).len() >= 32 => Ok(key),
-            _ => Err("PIPEWRIGHT_JWT_SECRET must be at least 32 bytes, base64-encoded".to_owned()),
-        },
-        None => keys::load_or_create(&config.data_dir, "jwt.key", 32)
-            .map_err(|e| format!("{e} (set PIPEWRIGHT_DATA_DIR to a writable folder)")),
-    }
+/// The access tokens' and audit digests' keys, made once and shared
+/// through the database (decision 016).
+async fn shared_keys(config: &Config, services: &Services) -> Result<pipewright_core::keyring::SharedKeys, String> {
+    let cipher = pipewright_core::secrets::Cipher::from_config(config)?;
+    let mut conn = services.db.conn().await.map_err(|e| e.explain())?;
+    pipewright_core::keyring::SharedKeys::open(&mut conn, config, &cipher).await.map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() -> &'static str {
@@ -274,6 +270,58 @@ async fn shutdown_signal() -> &'static str {
         _ = term.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "SIGINT",
     }
+}
+
+/// `pipewright rotate-key jwt|audit`: a new shared key, which signs once
+/// every process has had time to load it.
+fn rotate_key(args: &[String]) -> ExitCode {
+    use pipewright_core::keyring::{self, Purpose};
+    let purpose: Purpose = match args {
+        [purpose] => match purpose.parse() {
+            Ok(purpose) => purpose,
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("pipewright: rotate-key takes jwt or audit\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let (config, runtime) = match setup() {
+        Ok(parts) => parts,
+        Err(code) => return code,
+    };
+    if purpose == Purpose::Jwt && config.jwt_secret.is_some() {
+        eprintln!(
+            "pipewright: PIPEWRIGHT_JWT_SECRET is set, so access-token keys come from the configuration: move it to \
+             PIPEWRIGHT_JWT_PREVIOUS_SECRETS and set a new one (README, Keys)"
+        );
+        return ExitCode::from(2);
+    }
+    runtime.block_on(async {
+        let rotated = async {
+            let cipher = pipewright_core::secrets::Cipher::from_config(&config)?;
+            let db = pipewright_core::db::Db::connect(&config.database_url, 2).await.map_err(|e| e.explain())?;
+            let mut conn = db.conn().await.map_err(|e| e.explain())?;
+            keyring::SharedKeys::open(&mut conn, &config, &cipher).await.map_err(|e| e.to_string())?;
+            // An access token signed by an old key lives at most this long.
+            let grace = (purpose == Purpose::Jwt)
+                .then(|| chrono::TimeDelta::seconds(config.access_token_secs.saturating_add(60)));
+            keyring::rotate(&mut conn, &cipher, purpose, chrono::Utc::now(), grace).await.map_err(|e| e.to_string())
+        };
+        match rotated.await {
+            Ok((id, from)) => {
+                println!("{}", serde_json::json!({"purpose": purpose.as_str(), "keyId": id, "signsFrom": from}));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// `pipewright audit-verify ACCOUNT [START [END]]`: the audit chain checked
@@ -316,10 +364,20 @@ fn audit_verify(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let signer = keys::load_or_create(&config.data_dir, "audit-signing.key", 32).ok().and_then(|key| {
-            pipewright_core::audit::digest::Signer::from_seed(secrecy::ExposeSecret::expose_secret(&key)).ok()
-        });
-        match pipewright_core::audit::store::verify(&mut conn, &account, start, end, signer.as_ref()).await {
+        let keys = match pipewright_core::secrets::Cipher::from_config(&config) {
+            Ok(cipher) => {
+                pipewright_core::keyring::SharedKeys::open(&mut conn, &config, &cipher).await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        };
+        let keys = match keys {
+            Ok(keys) => keys,
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match pipewright_core::audit::store::verify(&mut conn, &account, start, end, Some(&keys.audit)).await {
             Ok(result) => {
                 println!("{}", serde_json::to_string(&result).unwrap_or_default());
                 if result.valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }

@@ -673,7 +673,7 @@ pub async fn finish_transaction(tx: crate::auth::RequestTx, success: bool, event
 
 /// Seals the audit log into signed digests every `seconds`, and purges what
 /// is past each account's retention, for as long as the process runs.
-pub fn start_sealer(db: Db, signer: audit::digest::Signer, seconds: u64) {
+pub fn start_sealer(db: Db, keys: audit::digest::AuditKeys, seconds: u64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(seconds.max(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -681,7 +681,7 @@ pub fn start_sealer(db: Db, signer: audit::digest::Signer, seconds: u64) {
             tick.tick().await;
             let sealed = match db.conn().await {
                 // Sealed first: retention removes only sealed ranges.
-                Ok(mut conn) => match audit::digest::seal_all(&mut conn, &signer).await {
+                Ok(mut conn) => match audit::digest::seal_all(&mut conn, &keys).await {
                     Ok(_) => audit::retention::purge_all(&mut conn, Utc::now()).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 },

@@ -127,9 +127,20 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
             "the Authorization header must be: Bearer <accessToken>",
         ));
     };
-    let claims = state.keys.verify(token.trim()).map_err(|e| match e {
+    let mut verified = state.keys.verify(token.trim());
+    if matches!(verified, Err(TokenError::UnknownKey)) {
+        // A key another process may have started signing with since this
+        // one last loaded the ring (decision 016).
+        let mut conn = state.services.db.conn().await?;
+        if state.shared_keys.reload_for_unknown_key(&mut conn).await {
+            verified = state.keys.verify(token.trim());
+        }
+    }
+    let claims = verified.map_err(|e| match e {
         TokenError::Expired => unauthenticated(ErrorCode::ExpiredTokenException, &e.to_string()),
-        TokenError::Invalid => unauthenticated(ErrorCode::UnrecognizedClientException, &e.to_string()),
+        TokenError::Invalid | TokenError::UnknownKey => {
+            unauthenticated(ErrorCode::UnrecognizedClientException, &e.to_string())
+        }
     })?;
     if state.is_revoked(claims.sid).await? {
         return Err(unauthenticated(

@@ -40,7 +40,9 @@ pub struct AppState {
     /// Password hashes computed at once (each takes 19 MiB).
     pub password_slots: tokio::sync::Semaphore,
     /// Signs the audit log's digests.
-    pub audit_signer: pipewright_core::audit::digest::Signer,
+    pub audit_keys: pipewright_core::audit::digest::AuditKeys,
+    /// Both rings, to reload them (VerifyEvents does, to know every key).
+    pub shared_keys: pipewright_core::keyring::SharedKeys,
     /// The data folder: artifacts and action logs.
     pub data_dir: std::path::PathBuf,
     /// Where artifacts are kept.
@@ -221,11 +223,31 @@ pub struct RunningApi {
     pub stopping: tokio_util::sync::CancellationToken,
 }
 
+/// Reloads the shared keys every few seconds, so that a rotation made by
+/// any process (or `pipewright rotate-key`) is learnt before its key signs.
+fn start_key_refresh(db: pipewright_core::db::Db, keys: pipewright_core::keyring::SharedKeys) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(pipewright_core::keyring::REFRESH).await;
+            let reloaded = match db.conn().await {
+                Ok(mut conn) => keys.reload(&mut conn).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = reloaded {
+                tracing::warn!(error = %e, "the shared keys could not be reloaded now; will retry");
+            }
+        }
+    });
+}
+
 /// Binds `config.listen` and starts serving. The server does not handle
 /// signals itself: the caller stops it through `handle`.
-pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &[u8]) -> std::io::Result<RunningApi> {
+pub fn start(
+    config: &Config,
+    services: Services,
+    keys: pipewright_core::keyring::SharedKeys,
+) -> std::io::Result<RunningApi> {
     let broker = services.broker.clone();
-    let audit_signer = pipewright_core::audit::digest::Signer::from_seed(audit_key).map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(&config.listen).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {} (PIPEWRIGHT_LISTEN): {e}", config.listen))
     })?;
@@ -233,7 +255,7 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
     let metrics = web::Data::new(Metrics::new().map_err(std::io::Error::other)?);
     let state = web::Data::new(AppState {
         services,
-        keys: TokenKeys::new(token_key),
+        keys: keys.tokens.clone(),
         region: config.region.clone(),
         signup: config.signup,
         operator_token: config.operator_token.clone(),
@@ -241,7 +263,8 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         session_secs: config.session_secs,
         signin_window_secs: config.signin_window_secs.max(1),
         trusted_proxies: config.proxies().unwrap_or_default(),
-        audit_signer: audit_signer.clone(),
+        audit_keys: keys.audit.clone(),
+        shared_keys: keys.clone(),
         data_dir: config.data_dir.clone(),
         artifacts: pipewright_core::artifacts::open(config).map_err(std::io::Error::other)?,
         retention_days: config.artifact_retention_days,
@@ -259,7 +282,8 @@ pub fn start(config: &Config, services: Services, token_key: &[u8], audit_key: &
         web::Data::from(Arc::new(table))
     };
     let (writer, audit) = crate::audit::AuditWriter::start(state.services.db.clone());
-    crate::audit::start_sealer(state.services.db.clone(), audit_signer, config.audit_digest_secs);
+    crate::audit::start_sealer(state.services.db.clone(), keys.audit.clone(), config.audit_digest_secs);
+    start_key_refresh(state.services.db.clone(), keys);
     // What this process fetched from an S3 store for downloads, kept a day.
     let data_dir = config.data_dir.clone();
     tokio::spawn(async move {

@@ -27,10 +27,15 @@ pub struct Config {
     pub listen: String,
     /// Keys and artifacts (`PIPEWRIGHT_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// HMAC key for access tokens (`PIPEWRIGHT_JWT_SECRET`); generated into
-    /// the data folder on first start when absent.
+    /// HMAC key that signs access tokens (`PIPEWRIGHT_JWT_SECRET`); when
+    /// absent, the keys are made once and shared through the database.
     #[serde(serialize_with = "skip_secret", deserialize_with = "lenient::secret", default)]
     pub jwt_secret: Option<SecretString>,
+    /// Keys that signed access tokens before `jwt_secret` and still verify
+    /// them (`PIPEWRIGHT_JWT_PREVIOUS_SECRETS`, comma separated), for a
+    /// rotation without downtime.
+    #[serde(serialize_with = "skip_secret", deserialize_with = "lenient::secret", default)]
+    pub jwt_previous_secrets: Option<SecretString>,
     /// AES-256 key sealing the accounts' secrets at rest
     /// (`PIPEWRIGHT_SECRETS_KEY`, 32 bytes base64); generated into the data
     /// folder on first start when absent. Every api and worker process of
@@ -334,6 +339,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".to_owned(),
             data_dir: PathBuf::from("data"),
             jwt_secret: None,
+            jwt_previous_secrets: None,
             secrets_key: None,
             amqp_prefix: "pipewright".to_owned(),
             redis_prefix: "pw:".to_owned(),

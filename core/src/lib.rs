@@ -13,6 +13,7 @@ pub mod db;
 pub mod deps;
 pub mod executions;
 pub mod iam;
+pub mod keyring;
 pub mod keys;
 pub mod messaging;
 pub mod pipelines;

@@ -202,6 +202,18 @@ diesel::table! {
         digest_hash -> Text,
         signature -> Text,
         created_at -> Timestamptz,
+        key_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    service_keys (purpose, key_id) {
+        purpose -> Text,
+        key_id -> Text,
+        sealed -> Bytea,
+        created_at -> Timestamptz,
+        signs_from -> Timestamptz,
+        verifies_until -> Nullable<Timestamptz>,
     }
 }
 

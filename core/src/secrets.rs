@@ -53,7 +53,7 @@ impl Cipher {
 
     /// The value sealed, bound to where it is kept (so that a sealed value
     /// copied to another row or account does not open): nonce ‖ ciphertext.
-    fn seal(&self, place: &str, value: &str) -> Result<Vec<u8>, IamError> {
+    pub(crate) fn seal(&self, place: &str, value: &str) -> Result<Vec<u8>, IamError> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| IamError::InvalidInput(format!("no randomness: {e}")))?;
         let mut sealed = value.as_bytes().to_vec();
@@ -65,7 +65,7 @@ impl Cipher {
         Ok(out)
     }
 
-    fn open(&self, place: &str, sealed: &[u8]) -> Option<SecretString> {
+    pub(crate) fn open(&self, place: &str, sealed: &[u8]) -> Option<SecretString> {
         let (nonce, ciphertext) = sealed.split_at_checked(12)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut buffer = ciphertext.to_vec();

@@ -239,15 +239,16 @@ async fn the_verify_command_checks_the_chain_straight_from_the_database() {
     let account = app.create_account(None, PASSWORD).await;
     let root = app.sign_in(&account, "root", PASSWORD).await;
     assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "v"}))).await.status, 201);
-    // The command reads the service's audit key from the data folder.
+    // The command opens the audit keys in the database with the secrets key,
+    // given as a Kubernetes Secret would give it.
+    let secrets_key = std::fs::read_to_string(app.config.data_dir.join("secrets.key")).unwrap();
     let data = std::env::temp_dir().join(format!("pw-audit-cli-{account}"));
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("audit-signing.key"), "KysrKysrKysrKysrKysrKysrKysrKysrKysrKysrKys=").unwrap();
     let run = || {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewright"))
             .args(["audit-verify", &account])
             .env("DATABASE_URL", app.config.database_url.expose())
             .env("PIPEWRIGHT_DATA_DIR", &data)
+            .env("PIPEWRIGHT_SECRETS_KEY", secrets_key.trim())
             .env_remove("PIPEWRIGHT_CONFIG")
             .output()
     };
@@ -271,9 +272,14 @@ async fn the_log_is_sealed_into_signed_digests_that_catch_deleted_newest_events(
     let root = app.sign_in(&account, "root", PASSWORD).await;
     assert_eq!(app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": "d"}))).await.status, 201);
 
-    let key = app.client.get(app.url("/v1/audit/public-key")).send().await.unwrap();
-    assert_eq!(key.status(), 200, "served without credentials");
-    assert!(key.text().await.unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    let keys = app.client.get(app.url("/v1/audit/public-key")).send().await.unwrap();
+    assert_eq!(keys.status(), 200, "served without credentials");
+    let keys: Value = keys.json().await.unwrap();
+    let list = keys["publicKeyList"].as_array().expect("a list");
+    assert_eq!(list.len(), 1, "{keys}");
+    assert!(list[0]["value"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"), "{keys}");
+    assert_eq!(list[0]["keyId"].as_str().unwrap().len(), 16, "{keys}");
+    assert!(list[0]["validityStartTime"].is_string() && list[0].get("validityEndTime").is_none(), "{keys}");
 
     // Digests are made every second in tests.
     let mut verified = Value::Null;

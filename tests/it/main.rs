@@ -10,6 +10,7 @@ mod executions;
 mod hardening;
 mod identity;
 mod isolation;
+mod keys;
 mod openapi;
 mod ops;
 mod outages;

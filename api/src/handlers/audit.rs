@@ -47,7 +47,7 @@ operation!(
 );
 
 pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::public("GetAuditPublicKey", "none: the key that signs the audit digests is public"),
+    OperationDoc::public("ListPublicKeys", "none: the keys that sign the audit digests are public"),
     OperationDoc::of::<LookupEvents>("LookupEvents"),
     OperationDoc::of::<VerifyEvents>("VerifyEvents"),
     OperationDoc::of::<ExportEvents>("ExportEvents"),
@@ -201,8 +201,12 @@ pub async fn verify_events(
     query: web::Query<VerifyQuery>,
 ) -> Result<web::Json<VerifyResponse>, ApiError> {
     let mut conn = auth.db().await?;
+    // Every key another process may have signed with, however new.
+    if let Err(e) = state.shared_keys.reload(&mut conn).await {
+        tracing::warn!(error = %e, "the audit keys could not be reloaded; verifying with those known");
+    }
     let found =
-        store::verify(&mut conn, auth.caller.account(), query.start_time, query.end_time, Some(&state.audit_signer))
+        store::verify(&mut conn, auth.caller.account(), query.start_time, query.end_time, Some(&state.audit_keys))
             .await?;
     Ok(web::Json(VerifyResponse {
         valid: found.valid,
@@ -293,14 +297,52 @@ pub async fn lookup_events(
     Ok(web::Json(LookupResponse { events, next_token }))
 }
 
-/// The Ed25519 public key (PEM) that verifies the audit digests, for checking
-/// an export offline.
+/// One public key of the audit digests, as CloudTrail's ListPublicKeys
+/// gives it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKey {
+    /// The key's id, which each digest names (`keyId`).
+    pub key_id: String,
+    /// SHA-256 of the 32-byte Ed25519 public key, hex.
+    pub fingerprint: String,
+    /// The Ed25519 public key, PEM (SubjectPublicKeyInfo).
+    pub value: String,
+    /// From when the key signs digests.
+    pub validity_start_time: DateTime<Utc>,
+    /// When the next key took over; absent for the key that signs now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validity_end_time: Option<DateTime<Utc>>,
+}
+
+/// The keys that sign (and signed) the audit digests, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKeyList {
+    pub public_key_list: Vec<PublicKey>,
+}
+
+/// The Ed25519 public keys that verify the audit digests, each with its id
+/// and validity period, for checking an export offline (every key that ever
+/// signed stays listed).
 #[utoipa::path(
-    tag = "audit", operation_id = "GetAuditPublicKey",
-    responses((status = 200, description = "PEM", content_type = "application/x-pem-file", body = String)),
+    tag = "audit", operation_id = "ListPublicKeys",
+    responses((status = 200, description = "The keys, oldest first", body = PublicKeyList)),
     security(())
 )]
 #[get("/v1/audit/public-key")]
-pub async fn public_key(state: web::Data<AppState>) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok().content_type("application/x-pem-file").body(state.audit_signer.public_key_pem())
+pub async fn public_key(state: web::Data<AppState>) -> web::Json<PublicKeyList> {
+    let public_key_list = state
+        .audit_keys
+        .keys()
+        .iter()
+        .map(|key| PublicKey {
+            key_id: key.key_id.clone(),
+            fingerprint: key.signer.fingerprint(),
+            value: key.signer.public_key_pem(),
+            validity_start_time: key.valid_from,
+            validity_end_time: key.valid_until,
+        })
+        .collect();
+    web::Json(PublicKeyList { public_key_list })
 }

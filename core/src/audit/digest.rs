@@ -2,6 +2,8 @@
 //! each naming the one before, so that deleting the newest events (or a whole
 //! range) is caught and an export can be checked offline with the public key.
 
+use std::sync::{Arc, RwLock};
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -31,6 +33,16 @@ impl Signer {
         self.key.verifying_key()
     }
 
+    /// SHA-256 of the public key, hex.
+    pub fn fingerprint(&self) -> String {
+        Sha256::digest(self.public_key_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The 32 bytes of the Ed25519 public key.
+    pub fn public_key_bytes(&self) -> [u8; 32] {
+        self.verifying().to_bytes()
+    }
+
     /// The public key as PEM (SubjectPublicKeyInfo), for offline checks.
     pub fn public_key_pem(&self) -> String {
         // SPKI for Ed25519: a fixed 12-byte header, then the 32-byte key.
@@ -53,6 +65,71 @@ impl Signer {
     }
 }
 
+/// One audit key of the ring, by its id, with when it signed.
+#[derive(Clone)]
+pub struct AuditKey {
+    pub key_id: String,
+    pub signer: Signer,
+    pub valid_from: DateTime<Utc>,
+    /// When the next key took over (`None`: it signs now).
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// The audit keys, shared by every clone: the newest whose time has come
+/// signs; every one verifies the digests it signed, for ever.
+#[derive(Clone)]
+pub struct AuditKeys {
+    ring: Arc<RwLock<Arc<Vec<AuditKey>>>>,
+}
+
+impl AuditKeys {
+    /// A ring of `(id, signer, signs from)`, oldest first.
+    pub fn new(keys: Vec<(String, Signer, DateTime<Utc>)>) -> Self {
+        let ring = Self { ring: Arc::new(RwLock::new(Arc::new(Vec::new()))) };
+        ring.replace(keys);
+        ring
+    }
+
+    /// A ring of one key (tests, tools).
+    pub fn single(signer: Signer) -> Self {
+        let id = crate::keyring::key_id(crate::keyring::Purpose::Audit, &signer.key.to_bytes());
+        Self::new(vec![(id, signer, DateTime::<Utc>::UNIX_EPOCH)])
+    }
+
+    /// Swaps in a reloaded ring.
+    pub fn replace(&self, keys: Vec<(String, Signer, DateTime<Utc>)>) {
+        let mut ring: Vec<AuditKey> = keys
+            .into_iter()
+            .map(|(key_id, signer, valid_from)| AuditKey { key_id, signer, valid_from, valid_until: None })
+            .collect();
+        for i in 1..ring.len() {
+            ring[i - 1].valid_until = Some(ring[i].valid_from);
+        }
+        *self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
+    }
+
+    /// Every key, oldest first.
+    pub fn keys(&self) -> Arc<Vec<AuditKey>> {
+        self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The key that signs now.
+    pub fn signing(&self) -> Option<AuditKey> {
+        let now = Utc::now();
+        let ring = self.keys();
+        ring.iter().rev().find(|k| k.valid_from <= now).or_else(|| <[AuditKey]>::first(&ring)).cloned()
+    }
+
+    /// Whether the key `key_id` names (any key, for a digest signed before
+    /// keys had ids) signed `message`.
+    pub fn verify(&self, key_id: Option<&str>, message: &str, signature: &str) -> bool {
+        self.keys()
+            .iter()
+            .filter(|k| key_id.is_none_or(|id| id == k.key_id))
+            .any(|k| k.signer.verify(message, signature))
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_digests)]
 pub struct DigestRow {
@@ -65,6 +142,7 @@ pub struct DigestRow {
     pub digest_hash: String,
     pub signature: String,
     pub created_at: DateTime<Utc>,
+    pub key_id: Option<String>,
 }
 
 /// What a digest signs.
@@ -74,8 +152,11 @@ pub fn digest_hash(account: &str, digest_seq: i64, first: i64, last: i64, last_h
 }
 
 /// Seals the account's events recorded since its last digest, if any.
-pub async fn seal(conn: &mut AsyncPgConnection, signer: &Signer, account: &str) -> Result<bool, IamError> {
-    let (account, signer) = (account.to_owned(), signer.clone());
+pub async fn seal(conn: &mut AsyncPgConnection, keys: &AuditKeys, account: &str) -> Result<bool, IamError> {
+    let Some(key) = keys.signing() else {
+        return Ok(false);
+    };
+    let account = account.to_owned();
     conn.transaction::<_, IamError, _>(async move |conn| {
         // The head's lock keeps appends out while the range is read.
         let Some((seq, hash)): Option<(i64, String)> = audit_chain_heads::table
@@ -109,7 +190,8 @@ pub async fn seal(conn: &mut AsyncPgConnection, signer: &Signer, account: &str) 
                 audit_digests::last_seq.eq(seq),
                 audit_digests::last_hash.eq(&hash),
                 audit_digests::prev_digest_hash.eq(&prev),
-                audit_digests::signature.eq(signer.sign(&digest)),
+                audit_digests::signature.eq(key.signer.sign(&digest)),
+                audit_digests::key_id.eq(&key.key_id),
                 audit_digests::digest_hash.eq(&digest),
             ))
             .execute(conn)
@@ -120,11 +202,11 @@ pub async fn seal(conn: &mut AsyncPgConnection, signer: &Signer, account: &str) 
 }
 
 /// Seals every account with events not yet in a digest.
-pub async fn seal_all(conn: &mut AsyncPgConnection, signer: &Signer) -> Result<usize, IamError> {
+pub async fn seal_all(conn: &mut AsyncPgConnection, keys: &AuditKeys) -> Result<usize, IamError> {
     let accounts: Vec<String> = audit_chain_heads::table.select(audit_chain_heads::account_id).load(conn).await?;
     let mut sealed = 0;
     for account in accounts {
-        if seal(conn, signer, &account).await? {
+        if seal(conn, keys, &account).await? {
             sealed += 1;
         }
     }

@@ -298,15 +298,15 @@ pub async fn verify(
     account: &str,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
-    signer: Option<&super::digest::Signer>,
+    keys: Option<&super::digest::AuditKeys>,
 ) -> Result<Verification, IamError> {
     // One snapshot of head, events and digests: an append, a seal or a purge
     // committing meanwhile must not look like tampering.
-    let (account, signer) = (account.to_owned(), signer.cloned());
+    let (account, keys) = (account.to_owned(), keys.cloned());
     conn.build_transaction()
         .repeatable_read()
         .read_only()
-        .run(async move |conn| verify_in(conn, &account, start, end, signer.as_ref()).await)
+        .run(async move |conn| verify_in(conn, &account, start, end, keys.as_ref()).await)
         .await
 }
 
@@ -315,7 +315,7 @@ async fn verify_in(
     account: &str,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
-    signer: Option<&super::digest::Signer>,
+    keys: Option<&super::digest::AuditKeys>,
 ) -> Result<Verification, IamError> {
     // The head first: events appended while verifying are beyond it and left
     // for the next check.
@@ -487,7 +487,7 @@ async fn verify_in(
     // hash its range ended with.
     let mut digests_checked = 0;
     let mut cut_sealed = purged_seq == 0;
-    if let Some(signer) = signer {
+    if let Some(keys) = keys {
         let mut prev = GENESIS.to_owned();
         for digest in super::digest::digests(conn, account).await? {
             digests_checked += 1;
@@ -507,7 +507,14 @@ async fn verify_in(
                 &digest.last_hash,
                 &digest.prev_digest_hash,
             );
-            if expected != digest.digest_hash || !signer.verify(&digest.digest_hash, &digest.signature) {
+            if let Some(id) = digest.key_id.as_deref()
+                && !keys.keys().iter().any(|k| k.key_id == id)
+            {
+                return Ok(fail(format!("digest {n} names the key {id}, which is not one of the audit keys"), None));
+            }
+            if expected != digest.digest_hash
+                || !keys.verify(digest.key_id.as_deref(), &digest.digest_hash, &digest.signature)
+            {
                 return Ok(fail(format!("digest {n} was altered (its signature does not verify)"), None));
             }
             if digest.prev_digest_hash != prev {

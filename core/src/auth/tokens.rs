@@ -2,6 +2,9 @@
 //! session. What a token may do is decided per request from the principal's
 //! current policies; the token only says who it is.
 
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -78,11 +81,25 @@ impl Claims {
     }
 }
 
-/// The signing key, ready to sign and check tokens.
-#[derive(Clone)]
-pub struct TokenKeys {
+/// One key of the ring, by its id.
+struct TokenKey {
+    id: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    signs_from: DateTime<Utc>,
+    verifies_until: Option<DateTime<Utc>>,
+}
+
+/// A key of the ring as configured or loaded: id, secret, when it signs
+/// from, and until when it verifies (`None`: for as long as it is kept).
+pub type KeySpec = (String, Vec<u8>, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// The access tokens' keys, shared by every clone: the newest whose time
+/// has come signs (its id in the token's `kid`), the others verify until
+/// they retire. [`TokenKeys::replace`] swaps in a reloaded ring.
+#[derive(Clone)]
+pub struct TokenKeys {
+    ring: Arc<RwLock<Arc<Vec<TokenKey>>>>,
     validation: Validation,
 }
 
@@ -93,28 +110,95 @@ pub enum TokenError {
     Expired,
     #[error("the access token is not valid")]
     Invalid,
+    /// Its `kid` names no key of the ring (a key made since the ring was
+    /// loaded, or none at all).
+    #[error("the access token is not valid")]
+    UnknownKey,
 }
 
 impl TokenKeys {
+    /// A ring of one key that signs and verifies.
     pub fn new(secret: &[u8]) -> Self {
+        let id = crate::keyring::key_id(crate::keyring::Purpose::Jwt, secret);
+        Self::from_keys(vec![(id, secret.to_vec(), DateTime::<Utc>::UNIX_EPOCH, None)])
+    }
+
+    /// A ring of keys, oldest first.
+    pub fn from_keys(keys: Vec<KeySpec>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        let ring = Self { ring: Arc::new(RwLock::new(Arc::new(Vec::new()))), validation };
+        ring.replace(keys);
+        ring
+    }
+
+    /// Swaps in a reloaded ring (every clone sees it).
+    pub fn replace(&self, keys: Vec<KeySpec>) {
+        let keys = keys
+            .into_iter()
+            .map(|(id, secret, signs_from, verifies_until)| TokenKey {
+                id,
+                encoding: EncodingKey::from_secret(&secret),
+                decoding: DecodingKey::from_secret(&secret),
+                signs_from,
+                verifies_until,
+            })
+            .collect();
+        *self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+    }
+
+    fn current(&self) -> Arc<Vec<TokenKey>> {
+        self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The ids of the keys that verify now, oldest first.
+    pub fn key_ids(&self) -> Vec<String> {
+        let now = Utc::now();
+        self.current().iter().filter(|k| k.verifies_until.is_none_or(|u| now < u)).map(|k| k.id.clone()).collect()
     }
 
     pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        let ring = self.current();
+        let now = Utc::now();
+        let key = ring
+            .iter()
+            .rev()
+            .find(|k| k.signs_from <= now)
+            .or_else(|| ring.first())
+            .ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.id.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
     }
 
+    /// The token's claims, when a key of the ring that still verifies
+    /// signed it: the one its `kid` names, or (a token made before keys
+    /// had ids) any.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
+        let kid = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid;
+        let ring = self.current();
+        let now = Utc::now();
+        if let Some(kid) = &kid
+            && !ring.iter().any(|k| &k.id == kid)
+        {
+            return Err(TokenError::UnknownKey);
+        }
+        let mut last = TokenError::Invalid;
+        for key in ring.iter().filter(|k| k.verifies_until.is_none_or(|u| now < u)) {
+            if kid.as_deref().is_some_and(|kid| kid != key.id) {
+                continue;
             }
-        })
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+                    last = TokenError::Expired;
+                }
+                Err(_) => {}
+            }
+        }
+        Err(last)
     }
 }
 
@@ -138,9 +222,39 @@ mod tests {
         let keys = TokenKeys::new(&[7u8; 32]);
         let token = keys.sign(&claims(60)).expect("signs");
         assert_eq!(keys.verify(&token).expect("valid").sub, "arn:pw:iam::111122223333:user/alice");
-        assert!(matches!(TokenKeys::new(&[8u8; 32]).verify(&token), Err(TokenError::Invalid)));
+        assert!(matches!(TokenKeys::new(&[8u8; 32]).verify(&token), Err(TokenError::UnknownKey)));
         assert!(matches!(keys.verify("not.a.token"), Err(TokenError::Invalid)));
         let expired = keys.sign(&claims(-60)).expect("signs");
         assert!(matches!(keys.verify(&expired), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn a_rotated_ring_signs_with_the_new_key_and_still_verifies_the_old_until_it_retires() {
+        let now = Utc::now();
+        // A token made before keys had ids carries no kid.
+        let before =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(60), &EncodingKey::from_secret(&[1u8; 32]))
+                .unwrap();
+        let soon = now + chrono::TimeDelta::seconds(60);
+        let ring = TokenKeys::from_keys(vec![
+            ("old".into(), vec![1u8; 32], DateTime::<Utc>::UNIX_EPOCH, Some(soon)),
+            ("new".into(), vec![2u8; 32], now - chrono::TimeDelta::seconds(1), None),
+        ]);
+        let after = ring.sign(&claims(60)).expect("signs");
+        assert_eq!(jsonwebtoken::decode_header(&after).unwrap().kid.as_deref(), Some("new"));
+        assert!(ring.verify(&after).is_ok());
+        assert!(ring.verify(&before).is_ok(), "a token of the old key without a kid verifies by trying each key");
+        ring.replace(vec![
+            ("old".into(), vec![1u8; 32], DateTime::<Utc>::UNIX_EPOCH, Some(now)),
+            ("new".into(), vec![2u8; 32], now, None),
+        ]);
+        assert!(matches!(ring.verify(&before), Err(TokenError::Invalid)), "a retired key verifies nothing");
+        // A kid naming a key that is not the one that signed is refused.
+        let forged_kid = {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some("new".into());
+            jsonwebtoken::encode(&header, &claims(60), &EncodingKey::from_secret(&[1u8; 32])).unwrap()
+        };
+        assert!(ring.verify(&forged_kid).is_err());
     }
 }

@@ -106,6 +106,13 @@ pub struct TestApp {
     _database: db::TestDatabase,
 }
 
+/// The installation's shared keys, as `pipewright api` opens them.
+pub async fn shared_keys(config: &Config, services: &Services) -> pipewright_core::keyring::SharedKeys {
+    let cipher = pipewright_core::secrets::Cipher::from_config(config).expect("the secrets key");
+    let mut conn = services.db.conn().await.expect("a connection");
+    pipewright_core::keyring::SharedKeys::open(&mut conn, config, &cipher).await.expect("the shared keys")
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
@@ -149,7 +156,8 @@ impl TestApp {
         let services = Services::connect(&config).await.unwrap_or_else(|missing| {
             panic!("services unavailable: {}", missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))
         });
-        let api = pipewright_api::start(&config, services, &[42u8; 32], &[43u8; 32]).expect("the API starts");
+        let keys = shared_keys(&config, &services).await;
+        let api = pipewright_api::start(&config, services, keys).expect("the API starts");
         tokio::spawn(api.server);
         // The audit writer runs until the server is gone.
         drop(api.audit);
@@ -165,6 +173,28 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Another api on the same database, broker and Redis, with a data
+    /// folder of its own (as another pod): it shares only what the
+    /// configuration gives it, the secrets key here. Its base URL.
+    pub async fn another_api(&self) -> String {
+        let mut config = self.config.clone();
+        let key = std::fs::read_to_string(self.config.data_dir.join("secrets.key")).expect("the first's secrets key");
+        config.secrets_key = Some(secrecy::SecretString::from(key.trim().to_owned()));
+        config.data_dir = self.config.data_dir.join("another");
+        let services = Services::connect(&config).await.expect("the services");
+        let keys = shared_keys(&config, &services).await;
+        let api = pipewright_api::start(&config, services, keys).expect("the API starts");
+        tokio::spawn(api.server);
+        drop(api.audit);
+        let handle = api.handle;
+        let stopped = self.worker.clone();
+        tokio::spawn(async move {
+            stopped.cancelled().await;
+            handle.stop(false).await;
+        });
+        format!("http://{}", api.addr)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

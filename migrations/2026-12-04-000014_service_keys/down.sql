@@ -1,0 +1,2 @@
+ALTER TABLE audit_digests DROP COLUMN key_id;
+DROP TABLE service_keys;
