@@ -202,6 +202,28 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     } else {
         None
     };
+    // A worker alone serves its probes and metrics on PIPEWRIGHT_LISTEN.
+    let health = if role == Role::Worker {
+        match pipewright_api::start_health(&config, services.clone()) {
+            Ok(health) => {
+                let url = format!("http://{}", health.addr);
+                tracing::info!(%url, "worker health listening");
+                println!("Pipewright worker is running; it serves /healthz, /readyz and /metrics at {url}");
+                Some(health)
+            }
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                shutdown.cancel();
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let health_handle = health.as_ref().map(|h| h.handle.clone());
+    if let Some(health) = health {
+        tokio::spawn(health.server);
+    }
 
     let stopping = api.as_ref().map(|api| api.stopping.clone());
     let (audit, api): (Option<_>, Option<_>) = api.map(|api| (api.audit, (api.handle, api.server))).unzip();
@@ -233,6 +255,9 @@ async fn serve(role: Role, config: Config) -> ExitCode {
         }
         if let Some(worker) = worker {
             let _ = worker.await;
+        }
+        if let Some(health) = health_handle {
+            health.stop(true).await;
         }
         // The server is gone, and with it every sender: the writer drains.
         if let Some(audit) = audit {

@@ -255,6 +255,17 @@ impl AuditWriter {
         if events.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let recorded = self.record_by_deadline(events).await;
+        let metrics = pipewright_core::metrics::get();
+        metrics.audit_wait_seconds.observe(started.elapsed().as_secs_f64());
+        if recorded.is_err() {
+            metrics.audit_unavailable.inc();
+        }
+        recorded
+    }
+
+    async fn record_by_deadline(&self, events: Vec<Event>) -> Result<(), Unrecorded> {
         use std::sync::atomic::Ordering;
         let deadline = tokio::time::Instant::now() + self.wait;
         let permit = match tokio::time::timeout_at(deadline, self.sender.reserve()).await {
@@ -311,6 +322,8 @@ async fn write_batch(db: &Db, mut batch: Vec<Entry>) {
             }
         }
         let events: Vec<Event> = batch.iter().flat_map(|e| e.events.iter().cloned()).collect();
+        let count = events.len() as u64;
+        let started = std::time::Instant::now();
         let attempt = async {
             let mut conn = db.conn().await.map_err(|e| (true, e.to_string()))?;
             // After an attempt whose end was not seen, what it committed
@@ -332,6 +345,9 @@ async fn write_batch(db: &Db, mut batch: Vec<Entry>) {
         };
         match outcome {
             Ok(()) => {
+                let metrics = pipewright_core::metrics::get();
+                metrics.audit_batch_seconds.observe(started.elapsed().as_secs_f64());
+                metrics.audit_events_written.inc_by(count);
                 batch.iter_mut().for_each(|e| e.answer(true));
                 return;
             }
@@ -383,23 +399,26 @@ fn split(mut entry: Entry) -> Vec<Entry> {
         .collect()
 }
 
-/// Writes events reduced to their essentials, retrying while the database
-/// is away.
+/// Writes events reduced to their essentials, retrying for as long as the
+/// process runs while the database is away (never dropped).
 async fn write_reduced(db: &Db, events: Vec<Event>) {
-    for attempt in 0..600u32 {
+    let count = events.len() as u64;
+    for attempt in 0u64.. {
         let written = match db.conn().await {
             Ok(mut conn) => audit::store::append(&mut conn, events.clone()).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match written {
-            Ok(()) => return,
+            Ok(()) => {
+                pipewright_core::metrics::get().audit_events_written.inc_by(count);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "a reduced audit event is not written yet; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(500 * attempt.clamp(1, 10))).await;
             }
         }
     }
-    tracing::error!(events = ?events.iter().map(|e| e.event_id).collect::<Vec<_>>(), "audit events could not be written");
 }
 
 /// The event as the caller saw it when its record was late: a 503.

@@ -10,7 +10,7 @@ pub mod ops;
 pub mod server;
 pub mod telemetry;
 
-pub use server::{RunningApi, openapi, start};
+pub use server::{RunningApi, RunningHealth, openapi, start, start_health};
 
 use utoipa::OpenApi;
 

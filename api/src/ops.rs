@@ -10,8 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::server::AppState;
 use crate::telemetry::Metrics;
+use pipewright_core::services::Services;
 
 /// The process is up.
 #[derive(Serialize, ToSchema)]
@@ -51,7 +51,7 @@ pub async fn healthz() -> web::Json<Liveness> {
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub async fn readyz(services: web::Data<Services>) -> HttpResponse {
     let mut status = StatusCode::OK;
     let mut errors = BTreeMap::new();
     let mut word = |health: &Health, key| match health {
@@ -62,7 +62,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "down"
         }
     };
-    let [(_, postgres), (_, rabbitmq), (_, redis)] = state.services.readiness().await;
+    let [(_, postgres), (_, rabbitmq), (_, redis)] = services.readiness().await;
     let body = Readiness {
         postgres: word(&postgres, "postgres"),
         rabbitmq: word(&rabbitmq, "rabbitmq"),
@@ -75,7 +75,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::build(status).json(body)
 }
 
-/// Prometheus metrics: request counts and latency histograms by route and status.
+/// Prometheus metrics: HTTP requests by route and status (on an api), the
+/// audit log's writes and waits, executions, action runs, stage
+/// transitions, queue and outbox backlogs, runner slots, the process and
+/// the build.
 #[utoipa::path(
     tag = "ops",
     responses(
@@ -84,8 +87,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     )
 )]
 #[get("/metrics")]
-pub async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
-    let text = metrics.render().map_err(|e| {
+pub async fn metrics(
+    http: Option<web::Data<Metrics>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    let own = pipewright_core::metrics::get();
+    own.sample(&services).await;
+    let text = own.render(http.as_ref().map(|m| m.registry())).map_err(|e| {
         tracing::error!(error = %e, "metrics could not be rendered");
         ApiError::internal()
     })?;

@@ -191,7 +191,9 @@ pub fn app(
     >,
 > {
     let (app, _) = App::new().into_utoipa_app().configure(routes).split_for_parts();
+    let services = web::Data::new(state.services.clone());
     app.app_data(state)
+        .app_data(services)
         .app_data(metrics)
         .app_data(table)
         .app_data(rejections::json_config())
@@ -311,6 +313,42 @@ pub fn start(
         .client_request_timeout(Duration::from_secs(30))
         .run();
     Ok(RunningApi { addr, handle: server.handle(), server, audit, stopping })
+}
+
+/// A worker's HTTP port: `/healthz`, `/readyz` and `/metrics` only, for
+/// its probes and for Prometheus.
+pub fn start_health(config: &Config, services: Services) -> std::io::Result<RunningHealth> {
+    let listener = TcpListener::bind(&config.listen).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {} (PIPEWRIGHT_LISTEN): {e}", config.listen))
+    })?;
+    let addr = listener.local_addr()?;
+    let services = web::Data::new(services);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(services.clone())
+            .service(ops::healthz)
+            .service(ops::readyz)
+            .service(ops::metrics)
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().json(serde_json::json!({
+                    "code": "UnknownOperationException",
+                    "message": "a worker serves /healthz, /readyz and /metrics only; the API is on an api process",
+                }))
+            }))
+    })
+    .workers(1)
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(1)
+    .run();
+    Ok(RunningHealth { addr, handle: server.handle(), server })
+}
+
+/// A worker's running health port.
+pub struct RunningHealth {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub server: actix_web::dev::Server,
 }
 
 /// Operation ids by method and route template, for the audit log.

@@ -16,6 +16,7 @@ pub mod iam;
 pub mod keyring;
 pub mod keys;
 pub mod messaging;
+pub mod metrics;
 pub mod pipelines;
 pub mod schema;
 pub mod secrets;

@@ -446,7 +446,7 @@ async fn a_failed_build_is_retried_after_the_fix() {
 }
 
 /// Reads Server-Sent Events until one's state satisfies `check`.
-async fn event_until(
+pub async fn event_until(
     response: &mut reqwest::Response,
     buffer: &mut String,
     what: &str,
@@ -976,4 +976,51 @@ async fn a_running_actions_log_streams_until_it_ends() {
     }
     assert!(seen_while_running, "the first line came while the build still ran: {text}");
     assert!(text.contains("last line") && text.contains("[pipewright] succeeded"), "{text}");
+}
+
+/// The value of the sample `series` (name and labels, as written) in a
+/// Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_the_audit_log_executions_action_runs_stage_transitions_and_backlogs() {
+    let app = TestApp::spawn_with_worker().await;
+    let (root, _repo) = web_pipeline(&app, BUILD).await;
+    let waiting =
+        state_until(&app, &root, "web", "the approval waits", |s| action(s, "Approve", "Review")["token"].is_string())
+            .await;
+    approve(&app, &root, "web", &waiting).await;
+    state_until(&app, &root, "web", "the deploy succeeds", |s| action(s, "Deploy", "Release")["status"] == "Succeeded")
+        .await;
+    // The counters are the process's (the tests share it): ours are in them.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = app.get("/metrics").await.text().await.unwrap();
+        if sample(&text, r#"pipewright_executions_finished_total{status="Succeeded"}"#).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at_least_one = |series: &str| {
+        let value = sample(&text, series).unwrap_or_else(|| panic!("{series} is missing:\n{text}"));
+        assert!(value >= 1.0, "{series} = {value}");
+    };
+    at_least_one("pipewright_audit_events_written_total");
+    at_least_one("pipewright_audit_batch_duration_seconds_count");
+    at_least_one("pipewright_audit_wait_seconds_count");
+    at_least_one("pipewright_executions_started_total");
+    at_least_one(r#"pipewright_executions_finished_total{status="Succeeded"}"#);
+    at_least_one(r#"pipewright_action_runs_total{provider="Shell",status="Succeeded"}"#);
+    at_least_one(r#"pipewright_action_runs_total{provider="Git",status="Succeeded"}"#);
+    at_least_one("pipewright_stage_transition_delay_seconds_count");
+    at_least_one("pipewright_runner_slots");
+    at_least_one("process_resident_memory_bytes");
+    at_least_one(&format!(r#"pipewright_build_info{{version="{}"}}"#, env!("CARGO_PKG_VERSION")));
+    for series in [r#"pipewright_queue_depth{queue="jobs"}"#, r#"pipewright_queue_depth{queue="orchestrate"}"#] {
+        assert!(sample(&text, series).is_some(), "{series} is missing:\n{text}");
+    }
+    assert!(sample(&text, "pipewright_outbox_backlog").is_some(), "{text}");
+    assert!(sample(&text, "pipewright_runner_slots_busy").is_some(), "{text}");
 }

@@ -5,6 +5,7 @@
 
 mod artifacts;
 mod audit;
+mod cluster;
 mod errors;
 mod executions;
 mod hardening;

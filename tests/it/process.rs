@@ -80,15 +80,15 @@ async fn sigterm_stops_the_service_with_exit_code_zero_even_after_a_broker_resta
 }
 
 /// The binary, serving.
-struct Served {
-    child: tokio::process::Child,
-    url: String,
+pub struct Served {
+    pub child: tokio::process::Child,
+    pub url: String,
     /// Its last 20 lines of log, once it ends.
-    logged: tokio::task::JoinHandle<String>,
+    pub logged: tokio::task::JoinHandle<String>,
 }
 
 /// Starts `command` and waits until it prints where it serves.
-async fn serve(mut command: Command) -> Served {
+pub async fn serve(mut command: Command) -> Served {
     // The HTTP clients of the tests that run it need it (alone, too).
     pipewright_core::artifacts::install_tls_provider();
     let mut child = command.spawn().expect("starts");
@@ -118,7 +118,7 @@ async fn serve(mut command: Command) -> Served {
 }
 
 /// Sends SIGTERM; it must exit with status 0 within 10 s.
-async fn terminate(mut child: tokio::process::Child, logged: tokio::task::JoinHandle<String>) {
+pub async fn terminate(mut child: tokio::process::Child, logged: tokio::task::JoinHandle<String>) {
     let pid = child.id().expect("running").to_string();
     let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());

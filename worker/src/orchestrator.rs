@@ -68,6 +68,7 @@ pub async fn announce(
     advanced: pipewright_core::executions::store::Advanced,
     execution_id: uuid::Uuid,
 ) {
+    advanced.observed.record();
     crate::publish_now(publisher, advanced.outbox).await;
     if let Some(pipeline) = advanced.pipeline_id {
         let channel = services.cache.pipeline_channel(&pipeline);

@@ -19,6 +19,7 @@ use crate::{Settings, Tried};
 pub const MAX_JOB_ATTEMPTS: i32 = 3;
 
 pub async fn run(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
+    pipewright_core::metrics::get().runner_slots.set(i64::from(settings.concurrency));
     let handler_services = services.clone();
     let handler_settings = settings.clone();
     let handler_shutdown = shutdown.clone();
@@ -75,6 +76,10 @@ async fn handle(
     };
     let attempt = claim.action.job_attempt;
     tracing::info!(action = %id, name = %claim.action.action_name, attempt, "running an action");
+    let metrics = pipewright_core::metrics::get();
+    metrics.runner_slots_busy.inc();
+    let _slot = scopeguard(|| metrics.runner_slots_busy.dec());
+    let provider = claim.declared().map_or_else(|| "unknown".to_owned(), |a| a.action_type_id.provider.clone());
 
     // Renew the lease while the provider runs; a lost claim stops it.
     let stop = shutdown.child_token();
@@ -118,8 +123,23 @@ async fn handle(
     if let Err(e) = settings.artifacts.put_log(&id.to_string(), &log).await {
         tracing::warn!(action = %id, error = %e, "the action's log could not be kept in the artifact store");
     }
+    let status = if outcome.succeeded { "Succeeded" } else { "Failed" };
+    metrics.action_runs.with_label_values(&[provider.as_str(), status]).inc();
     finish_advancing(&services, &publisher, &shutdown, &claim, outcome).await;
     let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+}
+
+/// Runs `f` when dropped (however the function it guards returns).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 /// Records a runner's result and takes the step it leads to, in one

@@ -335,7 +335,7 @@ fn waiting_at(runs: &[StageRun]) -> Option<usize> {
 /// Returns the outbox rows to publish after the commit.
 pub async fn advance(conn: &mut AsyncPgConnection, execution_id: Uuid) -> Result<Advanced, IamError> {
     let advanced = conn.transaction::<_, IamError, _>(async move |conn| advance_in(conn, execution_id, None).await);
-    Ok(advanced.await?.unwrap_or(Advanced { pipeline_id: None, outbox: Vec::new() }))
+    Ok(advanced.await?.unwrap_or(Advanced::of(None, Vec::new())))
 }
 
 /// A runner's result and the step it leads to, in one transaction: the
@@ -352,7 +352,7 @@ pub async fn finish_and_advance(
 ) -> Result<Option<Advanced>, IamError> {
     if outcome.revision.is_some() {
         let queued = finish_action(conn, claim.action.action_execution_id, by, outcome.clone()).await?;
-        return Ok(queued.map(|outbox| Advanced { pipeline_id: Some(claim.execution.pipeline_id), outbox }));
+        return Ok(queued.map(|outbox| Advanced::of(Some(claim.execution.pipeline_id), outbox)));
     }
     let finish = Finish {
         action_execution_id: claim.action.action_execution_id,
@@ -383,9 +383,9 @@ async fn finish_alone(
     finish: Option<Finish<'_>>,
     pipeline_id: Option<Uuid>,
 ) -> Result<Option<Advanced>, IamError> {
-    let Some(f) = finish else { return Ok(Some(Advanced { pipeline_id, outbox: Vec::new() })) };
+    let Some(f) = finish else { return Ok(Some(Advanced::of(pipeline_id, Vec::new()))) };
     let queued = record_finish(conn, f.action_execution_id, f.by, f.outcome).await?;
-    Ok(queued.map(|outbox| Advanced { pipeline_id, outbox }))
+    Ok(queued.map(|outbox| Advanced::of(pipeline_id, outbox)))
 }
 
 /// What the orchestrator's step did: the pipeline (for live updates) and
@@ -394,6 +394,39 @@ async fn finish_alone(
 pub struct Advanced {
     pub pipeline_id: Option<Uuid>,
     pub outbox: Vec<Queued>,
+    /// What the step did that the metrics count, once it is committed.
+    pub observed: Observed,
+}
+
+/// What a step did that the metrics count.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Executions that entered their first stage.
+    pub started: u64,
+    /// Executions that ended, by status.
+    pub finished: Vec<Status>,
+    /// Seconds from a stage's end to the next stage's start.
+    pub stage_delays: Vec<f64>,
+}
+
+impl Advanced {
+    fn of(pipeline_id: Option<Uuid>, outbox: Vec<Queued>) -> Self {
+        Self { pipeline_id, outbox, observed: Observed::default() }
+    }
+}
+
+impl Observed {
+    /// Counts it in this process's metrics (call once committed).
+    pub fn record(&self) {
+        let metrics = crate::metrics::get();
+        metrics.executions_started.inc_by(self.started);
+        for status in &self.finished {
+            metrics.executions_finished.with_label_values(&[status.as_str()]).inc();
+        }
+        for delay in &self.stage_delays {
+            metrics.stage_transition_seconds.observe(*delay);
+        }
+    }
 }
 
 /// An execution with the declaration of the version it runs.
@@ -487,6 +520,7 @@ async fn advance_in(
         return Ok(None);
     }
     let mut outbox = Vec::new();
+    let mut observed = Observed::default();
     let mut frees_others = false;
     let mut ended = false;
     // An action the orchestrator completes itself (an uploaded source) lets
@@ -540,6 +574,14 @@ async fn advance_in(
                         .iter()
                         .find(|s| s.execution_id == execution_id && s.stage_index as usize == stage)
                         .map_or(1, |s| s.attempt + 1);
+                    if stage == 0 && attempt == 1 {
+                        observed.started += 1;
+                    } else if let Some(before) = stage.checked_sub(1).and_then(|b| {
+                        stages.iter().find(|s| s.execution_id == execution_id && s.stage_index as usize == b)
+                    }) {
+                        let delay = (Utc::now() - before.updated_at).num_microseconds().unwrap_or(0);
+                        observed.stage_delays.push(delay.max(0) as f64 / 1e6);
+                    }
                     Prepared(
                         diesel::insert_into(stage_executions::table)
                             .values((
@@ -593,6 +635,7 @@ async fn advance_in(
                 }
                 Step::FinishExecution { status } => {
                     finish_execution(conn, execution_id, status, None).await?;
+                    observed.finished.push(status);
                     frees_others = true;
                     ended = true;
                 }
@@ -612,6 +655,7 @@ async fn advance_in(
                                 };
                                 let summary = format!("Superseded by execution {newer}");
                                 finish_execution(conn, older, Status::Superseded, Some(&summary)).await?;
+                                observed.finished.push(Status::Superseded);
                                 if older == execution_id {
                                     ended = true;
                                     break;
@@ -640,7 +684,7 @@ async fn advance_in(
             }
         }
     }
-    Ok(Some(Advanced { pipeline_id: Some(pipeline_id), outbox }))
+    Ok(Some(Advanced { pipeline_id: Some(pipeline_id), outbox, observed }))
 }
 
 async fn finish_execution(
