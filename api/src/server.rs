@@ -67,10 +67,10 @@ impl AppState {
 
     /// Whether the session was signed out (every api process sees it: Redis).
     pub async fn is_revoked(&self, session: Uuid) -> Result<bool, ApiError> {
-        let mut conn = self.services.cache.conn();
-        let found: bool = redis::cmd("EXISTS")
-            .arg(self.revoked_key(session))
-            .query_async(&mut conn)
+        let found: bool = self
+            .services
+            .cache
+            .query(redis::cmd("EXISTS").arg(self.revoked_key(session)))
             .await
             .map_err(|e| ApiError::from(self.services.cache.unavailable(e)))?;
         Ok(found)
@@ -89,13 +89,9 @@ impl AppState {
 
     /// Marks the session signed out for `seconds`.
     pub async fn revoke(&self, session: Uuid, seconds: i64) -> Result<(), ApiError> {
-        let mut conn = self.services.cache.conn();
-        redis::cmd("SET")
-            .arg(self.revoked_key(session))
-            .arg(1)
-            .arg("EX")
-            .arg(seconds.max(1))
-            .query_async::<()>(&mut conn)
+        self.services
+            .cache
+            .query::<()>(redis::cmd("SET").arg(self.revoked_key(session)).arg(1).arg("EX").arg(seconds.max(1)))
             .await
             .map_err(|e| ApiError::from(self.services.cache.unavailable(e)))
     }

@@ -44,9 +44,7 @@ impl Cache {
 
     /// Tells `channel`'s subscribers; best effort (live updates only).
     pub async fn publish(&self, channel: &str, message: &str) {
-        let mut conn = self.conn();
-        let sent: redis::RedisResult<i64> =
-            redis::cmd("PUBLISH").arg(channel).arg(message).query_async(&mut conn).await;
+        let sent: redis::RedisResult<i64> = self.query(redis::cmd("PUBLISH").arg(channel).arg(message)).await;
         if let Err(e) = sent {
             tracing::debug!(error = %e, "a live update was not published");
         }
@@ -55,6 +53,33 @@ impl Cache {
     /// The channel of a pipeline's live updates.
     pub fn pipeline_channel(&self, pipeline_id: &uuid::Uuid) -> String {
         self.key(&format!("events:{pipeline_id}"))
+    }
+
+    /// Runs `cmd` on the shared connection; when that connection turns out
+    /// to be lost (Redis restarted since it was last used), once more on the
+    /// new one it reconnects to, so that the first call after a restart
+    /// succeeds.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let mut conn = self.conn();
+        match cmd.query_async(&mut conn).await {
+            Err(e) if lost(&e) => {
+                tracing::info!(error = %e, "the Redis connection was lost; reconnecting and trying again");
+                cmd.query_async(&mut conn).await
+            }
+            answered => answered,
+        }
+    }
+
+    /// [`Cache::query`] for a pipeline of commands.
+    pub async fn query_pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> redis::RedisResult<T> {
+        let mut conn = self.conn();
+        match pipe.query_async(&mut conn).await {
+            Err(e) if lost(&e) => {
+                tracing::info!(error = %e, "the Redis connection was lost; reconnecting and trying again");
+                pipe.query_async(&mut conn).await
+            }
+            answered => answered,
+        }
     }
 
     /// The shared connection (cheap to clone).
@@ -77,4 +102,10 @@ impl Cache {
     pub fn unavailable(&self, e: impl std::fmt::Display) -> Unavailable {
         Unavailable::new(Dependency::Redis, &self.url, e)
     }
+}
+
+/// Whether the error says the connection is gone (rather than that Redis
+/// refused the command).
+fn lost(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() || e.is_timeout()
 }

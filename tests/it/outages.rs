@@ -94,3 +94,40 @@ async fn a_call_whose_event_cannot_be_recorded_answers_503_and_its_event_is_writ
     }
     assert_eq!(recorded, "503 ServiceUnavailableException");
 }
+
+/// A dependency restarts between two calls (its connections die, it
+/// answers again at once): the first call after it reconnects inside the
+/// call and succeeds, as does each kind of call that uses it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_calls_after_a_dependency_restarts_succeed() {
+    let base = crate::support::base_config();
+    let postgres = ChaosProxy::start(base.database_url.host_port()).await;
+    let rabbitmq = ChaosProxy::start(base.amqp_url.host_port()).await;
+    let redis = ChaosProxy::start(base.redis_url.host_port()).await;
+    let app = TestApp::spawn_with(|config| {
+        config.database_url = Dsn::new(postgres.url_for(config.database_url.expose()));
+        config.amqp_url = Dsn::new(rabbitmq.url_for(config.amqp_url.expose()));
+        config.redis_url = Dsn::new(redis.url_for(config.redis_url.expose()));
+    })
+    .await;
+    let account = app.create_account(None, "correct horse battery").await;
+    let root = app.sign_in(&account, "root", "correct horse battery").await;
+    let repo = crate::executions::Repo::new("hello");
+    let pipeline = crate::executions::release_pipeline("web", &repo.path, crate::executions::BUILD);
+    let made = app.call("POST", "/v1/pipelines", Some(&root), Some(serde_json::json!({"pipeline": pipeline}))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+
+    for (name, proxy) in [("postgres", &postgres), ("rabbitmq", &rabbitmq), ("redis", &redis)] {
+        proxy.cut();
+        proxy.restore();
+        // Every call is authenticated (Redis: signed-out sessions), reads
+        // (PostgreSQL) and is audited (PostgreSQL); a start publishes
+        // (RabbitMQ); a sign-in counts failures (Redis).
+        let read = app.call("GET", "/v1/pipelines/web", Some(&root), None).await;
+        assert_eq!(read.status, 200, "the first call after a {name} restart: {}", read.body);
+        let started = app.call("POST", "/v1/pipelines/web/executions", Some(&root), Some(serde_json::json!({}))).await;
+        assert_eq!(started.status, 200, "a start after a {name} restart: {}", started.body);
+        let again = app.sign_in(&account, "root", "correct horse battery").await;
+        assert!(!again.is_empty(), "a sign-in after a {name} restart");
+    }
+}

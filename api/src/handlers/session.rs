@@ -246,10 +246,10 @@ fn device_key(state: &AppState, who: &str, token: &str) -> String {
 
 /// Whether `token` is a device this principal signed in from.
 async fn known_device(state: &AppState, who: &str, token: &str) -> Result<bool, ApiError> {
-    let mut conn = state.services.cache.conn();
-    let found: i64 = redis::cmd("EXISTS")
-        .arg(device_key(state, who, token))
-        .query_async(&mut conn)
+    let found: i64 = state
+        .services
+        .cache
+        .query(redis::cmd("EXISTS").arg(device_key(state, who, token)))
         .await
         .map_err(|e| ApiError::from(state.services.cache.unavailable(e)))?;
     Ok(found == 1)
@@ -257,13 +257,10 @@ async fn known_device(state: &AppState, who: &str, token: &str) -> Result<bool, 
 
 /// Keeps `token` known for this principal (for [`DEVICE_SECS`] from now).
 async fn remember_device(state: &AppState, who: &str, token: &str) {
-    let mut conn = state.services.cache.conn();
-    let set: Result<(), _> = redis::cmd("SET")
-        .arg(device_key(state, who, token))
-        .arg(1)
-        .arg("EX")
-        .arg(DEVICE_SECS)
-        .query_async(&mut conn)
+    let set: Result<(), _> = state
+        .services
+        .cache
+        .query(redis::cmd("SET").arg(device_key(state, who, token)).arg(1).arg("EX").arg(DEVICE_SECS))
         .await;
     if let Err(e) = set {
         tracing::warn!(error = %e, "a known device could not be kept; its next sign-in counts as a new one");
@@ -274,15 +271,18 @@ async fn remember_device(state: &AppState, who: &str, token: &str) {
 /// compare) and refuses it when one is over its limit. Windows start at the
 /// first attempt and are never extended.
 pub(super) async fn throttle_attempt(state: &AppState, counters: &[(String, i64)]) -> Result<(), ApiError> {
-    let mut conn = state.services.cache.conn();
     let mut pipe = redis::pipe();
     for (key, _) in counters {
         let key = state.services.cache.key(key);
         pipe.cmd("INCR").arg(&key).cmd("EXPIRE").arg(&key).arg(state.signin_window_secs).arg("NX").ignore();
         pipe.cmd("TTL").arg(&key);
     }
-    let answers: Vec<i64> =
-        pipe.query_async(&mut conn).await.map_err(|e| ApiError::from(state.services.cache.unavailable(e)))?;
+    let answers: Vec<i64> = state
+        .services
+        .cache
+        .query_pipe(&pipe)
+        .await
+        .map_err(|e| ApiError::from(state.services.cache.unavailable(e)))?;
     for ((_, limit), pair) in counters.iter().zip(answers.chunks(2)) {
         let (count, ttl) = (pair.first().copied().unwrap_or(0), pair.get(1).copied().unwrap_or(1));
         if count > *limit {
@@ -311,7 +311,6 @@ pub(super) fn client_prefix(ip: &str) -> String {
 /// After a success: the first counter (this client and account+user) starts
 /// again, and the attempt is taken back from the others.
 pub(super) async fn throttle_clear(state: &AppState, counters: &[(String, i64)]) {
-    let mut conn = state.services.cache.conn();
     let mut pipe = redis::pipe();
     for (i, (key, _)) in counters.iter().enumerate() {
         let key = state.services.cache.key(key);
@@ -321,7 +320,7 @@ pub(super) async fn throttle_clear(state: &AppState, counters: &[(String, i64)])
             pipe.cmd("DECR").arg(key).ignore();
         }
     }
-    let _ = pipe.query_async::<()>(&mut conn).await;
+    let _ = state.services.cache.query_pipe::<()>(&pipe).await;
 }
 
 /// Exchanges a refresh token for a new access token (and a new refresh token:
