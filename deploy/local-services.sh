@@ -98,3 +98,13 @@ if ! command -v moto_server >/dev/null; then
   hash -r
   command -v moto_server >/dev/null || { say "moto_server is not on PATH after installing it"; exit 1; }
 fi
+
+# The check of deploy/kubernetes/ (a test runs it) validates the manifests
+# against Kubernetes' schemas, which kubernetes-validate (PyPI) carries.
+if ! python3 -c 'import kubernetes_validate, yaml' 2>/dev/null; then
+  command -v pip3 >/dev/null || command -v pip >/dev/null || { say "installing pip"; install python3-pip; }
+  say "installing kubernetes-validate (for the check of the Kubernetes manifests)"
+  pip=$(command -v pip3 || command -v pip)
+  "$pip" install -q kubernetes-validate pyyaml || "$pip" install -q --break-system-packages kubernetes-validate pyyaml
+  python3 -c 'import kubernetes_validate, yaml' || { say "kubernetes-validate does not import after installing it"; exit 1; }
+fi

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | rotate-key jwt|audit | bench-audit [N] | bench-executions [N [MS]] | help]
+const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | rotate-key jwt|audit | healthcheck [PATH] | bench-audit [N] | bench-executions [N [MS]] | help]
 
   run           the API and the worker together (default)
   api           the HTTP API only
@@ -30,6 +30,9 @@ const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-ver
   audit-verify  check ACCOUNT's audit hash chain (between the RFC 3339 times
                 START and END) in the database; prints the result as JSON and
                 exits 0 when valid, 1 when not
+  healthcheck [PATH]  GET PATH (/readyz) of the process serving at
+                PIPEWRIGHT_LISTEN on this host; exit 0 when it answers 200
+                (a container's HEALTHCHECK: the image has no curl)
   rotate-key jwt|audit  add a new access-token or audit-signing key; it
                 signs a minute later, once every process has loaded it, and
                 the keys before it still verify (access-token keys for one
@@ -50,6 +53,9 @@ fn main() -> ExitCode {
     let all: Vec<String> = std::env::args().skip(1).collect();
     if all.first().map(String::as_str) == Some("audit-verify") {
         return audit_verify(&all[1..]);
+    }
+    if all.first().map(String::as_str) == Some("healthcheck") {
+        return healthcheck(all.get(1).map(String::as_str).unwrap_or("/readyz"));
     }
     if all.first().map(String::as_str) == Some("rotate-key") {
         return rotate_key(&all[1..]);
@@ -294,6 +300,43 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+/// `pipewright healthcheck [PATH]`: GET PATH of the process serving at
+/// PIPEWRIGHT_LISTEN on this host (0.0.0.0 asked of 127.0.0.1), within 5 s.
+fn healthcheck(path: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = config.listen.replacen("0.0.0.0:", "127.0.0.1:", 1).replacen("[::]:", "[::1]:", 1);
+    let asked = (|| -> std::io::Result<String> {
+        let addr = listen.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+        let timeout = Duration::from_secs(5);
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {listen}\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.take(4096).read_to_string(&mut answer)?;
+        Ok(answer.lines().next().unwrap_or_default().to_owned())
+    })();
+    match asked {
+        Ok(status) if status.split_whitespace().nth(1) == Some("200") => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("pipewright: {listen}{path} answered {status:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("pipewright: {listen}{path}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod artifacts;
 mod audit;
 mod cluster;
+mod deploy;
 mod errors;
 mod executions;
 mod hardening;
