@@ -195,7 +195,7 @@ impl Entry {
 pub struct Unrecorded;
 
 /// How many batches are written at once.
-const WRITERS: usize = 2;
+const WRITERS: usize = 1;
 /// Most events one batch writes.
 const BATCH_EVENTS: usize = 1000;
 /// How long a call waits for its events by default.
@@ -216,9 +216,10 @@ impl AuditWriter {
         // once, the larger the batches, the same one commit each. Two
         // writers, so that one prepares its batch (outside any lock) while
         // the other holds an account's chain head.
+        let heads = audit::store::Heads::default();
         let tasks = (0..WRITERS)
             .map(|_| {
-                let (receiver, db) = (receiver.clone(), db.clone());
+                let (receiver, db, heads) = (receiver.clone(), db.clone(), heads.clone());
                 tokio::spawn(async move {
                     loop {
                         let batch = {
@@ -239,7 +240,7 @@ impl AuditWriter {
                             }
                             batch
                         };
-                        write_batch(&db, batch).await;
+                        write_batch(&db, &heads, batch).await;
                     }
                 })
             })
@@ -310,7 +311,7 @@ impl AuditWriter {
 /// away (entries past their deadline are answered `false` and kept, as
 /// 503s); an entry the database refuses (bad data) is written apart, so
 /// that it never holds back or loses another's.
-async fn write_batch(db: &Db, mut batch: Vec<Entry>) {
+async fn write_batch(db: &Db, heads: &audit::store::Heads, mut batch: Vec<Entry>) {
     let mut failures = 0u32;
     let mut unsure = false;
     loop {
@@ -333,7 +334,7 @@ async fn write_batch(db: &Db, mut batch: Vec<Entry>) {
             } else {
                 events
             };
-            match audit::store::append(&mut conn, events).await {
+            match audit::store::append_batch(&mut conn, heads, events).await {
                 Ok(()) => Ok(()),
                 // The database answered: the data is what it refused.
                 Err(e) => Err((!answers(&mut conn).await, e.to_string())),
@@ -355,7 +356,7 @@ async fn write_batch(db: &Db, mut batch: Vec<Entry>) {
                 tracing::warn!(error = %e, "an audit batch was refused; its calls are written one by one");
                 for entry in batch {
                     for single in split(entry) {
-                        Box::pin(write_batch(db, vec![single])).await;
+                        Box::pin(write_batch(db, heads, vec![single])).await;
                     }
                 }
                 return;

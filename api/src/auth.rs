@@ -475,11 +475,10 @@ impl<O: Operation> FromRequest for Authorized<O> {
             let body = body.await?;
             let request = ResourceRequest { http: &req, account: caller.account(), region: &state.region };
             let resource = O::refine(&state, caller.account(), O::resource(&request, &body)?).await?;
-            let mut extra = O::context(&request, &body);
-            extra.extend(resource_tags(&state, caller.account(), &resource).await?);
+            let extra = O::context(&request, &body);
             req.extensions_mut()
                 .insert(crate::audit::AuditedOperation { action: O::ACTION, resource: resource.clone() });
-            authorize_with(&state, &caller, O::ACTION, &resource, &extra).await?;
+            authorize_tagged(&state, &caller, O::ACTION, &resource, &extra).await?;
             let tx = if O::READ_ONLY {
                 None
             } else {
@@ -530,12 +529,45 @@ pub async fn authorize_with(
     resource: &str,
     extra: &[(String, ContextValue)],
 ) -> Result<(), ApiError> {
-    let mut conn = state.services.db.conn().await?;
+    decide(state, caller, action, resource, extra, false).await
+}
+
+/// As [`authorize_with`], with the resource's tags (`pw:ResourceTag/KEY`)
+/// in the context: read only when a policy that applies has a condition on
+/// them (a root user's call, and most others, need no query for them).
+pub async fn authorize_tagged(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    extra: &[(String, ContextValue)],
+) -> Result<(), ApiError> {
+    decide(state, caller, action, resource, extra, true).await
+}
+
+/// Whether a condition of `policy` names a resource tag.
+fn names_resource_tags(policy: &Policy) -> bool {
+    policy
+        .statements
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .any(|c| c.key_name.to_ascii_lowercase().contains("resourcetag/"))
+}
+
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    extra: &[(String, ContextValue)],
+    tagged: bool,
+) -> Result<(), ApiError> {
     let mut documents = Vec::new();
     let mut session_policy = None;
     match caller.claims.typ {
         PrincipalKind::Root => {}
         PrincipalKind::User => {
+            let mut conn = state.services.db.conn().await?;
             let Some(user) = users::find_by_id(&mut conn, &caller.claims.uid).await? else {
                 return Err(ApiError::new(ErrorCode::UnrecognizedClientException, "the user no longer exists"));
             };
@@ -544,6 +576,7 @@ pub async fn authorize_with(
             documents = iam::policies::effective(&mut conn, caller.account(), &owners).await?;
         }
         PrincipalKind::AssumedRole => {
+            let mut conn = state.services.db.conn().await?;
             let Some(role_id) = caller.claims.role.clone() else {
                 return Err(ApiError::new(ErrorCode::UnrecognizedClientException, "the session names no role"));
             };
@@ -551,7 +584,6 @@ pub async fn authorize_with(
             session_policy = iam::sessions::find(&mut conn, caller.claims.sid).await?.and_then(|s| s.session_policy);
         }
     }
-    drop(conn);
     let compile =
         |(name, text): (String, String)| match Policy::parse_with_limit(&text, PolicyKind::Identity, usize::MAX) {
             Ok(policy) => Some(NamedPolicy::new(name, policy)),
@@ -574,6 +606,12 @@ pub async fn authorize_with(
     let mut context = request_context(caller, &state.region);
     for (key, value) in extra {
         context.insert(key, value.clone());
+    }
+    if tagged && identity.iter().map(|p| &p.policy).chain(session.as_ref().map(|p| &p.policy)).any(names_resource_tags)
+    {
+        for (key, value) in resource_tags(state, caller.account(), resource).await? {
+            context.insert(&key, value);
+        }
     }
     let request = Request { action, resource, context: &context };
     let evaluation = pipewright_authz::evaluate_principal(&caller.principal(), &identity, session.as_ref(), &request);

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fallback;
 pub mod handlers;
 pub mod ops;
+pub mod revocations;
 pub mod server;
 pub mod telemetry;
 

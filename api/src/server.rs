@@ -41,6 +41,8 @@ pub struct AppState {
     pub password_slots: tokio::sync::Semaphore,
     /// Signs the audit log's digests.
     pub audit_keys: pipewright_core::audit::digest::AuditKeys,
+    /// Signed-out sessions, followed from Redis's announcements.
+    pub revocations: crate::revocations::Revocations,
     /// Both rings, to reload them (VerifyEvents does, to know every key).
     pub shared_keys: pipewright_core::keyring::SharedKeys,
     /// The data folder: artifacts and action logs.
@@ -65,8 +67,12 @@ impl AppState {
         self.services.cache.key(&format!("revoked:{session}"))
     }
 
-    /// Whether the session was signed out (every api process sees it: Redis).
+    /// Whether the session was signed out (every api process sees it: Redis,
+    /// through the announcements this process follows, else asked).
     pub async fn is_revoked(&self, session: Uuid) -> Result<bool, ApiError> {
+        if self.revocations.live() {
+            return Ok(self.revocations.contains(session));
+        }
         let found: bool = self
             .services
             .cache
@@ -89,11 +95,26 @@ impl AppState {
 
     /// Marks the session signed out for `seconds`.
     pub async fn revoke(&self, session: Uuid, seconds: i64) -> Result<(), ApiError> {
+        let seconds = seconds.max(1);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(self.revoked_key(session))
+            .arg(1)
+            .arg("EX")
+            .arg(seconds)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(crate::revocations::Revocations::channel(&self.services.cache))
+            .arg(format!("{session} {seconds}"))
+            .ignore();
         self.services
             .cache
-            .query::<()>(redis::cmd("SET").arg(self.revoked_key(session)).arg(1).arg("EX").arg(seconds.max(1)))
+            .query_pipe::<()>(&pipe)
             .await
-            .map_err(|e| ApiError::from(self.services.cache.unavailable(e)))
+            .map_err(|e| ApiError::from(self.services.cache.unavailable(e)))?;
+        self.revocations.insert(session, u64::try_from(seconds).unwrap_or(1));
+        Ok(())
     }
 }
 
@@ -263,6 +284,7 @@ pub fn start(
         trusted_proxies: config.proxies().unwrap_or_default(),
         audit_keys: keys.audit.clone(),
         shared_keys: keys.clone(),
+        revocations: crate::revocations::Revocations::default(),
         data_dir: config.data_dir.clone(),
         artifacts: pipewright_core::artifacts::open(config).map_err(std::io::Error::other)?,
         retention_days: config.artifact_retention_days,
@@ -282,6 +304,7 @@ pub fn start(
     let (writer, audit) = crate::audit::AuditWriter::start(state.services.db.clone());
     crate::audit::start_sealer(state.services.db.clone(), keys.audit.clone(), config.audit_digest_secs);
     start_key_refresh(state.services.db.clone(), keys);
+    state.revocations.follow(state.services.cache.clone());
     // What this process fetched from an S3 store for downloads, kept a day.
     let data_dir = config.data_dir.clone();
     tokio::spawn(async move {

@@ -41,6 +41,9 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     /// Outbox rows not yet published, read when scraped.
     pub outbox_backlog: IntGauge,
+    /// 1 while the api follows Redis's announcements of signed-out sessions
+    /// (0: it asks Redis for each token).
+    pub revocations_followed: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -89,6 +92,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
             &["queue"],
         )?,
         outbox_backlog: IntGauge::new("pipewright_outbox_backlog", "Outbox rows not yet published")?,
+        revocations_followed: IntGauge::new(
+            "pipewright_revocations_followed",
+            "1 while signed-out sessions are known from Redis's announcements (0: Redis is asked per token)",
+        )?,
         registry,
     };
     let r = &metrics.registry;
@@ -104,6 +111,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     r.register(Box::new(metrics.runner_slots.clone()))?;
     r.register(Box::new(metrics.queue_depth.clone()))?;
     r.register(Box::new(metrics.outbox_backlog.clone()))?;
+    r.register(Box::new(metrics.revocations_followed.clone()))?;
     let info = IntGaugeVec::new(Opts::new("pipewright_build_info", "The running build (always 1)"), &["version"])?;
     info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     r.register(Box::new(info))?;

@@ -534,3 +534,50 @@ async fn a_call_without_credentials_records_no_field_that_may_hold_a_secret() {
         .await;
     assert_eq!(kept, format!("HIDDEN_DUE_TO_SECURITY_REASONS {account},HIDDEN_DUE_TO_SECURITY_REASONS {account}"));
 }
+
+/// A batch writer's remembered chain head goes stale when a change's own
+/// event (or another process) appends meanwhile: its next batch is linked
+/// again after the real head, never forking the chain; batches of several
+/// accounts go in together.
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_written_after_a_stale_head_still_make_one_valid_chain() {
+    use pipewright_core::audit::{Event, store};
+    let app = TestApp::spawn().await;
+    let mut conn = pipewright_core::db::connect_one(&app.config.database_url).await.unwrap();
+    let event = |account: &str, name: &str| Event {
+        event_id: uuid::Uuid::new_v4(),
+        recipient_account_id: account.to_owned(),
+        event_time: chrono::Utc::now(),
+        event_source: "codepipeline.pipewright".into(),
+        event_name: name.into(),
+        read_only: true,
+        user_identity: json!({"type": "Root", "arn": format!("arn:pw:iam::{account}:root"), "userName": "root"}),
+        source_ip_address: "127.0.0.1".into(),
+        user_agent: "test".into(),
+        request_parameters: Some(json!({"name": "web\u{0}"})),
+        response_elements: None,
+        error_code: None,
+        error_message: None,
+        http_status: 200,
+        request_id: "r".into(),
+        resources: vec![],
+        shared_event_id: None,
+    };
+    let (a, b) = ("111111111111", "222222222222");
+    let heads = store::Heads::default();
+    store::append_batch(&mut conn, &heads, vec![event(a, "GetPipeline"), event(a, "GetPipeline")]).await.unwrap();
+    // A change appends its event the locking way: the remembered head is stale.
+    store::append(&mut conn, vec![event(a, "UpdatePipeline")]).await.unwrap();
+    store::append_batch(
+        &mut conn,
+        &heads,
+        vec![event(a, "GetPipeline"), event(b, "GetPipeline"), event(a, "ListPipelines")],
+    )
+    .await
+    .unwrap();
+    for (account, count) in [(a, 5), (b, 1)] {
+        let result = store::verify(&mut conn, account, None, None, None).await.unwrap();
+        assert!(result.valid, "{account}: {result:?}");
+        assert_eq!(result.events_checked, count, "{account}: {result:?}");
+    }
+}

@@ -149,6 +149,26 @@ async fn two_apis_and_two_workers_share_tokens_events_executions_and_a_verifiabl
         assert!(verified["digestsChecked"].as_i64().unwrap() >= 2, "{verified}");
     }
 
+    // Signed out on one api, refused on the other at once (each follows
+    // Redis's announcements of signed-out sessions).
+    for api in [&api1, &api2] {
+        let metrics = http.get(format!("{}/metrics", api.url)).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("pipewright_revocations_followed 1"), "{metrics}");
+    }
+    let out = http.post(format!("{}/v1/auth/sign-out", api1.url)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    let mut refused = 0;
+    for _ in 0..50 {
+        let status =
+            http.get(format!("{}/v1/auth/whoami", api2.url)).bearer_auth(&token).send().await.unwrap().status();
+        if status == 401 {
+            refused += 1;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused, 1, "the signed-out token is refused by the other api within a second");
+
     for Served { child, logged, .. } in [api1, api2, worker1, worker2] {
         terminate(child, logged).await;
     }

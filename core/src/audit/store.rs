@@ -1,13 +1,14 @@
 //! The audit events in PostgreSQL: appending to each account's chain, and
 //! LookupEvents.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::{
     ExpressionMethods, OptionalExtension, PgArrayExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Event, GENESIS, Resource};
@@ -130,6 +131,270 @@ pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Where an account's chain ends: its last sequence number, hash and event.
+#[derive(Debug, Clone)]
+struct Head {
+    seq: i64,
+    hash: String,
+    event_id: Option<Uuid>,
+}
+
+/// The chain heads a writer last wrote, by account: a cache that lets a
+/// batch go in one statement, without locking the head first. A stale
+/// entry (another process, or a change's own event, appended since) only
+/// costs a retry: the statement writes nothing unless the head is still
+/// where the cache says.
+#[derive(Debug, Clone, Default)]
+pub struct Heads(std::sync::Arc<std::sync::Mutex<HashMap<String, Head>>>);
+
+impl Heads {
+    fn get(&self, account: &str) -> Option<Head> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(account).cloned()
+    }
+
+    fn set(&self, account: &str, head: Option<Head>) {
+        let mut heads = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match head {
+            Some(head) => heads.insert(account.to_owned(), head),
+            None => heads.remove(account),
+        };
+    }
+}
+
+/// Reads the account's head, making it when the account has none.
+async fn read_head(conn: &mut AsyncPgConnection, account: &str) -> Result<Head, IamError> {
+    let head = || {
+        audit_chain_heads::table.find(account).select((
+            audit_chain_heads::seq,
+            audit_chain_heads::hash,
+            audit_chain_heads::event_id,
+        ))
+    };
+    let found: Option<(i64, String, Option<Uuid>)> = head().first(conn).await.optional()?;
+    let (seq, hash, event_id) = match found {
+        Some(found) => found,
+        None => {
+            diesel::insert_into(audit_chain_heads::table)
+                .values((
+                    audit_chain_heads::account_id.eq(account),
+                    audit_chain_heads::seq.eq(0i64),
+                    audit_chain_heads::hash.eq(GENESIS),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            head().first(conn).await?
+        }
+    };
+    Ok(Head { seq, hash, event_id })
+}
+
+/// One statement: moves the head from where `from` says to the batch's
+/// end, and inserts the batch, or does neither when the head was not
+/// there. Its text never changes (the rows go as one array per column), so
+/// PostgreSQL plans it once per connection.
+const APPEND: &str = "WITH head AS (
+    UPDATE audit_chain_heads SET seq = $2, hash = $3, event_id = $4
+    WHERE account_id = $1 AND seq = $5 AND hash = $6
+    RETURNING 1
+)
+INSERT INTO audit_events (event_id, account_id, seq, prev_hash, prev_event_id, hash, event_time,
+    principal_arn, user_name, resources, resource_keys, event_source, event_name, read_only, user_identity,
+    source_ip, user_agent, request_parameters, response_elements, error_code, error_message, http_status,
+    request_id, shared_event_id)
+SELECT u.event_id, $1, u.seq, u.prev_hash, u.prev_event_id, u.hash, u.event_time,
+    u.principal_arn, u.user_name, u.resources, ARRAY(SELECT jsonb_array_elements_text(u.resource_keys)),
+    u.event_source, u.event_name, u.read_only, u.user_identity,
+    u.source_ip, u.user_agent, u.request_parameters, u.response_elements, u.error_code, u.error_message,
+    u.http_status, u.request_id, u.shared_event_id
+FROM unnest($7::uuid[], $8::bigint[], $9::text[], $10::uuid[], $11::text[], $12::timestamptz[],
+    $13::text[], $14::text[], $15::jsonb[], $16::jsonb[], $17::text[], $18::text[], $19::bool[], $20::jsonb[],
+    $21::text[], $22::text[], $23::jsonb[], $24::jsonb[], $25::text[], $26::text[], $27::int4[],
+    $28::text[], $29::uuid[])
+    AS u(event_id, seq, prev_hash, prev_event_id, hash, event_time, principal_arn, user_name, resources,
+         resource_keys, event_source, event_name, read_only, user_identity, source_ip, user_agent,
+         request_parameters, response_elements, error_code, error_message, http_status, request_id,
+         shared_event_id)
+WHERE EXISTS (SELECT 1 FROM head)";
+
+/// Columns of a batch of one account, in [`APPEND`]'s order.
+#[derive(Default)]
+struct Columns {
+    event_id: Vec<Uuid>,
+    seq: Vec<i64>,
+    prev_hash: Vec<String>,
+    prev_event_id: Vec<Option<Uuid>>,
+    hash: Vec<String>,
+    event_time: Vec<DateTime<Utc>>,
+    principal_arn: Vec<Option<String>>,
+    user_name: Vec<Option<String>>,
+    resources: Vec<Value>,
+    resource_keys: Vec<Value>,
+    event_source: Vec<String>,
+    event_name: Vec<String>,
+    read_only: Vec<bool>,
+    user_identity: Vec<Value>,
+    source_ip: Vec<String>,
+    user_agent: Vec<String>,
+    request_parameters: Vec<Option<Value>>,
+    response_elements: Vec<Option<Value>>,
+    error_code: Vec<Option<String>>,
+    error_message: Vec<Option<String>>,
+    http_status: Vec<i32>,
+    request_id: Vec<String>,
+    shared_event_id: Vec<Option<Uuid>>,
+}
+
+/// The account's events linked after `from`: the columns, and the head
+/// they end at.
+fn link(from: &Head, events: &[(Event, String)]) -> (Columns, Head) {
+    let mut c = Columns::default();
+    let (mut seq, mut hash, mut last) = (from.seq, from.hash.clone(), from.event_id);
+    for (event, canonical) in events {
+        seq += 1;
+        let next = super::chain_hash(&hash, last, canonical);
+        c.event_id.push(event.event_id);
+        c.seq.push(seq);
+        c.prev_hash.push(std::mem::replace(&mut hash, next.clone()));
+        c.prev_event_id.push(last);
+        c.hash.push(next);
+        last = Some(event.event_id);
+        c.event_time.push(event.event_time);
+        c.principal_arn.push(event.principal_arn());
+        c.user_name.push(event.user_name());
+        c.resources.push(serde_json::to_value(&event.resources).unwrap_or_default());
+        c.resource_keys.push(Value::from(event.resource_keys()));
+        c.event_source.push(event.event_source.clone());
+        c.event_name.push(event.event_name.clone());
+        c.read_only.push(event.read_only);
+        c.user_identity.push(event.user_identity.clone());
+        c.source_ip.push(event.source_ip_address.clone());
+        c.user_agent.push(event.user_agent.clone());
+        c.request_parameters.push(event.request_parameters.clone());
+        c.response_elements.push(event.response_elements.clone());
+        c.error_code.push(event.error_code.clone());
+        c.error_message.push(event.error_message.clone());
+        c.http_status.push(event.http_status);
+        c.request_id.push(event.request_id.clone());
+        c.shared_event_id.push(event.shared_event_id);
+    }
+    (c, Head { seq, hash, event_id: last })
+}
+
+/// Runs [`APPEND`]: whether the head was where `from` says (and the rows
+/// are in).
+async fn append_linked(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    from: &Head,
+    to: &Head,
+    c: Columns,
+) -> Result<bool, IamError> {
+    use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    let rows = c.event_id.len();
+    let inserted = diesel::sql_query(APPEND)
+        .bind::<Text, _>(account)
+        .bind::<BigInt, _>(to.seq)
+        .bind::<Text, _>(&to.hash)
+        .bind::<Nullable<SqlUuid>, _>(to.event_id)
+        .bind::<BigInt, _>(from.seq)
+        .bind::<Text, _>(&from.hash)
+        .bind::<Array<SqlUuid>, _>(c.event_id)
+        .bind::<Array<BigInt>, _>(c.seq)
+        .bind::<Array<Text>, _>(c.prev_hash)
+        .bind::<Array<Nullable<SqlUuid>>, _>(c.prev_event_id)
+        .bind::<Array<Text>, _>(c.hash)
+        .bind::<Array<Timestamptz>, _>(c.event_time)
+        .bind::<Array<Nullable<Text>>, _>(c.principal_arn)
+        .bind::<Array<Nullable<Text>>, _>(c.user_name)
+        .bind::<Array<Jsonb>, _>(c.resources)
+        .bind::<Array<Jsonb>, _>(c.resource_keys)
+        .bind::<Array<Text>, _>(c.event_source)
+        .bind::<Array<Text>, _>(c.event_name)
+        .bind::<Array<Bool>, _>(c.read_only)
+        .bind::<Array<Jsonb>, _>(c.user_identity)
+        .bind::<Array<Text>, _>(c.source_ip)
+        .bind::<Array<Text>, _>(c.user_agent)
+        .bind::<Array<Nullable<Jsonb>>, _>(c.request_parameters)
+        .bind::<Array<Nullable<Jsonb>>, _>(c.response_elements)
+        .bind::<Array<Nullable<Text>>, _>(c.error_code)
+        .bind::<Array<Nullable<Text>>, _>(c.error_message)
+        .bind::<Array<Integer>, _>(c.http_status)
+        .bind::<Array<Text>, _>(c.request_id)
+        .bind::<Array<Nullable<SqlUuid>>, _>(c.shared_event_id)
+        .execute(conn)
+        .await?;
+    Ok(inserted == rows)
+}
+
+/// Appends a batch of events (the audit writer's): per account, one
+/// statement that links them after the head `heads` remembers and moves
+/// it, in one round trip and without a lock held between statements. A
+/// head that moved meanwhile is read again and the batch linked anew; after
+/// a few such tries it goes the locking way ([`append`]). Several accounts
+/// go in one transaction.
+pub async fn append_batch(conn: &mut AsyncPgConnection, heads: &Heads, events: Vec<Event>) -> Result<(), IamError> {
+    let mut by_account: BTreeMap<String, Vec<(Event, String)>> = BTreeMap::new();
+    for mut event in events {
+        event.event_time = truncate_to_micros(event.event_time);
+        event.escape_nul();
+        let canonical = event.canonical();
+        by_account.entry(event.recipient_account_id.clone()).or_default().push((event, canonical));
+    }
+    for _ in 0..4 {
+        let mut plans = Vec::with_capacity(by_account.len());
+        for (account, events) in &by_account {
+            let from = match heads.get(account) {
+                Some(head) => head,
+                None => read_head(conn, account).await?,
+            };
+            let (columns, to) = link(&from, events);
+            plans.push((account.clone(), from, to, columns));
+        }
+        let single = plans.len() == 1;
+        let heads_after = heads.clone();
+        let appended = async move |conn: &mut AsyncPgConnection| -> Result<bool, IamError> {
+            for (account, from, to, columns) in plans {
+                if !append_linked(conn, &account, &from, &to, columns).await? {
+                    heads_after.set(&account, None);
+                    return Ok(false);
+                }
+                heads_after.set(&account, Some(to));
+            }
+            Ok(true)
+        };
+        let done = if single {
+            appended(conn).await?
+        } else {
+            // All accounts or none (a moved head rolls the others back).
+            let moved = conn
+                .transaction::<_, IamError, _>(async move |conn| {
+                    if appended(conn).await? {
+                        Ok(())
+                    } else {
+                        Err(IamError::Database(diesel::result::Error::RollbackTransaction))
+                    }
+                })
+                .await;
+            match moved {
+                Ok(()) => true,
+                Err(IamError::Database(diesel::result::Error::RollbackTransaction)) => false,
+                Err(e) => return Err(e),
+            }
+        };
+        if done {
+            return Ok(());
+        }
+        for account in by_account.keys() {
+            heads.set(account, None);
+        }
+    }
+    for account in by_account.keys() {
+        heads.set(account, None);
+    }
+    append(conn, by_account.into_values().flatten().map(|(event, _)| event).collect()).await
 }
 
 #[derive(Debug, Queryable, Selectable)]
