@@ -337,6 +337,12 @@ async fn write_batch(db: &Db, heads: &audit::store::Heads, mut batch: Vec<Entry>
             match audit::store::append_batch(&mut conn, heads, events).await {
                 Ok(()) => Ok(()),
                 // The database answered: the data is what it refused.
+                // Already in the log: an earlier attempt, abandoned by its
+                // time limit, committed after all. Tried again, the
+                // events already written are left out.
+                Err(pipewright_core::iam::IamError::Database(e)) if pipewright_core::iam::is_unique_violation(&e) => {
+                    Err((true, e.to_string()))
+                }
                 Err(e) => Err((!answers(&mut conn).await, e.to_string())),
             }
         };
@@ -368,7 +374,9 @@ async fn write_batch(db: &Db, heads: &audit::store::Heads, mut batch: Vec<Entry>
                 let Some(mut entry) = batch.pop() else { return };
                 entry.answer(false);
                 entry.events.iter_mut().for_each(|event| reduce(event, &e));
-                Box::pin(write_reduced(db, entry.events)).await;
+                // Apart from the writer: however long it takes, it holds
+                // back no other call's record.
+                tokio::spawn(write_reduced(db.clone(), entry.events));
                 return;
             }
             Err((true, e)) => {
@@ -402,11 +410,16 @@ fn split(mut entry: Entry) -> Vec<Entry> {
 
 /// Writes events reduced to their essentials, retrying for as long as the
 /// process runs while the database is away (never dropped).
-async fn write_reduced(db: &Db, events: Vec<Event>) {
+async fn write_reduced(db: Db, events: Vec<Event>) {
     let count = events.len() as u64;
     for attempt in 0u64.. {
         let written = match db.conn().await {
-            Ok(mut conn) => audit::store::append(&mut conn, events.clone()).await.map_err(|e| e.to_string()),
+            Ok(mut conn) => match audit::store::not_yet_written(&mut conn, events.clone()).await {
+                // Written by an earlier attempt whose end was not seen.
+                Ok(left) if left.is_empty() => Ok(()),
+                Ok(left) => audit::store::append(&mut conn, left).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
             Err(e) => Err(e.to_string()),
         };
         match written {

@@ -131,8 +131,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
     if matches!(verified, Err(TokenError::UnknownKey)) {
         // A key another process may have started signing with since this
         // one last loaded the ring (decision 016).
-        let mut conn = state.services.db.conn().await?;
-        if state.shared_keys.reload_for_unknown_key(&mut conn).await {
+        if state.shared_keys.reload_for_unknown_key(&state.services.db).await {
             verified = state.keys.verify(token.trim());
         }
     }
@@ -484,9 +483,18 @@ impl<O: Operation> FromRequest for Authorized<O> {
             } else {
                 use diesel_async::TransactionManager;
                 let mut conn = state.services.db.conn().await.map_err(ApiError::from)?;
-                diesel_async::AnsiTransactionManager::begin_transaction(&mut *conn)
-                    .await
-                    .map_err(|e| ApiError::from(pipewright_core::iam::IamError::from(e)))?;
+                if let Err(e) = diesel_async::AnsiTransactionManager::begin_transaction(&mut *conn).await {
+                    if !pipewright_core::iam::is_unavailable(&e) {
+                        return Err(ApiError::from(pipewright_core::iam::IamError::from(e)).into());
+                    }
+                    // A pooled connection lost to a restart the pool had not
+                    // noticed yet: once more, on another (nothing was done).
+                    drop(conn);
+                    conn = state.services.db.conn().await.map_err(ApiError::from)?;
+                    diesel_async::AnsiTransactionManager::begin_transaction(&mut *conn)
+                        .await
+                        .map_err(|e| ApiError::from(pipewright_core::iam::IamError::from(e)))?;
+                }
                 let tx = RequestTx(std::sync::Arc::new(tokio::sync::Mutex::new(conn)));
                 req.extensions_mut().insert(tx.clone());
                 Some(tx)
@@ -545,13 +553,13 @@ pub async fn authorize_tagged(
     decide(state, caller, action, resource, extra, true).await
 }
 
-/// Whether a condition of `policy` names a resource tag.
-fn names_resource_tags(policy: &Policy) -> bool {
-    policy
-        .statements
-        .iter()
-        .flat_map(|s| &s.conditions)
-        .any(|c| c.key_name.to_ascii_lowercase().contains("resourcetag/"))
+/// Whether a policy's text names a resource tag anywhere (a condition key,
+/// or a policy variable in a value or a resource): on the text as stored,
+/// and again with its JSON escapes decoded, so that no way of writing one
+/// is missed.
+fn names_resource_tags(text: &str) -> bool {
+    let decoded = serde_json::from_str::<serde_json::Value>(text).map(|v| v.to_string()).unwrap_or_default();
+    [text, decoded.as_str()].iter().any(|t| t.to_ascii_lowercase().contains("resourcetag"))
 }
 
 async fn decide(
@@ -592,6 +600,9 @@ async fn decide(
                 None
             }
         };
+    let needs_tags = tagged
+        && (documents.iter().any(|(_, text)| names_resource_tags(text))
+            || session_policy.as_deref().is_some_and(names_resource_tags));
     let count = documents.len();
     let identity: Vec<NamedPolicy> = documents.into_iter().filter_map(compile).collect();
     let had_session_policy = session_policy.is_some();
@@ -607,8 +618,7 @@ async fn decide(
     for (key, value) in extra {
         context.insert(key, value.clone());
     }
-    if tagged && identity.iter().map(|p| &p.policy).chain(session.as_ref().map(|p| &p.policy)).any(names_resource_tags)
-    {
+    if needs_tags {
         for (key, value) in resource_tags(state, caller.account(), resource).await? {
             context.insert(&key, value);
         }

@@ -138,7 +138,15 @@ pub struct ApiError {
     pub allow: Option<String>,
     /// Every problem, where a request has several (a pipeline declaration).
     pub errors: Vec<ErrorDetail>,
+    /// A pooled PostgreSQL connection turned out to be lost (the server
+    /// restarted): a read may be served once more on a new one.
+    pub lost_connection: bool,
 }
+
+/// On a response: the call failed on a lost PostgreSQL connection
+/// ([`crate::server::RetryLostConnection`] serves a read once more).
+#[derive(Debug, Clone, Copy)]
+pub struct LostConnection;
 
 /// One problem of a request: where, which rule, what to change.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -152,7 +160,14 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after: None, allow: None, errors: Vec::new() }
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            allow: None,
+            errors: Vec::new(),
+            lost_connection: false,
+        }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -218,6 +233,9 @@ impl ResponseError for ApiError {
         response
             .extensions_mut()
             .insert(crate::audit::AuditedError { code: self.code.as_str(), message: self.message.clone() });
+        if self.lost_connection {
+            response.extensions_mut().insert(LostConnection);
+        }
         response
     }
 }
@@ -236,6 +254,7 @@ impl From<pipewright_core::iam::IamError> for ApiError {
             E::Unavailable(u) => u.into(),
             E::Database(e) if pipewright_core::iam::is_unavailable(&e) => Self {
                 retry_after: Some(5),
+                lost_connection: true,
                 ..Self::new(
                     ErrorCode::ServiceUnavailableException,
                     "PostgreSQL is unavailable, so the service cannot complete this request now; retry shortly",

@@ -14,6 +14,9 @@ use futures_util::StreamExt;
 use pipewright_core::cache::Cache;
 use uuid::Uuid;
 
+/// How often a heartbeat goes through the subscription.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// The signed-out sessions this process knows of, until their keys expire.
 #[derive(Clone, Default)]
 pub struct Revocations {
@@ -36,7 +39,8 @@ impl Revocations {
 
     /// Records `session` signed out for `seconds`.
     pub fn insert(&self, session: Uuid, seconds: u64) {
-        let until = Instant::now() + Duration::from_secs(seconds.max(1));
+        // Two days at most: no token outlives its session by more.
+        let until = Instant::now() + Duration::from_secs(seconds.clamp(1, 2 * 86_400));
         let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if known.len() > 10_000 {
             let now = Instant::now();
@@ -71,7 +75,7 @@ impl Revocations {
         let pubsub = cache.subscribe(&Self::channel(cache)).await.map_err(|e| e.to_string())?;
         // Subscribed first, then loaded: a session signed out in between is
         // in one or the other.
-        let pattern = cache.key("revoked:*");
+        let pattern = format!("{}*", glob_escape(&cache.key("revoked:")));
         let prefix = cache.key("revoked:");
         let mut conn = cache.conn();
         let mut cursor = 0u64;
@@ -107,13 +111,52 @@ impl Revocations {
         self.live.store(true, Ordering::Release);
         pipewright_core::metrics::get().revocations_followed.set(1);
         let mut messages = pubsub.into_on_message();
-        while let Some(message) = messages.next().await {
-            let Ok(text) = message.get_payload::<String>() else { continue };
-            let Some((id, seconds)) = text.split_once(' ') else { continue };
-            if let (Ok(session), Ok(seconds)) = (Uuid::parse_str(id), seconds.parse::<u64>()) {
-                self.insert(session, seconds);
+        // A subscription can die without a word (a connection half open):
+        // a heartbeat goes through it every 2 s, and 6 s without any
+        // message end it (the process then asks Redis per token until it
+        // has subscribed again).
+        let channel = Self::channel(cache);
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        let mut heard = Instant::now();
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else { return Err("the subscription ended".to_owned()) };
+                    heard = Instant::now();
+                    let Ok(text) = message.get_payload::<String>() else { continue };
+                    let Some((id, seconds)) = text.split_once(' ') else { continue };
+                    if let (Ok(session), Ok(seconds)) = (Uuid::parse_str(id), seconds.parse::<u64>()) {
+                        self.insert(session, seconds);
+                    }
+                }
+                _ = beat.tick() => {
+                    if heard.elapsed() > 3 * HEARTBEAT {
+                        return Err("no heartbeat through the subscription".to_owned());
+                    }
+                    let _ = cache.query::<i64>(redis::cmd("PUBLISH").arg(&channel).arg("heartbeat")).await;
+                }
             }
         }
-        Err("the subscription ended".to_owned())
+    }
+}
+
+/// `text` with Redis's glob characters escaped, for a MATCH pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[' | ']' | '^') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_prefix_with_glob_characters_is_matched_literally() {
+        assert_eq!(super::glob_escape("pw[prod]:revoked:"), r"pw\[prod\]:revoked:");
+        assert_eq!(super::glob_escape("pw:revoked:"), "pw:revoked:");
     }
 }

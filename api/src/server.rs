@@ -70,8 +70,13 @@ impl AppState {
     /// Whether the session was signed out (every api process sees it: Redis,
     /// through the announcements this process follows, else asked).
     pub async fn is_revoked(&self, session: Uuid) -> Result<bool, ApiError> {
+        // Known here (signed out by this process, or announced): refused
+        // whatever Redis says now (it may have restarted and lost the key).
+        if self.revocations.contains(session) {
+            return Ok(true);
+        }
         if self.revocations.live() {
-            return Ok(self.revocations.contains(session));
+            return Ok(false);
         }
         let found: bool = self
             .services
@@ -223,9 +228,64 @@ pub fn app(
                 .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
         )
         .default_service(web::to(fallback::unmatched))
+        // Inside the audit: only the answer the caller gets is recorded.
+        .wrap(RetryLostConnection)
         // The audit middleware reads response bodies before they are compressed.
         .wrap(middleware::from_fn(telemetry::observe))
         .wrap(middleware::Compress::default())
+}
+
+/// Serves a read (GET, HEAD: no body, no effect) once more when it failed
+/// on a pooled PostgreSQL connection that turned out to be lost — the
+/// server restarted since the connection was last used, faster than the
+/// pool noticed — so that the first call after a restart succeeds.
+pub struct RetryLostConnection;
+
+impl<S, B> actix_web::dev::Transform<S, ServiceRequest> for RetryLostConnection
+where
+    S: actix_web::dev::Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = RetryLostConnectionService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(RetryLostConnectionService { service: std::rc::Rc::new(service) }))
+    }
+}
+
+/// [`RetryLostConnection`]'s service.
+pub struct RetryLostConnectionService<S> {
+    service: std::rc::Rc<S>,
+}
+
+impl<S, B> actix_web::dev::Service<ServiceRequest> for RetryLostConnectionService<S>
+where
+    S: actix_web::dev::Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = self.service.clone();
+        let read = matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD);
+        Box::pin(async move {
+            let response = service.call(req).await?;
+            if !read || response.response().extensions().get::<crate::error::LostConnection>().is_none() {
+                return Ok(response);
+            }
+            tracing::info!("a PostgreSQL connection was lost (a restart?); the read is served once more");
+            let (request, _) = response.into_parts();
+            service.call(ServiceRequest::from_parts(request, actix_web::dev::Payload::None)).await
+        })
+    }
 }
 
 /// A running API server.

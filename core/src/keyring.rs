@@ -299,7 +299,7 @@ impl SharedKeys {
     /// Loads the rings again because a token named a key this process does
     /// not know (made since its last load), at most once a second however
     /// many such tokens come. Whether it loaded.
-    pub async fn reload_for_unknown_key(&self, conn: &mut AsyncPgConnection) -> bool {
+    pub async fn reload_for_unknown_key(&self, db: &crate::db::Db) -> bool {
         {
             let mut asked = self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if asked.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
@@ -307,7 +307,11 @@ impl SharedKeys {
             }
             *asked = Some(std::time::Instant::now());
         }
-        match self.reload(conn).await {
+        let reloaded = match db.conn().await {
+            Ok(mut conn) => self.reload(&mut conn).await,
+            Err(e) => Err(KeyringError::Other(e.explain())),
+        };
+        match reloaded {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "the shared keys could not be reloaded");

@@ -129,6 +129,16 @@ impl Metrics {
     /// Reads the backlogs (queue depths, outbox rows), each given a second
     /// at most: a scrape never hangs on a dependency that is down.
     pub async fn sample(&self, services: &Services) {
+        // At most every 5 s, however often /metrics is asked (it needs no
+        // credentials): the backlogs cost a query and a channel.
+        {
+            static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+            let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
         let outbox = tokio::time::timeout(Duration::from_secs(1), async {
             let mut conn = services.db.conn().await.ok()?;
             crate::schema::outbox::table.count().get_result::<i64>(&mut conn).await.ok()

@@ -66,7 +66,7 @@ for name, doc in kinds.get("Deployment", []):
             problem(where, "no cpu and memory requests")
         if not resources.get("limits", {}).get("memory"):
             problem(where, "no memory limit")
-        sc = c.get("securityContext")
+        sc = c.get("securityContext") or {}
         if not sc:
             problem(where, "no securityContext")
         elif "ALL" not in sc.get("capabilities", {}).get("drop", []):
@@ -86,7 +86,7 @@ for name, doc in kinds.get("Deployment", []):
 
 secrets = kinds.get("Secret", [])
 for key in ("DATABASE_URL", "AMQP_URL", "REDIS_URL", "PIPEWRIGHT_SECRETS_KEY", "PIPEWRIGHT_ARTIFACT_STORE"):
-    if not any(key in doc.get("stringData", {}) for _, doc in secrets):
+    if not any(key in doc.get("stringData", {}) or key in doc.get("data", {}) for _, doc in secrets):
         problem("Secret pipewright", f"has no {key} (every pod needs the same one)")
 
 scaled = kinds.get("ScaledObject", [])
@@ -113,8 +113,12 @@ compose = yaml.safe_load((HERE.parent / "compose.yaml").read_text())
 service = compose.get("services", {}).get("pipewright", {})
 if "healthcheck" not in service:
     problem("compose.yaml pipewright", "no healthcheck")
-for dependency, condition in service.get("depends_on", {}).items():
-    if condition.get("condition") != "service_healthy" or "healthcheck" not in compose["services"][dependency]:
+depends = service.get("depends_on", {})
+if isinstance(depends, list):
+    problem("compose.yaml pipewright", "depends_on must wait for each service to be healthy (condition: service_healthy)")
+    depends = {}
+for dependency, condition in depends.items():
+    if (condition or {}).get("condition") != "service_healthy" or "healthcheck" not in compose["services"][dependency]:
         problem(f"compose.yaml {dependency}", "Pipewright must wait for it to be healthy")
 
 for p in problems:

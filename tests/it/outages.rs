@@ -130,4 +130,30 @@ async fn the_first_calls_after_a_dependency_restarts_succeed() {
         let again = app.sign_in(&account, "root", "correct horse battery").await;
         assert!(!again.is_empty(), "a sign-in after a {name} restart");
     }
+
+    // The server ends every connection of the service (as a restart does),
+    // and the calls come at once, before the pool may have noticed: reads
+    // are served again on a new connection, changes begin on a new one.
+    let database = pipewright_core::db::database_name(&app.config.database_url).unwrap();
+    let server = pipewright_core::db::with_database(&base.database_url, "postgres");
+    let mut admin = pipewright_core::db::connect_one(&server).await.unwrap();
+    for round in 0..5 {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let read = app.call("GET", "/v1/pipelines/web", Some(&root), None).await;
+        assert_eq!(read.status, 200, "round {round}: a read after the server ended the connections: {}", read.body);
+        let body = serde_json::json!({"resourceArn": format!("arn:pw:codepipeline:local:{account}:web"),
+            "tags": [{"key": "round", "value": round.to_string()}]});
+        let tagged = app.call("POST", "/v1/tags", Some(&root), Some(body)).await;
+        assert_eq!(
+            tagged.status, 200,
+            "round {round}: a change after the server ended the connections: {}",
+            tagged.body
+        );
+    }
 }

@@ -556,6 +556,24 @@ async fn a_user_whose_policy_names_one_pipeline_cannot_see_or_touch_another_and_
         .await;
     assert_eq!((reserved.status, reserved.body["code"].as_str()), (400, Some("InvalidTagsException")));
 
+    // A tag read through a policy variable (no condition key names it) still
+    // decides: a Deny on the user named by the pipeline's `denied-user` tag.
+    app.create_user(&root, "ana", PASSWORD, &[]).await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "codepipeline:GetPipeline", "Resource": "*"},
+        {"Effect": "Deny", "Action": "codepipeline:*", "Resource": "*",
+         "Condition": {"StringEquals": {"pw:username": "${pw:ResourceTag/denied-user}"}}}]});
+    let put = app
+        .call("PUT", "/v1/iam/users/ana/policies/by-tag", Some(&root), Some(json!({"policyDocument": policy})))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let ana = app.sign_in(&account, "ana", PASSWORD).await;
+    assert_eq!(app.call("GET", "/v1/pipelines/web", Some(&ana), None).await.status, 200);
+    let deny_ana = json!({"resourceArn": web_arn, "tags": [{"key": "denied-user", "value": "ana"}]});
+    assert_eq!(app.call("POST", "/v1/tags", Some(&root), Some(deny_ana)).await.status, 200);
+    assert_eq!(app.call("GET", "/v1/pipelines/web", Some(&ana), None).await.status, 403, "the tag's Deny applies");
+    assert_eq!(app.call("GET", "/v1/pipelines/billing", Some(&ana), None).await.status, 200);
+
     // Every one of those calls is in the audit log, found by the pipeline's ARN.
     let events =
         app.call("GET", &format!("/v1/audit/events?resourceArn={web_arn}&maxResults=100"), Some(&root), None).await;
