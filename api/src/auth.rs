@@ -575,13 +575,9 @@ async fn decide(
     match caller.claims.typ {
         PrincipalKind::Root => {}
         PrincipalKind::User => {
+            // `authenticate` found the user (by this id) for this request.
             let mut conn = state.services.db.conn().await?;
-            let Some(user) = users::find_by_id(&mut conn, &caller.claims.uid).await? else {
-                return Err(ApiError::new(ErrorCode::UnrecognizedClientException, "the user no longer exists"));
-            };
-            let mut owners = iam::policies::groups_of(&mut conn, &user.user_id).await?;
-            owners.push(user.user_id.clone());
-            documents = iam::policies::effective(&mut conn, caller.account(), &owners).await?;
+            documents = iam::policies::effective_for_user(&mut conn, caller.account(), &caller.claims.uid).await?;
         }
         PrincipalKind::AssumedRole => {
             let mut conn = state.services.db.conn().await?;

@@ -243,6 +243,34 @@ pub async fn effective(
     Ok(policies)
 }
 
+/// The policies of a user and of its groups, as [`effective`] gives them
+/// for the user and its groups' ids, with the groups found in the same
+/// queries (two round trips, whatever the groups).
+pub async fn effective_for_user(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    user_id: &str,
+) -> Result<Vec<(String, String)>, IamError> {
+    let groups =
+        || iam_group_members::table.select(iam_group_members::group_id).filter(iam_group_members::user_id.eq(user_id));
+    let mut policies: Vec<(String, String)> = iam_inline_policies::table
+        .select((iam_inline_policies::policy_name, iam_inline_policies::document))
+        .filter(iam_inline_policies::owner_id.eq(user_id).or(iam_inline_policies::owner_id.eq_any(groups())))
+        .load(conn)
+        .await?;
+    let arns: Vec<String> = iam_attached_policies::table
+        .select(iam_attached_policies::policy_arn)
+        .filter(iam_attached_policies::owner_id.eq(user_id).or(iam_attached_policies::owner_id.eq_any(groups())))
+        .load(conn)
+        .await?;
+    for arn in arns {
+        if let Some(document) = managed_document(conn, account, &arn).await? {
+            policies.push((arn, document));
+        }
+    }
+    Ok(policies)
+}
+
 /// The ids of the groups `user_id` belongs to.
 pub async fn groups_of(conn: &mut AsyncPgConnection, user_id: &str) -> Result<Vec<String>, IamError> {
     Ok(iam_group_members::table
