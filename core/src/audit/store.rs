@@ -60,29 +60,7 @@ pub async fn append_in(conn: &mut AsyncPgConnection, account: &str, events: Vec<
             (event, canonical)
         })
         .collect();
-    let head = || {
-        audit_chain_heads::table
-            .find(account)
-            .select((audit_chain_heads::seq, audit_chain_heads::hash, audit_chain_heads::event_id))
-            .for_update()
-    };
-    let found: Option<(i64, String, Option<Uuid>)> = head().first(conn).await.optional()?;
-    let (mut seq, mut hash, mut last_id) = match found {
-        Some(found) => found,
-        None => {
-            // The account's first event.
-            diesel::insert_into(audit_chain_heads::table)
-                .values((
-                    audit_chain_heads::account_id.eq(account),
-                    audit_chain_heads::seq.eq(0i64),
-                    audit_chain_heads::hash.eq(GENESIS),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            head().first(conn).await?
-        }
-    };
+    let Head { mut seq, mut hash, event_id: mut last_id } = read_head(conn, account, true).await?;
     let mut rows = Vec::with_capacity(prepared.len());
     for (event, canonical) in prepared {
         seq += 1;
@@ -163,17 +141,22 @@ impl Heads {
     }
 }
 
-/// Reads the account's head, making it when the account has none.
-async fn read_head(conn: &mut AsyncPgConnection, account: &str) -> Result<Head, IamError> {
-    let head = || {
-        audit_chain_heads::table.find(account).select((
+/// Reads the account's head (locked until the transaction ends when
+/// `lock`), making it when the account has none (its first event).
+async fn read_head(conn: &mut AsyncPgConnection, account: &str, lock: bool) -> Result<Head, IamError> {
+    async fn fetch(
+        conn: &mut AsyncPgConnection,
+        account: &str,
+        lock: bool,
+    ) -> diesel::QueryResult<Option<(i64, String, Option<Uuid>)>> {
+        let query = audit_chain_heads::table.find(account).select((
             audit_chain_heads::seq,
             audit_chain_heads::hash,
             audit_chain_heads::event_id,
-        ))
-    };
-    let found: Option<(i64, String, Option<Uuid>)> = head().first(conn).await.optional()?;
-    let (seq, hash, event_id) = match found {
+        ));
+        if lock { query.for_update().first(conn).await.optional() } else { query.first(conn).await.optional() }
+    }
+    let (seq, hash, event_id) = match fetch(conn, account, lock).await? {
         Some(found) => found,
         None => {
             diesel::insert_into(audit_chain_heads::table)
@@ -185,7 +168,7 @@ async fn read_head(conn: &mut AsyncPgConnection, account: &str) -> Result<Head, 
                 .on_conflict_do_nothing()
                 .execute(conn)
                 .await?;
-            head().first(conn).await?
+            fetch(conn, account, lock).await?.ok_or(diesel::result::Error::NotFound)?
         }
     };
     Ok(Head { seq, hash, event_id })
@@ -348,7 +331,7 @@ pub async fn append_batch(conn: &mut AsyncPgConnection, heads: &Heads, events: V
         for (account, events) in &by_account {
             let from = match heads.get(account) {
                 Some(head) => head,
-                None => read_head(conn, account).await?,
+                None => read_head(conn, account, false).await?,
             };
             let (columns, to) = link(&from, events);
             plans.push((account.clone(), from, to, columns));

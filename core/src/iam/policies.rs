@@ -225,7 +225,7 @@ pub async fn effective(
     account: &str,
     owner_ids: &[String],
 ) -> Result<Vec<(String, String)>, IamError> {
-    let mut policies: Vec<(String, String)> = iam_inline_policies::table
+    let policies: Vec<(String, String)> = iam_inline_policies::table
         .select((iam_inline_policies::policy_name, iam_inline_policies::document))
         .filter(iam_inline_policies::owner_id.eq_any(owner_ids))
         .load(conn)
@@ -235,6 +235,16 @@ pub async fn effective(
         .filter(iam_attached_policies::owner_id.eq_any(owner_ids))
         .load(conn)
         .await?;
+    with_managed(conn, account, policies, arns).await
+}
+
+/// `policies` and the documents of the managed policies `arns`.
+async fn with_managed(
+    conn: &mut AsyncPgConnection,
+    account: &str,
+    mut policies: Vec<(String, String)>,
+    arns: Vec<String>,
+) -> Result<Vec<(String, String)>, IamError> {
     for arn in arns {
         if let Some(document) = managed_document(conn, account, &arn).await? {
             policies.push((arn, document));
@@ -253,7 +263,7 @@ pub async fn effective_for_user(
 ) -> Result<Vec<(String, String)>, IamError> {
     let groups =
         || iam_group_members::table.select(iam_group_members::group_id).filter(iam_group_members::user_id.eq(user_id));
-    let mut policies: Vec<(String, String)> = iam_inline_policies::table
+    let policies: Vec<(String, String)> = iam_inline_policies::table
         .select((iam_inline_policies::policy_name, iam_inline_policies::document))
         .filter(iam_inline_policies::owner_id.eq(user_id).or(iam_inline_policies::owner_id.eq_any(groups())))
         .load(conn)
@@ -263,12 +273,7 @@ pub async fn effective_for_user(
         .filter(iam_attached_policies::owner_id.eq(user_id).or(iam_attached_policies::owner_id.eq_any(groups())))
         .load(conn)
         .await?;
-    for arn in arns {
-        if let Some(document) = managed_document(conn, account, &arn).await? {
-            policies.push((arn, document));
-        }
-    }
-    Ok(policies)
+    with_managed(conn, account, policies, arns).await
 }
 
 /// The ids of the groups `user_id` belongs to.
