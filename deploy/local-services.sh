@@ -100,11 +100,14 @@ if ! command -v moto_server >/dev/null; then
 fi
 
 # The check of deploy/kubernetes/ (a test runs it) validates the manifests
-# against Kubernetes' schemas, which kubernetes-validate (PyPI) carries.
-if ! python3 -c 'import kubernetes_validate, yaml' 2>/dev/null; then
+# against Kubernetes' schemas, which kubernetes-validate (PyPI) carries; the
+# OpenAPI document is validated by openapi-spec-validator (PyPI).
+if ! python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator' 2>/dev/null; then
   command -v pip3 >/dev/null || command -v pip >/dev/null || { say "installing pip"; install python3-pip; }
-  say "installing kubernetes-validate (for the check of the Kubernetes manifests)"
+  say "installing kubernetes-validate and openapi-spec-validator (for the tests that check deploy/ and openapi/)"
   pip=$(command -v pip3 || command -v pip)
-  "$pip" install -q kubernetes-validate pyyaml || "$pip" install -q --break-system-packages kubernetes-validate pyyaml
-  python3 -c 'import kubernetes_validate, yaml' || { say "kubernetes-validate does not import after installing it"; exit 1; }
+  "$pip" install -q kubernetes-validate pyyaml openapi-spec-validator \
+    || "$pip" install -q --break-system-packages kubernetes-validate pyyaml openapi-spec-validator
+  python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator' \
+    || { say "kubernetes-validate or openapi-spec-validator does not import after installing it"; exit 1; }
 fi

@@ -136,6 +136,7 @@ pub fn openapi() -> OpenApi {
         let mut doc = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts().1;
         document_authorization(&mut doc);
         document_common_errors(&mut doc);
+        describe_responses(&mut doc);
         doc
     })
     .clone()
@@ -170,6 +171,49 @@ fn document_common_errors(doc: &mut OpenApi) {
                 )
                 .into()
             });
+        }
+    }
+}
+
+/// Gives every response that has none a description (OpenAPI 3.1 requires
+/// one; client generators refuse a document without): what its status
+/// means for these operations, with the error codes it carries.
+fn describe_responses(doc: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    let meaning = |status: &str| match status {
+        "200" => "The operation's answer",
+        "201" => "Created: the new resource",
+        "202" => "Accepted: the work goes on after the answer",
+        "204" => "Done; no body",
+        "302" | "303" | "307" | "308" => "Redirect: the Location header names where",
+        "400" => {
+            "ValidationException (or the operation's own 4xx code): the request does not fit the operation; the message says what to fix"
+        }
+        "401" => {
+            "UnrecognizedClientException, MissingAuthenticationTokenException or ExpiredTokenException: no valid credentials"
+        }
+        "403" => "AccessDeniedException: the caller's policies do not allow the action on the resource",
+        "404" => "The resource (or an entity it names) does not exist, or the route is unknown",
+        "405" => "The route exists but not for this method; the Allow header names those it takes",
+        "409" => "A conflict with the resource's state (it exists, it changed, or it is in use)",
+        "413" => "The request body is too large",
+        "415" => "The body is not of a media type the operation takes",
+        "429" => "ThrottlingException: too many attempts; retry after the Retry-After header's seconds",
+        "500" => "InternalFailure: the request id finds it in the service's logs",
+        "503" => "ServiceUnavailableException: a service behind the API is down; retry after Retry-After",
+        _ => "See the operation's description",
+    };
+    for item in doc.paths.paths.values_mut() {
+        for operation in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            for (status, response) in &mut operation.responses.responses {
+                if let RefOr::T(response) = response
+                    && response.description.trim().is_empty()
+                {
+                    response.description = meaning(status).to_owned();
+                }
+            }
         }
     }
 }
