@@ -362,6 +362,22 @@ async fn each_broken_declaration_gets_a_400_naming_the_path_and_the_rule() {
             "stages[1].actions[0].inputArtifact",
             "Shape",
         ),
+        // No field accepted and ignored: what is not built is refused, named.
+        (
+            "a stage that would retry itself",
+            broken(|p| p["stages"][1]["onFailure"] = json!({"result": "RETRY"})),
+            "stages[1].onFailure.result",
+            "NotSupported",
+        ),
+        (
+            "a trigger with a branch filter",
+            broken(|p| {
+                p["triggers"] = json!([{"providerType": "Git", "gitConfiguration": {"sourceActionName": "Checkout",
+                    "push": [{"branches": {"includes": ["release/*"]}}]}}])
+            }),
+            "triggers[0].gitConfiguration.push[0].branches",
+            "NotSupported",
+        ),
     ];
     assert!(cases.len() >= 20);
     for (what, pipeline, path, rule) in cases {

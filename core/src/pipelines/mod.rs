@@ -90,7 +90,9 @@ pub struct StageDeclaration {
     #[schema(example = "Build")]
     pub name: String,
     pub actions: Vec<ActionDeclaration>,
-    /// What to do when the stage fails: `{result: FAIL | RETRY | ROLLBACK}`.
+    /// What to do when the stage fails: `{result: FAIL}` (the execution
+    /// fails). `RETRY`, `ROLLBACK` and `retryConfiguration` are refused with
+    /// 400 `NotSupported` until they are built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<FailureConditions>,
 }
@@ -215,6 +217,8 @@ pub struct GitConfiguration {
     pub push: Vec<GitPushFilter>,
 }
 
+/// Push filters: `branches` and `filePaths` are refused with 400
+/// `NotSupported` until they are applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitPushFilter {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::action_types::{self, PropertyType};
-use super::{ActionDeclaration, MASK, PipelineDeclaration, Problem};
+use super::{ActionDeclaration, FailureResult, MASK, PipelineDeclaration, Problem};
 
 /// CodePipeline's quotas.
 pub const MAX_STAGES: usize = 50;
@@ -178,6 +178,25 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
         if stage.actions.is_empty() {
             c.structure(format!("{path}.actions"), "EmptyStage", format!("stage {:?} has no actions", stage.name));
         }
+        // No field accepted and ignored: a failed stage fails the execution
+        // (FAIL); retrying or rolling back by itself is not built yet.
+        if let Some(on_failure) = &stage.on_failure {
+            if on_failure.result != FailureResult::Fail {
+                c.value(
+                    format!("{path}.onFailure.result"),
+                    "NotSupported",
+                    "only FAIL is built (a failed stage fails the execution); RETRY and ROLLBACK are not yet: \
+                     remove onFailure or set it to FAIL, and retry a failed stage with RetryStageExecution",
+                );
+            }
+            if on_failure.retry_configuration.is_some() {
+                c.value(
+                    format!("{path}.onFailure.retryConfiguration"),
+                    "NotSupported",
+                    "retryConfiguration is not built yet: remove it",
+                );
+            }
+        }
         if stage.actions.len() > MAX_ACTIONS_PER_STAGE {
             c.structure(
                 format!("{path}.actions"),
@@ -338,6 +357,22 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
                 "TriggerProvider",
                 format!("{:?} is not a trigger provider: use Git", trigger.provider_type),
             );
+        }
+        // No field accepted and ignored: branch and file-path filters are
+        // not applied yet.
+        for (j, push) in trigger.git_configuration.push.iter().enumerate() {
+            for (field, set) in [("branches", push.branches.is_some()), ("filePaths", push.file_paths.is_some())] {
+                if set {
+                    c.value(
+                        format!("{path}.gitConfiguration.push[{j}].{field}"),
+                        "NotSupported",
+                        format!(
+                            "trigger {field} filters are not applied yet: remove them (the source action's branch \
+                             decides what runs)"
+                        ),
+                    );
+                }
+            }
         }
         let name = &trigger.git_configuration.source_action_name;
         let found = stages.first().into_iter().flat_map(|s| &s.actions).find(|a| a.name == *name);
