@@ -902,6 +902,21 @@ async fn an_uploaded_archive_is_a_revision_that_runs_through_the_pipeline() {
     let run = action(&done, "Publish", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
     assert!(log_of(&app, &root, "site", &run).await.text().await.unwrap().contains("<h1>release 8</h1>"));
 
+    // Sent as application/octet-stream (what a generated client sends), it is
+    // told by its first bytes.
+    let sent = upload(zip_of(&[("index.html", "<h1>release 8</h1>")]), "application/octet-stream").await.unwrap();
+    assert_eq!(sent.status(), 200, "a zip as octet-stream");
+    let zipped: Value = sent.json().await.unwrap();
+    let zipped_id = zipped["pipelineExecutionId"].as_str().unwrap().to_owned();
+    state_until(&app, &root, "site", "the octet-stream zip is published", |s| {
+        let show = action(s, "Publish", "Show");
+        show["pipelineExecutionId"] == zipped_id.as_str() && show["status"] == "Succeeded"
+    })
+    .await;
+    let unknown = upload(b"neither tar, gzip nor zip".to_vec(), "application/octet-stream").await.unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.text().await.unwrap().contains("told by its first bytes"));
+
     // A release without an upload (StartPipelineExecution) runs the
     // latest archive, as CodePipeline's S3 source takes the latest object.
     let started = app.call("POST", "/v1/pipelines/site/executions", Some(&root), Some(json!({}))).await;

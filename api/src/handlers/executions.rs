@@ -170,6 +170,17 @@ impl crate::auth::Body for Archive {
                 "application/x-tar" | "application/tar" => ArchiveKind::Tar,
                 "application/gzip" | "application/x-gzip" | "application/x-compressed-tar" => ArchiveKind::Gzip,
                 "application/zip" | "application/x-zip-compressed" => ArchiveKind::Zip,
+                // Told by its first bytes (what generated clients send).
+                "application/octet-stream" => {
+                    let bytes = crate::auth::read_limited(payload, ARCHIVE_LIMIT, "the archive").await?;
+                    let kind = sniff(&bytes).ok_or_else(|| {
+                        ApiError::validation(
+                            "the body is not a tar, tar.gz or zip archive (sent as application/octet-stream, it is \
+                             told by its first bytes)",
+                        )
+                    })?;
+                    return Ok(Archive { bytes, kind });
+                }
                 other => {
                     return Err(ApiError::new(
                         ErrorCode::UnsupportedMediaTypeException,
@@ -185,6 +196,25 @@ impl crate::auth::Body for Archive {
         })
     }
 }
+
+/// An archive's kind, from its first bytes: zip's local header, gzip's
+/// magic, or tar's `ustar` at offset 257.
+fn sniff(bytes: &[u8]) -> Option<ArchiveKind> {
+    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+        Some(ArchiveKind::Zip)
+    } else if bytes.starts_with(&[0x1f, 0x8b]) {
+        Some(ArchiveKind::Gzip)
+    } else if bytes.get(257..262) == Some(b"ustar") {
+        Some(ArchiveKind::Tar)
+    } else {
+        None
+    }
+}
+
+/// An archive's bytes, as the OpenAPI document declares them (binary).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ArchiveBytes(#[allow(dead_code, reason = "a schema only")] Vec<u8>);
 
 pub const OPERATIONS: &[OperationDoc] = &[
     OperationDoc::of::<PutSourceRevision>("PutSourceRevision"),
@@ -1205,12 +1235,13 @@ pub struct SourceRevisionResponse {
     pub revision_id: String,
 }
 
-/// Uploads an archive (tar, or tar.gz) as a new revision of an Upload
+/// Uploads an archive (tar, tar.gz or zip) as a new revision of an Upload
 /// source action; an execution starts on it. An `x-pw-revision-summary`
 /// header gives the revision a summary.
 #[utoipa::path(
     tag = "executions", operation_id = "PutSourceRevision", params(("name" = String, Path), ("action" = String, Path)),
-    request_body(content((Vec<u8> = "application/zip"), (Vec<u8> = "application/x-tar"), (Vec<u8> = "application/gzip"))),
+    request_body(description = "The archive: tar, tar.gz or zip, by its media type (application/octet-stream: told by its first bytes)",
+        content((ArchiveBytes = "application/octet-stream"), (ArchiveBytes = "application/zip"), (ArchiveBytes = "application/x-tar"), (ArchiveBytes = "application/gzip"))),
     responses((status = 200, body = SourceRevisionResponse),
         (status = 400, body = ErrorBody, description = "not an Upload source, or not an archive of its content type"),
         (status = 503, body = ErrorBody, description = "the artifact store could not take it; retry"),
