@@ -160,7 +160,26 @@ fn document_common_errors(doc: &mut OpenApi) {
         for operation in
             [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
         {
+            // Anonymous operations say so with an empty requirement.
+            let anonymous = operation.security.as_ref().is_some_and(|all| {
+                all.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+            });
             let responses = &mut operation.responses.responses;
+            if !anonymous {
+                responses.entry("401".to_owned()).or_insert_with(|| {
+                    error(
+                        "UnrecognizedClientException, MissingAuthenticationTokenException or ExpiredTokenException: \
+                         no valid credentials",
+                    )
+                    .into()
+                });
+                responses.entry("403".to_owned()).or_insert_with(|| {
+                    error("AccessDeniedException: the caller's policies do not allow the action on the resource").into()
+                });
+            }
+            responses
+                .entry("500".to_owned())
+                .or_insert_with(|| error("InternalFailure: the request id finds it in the service's logs").into());
             responses.entry("400".to_owned()).or_insert_with(|| {
                 error("ValidationException: the request does not fit the operation (or holds a NUL character)").into()
             });
