@@ -8,6 +8,7 @@ mod audit;
 mod cluster;
 mod deploy;
 mod errors;
+mod examples;
 mod executions;
 mod hardening;
 mod identity;
