@@ -15,32 +15,82 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-const USAGE: &str = "usage: pipewright [run | api | worker | openapi | audit-verify ACCOUNT [START [END]] | rotate-key jwt|audit | healthcheck [PATH] | bench-audit [N] | bench-executions [N [MS]] | help]
+/// Pipewright: a self-hosted, multi-tenant continuous-delivery service.
+///
+/// Configuration: environment variables (DATABASE_URL, AMQP_URL, REDIS_URL,
+/// PIPEWRIGHT_LISTEN, PIPEWRIGHT_DATA_DIR, ...) over a TOML file
+/// (PIPEWRIGHT_CONFIG, default ./pipewright.toml). See README.md.
+#[derive(clap::Parser)]
+#[command(name = "pipewright", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-  run           the API and the worker together (default)
-  api           the HTTP API only
-  worker        the worker only
-  openapi       print the OpenAPI document and exit
-  bench-audit [N]  fill a scratch database with N audit events (1,000,000) and
-                print LookupEvents latencies by filter
-  bench-executions [N [MS]]  run N executions (1000) of 3-stage pipelines
-                through one, then two worker processes; print executions per
-                second and stage transition delays. With MS, each shell action
-                waits that many milliseconds (work that is not CPU)
-  audit-verify  check ACCOUNT's audit hash chain (between the RFC 3339 times
-                START and END) in the database; prints the result as JSON and
-                exits 0 when valid, 1 when not
-  healthcheck [PATH]  GET PATH (/readyz) of the process serving at
-                PIPEWRIGHT_LISTEN on this host; exit 0 when it answers 200
-                (a container's HEALTHCHECK: the image has no curl)
-  rotate-key jwt|audit  add a new access-token or audit-signing key; it
-                signs a minute later, once every process has loaded it, and
-                the keys before it still verify (access-token keys for one
-                access-token lifetime more, audit keys for ever)
+#[derive(clap::Subcommand)]
+enum Command {
+    /// The API and the worker together (the default)
+    Run,
+    /// The HTTP API only
+    Api,
+    /// The worker only; it serves /healthz, /readyz and /metrics on PIPEWRIGHT_LISTEN
+    Worker,
+    /// Print the OpenAPI document and exit
+    Openapi,
+    /// Check an account's audit hash chain (and digests) straight from the
+    /// database; print the result as JSON, exit 0 when valid, 1 when not
+    AuditVerify {
+        /// The account's 12-digit id (or `anonymous`)
+        account: String,
+        /// Only events from this RFC 3339 time
+        #[arg(value_parser = rfc3339)]
+        start: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events before this RFC 3339 time
+        #[arg(value_parser = rfc3339)]
+        end: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Add a new access-token (jwt) or audit-signing (audit) key; it signs a
+    /// minute later, once every process has loaded it, and the keys before it
+    /// still verify (access-token keys for one token lifetime more, audit keys
+    /// for ever)
+    RotateKey {
+        #[arg(value_enum)]
+        purpose: KeyPurpose,
+    },
+    /// GET PATH of the process serving at PIPEWRIGHT_LISTEN on this host; exit
+    /// 0 when it answers 200 (a container's HEALTHCHECK: the image has no curl)
+    Healthcheck {
+        #[arg(default_value = "/readyz")]
+        path: String,
+    },
+    /// Fill a scratch database with EVENTS audit events and print LookupEvents
+    /// latencies by filter
+    BenchAudit {
+        #[arg(default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=50_000_000))]
+        events: u64,
+    },
+    /// Run EXECUTIONS executions of 3-stage pipelines through one, then two
+    /// worker processes; print executions per second and stage transition
+    /// delays. With MILLIS, each shell action waits that long
+    BenchExecutions {
+        #[arg(default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        executions: u64,
+        #[arg(default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+        millis: u64,
+    },
+}
 
-Configuration: environment variables (DATABASE_URL, AMQP_URL, REDIS_URL,
-PIPEWRIGHT_LISTEN, PIPEWRIGHT_DATA_DIR, ...) over a TOML file
-(PIPEWRIGHT_CONFIG, default ./pipewright.toml). See README.md.";
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyPurpose {
+    Jwt,
+    Audit,
+}
+
+fn rfc3339(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time (2026-12-01T00:00:00Z): {e}"))
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -50,37 +100,23 @@ enum Role {
 }
 
 fn main() -> ExitCode {
-    let all: Vec<String> = std::env::args().skip(1).collect();
-    if all.first().map(String::as_str) == Some("audit-verify") {
-        return audit_verify(&all[1..]);
-    }
-    if all.first().map(String::as_str) == Some("healthcheck") {
-        return healthcheck(all.get(1).map(String::as_str).unwrap_or("/readyz"));
-    }
-    if all.first().map(String::as_str) == Some("rotate-key") {
-        return rotate_key(&all[1..]);
-    }
-    if all.first().map(String::as_str) == Some("bench-executions") {
-        let count = all.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
-        let millis = all.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
-        return bench::executions(count, millis);
-    }
-    if all.first().map(String::as_str) == Some("bench-audit") {
-        return bench::audit_lookup(all.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000));
-    }
-    let mut args = all.into_iter();
-    let role = match (args.next().as_deref(), args.next()) {
-        (None | Some("run"), None) => Role::Both,
-        (Some("api"), None) => Role::Api,
-        (Some("worker"), None) => Role::Worker,
-        (Some("openapi"), None) => return print_openapi(),
-        (Some("help" | "-h" | "--help"), _) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+    let cli = <Cli as clap::Parser>::parse();
+    let role = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => Role::Both,
+        Command::Api => Role::Api,
+        Command::Worker => Role::Worker,
+        Command::Openapi => return print_openapi(),
+        Command::AuditVerify { account, start, end } => return audit_verify(account, start, end),
+        Command::RotateKey { purpose } => {
+            return rotate_key(match purpose {
+                KeyPurpose::Jwt => pipewright_core::keyring::Purpose::Jwt,
+                KeyPurpose::Audit => pipewright_core::keyring::Purpose::Audit,
+            });
         }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+        Command::Healthcheck { path } => return healthcheck(&path),
+        Command::BenchAudit { events } => return bench::audit_lookup(events),
+        Command::BenchExecutions { executions, millis } => {
+            return bench::executions(usize::try_from(executions).unwrap_or(usize::MAX), millis);
         }
     };
     let (config, runtime) = match setup() {
@@ -342,21 +378,8 @@ fn healthcheck(path: &str) -> ExitCode {
 
 /// `pipewright rotate-key jwt|audit`: a new shared key, which signs once
 /// every process has had time to load it.
-fn rotate_key(args: &[String]) -> ExitCode {
+fn rotate_key(purpose: pipewright_core::keyring::Purpose) -> ExitCode {
     use pipewright_core::keyring::{self, Purpose};
-    let purpose: Purpose = match args {
-        [purpose] => match purpose.parse() {
-            Ok(purpose) => purpose,
-            Err(e) => {
-                eprintln!("pipewright: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        _ => {
-            eprintln!("pipewright: rotate-key takes jwt or audit\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
     let (config, runtime) = match setup() {
         Ok(parts) => parts,
         Err(code) => return code,
@@ -394,25 +417,11 @@ fn rotate_key(args: &[String]) -> ExitCode {
 
 /// `pipewright audit-verify ACCOUNT [START [END]]`: the audit chain checked
 /// straight from the database, as an operator would after an incident.
-fn audit_verify(args: &[String]) -> ExitCode {
-    let time = |text: &String| {
-        chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .map_err(|e| format!("{text:?}: {e}"))
-    };
-    let parsed = match args {
-        [account] => Ok((account.clone(), None, None)),
-        [account, start] => time(start).map(|s| (account.clone(), Some(s), None)),
-        [account, start, end] => time(start).and_then(|s| time(end).map(|e| (account.clone(), Some(s), Some(e)))),
-        _ => Err("audit-verify takes ACCOUNT [START [END]]".to_owned()),
-    };
-    let (account, start, end) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("pipewright: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+fn audit_verify(
+    account: String,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+) -> ExitCode {
     let (config, runtime) = match setup() {
         Ok(parts) => parts,
         Err(code) => return code,

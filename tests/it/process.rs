@@ -305,3 +305,29 @@ async fn a_value_a_caller_sent_cannot_forge_a_line_of_the_text_log() {
     assert!(logged.contains("mallory\\nFORGED"), "the newline is escaped: {logged}");
     assert!(!logged.lines().any(|l| l.starts_with("FORGED")), "a forged line:\n{logged}");
 }
+
+#[test]
+fn the_command_line_says_its_version_names_a_wrong_argument_and_checks_numbers() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_pipewright")).args(args).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    let (code, text) = run(&["--version"]);
+    assert_eq!((code, text.trim()), (Some(0), format!("pipewright {}", env!("CARGO_PKG_VERSION")).as_str()));
+    let (code, text) = run(&["rotate-key", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(text.contains("[possible values: jwt, audit]"), "{text}");
+    let (code, text) = run(&["api", "--listen"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("'--listen'"), "the unknown argument is named: {text}");
+    let (code, text) = run(&["deploy"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("'deploy'"), "{text}");
+    let (code, text) = run(&["bench-executions", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("0 is not in 1..=1000000"), "{text}");
+    let (code, text) = run(&["audit-verify", "111122223333", "yesterday"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("not an RFC 3339 time"), "{text}");
+}
