@@ -918,7 +918,7 @@ pub async fn action_log(
 #[utoipa::path(
     tag = "executions", operation_id = "GetActionExecutionArtifact",
     params(("name" = String, Path), ("id" = String, Path), ("artifact" = String, Path)),
-    responses((status = 200, description = "the artifact", content_type = "application/x-tar", body = Vec<u8>),
+    responses((status = 200, description = "the artifact", content_type = "application/x-tar", body = ArchiveBytes),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such artifact, or it is past the retention period"),
         (status = 503, body = ErrorBody, description = "the artifact store could not be read; retry")),
