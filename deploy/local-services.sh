@@ -111,3 +111,13 @@ if ! python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator' 2>/de
   python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator' \
     || { say "kubernetes-validate or openapi-spec-validator does not import after installing it"; exit 1; }
 fi
+
+# The tests run schemathesis (PyPI) against every operation of the API.
+if ! command -v schemathesis >/dev/null; then
+  command -v pip3 >/dev/null || command -v pip >/dev/null || { say "installing pip"; install python3-pip; }
+  say "installing schemathesis (the API's property-based test)"
+  pip=$(command -v pip3 || command -v pip)
+  "$pip" install -q 'schemathesis>=4.32,<5' || "$pip" install -q --break-system-packages 'schemathesis>=4.32,<5'
+  hash -r
+  command -v schemathesis >/dev/null || { say "schemathesis is not on PATH after installing it"; exit 1; }
+fi

@@ -581,3 +581,40 @@ async fn batches_written_after_a_stale_head_still_make_one_valid_chain() {
         assert_eq!(result.events_checked, count, "{account}: {result:?}");
     }
 }
+
+/// Numbers PostgreSQL writes back in full (300 digits and more) are kept as
+/// their text: a caller sending one cannot make the log unreadable
+/// (schemathesis found VerifyEvents answering 500 after such a call).
+#[tokio::test(flavor = "multi_thread")]
+async fn extreme_numbers_a_caller_sends_leave_the_log_readable_and_verifiable() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let body =
+        r#"{"policyDocument": {"Version": 2.2250738585072014e-308, "tiny": 5e-324, "huge": 1e300, "Statement": []}}"#;
+    let sent = app
+        .client
+        .put(app.url("/v1/iam/users/nobody/policies/p"))
+        .bearer_auth(&root)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_client_error(), "{}", sent.status());
+    let mut found = Value::Null;
+    for _ in 0..50 {
+        let lookup = app.call("GET", "/v1/audit/events?eventName=PutUserPolicy", Some(&root), None).await;
+        assert_eq!(lookup.status, 200, "{}", lookup.body);
+        found = lookup.body;
+        if !found["events"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let document = &found["events"][0]["requestParameters"]["policyDocument"];
+    assert_eq!(document["tiny"], "5e-324", "{found}");
+    assert_eq!(document["huge"], "1e+300", "{found}");
+    let verified = app.call("GET", "/v1/audit/verify?startTime=2000-01-01T00:00:00Z", Some(&root), None).await;
+    assert_eq!((verified.status, verified.body["valid"].as_bool()), (200, Some(true)), "{}", verified.body);
+}

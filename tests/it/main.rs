@@ -19,6 +19,7 @@ mod ops;
 mod outages;
 mod pipelines;
 mod process;
+mod schemathesis;
 mod secrets;
 mod security;
 mod sts;

@@ -88,7 +88,10 @@ impl Event {
 
     /// Writes each NUL character of the event's text as `\u0000` (six
     /// characters): PostgreSQL stores none in text or JSON, and one in any
-    /// field a caller sent would otherwise fail the whole batch.
+    /// field a caller sent would otherwise fail the whole batch. A number
+    /// too large or too small to read back (PostgreSQL writes a JSON number
+    /// in full, 300 digits and more, which serde_json does not take back)
+    /// is stored as its text.
     pub fn escape_nul(&mut self) {
         fn text(s: &mut String) {
             if s.contains('\0') {
@@ -108,6 +111,14 @@ impl Event {
                     }
                 }
                 Value::Object(map) => map.values_mut().for_each(json),
+                Value::Number(n) => {
+                    if let Some(f) = n.as_f64().filter(|_| !n.is_i64() && !n.is_u64())
+                        && f != 0.0
+                        && !(1e-100..=1e100).contains(&f.abs())
+                    {
+                        *value = Value::String(n.to_string());
+                    }
+                }
                 _ => {}
             }
         }
