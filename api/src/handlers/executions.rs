@@ -968,17 +968,27 @@ pub async fn action_artifact(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApprovalResult {
-    /// `Approved` or `Rejected`.
+    /// `Approved` or `Rejected` (another value is refused with 400).
+    #[schema(value_type = ApprovalStatus)]
     pub status: String,
     /// Why, 0 to 512 characters.
     #[serde(default)]
     pub summary: String,
 }
 
+/// An approval's answer.
+#[derive(Debug, ToSchema)]
+pub enum ApprovalStatus {
+    Approved,
+    Rejected,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApprovalRequest {
-    /// The token GetPipelineState shows for the waiting approval.
+    /// The token GetPipelineState shows for the waiting approval (a UUID;
+    /// another is answered 400 `InvalidApprovalTokenException`).
+    #[schema(format = Uuid)]
     pub token: String,
     pub result: ApprovalResult,
 }

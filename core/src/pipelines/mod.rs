@@ -159,11 +159,24 @@ fn one() -> i32 {
     1
 }
 
+/// An action type's category, as CodePipeline's (the document's enum; the
+/// field is read as text and checked with the type).
+#[derive(Debug, ToSchema)]
+pub enum ActionCategory {
+    Source,
+    Build,
+    Test,
+    Deploy,
+    Approval,
+    Invoke,
+    Compute,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActionTypeId {
     /// `Source`, `Build`, `Test`, `Deploy`, `Approval`, `Invoke` or `Compute`.
-    #[schema(example = "Build")]
+    #[schema(example = "Build", value_type = ActionCategory)]
     pub category: String,
     /// `Pipewright` for the built-in types, `Custom` for custom ones.
     #[schema(example = "Pipewright")]
