@@ -137,6 +137,7 @@ pub fn openapi() -> OpenApi {
         document_authorization(&mut doc);
         document_common_errors(&mut doc);
         describe_responses(&mut doc);
+        document_retry_after(&mut doc);
         doc
     })
     .clone()
@@ -190,6 +191,33 @@ fn document_common_errors(doc: &mut OpenApi) {
                 )
                 .into()
             });
+        }
+    }
+}
+
+/// Declares `Retry-After` on every 429 and 503 response: the seconds to
+/// wait before trying again.
+fn document_retry_after(doc: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    for item in doc.paths.paths.values_mut() {
+        for operation in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            for (status, response) in &mut operation.responses.responses {
+                if let RefOr::T(response) = response
+                    && (status == "429" || status == "503")
+                {
+                    response.headers.entry("Retry-After".to_owned()).or_insert_with(|| {
+                        HeaderBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1))))
+                            .description(Some("Seconds to wait before trying again"))
+                            .build()
+                            .into()
+                    });
+                }
+            }
         }
     }
 }

@@ -1249,7 +1249,8 @@ pub struct SourceRevisionResponse {
 /// source action; an execution starts on it. An `x-pw-revision-summary`
 /// header gives the revision a summary.
 #[utoipa::path(
-    tag = "executions", operation_id = "PutSourceRevision", params(("name" = String, Path), ("action" = String, Path)),
+    tag = "executions", operation_id = "PutSourceRevision", params(("name" = String, Path), ("action" = String, Path),
+        ("x-pw-revision-summary" = Option<String>, Header, description = "The revision's summary (printable text, at most 2048 characters), shown with the execution")),
     request_body(description = "The archive: tar, tar.gz or zip, by its media type (application/octet-stream: told by its first bytes)",
         content((ArchiveBytes = "application/octet-stream"), (ArchiveBytes = "application/zip"), (ArchiveBytes = "application/x-tar"), (ArchiveBytes = "application/gzip"))),
     responses((status = 200, body = SourceRevisionResponse),
