@@ -753,3 +753,34 @@ async fn a_policy_can_allow_a_transition_on_one_stage_only() {
     );
     assert!(found.iter().any(|e| e["errorCode"] == "AccessDeniedException"), "{}", events.body);
 }
+
+/// Every list pages with one token format (base64url of `pw1:` and where the
+/// page stopped), and each refuses a token it did not give.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_list_pages_with_one_token_format() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    for name in ["one", "two"] {
+        let made = app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": four_stages(name)}))).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let user = app.call("POST", "/v1/iam/users", Some(&root), Some(json!({"userName": name}))).await;
+        assert_eq!(user.status, 201);
+    }
+    let mut events = Value::Null;
+    for _ in 0..50 {
+        events = app.call("GET", "/v1/audit/events?maxResults=1", Some(&root), None).await.body;
+        if events["nextToken"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pipelines = app.call("GET", "/v1/pipelines?maxResults=1", Some(&root), None).await.body;
+    let users = app.call("GET", "/v1/iam/users?maxResults=1", Some(&root), None).await.body;
+    for (list, page) in [("/v1/pipelines", &pipelines), ("/v1/iam/users", &users), ("/v1/audit/events", &events)] {
+        let token = page["nextToken"].as_str().unwrap_or_else(|| panic!("{list}: {page}"));
+        assert!(token.starts_with("cHcxO"), "{list}: {token} is not base64url of pw1:…");
+        let bad = app.call("GET", &format!("{list}?nextToken=bm90LW91cnM"), Some(&root), None).await;
+        assert_eq!(bad.status, 400, "{list}: {}", bad.body);
+    }
+}

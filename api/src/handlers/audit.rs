@@ -2,8 +2,6 @@
 //! VerifyEvents, ExportEvents, the public key, and the retention period.
 
 use actix_web::{get, put, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use pipewright_core::audit::Event;
 use pipewright_core::audit::retention;
@@ -269,8 +267,7 @@ pub async fn lookup_events(
     let after = match query.next_token.as_deref() {
         None | Some("") => None,
         Some(token) => {
-            let text =
-                URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad_token)?;
+            let text = pipewright_core::iam::paging::key_of(token).ok_or_else(bad_token)?;
             let (time, id) = text.split_once('|').ok_or_else(bad_token)?;
             Some((
                 DateTime::parse_from_rfc3339(time).map_err(|_| bad_token())?.with_timezone(&Utc),
@@ -292,7 +289,10 @@ pub async fn lookup_events(
     let mut conn = auth.db().await?;
     let (events, next) = store::lookup(&mut conn, auth.caller.account(), &filter, limit, after).await?;
     let next_token = next.map(|(time, id)| {
-        URL_SAFE_NO_PAD.encode(format!("{}|{id}", time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)))
+        pipewright_core::iam::paging::token(&format!(
+            "{}|{id}",
+            time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        ))
     });
     Ok(web::Json(LookupResponse { events, next_token }))
 }

@@ -3,8 +3,6 @@
 //! action's log and artifacts, and PutApprovalResult.
 
 use actix_web::{HttpResponse, get, post, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use pipewright_core::executions::Status;
 use pipewright_core::executions::store::{
@@ -484,19 +482,15 @@ pub async fn list_executions(
     let before = match query.next_token.as_deref() {
         None | Some("") => None,
         Some(token) => Some(
-            URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|t| t.parse::<i64>().ok())
-                .ok_or_else(bad_token)?,
+            pipewright_core::iam::paging::key_of(token).and_then(|t| t.parse::<i64>().ok()).ok_or_else(bad_token)?,
         ),
     };
     let mut conn = auth.db().await?;
     let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
     let mut found = runs::list(&mut conn, pipeline.pipeline_id, status, before, limit + 1).await?;
     let more = take_page(&mut found, limit);
-    let next_token = if more { found.last().map(|e| URL_SAFE_NO_PAD.encode(e.seq.to_string())) } else { None };
+    let next_token =
+        if more { found.last().map(|e| pipewright_core::iam::paging::token(&e.seq.to_string())) } else { None };
     Ok(web::Json(ListExecutionsResponse {
         pipeline_execution_summaries: found.into_iter().map(Into::into).collect(),
         next_token,
@@ -730,8 +724,7 @@ pub async fn list_action_executions(
     let before = match query.next_token.as_deref() {
         None | Some("") => None,
         Some(token) => {
-            let text =
-                URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad_token)?;
+            let text = pipewright_core::iam::paging::key_of(token).ok_or_else(bad_token)?;
             let (time, id) = text.split_once('|').ok_or_else(bad_token)?;
             Some((
                 DateTime::parse_from_rfc3339(time).map_err(|_| bad_token())?.with_timezone(&Utc),
@@ -745,7 +738,7 @@ pub async fn list_action_executions(
     let more = take_page(&mut found, limit);
     let next_token = if more {
         found.last().map(|a| {
-            URL_SAFE_NO_PAD.encode(format!(
+            pipewright_core::iam::paging::token(&format!(
                 "{}|{}",
                 a.started_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 a.action_execution_id

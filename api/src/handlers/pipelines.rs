@@ -9,8 +9,6 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, post, put, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
 use pipewright_core::iam::names::{self, Tag};
@@ -648,10 +646,7 @@ pub async fn list_pipelines(
     let after = match query.next_token.as_deref() {
         None | Some("") => None,
         Some(token) => Some(
-            URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
+            pipewright_core::iam::paging::key_of(token)
                 .ok_or_else(|| ApiError::validation("nextToken is not one this service gave"))?,
         ),
     };
@@ -660,7 +655,7 @@ pub async fn list_pipelines(
         store::list(&mut conn, auth.caller.account(), query.name_prefix.as_deref(), after.as_deref(), limit + 1)
             .await?;
     let more = take_page(&mut found, limit);
-    let next_token = if more { found.last().map(|p| URL_SAFE_NO_PAD.encode(&p.name)) } else { None };
+    let next_token = if more { found.last().map(|p| pipewright_core::iam::paging::token(&p.name)) } else { None };
     let mut pipelines = Vec::new();
     for p in found {
         let declaration = p.declaration()?;

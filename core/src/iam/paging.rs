@@ -6,6 +6,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::IamError;
 
+/// The one format of every list's `nextToken`: base64url of `pw1:` and the
+/// sort key where the page stopped.
+pub fn token(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("pw1:{key}"))
+}
+
+/// The sort key a [`token`] carries, or `None` for a token this service did
+/// not give.
+pub fn key_of(token: &str) -> Option<String> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|t| t.strip_prefix("pw1:").map(str::to_owned))
+}
+
 pub const DEFAULT_MAX_RESULTS: i64 = 100;
 pub const MAX_MAX_RESULTS: i64 = 1000;
 
@@ -28,11 +44,7 @@ impl Page {
         let after = match next_token {
             None | Some("") => None,
             Some(token) => Some(
-                URL_SAFE_NO_PAD
-                    .decode(token)
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .and_then(|t| t.strip_prefix("pw1:").map(str::to_owned))
+                key_of(token)
                     .ok_or_else(|| IamError::InvalidInput("nextToken is not one this service gave".to_owned()))?,
             ),
         };
@@ -47,8 +59,8 @@ impl Page {
             return (items, None);
         }
         items.truncate(limit);
-        let token = items.last().map(|last| URL_SAFE_NO_PAD.encode(format!("pw1:{}", key(last))));
-        (items, token)
+        let next = items.last().map(|last| token(&key(last)));
+        (items, next)
     }
 }
 
