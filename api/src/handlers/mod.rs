@@ -8,6 +8,7 @@ pub mod groups;
 pub mod owned;
 pub mod pipelines;
 pub mod policies;
+pub mod policy_schema;
 pub mod roles;
 pub mod secrets;
 pub mod session;

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrorCode};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyDocumentRequest {
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::handlers::policy_schema::PolicyDocumentOrText)]
     pub policy_document: serde_json::Value,
 }
 
@@ -53,7 +53,7 @@ pub struct InlinePolicyResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_name: Option<String>,
     pub policy_name: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::handlers::policy_schema::PolicyDocumentOrText)]
     pub policy_document: serde_json::Value,
 }
 

@@ -89,7 +89,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePolicyRequest {
     pub policy_name: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::handlers::policy_schema::PolicyDocumentOrText)]
     pub policy_document: serde_json::Value,
     pub description: Option<String>,
 }
@@ -97,7 +97,7 @@ pub struct CreatePolicyRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePolicyVersionRequest {
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::handlers::policy_schema::PolicyDocumentOrText)]
     pub policy_document: serde_json::Value,
     #[serde(default)]
     pub set_as_default: bool,
@@ -190,7 +190,7 @@ pub struct VersionBody {
     pub version_id: String,
     pub is_default_version: bool,
     pub create_date: DateTime<Utc>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::handlers::policy_schema::PolicyDocumentOrText)]
     pub document: serde_json::Value,
 }
 

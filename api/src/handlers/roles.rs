@@ -127,7 +127,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub struct CreateRoleRequest {
     pub role_name: String,
     /// The trust policy: who may assume the role (a JSON object or a string holding one).
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::handlers::policy_schema::PolicyDocumentOrText)]
     pub assume_role_policy_document: serde_json::Value,
     pub description: Option<String>,
     /// 3600 to 43200 seconds (default 3600).
@@ -146,7 +146,7 @@ pub struct RoleBody {
     pub arn: String,
     pub path: String,
     pub create_date: DateTime<Utc>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::handlers::policy_schema::PolicyDocumentOrText)]
     pub assume_role_policy_document: serde_json::Value,
     pub description: Option<String>,
     pub max_session_duration: i32,

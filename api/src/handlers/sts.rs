@@ -42,7 +42,7 @@ pub struct AssumeRoleRequest {
     /// The value the trust policy may require in `sts:ExternalId`.
     pub external_id: Option<String>,
     /// A session policy: the session may do only what both it and the role allow.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::handlers::policy_schema::PolicyDocumentOrText>)]
     pub policy: Option<serde_json::Value>,
 }
 
