@@ -227,41 +227,42 @@ async fn serve(role: Role, config: Config) -> ExitCode {
     };
     let worker =
         (role != Role::Api).then(|| tokio::spawn(pipewright_worker::run(services.clone(), settings, shutdown.clone())));
-    let api = if let Some(shared_keys) = shared_keys {
-        match pipewright_api::start(&config, services.clone(), shared_keys) {
-            Ok(api) => {
-                let url = format!("http://{}", api.addr);
-                tracing::info!(%url, "api listening");
-                println!("Pipewright is serving at {url} (API reference: {url}/docs, readiness: {url}/readyz)");
-                Some(api)
-            }
-            Err(e) => {
-                eprintln!("pipewright: {e}");
-                shutdown.cancel();
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        None
+    // The api serves on PIPEWRIGHT_LISTEN; a worker alone serves its probes
+    // and metrics there. Where is printed on standard output.
+    let listening = |addr: std::net::SocketAddr, line: &dyn Fn(&str) -> String| {
+        let url = format!("http://{addr}");
+        tracing::info!(%url, "listening");
+        println!("{}", line(&url));
     };
-    // A worker alone serves its probes and metrics on PIPEWRIGHT_LISTEN.
-    let health = if role == Role::Worker {
-        match pipewright_api::start_health(&config, services.clone()) {
-            Ok(health) => {
-                let url = format!("http://{}", health.addr);
-                tracing::info!(%url, "worker health listening");
-                println!("Pipewright worker is running; it serves /healthz, /readyz and /metrics at {url}");
-                Some(health)
-            }
-            Err(e) => {
-                eprintln!("pipewright: {e}");
-                shutdown.cancel();
-                return ExitCode::FAILURE;
-            }
+    let started = (|| -> std::io::Result<_> {
+        let api = match shared_keys {
+            Some(keys) => Some(pipewright_api::start(&config, services.clone(), keys)?),
+            None => None,
+        };
+        let health = match role {
+            Role::Worker => Some(pipewright_api::start_health(&config, services.clone())?),
+            _ => None,
+        };
+        Ok((api, health))
+    })();
+    let (api, health) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            shutdown.cancel();
+            return ExitCode::FAILURE;
         }
-    } else {
-        None
     };
+    if let Some(api) = &api {
+        listening(api.addr, &|url| {
+            format!("Pipewright is serving at {url} (API reference: {url}/docs, readiness: {url}/readyz)")
+        });
+    }
+    if let Some(health) = &health {
+        listening(health.addr, &|url| {
+            format!("Pipewright worker is running; it serves /healthz, /readyz and /metrics at {url}")
+        });
+    }
     let health_handle = health.as_ref().map(|h| h.handle.clone());
     if let Some(health) = health {
         tokio::spawn(health.server);

@@ -25,9 +25,9 @@ async fn readiness_until(app: &TestApp, within: Duration, what: &str, check: imp
     panic!("{what}: not within {within:?}; last answer {} {}", last.0, last.1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn each_dependency_going_down_is_reported_and_recovered_from() {
-    let base = crate::support::base_config();
+/// An app whose PostgreSQL, RabbitMQ and Redis are each behind a proxy
+/// the test can cut, in that order.
+async fn behind_proxies(base: &pipewright_core::config::Config) -> (TestApp, [ChaosProxy; 3]) {
     let postgres = ChaosProxy::start(base.database_url.host_port()).await;
     let rabbitmq = ChaosProxy::start(base.amqp_url.host_port()).await;
     let redis = ChaosProxy::start(base.redis_url.host_port()).await;
@@ -37,6 +37,13 @@ async fn each_dependency_going_down_is_reported_and_recovered_from() {
         config.redis_url = Dsn::new(redis.url_for(config.redis_url.expose()));
     })
     .await;
+    (app, [postgres, rabbitmq, redis])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_dependency_going_down_is_reported_and_recovered_from() {
+    let base = crate::support::base_config();
+    let (app, [postgres, rabbitmq, redis]) = behind_proxies(&base).await;
     readiness_until(&app, Duration::from_secs(5), "ready at first", |status, _| status == 200).await;
 
     for (key, proxy) in [("postgres", &postgres), ("rabbitmq", &rabbitmq), ("redis", &redis)] {
@@ -101,15 +108,7 @@ async fn a_call_whose_event_cannot_be_recorded_answers_503_and_its_event_is_writ
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_calls_after_a_dependency_restarts_succeed() {
     let base = crate::support::base_config();
-    let postgres = ChaosProxy::start(base.database_url.host_port()).await;
-    let rabbitmq = ChaosProxy::start(base.amqp_url.host_port()).await;
-    let redis = ChaosProxy::start(base.redis_url.host_port()).await;
-    let app = TestApp::spawn_with(|config| {
-        config.database_url = Dsn::new(postgres.url_for(config.database_url.expose()));
-        config.amqp_url = Dsn::new(rabbitmq.url_for(config.amqp_url.expose()));
-        config.redis_url = Dsn::new(redis.url_for(config.redis_url.expose()));
-    })
-    .await;
+    let (app, [postgres, rabbitmq, redis]) = behind_proxies(&base).await;
     let account = app.create_account(None, "correct horse battery").await;
     let root = app.sign_in(&account, "root", "correct horse battery").await;
     let repo = crate::executions::Repo::new("hello");
