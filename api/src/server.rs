@@ -161,10 +161,16 @@ fn document_common_errors(doc: &mut OpenApi) {
         for operation in
             [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
         {
-            // Anonymous operations say so with an empty requirement.
-            let anonymous = operation.security.as_ref().is_some_and(|all| {
-                all.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
-            });
+            // Anonymous operations say so with an empty requirement. One
+            // that takes no credentials at all gets none (`security: []`):
+            // generators then give it a client without a token.
+            let empty = |r: &utoipa::openapi::security::SecurityRequirement| {
+                serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({}))
+            };
+            let anonymous = operation.security.as_ref().is_some_and(|all| all.iter().any(empty));
+            if operation.security.as_ref().is_some_and(|all| all.iter().all(empty)) {
+                operation.security = Some(Vec::new());
+            }
             let responses = &mut operation.responses.responses;
             if !anonymous {
                 responses.entry("401".to_owned()).or_insert_with(|| {

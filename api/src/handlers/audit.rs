@@ -119,15 +119,18 @@ pub async fn update_event_data_store(
 }
 
 /// The account's events in a time range as JSON Lines, oldest first,
-/// streamed a thousand at a time.
+/// streamed a thousand at a time (labelled `text/plain` when the caller's
+/// `Accept` asks for that).
 #[utoipa::path(
     tag = "audit", operation_id = "ExportEvents", params(VerifyQuery),
-    responses((status = 200, description = "one event a line", content_type = "application/x-ndjson", body = String),
+    responses((status = 200, description = "one event (as LookupEvents gives it) a line",
+            content((String = "application/x-ndjson"), (String = "text/plain"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[get("/v1/audit/export")]
 pub async fn export_events(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     auth: Authorized<ExportEvents>,
     query: web::Query<VerifyQuery>,
@@ -162,7 +165,9 @@ pub async fn export_events(
             }
         }
     });
-    Ok(actix_web::HttpResponse::Ok().content_type("application/x-ndjson").streaming(pages))
+    let text = super::accepts_first(&req, "text/plain", "application/x-ndjson");
+    let media = if text { "text/plain; charset=utf-8" } else { "application/x-ndjson" };
+    Ok(actix_web::HttpResponse::Ok().content_type(media).streaming(pages))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -182,7 +187,7 @@ pub struct VerifyResponse {
     pub valid: bool,
     pub events_checked: i64,
     pub digests_checked: i64,
-    #[schema(value_type = Option<Object>)]
+    /// The first event or digest that does not verify, when one does not.
     pub first_invalid: Option<store::Invalid>,
 }
 
@@ -238,8 +243,7 @@ pub struct LookupQuery {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LookupResponse {
-    /// CloudTrail's event records.
-    #[schema(value_type = Vec<Object>)]
+    /// CloudTrail's event records, newest first.
     pub events: Vec<Event>,
     pub next_token: Option<String>,
 }
@@ -318,7 +322,7 @@ pub struct PublicKey {
 /// The keys that sign (and signed) the audit digests, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PublicKeyList {
+pub struct ListPublicKeysResponse {
     pub public_key_list: Vec<PublicKey>,
 }
 
@@ -327,11 +331,11 @@ pub struct PublicKeyList {
 /// signed stays listed).
 #[utoipa::path(
     tag = "audit", operation_id = "ListPublicKeys",
-    responses((status = 200, description = "The keys, oldest first", body = PublicKeyList)),
+    responses((status = 200, description = "The keys, oldest first", body = ListPublicKeysResponse)),
     security(())
 )]
 #[get("/v1/audit/public-key")]
-pub async fn public_key(state: web::Data<AppState>) -> web::Json<PublicKeyList> {
+pub async fn public_key(state: web::Data<AppState>) -> web::Json<ListPublicKeysResponse> {
     let public_key_list = state
         .audit_keys
         .keys()
@@ -344,5 +348,5 @@ pub async fn public_key(state: web::Data<AppState>) -> web::Json<PublicKeyList> 
             validity_end_time: key.valid_until,
         })
         .collect();
-    web::Json(PublicKeyList { public_key_list })
+    web::Json(ListPublicKeysResponse { public_key_list })
 }

@@ -347,12 +347,23 @@ pub struct ExecutionBody {
     /// The same revisions as CodePipeline's ListPipelineExecutions names
     /// them (`sourceRevisions`), for scripts written against it.
     pub source_revisions: Vec<SourceRevisionSummary>,
-    #[schema(value_type = Vec<Object>)]
+    /// The pipeline's variables as this execution resolved them.
+    #[schema(value_type = Vec<ResolvedVariable>)]
     pub variables: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = pipewright_core::executions::store::Trigger)]
     pub trigger: Value,
     pub start_time: DateTime<Utc>,
     pub last_update_time: DateTime<Utc>,
+}
+
+/// A pipeline variable's value in one execution (CodePipeline's
+/// `ResolvedPipelineVariable`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code, reason = "a schema only: the execution holds its variables as JSON")]
+pub struct ResolvedVariable {
+    pub name: String,
+    pub resolved_value: String,
 }
 
 /// A source action's revision in an execution.
@@ -667,7 +678,7 @@ pub struct ListActionsQuery {
 pub struct ActionExecutionInput {
     pub action_type_id: Option<ActionTypeId>,
     /// The configuration as it ran (variables resolved, secrets masked).
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub configuration: Value,
     pub input_artifacts: Vec<ArtifactLocation>,
 }
@@ -676,7 +687,7 @@ pub struct ActionExecutionInput {
 #[serde(rename_all = "camelCase")]
 pub struct ActionExecutionOutput {
     pub output_artifacts: Vec<ArtifactLocation>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub output_variables: Value,
     pub error_details: Option<ErrorDetails>,
 }
@@ -907,11 +918,13 @@ pub async fn action_log(
         .streaming(chunks))
 }
 
-/// An output artifact of an action, as a tar archive.
+/// An output artifact of an action, as a tar archive (labelled
+/// `application/octet-stream` when the caller's `Accept` asks for that).
 #[utoipa::path(
     tag = "executions", operation_id = "GetActionExecutionArtifact",
     params(("name" = String, Path), ("id" = String, Path), ("artifact" = String, Path)),
-    responses((status = 200, description = "the artifact", content_type = "application/x-tar", body = ArchiveBytes),
+    responses((status = 200, description = "the artifact: a tar archive",
+            content((ArchiveBytes = "application/x-tar"), (ArchiveBytes = "application/octet-stream"))),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such artifact, or it is past the retention period"),
         (status = 503, body = ErrorBody, description = "the artifact store could not be read; retry")),
@@ -919,6 +932,7 @@ pub async fn action_log(
 )]
 #[get("/v1/pipelines/{name}/action-executions/{id}/artifacts/{artifact}")]
 pub async fn action_artifact(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     auth: Authorized<GetActionExecutionArtifact>,
     path: web::Path<(String, String, String)>,
@@ -949,8 +963,9 @@ pub async fn action_artifact(
     let size = opened.metadata().await.map(|m| m.len()).ok();
     // Streamed: an artifact may be large.
     let mut response = HttpResponse::Ok();
+    let generic = super::accepts_first(&req, "application/octet-stream", "application/x-tar");
     response
-        .content_type("application/x-tar")
+        .content_type(if generic { "application/octet-stream" } else { "application/x-tar" })
         .insert_header(("content-disposition", format!("attachment; filename=\"{artifact}.tar\"")));
     if let Some(size) = size {
         response.no_chunking(size);
@@ -1244,8 +1259,9 @@ pub struct SourceRevisionResponse {
 #[utoipa::path(
     tag = "executions", operation_id = "PutSourceRevision", params(("name" = String, Path), ("action" = String, Path),
         ("x-pw-revision-summary" = Option<String>, Header, description = "The revision's summary (printable text, at most 2048 characters), shown with the execution")),
-    request_body(description = "The archive: tar, tar.gz or zip, by its media type (application/octet-stream: told by its first bytes)",
-        content((ArchiveBytes = "application/octet-stream"), (ArchiveBytes = "application/zip"), (ArchiveBytes = "application/x-tar"), (ArchiveBytes = "application/gzip"))),
+    request_body(description = "The archive: tar, tar.gz or zip, told by its first bytes. The same bytes may be sent \
+        labelled `application/x-tar`, `application/gzip` or `application/zip` instead (then they must be that kind).",
+        content((ArchiveBytes = "application/octet-stream"))),
     responses((status = 200, body = SourceRevisionResponse),
         (status = 400, body = ErrorBody, description = "not an Upload source, or not an archive of its content type"),
         (status = 503, body = ErrorBody, description = "the artifact store could not take it; retry"),

@@ -105,3 +105,22 @@ pub async fn password_work<T: Send + 'static>(
     let _permit = state.password_slots.acquire().await.map_err(|_| crate::error::ApiError::internal())?;
     blocking(f).await
 }
+
+/// Whether the caller's `Accept` names `alternative` ahead of `primary` (and
+/// of `*/*`): a download answered in its own media type by default is
+/// labelled with the generic one a client asked for, e.g. an artifact as
+/// `application/octet-stream` instead of `application/x-tar`. The bytes are
+/// the same either way.
+pub fn accepts_first(req: &actix_web::HttpRequest, alternative: &str, primary: &str) -> bool {
+    let accept = req.headers().get(actix_web::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    for range in accept.split(',') {
+        let media = range.split(';').next().unwrap_or_default().trim();
+        if media.eq_ignore_ascii_case(alternative) {
+            return true;
+        }
+        if media.eq_ignore_ascii_case(primary) || media == "*/*" {
+            return false;
+        }
+    }
+    false
+}

@@ -371,7 +371,7 @@ async fn acceptable(
 /// Creates a pipeline from its declaration (version 1).
 #[utoipa::path(
     tag = "pipelines", operation_id = "CreatePipeline",
-    request_body(content((CreatePipelineRequest = "application/json"), (CreatePipelineRequest = "application/yaml"))),
+    request_body(description = "The declaration in JSON; the same fields may be sent as YAML instead, labelled `application/yaml`.", content((CreatePipelineRequest = "application/json"))),
     responses(
         (status = 201, body = CreatePipelineResponse),
         (status = 400, body = ErrorBody, description = "InvalidStructureException or ValidationException; `errors` names each path and rule"),
@@ -512,7 +512,7 @@ pub struct UpdatePipelineResponse {
 /// (`****`) keep their stored value.
 #[utoipa::path(
     tag = "pipelines", operation_id = "UpdatePipeline", params(("name" = String, Path)),
-    request_body(content((UpdatePipelineRequest = "application/json"), (UpdatePipelineRequest = "application/yaml"))),
+    request_body(description = "The declaration in JSON; the same fields may be sent as YAML instead, labelled `application/yaml`.", content((UpdatePipelineRequest = "application/json"))),
     responses(
         (status = 200, body = UpdatePipelineResponse),
         (status = 400, body = ErrorBody, description = "InvalidStructureException or ValidationException"),

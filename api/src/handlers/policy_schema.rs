@@ -30,15 +30,15 @@ pub struct PolicyDocument {
     pub id: Option<String>,
     /// One statement, or a list of them.
     #[serde(rename = "Statement")]
-    pub statement: OneOrMany<PolicyStatement>,
+    pub statement: PolicyStatements,
 }
 
-/// One element, or a list of them (IAM takes both).
+/// One statement, or a list of them (IAM takes both).
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
+pub enum PolicyStatements {
+    One(PolicyStatement),
+    Many(Vec<PolicyStatement>),
 }
 
 /// A string, or a list of strings.
@@ -90,13 +90,27 @@ pub struct PolicyStatement {
     /// `{"StringEquals": {"pw:ResourceTag/team": "blue"}}`.
     #[serde(rename = "Condition", skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub condition: Option<HashMap<String, HashMap<String, serde_json::Value>>>,
+    pub condition: Option<PolicyCondition>,
 }
+
+/// A statement's conditions: operator → condition key → value(s), e.g.
+/// `{"StringEquals": {"sts:ExternalId": "ext-42"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyCondition(HashMap<String, ConditionKeys>);
+
+/// One operator's condition keys and their value(s).
+#[derive(Serialize, ToSchema)]
+pub struct ConditionKeys(HashMap<String, serde_json::Value>);
 
 /// A statement's principal: everyone (`*`), or principals by kind.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Principal {
     Everyone(String),
-    ByKind(HashMap<String, StringOrList>),
+    ByKind(PrincipalsByKind),
 }
+
+/// Principals by kind: `PW` (account roots, users, roles by ARN or
+/// account id) or `Service`, each one or a list.
+#[derive(Serialize, ToSchema)]
+pub struct PrincipalsByKind(HashMap<String, StringOrList>);

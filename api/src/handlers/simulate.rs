@@ -54,7 +54,7 @@ pub struct ContextEntry {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SimulateCustomRequest {
     /// Identity policies (JSON objects or strings holding them).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::handlers::policy_schema::PolicyDocumentOrText>)]
     pub policy_input_list: Vec<serde_json::Value>,
     #[schema(example = json!(["codepipeline:GetPipeline"]))]
     pub action_names: Vec<String>,

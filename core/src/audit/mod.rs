@@ -19,36 +19,116 @@ pub const ANONYMOUS: &str = "anonymous";
 pub const REDACTED: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
 
 /// A resource an event concerns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditResource)]
 pub struct Resource {
+    /// e.g. `AWS::CodePipeline::Pipeline`, `AWS::IAM::User`.
     #[serde(rename = "type")]
     pub kind: String,
     pub arn: String,
 }
 
-/// One API call, as recorded in one account's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One API call, as recorded in one account's log: CloudTrail's event
+/// record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub event_id: Uuid,
-    /// The account whose log holds it (CloudTrail's recipientAccountId).
+    /// The account whose log holds it (CloudTrail's recipientAccountId);
+    /// `anonymous` for a call that named no account.
     pub recipient_account_id: String,
     pub event_time: DateTime<Utc>,
+    /// The service called, e.g. `codepipeline.pipewright`, `iam.pipewright`,
+    /// `sts.pipewright`, `signin.pipewright`.
+    #[schema(example = "codepipeline.pipewright")]
     pub event_source: String,
+    /// The operation, e.g. `PutApprovalResult`.
+    #[schema(example = "PutApprovalResult")]
     pub event_name: String,
     pub read_only: bool,
+    #[schema(value_type = UserIdentity)]
     pub user_identity: Value,
     #[serde(rename = "sourceIPAddress")]
     pub source_ip_address: String,
     pub user_agent: String,
+    /// The call's path, query and body fields, secrets hidden
+    /// (`HIDDEN_DUE_TO_SECURITY_REASONS`).
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub request_parameters: Option<Value>,
+    /// A successful change's answer, secrets hidden.
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub response_elements: Option<Value>,
+    /// A refused or failed call's error code, e.g. `AccessDeniedException`.
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub http_status: i32,
     pub request_id: String,
     pub resources: Vec<Resource>,
+    /// The same event's id in the other account's log, for a call that
+    /// crossed accounts (AssumeRole, and calls in an assumed role).
     pub shared_event_id: Option<Uuid>,
+}
+
+/// Who made a call (CloudTrail's `userIdentity`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code, reason = "a schema only: the event holds it as JSON")]
+pub struct UserIdentity {
+    #[serde(rename = "type")]
+    kind: IdentityType,
+    principal_id: Option<String>,
+    arn: Option<String>,
+    account_id: Option<String>,
+    /// An IAM user's name.
+    user_name: Option<String>,
+    /// The access key the session was made with, if one was.
+    access_key_id: Option<String>,
+    /// The service that acted for the principal.
+    invoked_by: Option<String>,
+    /// For a role session: the principal that assumed the role.
+    source_identity: Option<String>,
+    /// For a role session: that principal's account.
+    source_account: Option<String>,
+    session_context: Option<SessionContext>,
+}
+
+/// The kind of principal.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code, reason = "a schema only")]
+pub enum IdentityType {
+    Root,
+    IAMUser,
+    AssumedRole,
+    /// A call without credentials.
+    Anonymous,
+    /// The service itself (e.g. expiring events past their retention).
+    PipewrightService,
+}
+
+/// A role session's context.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code, reason = "a schema only")]
+pub struct SessionContext {
+    session_issuer: SessionIssuer,
+    creation_date: Option<DateTime<Utc>>,
+    mfa_authenticated: Option<bool>,
+}
+
+/// The role a session was issued for.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code, reason = "a schema only")]
+pub struct SessionIssuer {
+    /// `Role`.
+    #[serde(rename = "type")]
+    kind: String,
+    principal_id: Option<String>,
+    arn: Option<String>,
+    account_id: Option<String>,
+    /// The role's name.
+    user_name: Option<String>,
 }
 
 impl Event {

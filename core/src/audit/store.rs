@@ -504,7 +504,8 @@ fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The first event that breaks the chain, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = InvalidRecord)]
 #[serde(rename_all = "camelCase")]
 pub struct Invalid {
     pub event_id: Option<Uuid>,

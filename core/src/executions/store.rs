@@ -120,10 +120,12 @@ pub struct ArtifactLocation {
 }
 
 /// How an execution began (CodePipeline's `trigger`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ExecutionTrigger)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     /// `CreatePipeline`, `StartPipelineExecution`, `PollForSourceChanges`, `PutSourceRevision`.
+    #[schema(example = "PutSourceRevision")]
     pub trigger_type: String,
     /// Who or what: a principal ARN, or the source action.
     pub trigger_detail: String,
