@@ -5,7 +5,7 @@
 # generator gives about the document.
 #
 #   clients/python/pipewright_client/     openapi-python-client
-#   clients/typescript/generated/schema.d.ts   openapi-typescript (calls go through openapi-fetch)
+#   clients/typescript/generated/schema.d.ts   openapi-typescript (typescript/generate.mjs; calls go through openapi-fetch)
 #
 # Needs openapi-python-client (PyPI) and the npm packages of
 # clients/typescript/package.json (`npm ci` there); deploy/local-services.sh
@@ -28,8 +28,7 @@ fi
 
 echo "== TypeScript: openapi-typescript"
 [ -d typescript/node_modules ] || (cd typescript && npm ci --no-audit --no-fund)
-(cd typescript && npx --no-install openapi-typescript "../$document" -o generated/schema.d.ts) >"$log" 2>&1 \
-  || { cat "$log"; exit 1; }
+(cd typescript && node generate.mjs) >"$log" 2>&1 || { cat "$log"; exit 1; }
 if grep -qiE 'warn|error' "$log"; then
   cat "$log"
   echo "openapi-typescript warned about the document (above)" >&2

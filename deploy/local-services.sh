@@ -121,3 +121,22 @@ if ! command -v schemathesis >/dev/null; then
   hash -r
   command -v schemathesis >/dev/null || { say "schemathesis is not on PATH after installing it"; exit 1; }
 fi
+
+# The generated clients' test (tests/it/clients.rs): openapi-python-client
+# and mypy from PyPI; openapi-typescript, openapi-fetch and TypeScript from
+# npm, as clients/typescript/package-lock.json pins them.
+if ! command -v openapi-python-client >/dev/null || ! python3 -c 'import mypy, httpx, attrs, dateutil' 2>/dev/null; then
+  command -v pip3 >/dev/null || command -v pip >/dev/null || { say "installing pip"; install python3-pip; }
+  say "installing openapi-python-client and mypy (the generated Python client's test)"
+  pip=$(command -v pip3 || command -v pip)
+  packages=('openapi-python-client>=0.29,<0.30' 'mypy>=1.10' httpx attrs python-dateutil)
+  "$pip" install -q "${packages[@]}" || "$pip" install -q --break-system-packages "${packages[@]}"
+  hash -r
+  command -v openapi-python-client >/dev/null || { say "openapi-python-client is not on PATH after installing it"; exit 1; }
+fi
+command -v node >/dev/null && command -v npm >/dev/null || { say "installing Node.js and npm"; install nodejs npm; }
+clients_ts="$(cd "$(dirname "$0")/.." && pwd)/clients/typescript"
+if [ ! -d "$clients_ts/node_modules" ] || [ "$clients_ts/package-lock.json" -nt "$clients_ts/node_modules/.package-lock.json" ]; then
+  say "installing the TypeScript client's npm packages (npm ci in clients/typescript)"
+  (cd "$clients_ts" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -5,6 +5,7 @@
 
 mod artifacts;
 mod audit;
+mod clients;
 mod cluster;
 mod deploy;
 mod errors;
