@@ -138,6 +138,7 @@ pub fn openapi() -> OpenApi {
         document_common_errors(&mut doc);
         describe_responses(&mut doc);
         document_retry_after(&mut doc);
+        document_examples(&mut doc);
         doc
     })
     .clone()
@@ -197,6 +198,56 @@ fn document_common_errors(doc: &mut OpenApi) {
                 )
                 .into()
             });
+        }
+    }
+}
+
+/// A request body's example for each of the main operations, by operation
+/// id: what the README's Quick start and the user story send. CreatePipeline's
+/// is the Quick start's own pipeline file.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("CreateAccount", r#"{"alias": "team-blue", "rootPassword": "correct horse battery"}"#),
+    ("SignIn", r#"{"account": "team-blue", "userName": "root", "password": "correct horse battery"}"#),
+    ("CreateUser", r#"{"userName": "reader"}"#),
+    ("CreateLoginProfile", r#"{"password": "correct horse battery"}"#),
+    ("AttachUserPolicy", r#"{"policyArn": "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess"}"#),
+    (
+        "PutUserPolicy",
+        r#"{"policyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": "sts:AssumeRole", "Resource": "arn:pw:iam::111122223333:role/deployer"}]}}"#,
+    ),
+    (
+        "CreateRole",
+        r#"{"roleName": "deployer", "description": "releases from account 444455556666",
+            "assumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"PW": "arn:pw:iam::444455556666:root"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "ext-42"}}}]}}"#,
+    ),
+    (
+        "AssumeRole",
+        r#"{"roleArn": "arn:pw:iam::111122223333:role/deployer", "roleSessionName": "release", "externalId": "ext-42"}"#,
+    ),
+    ("CreatePipeline", include_str!("../../examples/upload-build-approve-deploy.json")),
+    ("StartPipelineExecution", r#"{"variables": [{"name": "environment", "value": "production"}]}"#),
+    (
+        "PutApprovalResult",
+        r#"{"token": "3f2b8c1e-6d4a-4f0b-9a8e-2c7d5e1f0a9b", "result": {"status": "Approved", "summary": "looks good"}}"#,
+    ),
+];
+
+/// Puts [`EXAMPLES`] on their operations' JSON request bodies.
+fn document_examples(doc: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    let examples: std::collections::HashMap<&str, &str> = EXAMPLES.iter().copied().collect();
+    for item in doc.paths.paths.values_mut() {
+        for operation in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            let Some(text) = operation.operation_id.as_deref().and_then(|id| examples.get(id)) else { continue };
+            let Some(RefOr::T(body)) = operation.request_body.as_mut() else { continue };
+            if let Some(RefOr::T(content)) = body.content.get_mut("application/json") {
+                content.example = Some(serde_json::from_str(text).expect("the examples are JSON"));
+            }
         }
     }
 }
@@ -380,7 +431,12 @@ where
             }
             tracing::info!("a PostgreSQL connection was lost (a restart?); the read is served once more");
             let (request, _) = response.into_parts();
-            service.call(ServiceRequest::from_parts(request, actix_web::dev::Payload::None)).await
+            let mut again = ServiceRequest::from_parts(request, actix_web::dev::Payload::None);
+            // The router consumed the path when it matched it: matched again
+            // from where it had begun, the path finds its operation, not the
+            // 405 of the default service.
+            again.match_info_mut().reset();
+            service.call(again).await
         })
     }
 }
@@ -544,4 +600,68 @@ fn operation_names(doc: &OpenApi) -> crate::audit::OperationNames {
         }
     }
     crate::audit::OperationNames(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A read that failed on a lost connection is routed again to its own
+    /// operation (the pattern its audit event is named by), with its path
+    /// parameters, and answered once.
+    #[actix_web::test]
+    async fn a_read_on_a_lost_connection_is_served_once_more_by_its_operation() {
+        let calls = web::Data::new(AtomicUsize::new(0));
+        let app = actix_web::test::init_service(
+            App::new()
+                .app_data(calls.clone())
+                .route(
+                    "/v1/pipelines/{name}",
+                    web::get().to(|req: actix_web::HttpRequest, calls: web::Data<AtomicUsize>| async move {
+                        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                            return Err(ApiError {
+                                lost_connection: true,
+                                ..ApiError::new(ErrorCode::ServiceUnavailableException, "lost")
+                            });
+                        }
+                        // What the audit names the event by, and records.
+                        let pattern = req.match_pattern().unwrap_or_default();
+                        Ok(HttpResponse::Ok().body(format!("{pattern} {}", &req.match_info()["name"])))
+                    }),
+                )
+                .default_service(web::to(|| async { HttpResponse::MethodNotAllowed().finish() }))
+                .wrap(RetryLostConnection),
+        )
+        .await;
+        let request = actix_web::test::TestRequest::get().uri("/v1/pipelines/web").to_request();
+        let response = actix_web::test::call_service(&app, request).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(actix_web::test::read_body(response).await, "/v1/pipelines/{name} web");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// Each example is on its operation: an id misspelt in [`EXAMPLES`], or
+    /// an operation whose body is no longer JSON, would drop it unseen.
+    #[test]
+    fn every_example_is_on_its_operations_request_body() {
+        use utoipa::openapi::RefOr;
+        let doc = openapi();
+        let mut found = Vec::new();
+        for item in doc.paths.paths.values() {
+            for operation in [&item.get, &item.put, &item.post, &item.delete, &item.patch].into_iter().flatten() {
+                if let Some(RefOr::T(body)) = &operation.request_body
+                    && let Some(RefOr::T(content)) = body.content.get("application/json")
+                    && content.example.is_some()
+                {
+                    found.extend(operation.operation_id.clone());
+                }
+            }
+        }
+        found.sort();
+        let mut expected: Vec<String> = EXAMPLES.iter().map(|(id, _)| (*id).to_owned()).collect();
+        expected.sort();
+        assert_eq!(found, expected);
+    }
 }
