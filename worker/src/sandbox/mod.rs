@@ -765,6 +765,9 @@ async fn pump(reader: std::io::PipeReader, log: PathBuf, masked: Vec<String>, li
         };
         let chunk: Vec<u8> = pending.drain(..cut).collect();
         if !write_limited(&mut file, &masker.mask(&chunk), &mut written, limit).await {
+            // (A tokio file's write completes in the background: flushed,
+            // it is in the log before anyone reads the log's tail.)
+            let _ = file.flush().await;
             over.cancel();
             return;
         }
@@ -772,6 +775,7 @@ async fn pump(reader: std::io::PipeReader, log: PathBuf, masked: Vec<String>, li
     if !pending.is_empty() && !write_limited(&mut file, &masker.mask(&pending), &mut written, limit).await {
         over.cancel();
     }
+    let _ = file.flush().await;
 }
 
 /// Writes `chunk` unless the log would pass `limit`; then it writes what
