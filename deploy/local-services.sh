@@ -101,14 +101,15 @@ fi
 
 # The check of deploy/kubernetes/ (a test runs it) validates the manifests
 # against Kubernetes' schemas, which kubernetes-validate (PyPI) carries; the
-# OpenAPI document is validated by openapi-spec-validator (PyPI).
-if ! python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator' 2>/dev/null; then
+# OpenAPI document is validated by openapi-spec-validator (PyPI), and its
+# examples against their schemas by jsonschema.
+if ! python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator, jsonschema' 2>/dev/null; then
   command -v pip3 >/dev/null || command -v pip >/dev/null || { say "installing pip"; install python3-pip; }
   say "installing kubernetes-validate and openapi-spec-validator (for the tests that check deploy/ and openapi/)"
   pip=$(command -v pip3 || command -v pip)
-  "$pip" install -q kubernetes-validate pyyaml openapi-spec-validator \
-    || "$pip" install -q --break-system-packages kubernetes-validate pyyaml openapi-spec-validator
-  python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator' \
+  "$pip" install -q kubernetes-validate pyyaml openapi-spec-validator jsonschema \
+    || "$pip" install -q --break-system-packages kubernetes-validate pyyaml openapi-spec-validator jsonschema
+  python3 -c 'import kubernetes_validate, yaml, openapi_spec_validator, jsonschema' \
     || { say "kubernetes-validate or openapi-spec-validator does not import after installing it"; exit 1; }
 fi
 

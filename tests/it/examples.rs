@@ -38,25 +38,33 @@ async fn every_example_is_created_as_it_is_and_the_quick_starts_runs_to_its_appr
     }
     assert!(created >= 3, "{created} examples");
 
-    // The Quick start: its page uploaded as a tar.gz, as `tar czf -` makes it.
+    // The Quick start, from the upload on.
+    let waiting = quick_start_to_its_approval(&app, &root).await;
+    // The build's output variable and the pipeline variable reached it.
+    let summary = action(&waiting, "Approve", "Review")["summary"].as_str().unwrap_or_default().to_owned();
+    assert!(summary.starts_with("Ship build 20") && summary.ends_with(" to staging?"), "{waiting:#}");
+}
+
+/// The Quick start's last steps, on its pipeline `site` (created): its page
+/// uploaded as a tar.gz, as `tar czf -` makes it, and the run followed to
+/// its approval. Answers the pipeline's state then.
+pub async fn quick_start_to_its_approval(app: &TestApp, root: &str) -> Value {
+    let folder = workspace_root().join("examples");
     let tar =
         std::process::Command::new("tar").args(["czf", "-", "-C"]).arg(folder.join("site")).arg(".").output().unwrap();
     assert!(tar.status.success());
     let sent = app
         .client
         .post(app.url("/v1/pipelines/site/sources/Upload/revisions"))
-        .bearer_auth(&root)
+        .bearer_auth(root)
         .header("content-type", "application/gzip")
         .body(tar.stdout)
         .send()
         .await
         .unwrap();
     assert_eq!(sent.status(), 200);
-    let waiting = state_until(&app, &root, "site", "the approval waits", |s: &Value| {
+    state_until(app, root, "site", "the approval waits", |s: &Value| {
         action(s, "Approve", "Review")["token"].is_string()
     })
-    .await;
-    // The build's output variable and the pipeline variable reached it.
-    let summary = action(&waiting, "Approve", "Review")["summary"].as_str().unwrap_or_default().to_owned();
-    assert!(summary.starts_with("Ship build 20") && summary.ends_with(" to staging?"), "{waiting:#}");
+    .await
 }

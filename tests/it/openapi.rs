@@ -59,3 +59,32 @@ fn the_committed_document_validates_as_openapi_3_1() {
     assert!(output.status.success(), "{said}");
     assert!(said.contains("0 errors"), "{said}");
 }
+
+/// Every example in the committed document is an instance of the schema it
+/// illustrates (JSON Schema 2020-12, as OpenAPI 3.1 reads it), so that what
+/// a reader copies from /docs is a body the operation takes.
+#[test]
+fn every_example_in_the_document_fits_its_schema() {
+    let path = crate::support::workspace_root().join("openapi/openapi.json");
+    let script = "import json, sys, jsonschema\n\
+        doc = json.load(open(sys.argv[1]))\n\
+        checked, wrong = 0, []\n\
+        for path, item in doc['paths'].items():\n\
+        \x20   for method, op in item.items():\n\
+        \x20       for media, content in (op.get('requestBody', {}).get('content', {}) if isinstance(op, dict) else {}).items():\n\
+        \x20           if 'example' not in content: continue\n\
+        \x20           schema = dict(content['schema'], components=doc['components'])\n\
+        \x20           checked += 1\n\
+        \x20           for e in jsonschema.Draft202012Validator(schema).iter_errors(content['example']):\n\
+        \x20               wrong.append(f\"{op['operationId']} {list(e.path)}: {e.message[:200]}\")\n\
+        print('\\n'.join(wrong)); print(f'{checked} examples, {len(wrong)} wrong')\n\
+        sys.exit(1 if wrong or checked == 0 else 0)\n";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 runs (bash deploy/local-services.sh installs jsonschema with openapi-spec-validator)");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("11 examples, 0 wrong"), "{said}");
+}

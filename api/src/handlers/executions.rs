@@ -1176,6 +1176,37 @@ pub async fn retry_stage(
     }
 }
 
+/// One event of GetPipelineStateEvents' stream (OpenAPI 3.1 describes an
+/// event stream by its events). Comments (`: keepalive`) carry no event.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: the events are written as text
+pub struct PipelineStateEvent {
+    event: PipelineStateEventName,
+    #[schema(schema_with = pipeline_state_event_data)]
+    data: String,
+}
+
+/// The stream's only event name.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum PipelineStateEventName {
+    #[schema(rename = "state")]
+    State,
+}
+
+/// A JSON text that is a [`PipelineStateResponse`].
+fn pipeline_state_event_data() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some("GetPipelineState's answer, as JSON"))
+        .content_media_type("application/json")
+        .extensions(Some(utoipa::openapi::extensions::Extensions::from_iter([(
+            "contentSchema",
+            serde_json::json!({"$ref": "#/components/schemas/PipelineStateResponse"}),
+        )])))
+        .build()
+}
+
 /// Live updates of the pipeline's state, as Server-Sent Events: an event
 /// `state` with the whole of GetPipelineState at once and after each change
 /// (changes close together are sent as one), and a comment every 15 seconds
@@ -1183,7 +1214,7 @@ pub async fn retry_stage(
 /// a client connects again (to another api process).
 #[utoipa::path(
     tag = "executions", operation_id = "GetPipelineStateEvents", params(("name" = String, Path)),
-    responses((status = 200, description = "`event: state` with GetPipelineState's answer as data", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "`event: state` with GetPipelineState's answer as data", content_type = "text/event-stream", body = PipelineStateEvent),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "Redis is unavailable")),
     security(("bearer" = []))
