@@ -141,3 +141,13 @@ if [ ! -d "$clients_ts/node_modules" ] || [ "$clients_ts/package-lock.json" -nt 
   say "installing the TypeScript client's npm packages (npm ci in clients/typescript)"
   (cd "$clients_ts" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The console (console/): its build (Vite, TypeScript, Preact) and its
+# browser tests (playwright-core driving Debian's Chromium; Playwright's own
+# browser download does not work here, and is not needed).
+console="$(cd "$(dirname "$0")/.." && pwd)/console"
+if [ ! -d "$console/node_modules" ] || [ "$console/package-lock.json" -nt "$console/node_modules/.package-lock.json" ]; then
+  say "installing the console's npm packages (npm ci in console)"
+  (cd "$console" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+command -v chromium >/dev/null || { say "installing Chromium (the console's browser tests)"; install chromium fonts-dejavu-core; }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod fallback;
 pub mod handlers;

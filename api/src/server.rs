@@ -375,6 +375,7 @@ pub fn app(
             web::get()
                 .to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }),
         )
+        .configure(crate::console::routes)
         .default_service(web::to(fallback::unmatched))
         // Inside the audit: only the answer the caller gets is recorded.
         .wrap(RetryLostConnection)
@@ -512,6 +513,9 @@ pub fn start(
         let mut table = RouteTable::from_openapi(&openapi());
         table.add("/openapi.json", vec!["GET"]);
         table.add("/docs", vec!["GET"]);
+        for path in crate::console::paths() {
+            table.add(path, vec!["GET"]);
+        }
         web::Data::from(Arc::new(table))
     };
     let (writer, audit) = crate::audit::AuditWriter::start(state.services.db.clone());

@@ -1,7 +1,11 @@
-// Generates generated/schema.d.ts from the committed OpenAPI document with
+// Generates TypeScript types from the committed OpenAPI document with
 // openapi-typescript, binary bodies typed as Blob (its documented transform:
 // the CLI types them as string, which no upload or download can be).
+// Writes generated/schema.d.ts here, or the file named as its argument (the
+// console's types are made by this same script).
 import { writeFileSync, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import openapiTS, { astToString } from "openapi-typescript";
 import ts from "typescript";
 
@@ -18,6 +22,9 @@ const ast = await openapiTS(document, {
     return undefined;
   },
 });
-mkdirSync(new URL("generated/", import.meta.url), { recursive: true });
-writeFileSync(new URL("generated/schema.d.ts", import.meta.url), astToString(ast));
-console.log("generated/schema.d.ts");
+const out = process.argv[2]
+  ? resolve(process.argv[2])
+  : fileURLToPath(new URL("generated/schema.d.ts", import.meta.url));
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, astToString(ast));
+console.log(out);

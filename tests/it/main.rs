@@ -7,6 +7,7 @@ mod artifacts;
 mod audit;
 mod clients;
 mod cluster;
+mod console;
 mod deploy;
 mod errors;
 mod examples;

@@ -1,0 +1,594 @@
+// A pipeline drawn as CodePipeline draws it: stages top to bottom, joined
+// by transition arrows that can be disabled; each stage's actions in runOrder
+// groups, side by side within a group. It follows the state stream, so it
+// changes as the pipeline runs, without reload.
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { api, follow, must, type Schemas } from "../api";
+import { href } from "../app";
+import { Dialog, ExternalLink, Failure, Field, StatusBadge, When, useAction, value } from "../ui";
+
+type State = Schemas["PipelineStateResponse"];
+type StageState = Schemas["StageState"];
+type ActionState = Schemas["ActionState"];
+type Declaration = Schemas["PipelineDeclaration"];
+type StageDeclaration = Schemas["StageDeclaration"];
+type ActionDeclaration = Schemas["ActionDeclaration"];
+
+type Open =
+  | { kind: "release" }
+  | { kind: "stop"; executionId: string }
+  | { kind: "retry"; stage: string; executionId: string }
+  | { kind: "disable"; stage: string }
+  | { kind: "review"; stage: string; action: string; token: string; summary?: string | null | undefined }
+  | { kind: "log"; action: string; actionExecutionId: string };
+
+export function PipelinePage({ name }: { name: string }) {
+  const [declaration, setDeclaration] = useState<Declaration | null>(null);
+  const [state, setState] = useState<State | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [live, setLive] = useState(false);
+  const [open, setOpen] = useState<Open | null>(null);
+  const [loadedVersion, setLoadedVersion] = useState<number | null>(null);
+  const transition = useAction();
+
+  const reload = async () => {
+    try {
+      const [pipeline, current] = await Promise.all([
+        must(api.GET("/v1/pipelines/{name}", { params: { path: { name } } })),
+        must(api.GET("/v1/pipelines/{name}/state", { params: { path: { name } } })),
+      ]);
+      setDeclaration(pipeline.pipeline);
+      setLoadedVersion(current.pipelineVersion);
+      setState(current);
+      setError(null);
+    } catch (e) {
+      setError(e);
+    }
+  };
+
+  useEffect(() => {
+    void reload();
+    const stop = new AbortController();
+    follow(
+      `/v1/pipelines/${encodeURIComponent(name)}/events`,
+      (event, data) => {
+        if (event !== "state") return;
+        try {
+          setState(JSON.parse(data) as State);
+        } catch {
+          // An event that is not a state is not for us.
+        }
+      },
+      setLive,
+      stop.signal,
+    );
+    return () => stop.abort();
+  }, [name]);
+
+  // Someone updated the pipeline: its stages may have changed, so its
+  // declaration is read again.
+  useEffect(() => {
+    if (state && loadedVersion !== null && state.pipelineVersion !== loadedVersion) void reload();
+  }, [state?.pipelineVersion]);
+
+  const running = useMemo(() => runningExecution(state), [state]);
+
+  if (error && !state) {
+    return (
+      <section>
+        <h1>{name}</h1>
+        <Failure error={error} />
+        <p>
+          <a href={href("pipelines")}>Back to pipelines</a>
+        </p>
+      </section>
+    );
+  }
+  if (!state || !declaration) return <p aria-busy="true">Loading {name}…</p>;
+
+  const enableTransition = (stage: string) =>
+    void transition.run(() =>
+      must(
+        api.POST("/v1/pipelines/{name}/stages/{stage}/transitions/inbound/enable", {
+          params: { path: { name, stage } },
+        }),
+      ),
+    );
+
+  return (
+    <section aria-labelledby="pipeline-name" class="pipeline">
+      <div class="title">
+        <h1 id="pipeline-name">{name}</h1>
+        <span class={live ? "live on" : "live"} role="status" aria-live="polite">
+          {live ? "Live" : "Reconnecting…"}
+        </span>
+        <div class="buttons">
+          <a class="button" href={href("pipelines", name, "executions")}>
+            History
+          </a>
+          <button type="button" disabled={!running} onClick={() => running && setOpen({ kind: "stop", executionId: running })}>
+            Stop execution
+          </button>
+          <button type="button" class="primary" onClick={() => setOpen({ kind: "release" })}>
+            Release change
+          </button>
+        </div>
+      </div>
+      <p class="meta">
+        Version {state.pipelineVersion} · {declaration.pipelineType ?? "V2"} · {declaration.executionMode ?? "SUPERSEDED"} · updated{" "}
+        <When at={state.updated} />
+      </p>
+      <Failure error={transition.error} />
+      <ol class="stages" aria-label="Stages">
+        {declaration.stages.map((stage, index) => {
+          const stageState = state.stageStates.find((s) => s.stageName === stage.name);
+          return (
+            <li key={stage.name} class="stage-slot">
+              {index > 0 && (
+                <Transition
+                  stage={stage.name}
+                  state={stageState}
+                  onDisable={() => setOpen({ kind: "disable", stage: stage.name })}
+                  onEnable={() => enableTransition(stage.name)}
+                  busy={transition.busy}
+                />
+              )}
+              <Stage
+                declaration={stage}
+                state={stageState}
+                name={name}
+                onOpen={setOpen}
+              />
+            </li>
+          );
+        })}
+      </ol>
+      {open && <Opened name={name} open={open} declaration={declaration} onClose={() => setOpen(null)} />}
+    </section>
+  );
+}
+
+/** The execution the pipeline is running, if one is: the newest stage execution in progress. */
+function runningExecution(state: State | null): string | null {
+  if (!state) return null;
+  for (const stage of [...state.stageStates].reverse()) {
+    const latest = stage.latestExecution;
+    if (latest && (latest.status === "InProgress" || latest.status === "Stopping")) return latest.pipelineExecutionId;
+  }
+  return null;
+}
+
+function Transition(props: {
+  stage: string;
+  state: StageState | undefined;
+  onDisable: () => void;
+  onEnable: () => void;
+  busy: boolean;
+}) {
+  const transition = props.state?.inboundTransitionState;
+  const enabled = transition?.enabled ?? true;
+  return (
+    <div class={enabled ? "transition" : "transition disabled"} aria-label={`Transition into ${props.stage}`} role="group">
+      <span class="arrow" aria-hidden="true">
+        {enabled ? "↓" : "⤓"}
+      </span>
+      {enabled ? (
+        <button type="button" class="small" onClick={props.onDisable} disabled={props.busy} aria-label={`Disable transition into ${props.stage}`}>
+          Disable transition
+        </button>
+      ) : (
+        <>
+          <span class="reason">
+            Transition disabled{transition?.disabledReason ? `: ${transition.disabledReason}` : ""}
+            {transition?.lastChangedBy && <small> by {transition.lastChangedBy}</small>}
+          </span>
+          <button type="button" class="small" onClick={props.onEnable} disabled={props.busy} aria-label={`Enable transition into ${props.stage}`}>
+            Enable transition
+          </button>
+        </>
+      )}
+    </div>
+  );
+}
+
+function Stage(props: {
+  name: string;
+  declaration: StageDeclaration;
+  state: StageState | undefined;
+  onOpen: (open: Open) => void;
+}) {
+  const { declaration, state } = props;
+  const latest = state?.latestExecution;
+  // runOrder groups, in order; the actions of a group side by side.
+  const groups = new Map<number, ActionDeclaration[]>();
+  for (const action of declaration.actions) {
+    const order = action.runOrder ?? 1;
+    groups.set(order, [...(groups.get(order) ?? []), action]);
+  }
+  const orders = [...groups.keys()].sort((a, b) => a - b);
+  return (
+    <article class={`stage ${latest?.status ?? ""}`} aria-label={`Stage ${declaration.name}`}>
+      <header>
+        <h2>{declaration.name}</h2>
+        <StatusBadge status={latest?.status} />
+        {latest && (
+          <a class="execution-id" href={href("pipelines", props.name, "executions", latest.pipelineExecutionId)}>
+            {latest.pipelineExecutionId.slice(0, 8)}
+          </a>
+        )}
+        {latest?.status === "Failed" && (
+          <button
+            type="button"
+            class="small"
+            onClick={() => props.onOpen({ kind: "retry", stage: declaration.name, executionId: latest.pipelineExecutionId })}
+          >
+            Retry
+          </button>
+        )}
+      </header>
+      {orders.map((order) => (
+        <div class="run-order" key={order} role="group" aria-label={`Run order ${order}`}>
+          {(groups.get(order) ?? []).map((action) => (
+            <Action
+              key={action.name}
+              name={props.name}
+              stage={declaration.name}
+              declaration={action}
+              state={state?.actionStates.find((a) => a.actionName === action.name)}
+              onOpen={props.onOpen}
+            />
+          ))}
+        </div>
+      ))}
+    </article>
+  );
+}
+
+function Action(props: {
+  name: string;
+  stage: string;
+  declaration: ActionDeclaration;
+  state: ActionState | undefined;
+  onOpen: (open: Open) => void;
+}) {
+  const { declaration } = props;
+  const latest = props.state?.latestExecution;
+  const waiting = declaration.actionTypeId.category === "Approval" && latest?.status === "InProgress" && latest.token;
+  return (
+    <div class={`action ${latest?.status ?? ""}`} role="group" aria-label={`Action ${declaration.name}`}>
+      <div class="action-head">
+        <strong>{declaration.name}</strong>
+        <small>{declaration.actionTypeId.provider}</small>
+      </div>
+      <StatusBadge status={latest?.status} />
+      {latest?.summary && <p class="summary">{latest.summary}</p>}
+      {latest?.errorDetails && (
+        <p class="error-details">
+          <code>{latest.errorDetails.code}</code> {latest.errorDetails.message}
+        </p>
+      )}
+      {latest && (
+        <p class="times">
+          <When at={latest.lastStatusChange} />
+        </p>
+      )}
+      <div class="links">
+        {latest && declaration.actionTypeId.category !== "Approval" && (
+          <button
+            type="button"
+            class="link"
+            onClick={() => props.onOpen({ kind: "log", action: declaration.name, actionExecutionId: latest.actionExecutionId })}
+            aria-label={`Log of ${declaration.name}`}
+          >
+            Log
+          </button>
+        )}
+        {latest?.externalExecutionUrl && <ExternalLink href={latest.externalExecutionUrl}>Details</ExternalLink>}
+        {declaration.actionTypeId.category === "Source" && declaration.actionTypeId.provider === "Upload" && (
+          <UploadRevision name={props.name} action={declaration.name} />
+        )}
+        {waiting && (
+          <button
+            type="button"
+            class="primary small"
+            onClick={() =>
+              props.onOpen({
+                kind: "review",
+                stage: props.stage,
+                action: declaration.name,
+                token: latest.token ?? "",
+                summary: latest.summary,
+              })
+            }
+          >
+            Review
+          </button>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function Opened(props: { name: string; open: Open; declaration: Declaration; onClose: () => void }) {
+  const { open, name, onClose } = props;
+  switch (open.kind) {
+    case "release":
+      return <ReleaseChange name={name} declaration={props.declaration} onClose={onClose} />;
+    case "stop":
+      return <StopExecution name={name} executionId={open.executionId} onClose={onClose} />;
+    case "retry":
+      return <RetryStage name={name} stage={open.stage} executionId={open.executionId} onClose={onClose} />;
+    case "disable":
+      return <DisableTransition name={name} stage={open.stage} onClose={onClose} />;
+    case "review":
+      return <Review name={name} open={open} onClose={onClose} />;
+    case "log":
+      return <Log name={name} action={open.action} id={open.actionExecutionId} onClose={onClose} />;
+  }
+}
+
+function ReleaseChange({ name, declaration, onClose }: { name: string; declaration: Declaration; onClose: () => void }) {
+  const declared = declaration.variables ?? [];
+  const [values, setValues] = useState<Record<string, string>>({});
+  const action = useAction();
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void action.run(async () => {
+      const variables = Object.entries(values)
+        .filter(([, v]) => v !== "")
+        .map(([variable, v]) => ({ name: variable, value: v }));
+      await must(
+        api.POST("/v1/pipelines/{name}/executions", {
+          params: { path: { name } },
+          body: variables.length ? { variables } : {},
+        }),
+      );
+      onClose();
+    });
+  };
+  return (
+    <Dialog title="Release change" onClose={onClose}>
+      <form onSubmit={submit}>
+        <p>Runs the pipeline again with each source's latest revision.</p>
+        {declared.length > 0 && (
+          <fieldset>
+            <legend>Variables (empty: the default)</legend>
+            {declared.map((v) => (
+              <Field key={v.name} label={v.name} hint={v.description ?? (v.defaultValue ? `Default: ${v.defaultValue}` : undefined)}>
+                <input
+                  name={v.name}
+                  placeholder={v.defaultValue ?? ""}
+                  value={values[v.name] ?? ""}
+                  onInput={(e) => setValues({ ...values, [v.name]: value(e) })}
+                />
+              </Field>
+            ))}
+          </fieldset>
+        )}
+        <Failure error={action.error} />
+        <div class="buttons">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={action.busy}>
+            Release
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+function StopExecution({ name, executionId, onClose }: { name: string; executionId: string; onClose: () => void }) {
+  const [reason, setReason] = useState("");
+  const action = useAction();
+  const stop = (abandon: boolean) =>
+    void action.run(async () => {
+      await must(
+        api.POST("/v1/pipelines/{name}/executions/{id}/stop", {
+          params: { path: { name, id: executionId } },
+          body: { abandon, ...(reason ? { reason } : {}) },
+        }),
+      );
+      onClose();
+    });
+  return (
+    <Dialog title="Stop execution" onClose={onClose}>
+      <p>
+        Execution <code>{executionId}</code>
+      </p>
+      <Field label="Reason" hint="Optional, up to 200 characters">
+        <textarea name="reason" maxLength={200} value={reason} onInput={(e) => setReason(value(e))} />
+      </Field>
+      <Failure error={action.error} />
+      <div class="buttons">
+        <button type="button" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="button" disabled={action.busy} onClick={() => stop(false)}>
+          Stop and wait
+        </button>
+        <button type="button" class="danger" disabled={action.busy} onClick={() => stop(true)}>
+          Stop and abandon
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+function RetryStage(props: { name: string; stage: string; executionId: string; onClose: () => void }) {
+  const action = useAction();
+  const retry = (retryMode: "FAILED_ACTIONS" | "ALL_ACTIONS") =>
+    void action.run(async () => {
+      await must(
+        api.POST("/v1/pipelines/{name}/stages/{stage}/retry", {
+          params: { path: { name: props.name, stage: props.stage } },
+          body: { pipelineExecutionId: props.executionId, retryMode },
+        }),
+      );
+      props.onClose();
+    });
+  return (
+    <Dialog title={`Retry ${props.stage}`} onClose={props.onClose}>
+      <p>Runs the stage again in execution {props.executionId.slice(0, 8)}.</p>
+      <Failure error={action.error} />
+      <div class="buttons">
+        <button type="button" onClick={props.onClose}>
+          Cancel
+        </button>
+        <button type="button" disabled={action.busy} onClick={() => retry("ALL_ACTIONS")}>
+          Retry all actions
+        </button>
+        <button type="button" class="primary" disabled={action.busy} onClick={() => retry("FAILED_ACTIONS")}>
+          Retry failed actions
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+function DisableTransition(props: { name: string; stage: string; onClose: () => void }) {
+  const [reason, setReason] = useState("");
+  const action = useAction();
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void action.run(async () => {
+      await must(
+        api.POST("/v1/pipelines/{name}/stages/{stage}/transitions/inbound/disable", {
+          params: { path: { name: props.name, stage: props.stage } },
+          body: { reason },
+        }),
+      );
+      props.onClose();
+    });
+  };
+  return (
+    <Dialog title={`Disable transition into ${props.stage}`} onClose={props.onClose}>
+      <form onSubmit={submit}>
+        <Field label="Reason" hint="1–300 characters: letters, digits, spaces and !@().*?-">
+          <input name="reason" required maxLength={300} value={reason} onInput={(e) => setReason(value(e))} />
+        </Field>
+        <Failure error={action.error} />
+        <div class="buttons">
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={action.busy}>
+            Disable
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+function Review(props: { name: string; open: Extract<Open, { kind: "review" }>; onClose: () => void }) {
+  const { open } = props;
+  const [comments, setComments] = useState("");
+  const action = useAction();
+  const decide = (status: "Approved" | "Rejected") =>
+    void action.run(async () => {
+      await must(
+        api.POST("/v1/pipelines/{name}/stages/{stage}/actions/{action}/approval", {
+          params: { path: { name: props.name, stage: open.stage, action: open.action } },
+          body: { token: open.token, result: { status, summary: comments } },
+        }),
+      );
+      props.onClose();
+    });
+  return (
+    <Dialog title={`Review ${open.action}`} onClose={props.onClose}>
+      {open.summary && <p class="summary">{open.summary}</p>}
+      <Field label="Comments" hint="Up to 512 characters">
+        <textarea name="comments" maxLength={512} value={comments} onInput={(e) => setComments(value(e))} />
+      </Field>
+      <Failure error={action.error} />
+      <div class="buttons">
+        <button type="button" onClick={props.onClose}>
+          Cancel
+        </button>
+        <button type="button" class="danger" disabled={action.busy} onClick={() => decide("Rejected")}>
+          Reject
+        </button>
+        <button type="button" class="primary" disabled={action.busy} onClick={() => decide("Approved")}>
+          Approve
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+function Log(props: { name: string; action: string; id: string; onClose: () => void }) {
+  const [text, setText] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    let gone = false;
+    // Read again every two seconds while the dialog is open: the log grows
+    // while the action runs.
+    const read = async () => {
+      try {
+        const log = await must(
+          api.GET("/v1/pipelines/{name}/action-executions/{id}/log", {
+            params: { path: { name: props.name, id: props.id } },
+            parseAs: "text",
+          }),
+        );
+        if (!gone) setText(log as unknown as string);
+      } catch (e) {
+        if (!gone) setError(e);
+      }
+    };
+    void read();
+    const every = setInterval(() => void read(), 2_000);
+    return () => {
+      gone = true;
+      clearInterval(every);
+    };
+  }, [props.id]);
+  return (
+    <Dialog title={`Log of ${props.action}`} onClose={props.onClose}>
+      <Failure error={error} />
+      <pre class="log" tabIndex={0} aria-label="Log text">
+        {text ?? "Loading…"}
+      </pre>
+      <div class="buttons">
+        <button type="button" onClick={props.onClose}>
+          Close
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+/** An archive (.tar.gz, .tar or .zip) sent as the Upload source's next revision: it starts an execution. */
+function UploadRevision({ name, action }: { name: string; action: string }) {
+  const upload = useAction();
+  const [sent, setSent] = useState<string | null>(null);
+  const send = (e: Event) => {
+    const input = e.currentTarget as HTMLInputElement;
+    const file = input.files?.[0];
+    if (!file) return;
+    void upload.run(async () => {
+      const started = await must(
+        api.POST("/v1/pipelines/{name}/sources/{action}/revisions", {
+          params: { path: { name, action }, header: { "x-pw-revision-summary": file.name.slice(0, 200) } },
+          body: file,
+          bodySerializer: (body) => body,
+          headers: { "content-type": "application/octet-stream" },
+        }),
+      );
+      setSent(`Uploaded ${file.name}: execution ${started.pipelineExecutionId.slice(0, 8)}`);
+      input.value = "";
+    });
+  };
+  return (
+    <>
+      <label class="button small upload">
+        Upload revision
+        <input type="file" class="visually-hidden" accept=".tar.gz,.tgz,.tar,.zip" onChange={send} disabled={upload.busy} />
+      </label>
+      {sent && <span role="status">{sent}</span>}
+      <Failure error={upload.error} />
+    </>
+  );
+}

@@ -1,0 +1,275 @@
+// The console in a real browser (Debian's Chromium, driven by
+// playwright-core) against a running service (PIPEWRIGHT_URL): what a
+// person does with it, checked as they would see it. tests/it/console.rs
+// runs this against a spawned service; by hand:
+//   PIPEWRIGHT_URL=http://127.0.0.1:8080 node --test console/tests/
+// Screenshots of the pipeline page go to console/test-results/.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const BASE = (process.env.PIPEWRIGHT_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "");
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const RESULTS = fileURLToPath(new URL("../test-results/", import.meta.url));
+const RUN = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+const PASSWORD = "correct horse battery staple";
+const LIVE = 60_000;
+
+mkdirSync(RESULTS, { recursive: true });
+
+/** The API, for what the test arranges outside the console (another account, a user). */
+async function call(method, path, token, body) {
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function token(account, userName) {
+  return (await call("POST", "/v1/auth/sign-in", undefined, { account, userName, password: PASSWORD })).accessToken;
+}
+
+let browser;
+const problems = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Every open window's screen, when a test fails: what the person would have seen. */
+async function failed(t) {
+  let n = 0;
+  for (const context of browser.contexts()) {
+    for (const page of context.pages()) {
+      await page.screenshot({ path: `${RESULTS}failed-${t}-${++n}.png`, fullPage: true }).catch(() => undefined);
+    }
+  }
+}
+
+/** A test that keeps the screens it failed on. */
+function browserTest(name, body) {
+  test(name, async () => {
+    try {
+      await body();
+    } catch (e) {
+      await failed(name.split(" ").slice(0, 3).join("-"));
+      throw e;
+    }
+  });
+}
+
+/** A window of its own (its own session), whose console errors fail the test. */
+async function window(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on("console", (message) => {
+    // A refused call is the browser's network error line, not the console's.
+    if (message.type() === "error" && !/status of (4\d\d)/.test(message.text())) problems.push(message.text());
+  });
+  page.on("pageerror", (error) => problems.push(String(error)));
+  await page.goto(`${BASE}/`);
+  return page;
+}
+
+async function signIn(page, account, userName, password = PASSWORD) {
+  const form = page.getByRole("form", { name: "Sign in" });
+  await form.getByLabel("Account").fill(account);
+  await form.getByLabel("User name").fill(userName);
+  await form.getByLabel("Password").fill(password);
+  await form.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Pipelines" }).waitFor();
+}
+
+const stage = (page, name) => page.getByRole("article", { name: `Stage ${name}` });
+const action = (page, name) => page.getByRole("group", { name: `Action ${name}` });
+/** A stage's own status (its header's), as opposed to its actions'. */
+const stageStatus = (page, name, status) => stage(page, name).locator("header").getByText(status, { exact: true });
+
+browserTest("a person signs up, creates the example pipeline and takes it to deployed with the console alone", async () => {
+  const alias = `console-${RUN}`;
+  const page = await window();
+
+  // Sign up, then sign in as the account's root.
+  await page.getByRole("button", { name: "Create an account" }).click();
+  const signUp = page.getByRole("form", { name: "Create an account" });
+  await signUp.getByLabel("Account alias").fill(alias);
+  await signUp.getByLabel("Root password").fill(PASSWORD);
+  await signUp.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("status").filter({ hasText: "created" }).waitFor();
+  await signIn(page, alias, "root");
+  await assert.doesNotReject(page.getByLabel("Signed in as").filter({ hasText: `root @ ${alias}` }).waitFor());
+
+  // The example pipeline, from its file.
+  await page.getByRole("link", { name: "Create pipeline" }).click();
+  await page.getByLabel("Load from a file").setInputFiles(`${ROOT}examples/upload-build-approve-deploy.json`);
+  await page.getByRole("button", { name: "Create pipeline" }).click();
+  await page.getByRole("heading", { name: "site" }).waitFor();
+  await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+
+  // A page that is never reloaded from here on: the marker would be gone.
+  await page.evaluate(() => {
+    window.__notReloaded = true;
+  });
+
+  // A second window, the account's read-only user, follows along.
+  const rootToken = await token(alias, "root");
+  await call("POST", "/v1/iam/users", rootToken, { userName: "reader" });
+  await call("PUT", "/v1/iam/users/reader/login-profile", rootToken, { password: PASSWORD });
+  await call("POST", "/v1/iam/users/reader/attached-policies", rootToken, {
+    policyArn: "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess",
+  });
+  const reader = await window();
+  await signIn(reader, alias, "reader");
+  await reader.getByRole("link", { name: "site" }).click();
+  await reader.getByRole("status").filter({ hasText: "Live" }).waitFor();
+
+  // A revision uploaded from the Upload action starts the pipeline.
+  const archive = join(tmpdir(), `pipewright-site-${RUN}.tar.gz`);
+  execFileSync("tar", ["czf", archive, "-C", `${ROOT}examples/site`, "."]);
+  await action(page, "Upload").getByLabel("Upload revision").setInputFiles(archive);
+  await page.getByRole("status").filter({ hasText: "Uploaded" }).waitFor();
+
+  // It reaches the approval live, in both windows.
+  const review = action(page, "Review").getByRole("button", { name: "Review" });
+  await review.waitFor({ timeout: LIVE });
+  await action(reader, "Review").getByRole("button", { name: "Review" }).waitFor({ timeout: LIVE });
+  await assert.doesNotReject(stageStatus(page, "Build", "Succeeded").waitFor());
+  await page.screenshot({ path: `${RESULTS}pipeline-waiting-for-approval.png`, fullPage: true });
+
+  // The reader may look but not approve: IAM's refusal, in its words.
+  await action(reader, "Review").getByRole("button", { name: "Review" }).click();
+  const readerDialog = reader.getByRole("dialog", { name: "Review Review" });
+  await readerDialog.getByRole("button", { name: "Approve" }).click();
+  const refusal = readerDialog.getByRole("alert");
+  await refusal.waitFor();
+  const said = await refusal.textContent();
+  assert.match(said, /Not allowed/);
+  assert.match(said, /reader/);
+  assert.match(said, /codepipeline:PutApprovalResult/);
+  await readerDialog.getByRole("button", { name: "Cancel" }).click();
+
+  // Disable the transition into Deploy, with a reason; the reader sees it.
+  await page.getByRole("button", { name: "Disable transition into Deploy" }).click();
+  const disable = page.getByRole("dialog", { name: "Disable transition into Deploy" });
+  await disable.getByLabel("Reason").fill("Holding for the release note");
+  await disable.getByRole("button", { name: "Disable" }).click();
+  await page.getByText("Transition disabled: Holding for the release note").waitFor({ timeout: LIVE });
+  await reader.getByText("Transition disabled: Holding for the release note").waitFor({ timeout: LIVE });
+
+  // The reader's Release change is refused with IAM's message.
+  await reader.getByRole("button", { name: "Release change" }).click();
+  const release = reader.getByRole("dialog", { name: "Release change" });
+  await release.getByRole("button", { name: "Release" }).click();
+  const releaseRefusal = await release.getByRole("alert").textContent();
+  assert.match(releaseRefusal, /codepipeline:StartPipelineExecution/);
+  await release.getByRole("button", { name: "Cancel" }).click();
+
+  // Approve; with the transition disabled, Deploy waits for it.
+  await review.click();
+  const dialog = page.getByRole("dialog", { name: "Review Review" });
+  await dialog.getByLabel("Comments").fill("looks good");
+  await dialog.getByRole("button", { name: "Approve" }).click();
+  await stageStatus(page, "Approve", "Succeeded").waitFor({ timeout: LIVE });
+
+  // Enable it again, and Deploy runs to success without a reload.
+  await page.getByRole("button", { name: "Enable transition into Deploy" }).click();
+  await page.getByRole("button", { name: "Disable transition into Deploy" }).waitFor({ timeout: LIVE });
+  await stageStatus(page, "Deploy", "Succeeded").waitFor({ timeout: LIVE });
+  await stageStatus(reader, "Deploy", "Succeeded").waitFor({ timeout: LIVE });
+  assert.equal(await page.evaluate(() => window.__notReloaded), true, "the page was reloaded");
+
+  // The deploy's log reads as it ran.
+  await action(page, "Ship").getByRole("button", { name: "Log of Ship" }).click();
+  const log = page.getByRole("dialog", { name: "Log of Ship" });
+  await log.getByText("shipping build").waitFor();
+  await log.getByRole("button", { name: "Close" }).click();
+
+  await page.screenshot({ path: `${RESULTS}pipeline-deployed-1280x800.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${RESULTS}pipeline-deployed-phone.png`, fullPage: true });
+  // Nothing wider than the phone's screen.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the page is ${overflow} px wider than a phone's screen`);
+
+  // Sign out: back to the sign-in form.
+  await reader.getByRole("button", { name: "Sign out" }).click();
+  await reader.getByRole("form", { name: "Sign in" }).waitFor();
+
+  // Switch role (as AWS has it, a root user cannot: an IAM user does) into
+  // another account's role that trusts this account.
+  const other = await call("POST", "/v1/accounts", undefined, { alias: `console-b-${RUN}`, rootPassword: PASSWORD });
+  const me = await call("GET", "/v1/auth/whoami", rootToken);
+  const otherToken = await token(other.accountId, "root");
+  await call("POST", "/v1/iam/roles", otherToken, {
+    roleName: "auditor",
+    assumeRolePolicyDocument: {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { PW: `arn:pw:iam::${me.account}:root` }, Action: "sts:AssumeRole" }],
+    },
+  });
+  await call("POST", "/v1/iam/roles/auditor/attached-policies", otherToken, {
+    policyArn: "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess",
+  });
+  await call("POST", "/v1/pipelines", otherToken, {
+    pipeline: { ...JSON.parse(readFileSync(`${ROOT}examples/upload-build-approve-deploy.json`, "utf8")).pipeline, name: "b-site" },
+  });
+  await call("POST", "/v1/iam/users", rootToken, { userName: "operator" });
+  await call("PUT", "/v1/iam/users/operator/login-profile", rootToken, { password: PASSWORD });
+  await call("PUT", "/v1/iam/users/operator/policies/switch", rootToken, {
+    policyDocument: {
+      Version: "2012-10-17",
+      Statement: [
+        { Effect: "Allow", Action: "sts:AssumeRole", Resource: `arn:pw:iam::${other.accountId}:role/auditor` },
+        { Effect: "Allow", Action: ["codepipeline:List*", "codepipeline:Get*"], Resource: "*" },
+      ],
+    },
+  });
+  const operator = await window();
+  await signIn(operator, alias, "operator");
+  await operator.getByRole("link", { name: "Switch role" }).click();
+  await operator.getByLabel("Account").fill(other.accountId);
+  await operator.getByLabel("Role", { exact: true }).fill("auditor");
+  await operator.getByLabel("Display name").fill("B auditor");
+  await operator.getByRole("button", { name: "Switch role" }).click();
+  await operator.getByRole("link", { name: "b-site" }).waitFor();
+  const bar = await operator.getByLabel("Signed in as").textContent();
+  assert.match(bar, /B auditor/);
+  assert.match(bar, new RegExp(`arn:pw:sts::${other.accountId}:assumed-role/auditor/`));
+  await operator.screenshot({ path: `${RESULTS}switched-role.png` });
+  // The way back is one click, and the role is remembered.
+  await operator.getByRole("button", { name: "Back to operator" }).click();
+  await operator.getByRole("link", { name: "site", exact: true }).waitFor();
+  await operator.getByRole("link", { name: "Switch role" }).click();
+  await operator.getByRole("button", { name: "B auditor" }).click();
+  await operator.getByRole("link", { name: "b-site" }).waitFor();
+
+  assert.deepEqual(problems, [], "the browser's console reported errors");
+});
