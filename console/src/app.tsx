@@ -4,6 +4,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { identity, leaveRole, onNotice, onSession, session, signOut, type Session } from "./api";
 import { CreatePipelinePage } from "./pages/create-pipeline";
+import { EventsPage } from "./pages/events";
+import { ExecutionPage, ExecutionsPage } from "./pages/executions";
 import { PipelinePage } from "./pages/pipeline";
 import { PipelinesPage } from "./pages/pipelines";
 import { SignInPage } from "./pages/signin";
@@ -44,7 +46,11 @@ export function App() {
   if (!current) return <SignInPage notice={message} />;
   const [page, ...rest] = route;
   let body;
-  if (page === "pipelines" && rest[0]) body = <PipelinePage key={rest[0]} name={rest[0]} />;
+  if (page === "pipelines" && rest[0] && rest[1] === "executions" && rest[2])
+    body = <ExecutionPage key={rest[2]} name={rest[0]} id={rest[2]} />;
+  else if (page === "pipelines" && rest[0] && rest[1] === "executions") body = <ExecutionsPage key={rest[0]} name={rest[0]} />;
+  else if (page === "pipelines" && rest[0]) body = <PipelinePage key={rest[0]} name={rest[0]} />;
+  else if (page === "events") body = <EventsPage />;
   else if (page === "switch-role") body = <SwitchRolePage />;
   else if (page === "create-pipeline") body = <CreatePipelinePage />;
   else body = <PipelinesPage />;
@@ -75,6 +81,7 @@ function IdentityBar({ session }: { session: Session }) {
       </a>
       <nav aria-label="Console">
         <a href={href("pipelines")}>Pipelines</a>
+        <a href={href("events")}>Event history</a>
       </nav>
       <div class="who" aria-label="Signed in as">
         {role ? (

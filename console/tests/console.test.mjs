@@ -219,6 +219,32 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `the page is ${overflow} px wider than a phone's screen`);
 
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // History: the execution, its actions on a timeline, output variables, artifacts.
+  await page.getByRole("link", { name: "History", exact: true }).click();
+  await page.getByRole("heading", { name: "Execution history" }).waitFor();
+  await page.getByRole("row").filter({ hasText: "PutSourceRevision" }).getByRole("link").click();
+  await page.getByRole("list", { name: "Action executions" }).waitFor();
+  await page.getByRole("table", { name: "Output variables of Package" }).getByText("VERSION").waitFor();
+  const download = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Download BuildOut" }).click();
+  assert.equal((await download).suggestedFilename(), "BuildOut.tar");
+  await page.screenshot({ path: `${RESULTS}execution.png`, fullPage: true });
+
+  // Event history finds the approval, and the reader's refused one.
+  await page.getByRole("link", { name: "Event history" }).click();
+  await page.getByLabel("Event name").fill("PutApprovalResult");
+  await page.getByRole("button", { name: "Search" }).click();
+  const events = page.getByRole("table", { name: "Events" });
+  await events.getByRole("row").filter({ hasText: "AccessDeniedException" }).filter({ hasText: "reader" }).waitFor();
+  await events.getByRole("row").filter({ hasText: ":root" }).filter({ hasText: "200" }).getByRole("button").click();
+  await page.getByRole("dialog").getByText("looks good").first().waitFor();
+  await page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
+  await page.getByRole("button", { name: "Verify the log" }).click();
+  await page.getByRole("status").filter({ hasText: "Valid:" }).waitFor();
+  await page.screenshot({ path: `${RESULTS}event-history.png`, fullPage: true });
+
   // Sign out: back to the sign-in form.
   await reader.getByRole("button", { name: "Sign out" }).click();
   await reader.getByRole("form", { name: "Sign in" }).waitFor();
