@@ -198,6 +198,10 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   await dialog.getByLabel("Comments").fill("looks good");
   await dialog.getByRole("button", { name: "Approve" }).click();
   await stageStatus(page, "Approve", "Succeeded").waitFor({ timeout: LIVE });
+  // The execution waits at the disabled transition, and both windows say so.
+  await page.getByRole("note", { name: "Waiting to enter Deploy" }).waitFor({ timeout: LIVE });
+  await reader.getByRole("note", { name: "Waiting to enter Deploy" }).waitFor({ timeout: LIVE });
+  await page.screenshot({ path: `${RESULTS}pipeline-held-at-disabled-transition.png`, fullPage: true });
 
   // Enable it again, and Deploy runs to success without a reload.
   await page.getByRole("button", { name: "Enable transition into Deploy" }).click();
@@ -236,9 +240,9 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   await page.getByRole("link", { name: "Event history" }).click();
   await page.getByLabel("Event name").fill("PutApprovalResult");
   await page.getByRole("button", { name: "Search" }).click();
-  const events = page.getByRole("table", { name: "Events" });
-  await events.getByRole("row").filter({ hasText: "AccessDeniedException" }).filter({ hasText: "reader" }).waitFor();
-  await events.getByRole("row").filter({ hasText: ":root" }).filter({ hasText: "200" }).getByRole("button").click();
+  const approvals = page.getByRole("table", { name: "Events" }).getByRole("row").filter({ hasText: "PutApprovalResult" });
+  await approvals.filter({ hasText: "AccessDeniedException" }).filter({ hasText: "reader" }).waitFor();
+  await approvals.filter({ hasText: ":root" }).filter({ hasText: "200" }).getByRole("button").click();
   await page.getByRole("dialog").getByText("looks good").first().waitFor();
   await page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
   await page.getByRole("button", { name: "Verify the log" }).click();

@@ -513,6 +513,39 @@ async fn every_step_is_pushed_live_over_server_sent_events() {
     .await;
     let deploy = frozen["stageStates"].as_array().unwrap().iter().find(|st| st["stageName"] == "Deploy").unwrap();
     assert_eq!(deploy["inboundTransitionState"]["disabledReason"], "Release freeze");
+    assert_eq!(deploy["inboundExecutions"], json!([]));
+
+    // An execution held by it is shown waiting at Deploy (inboundExecutions),
+    // and goes in when the transition is enabled again.
+    let started = app.call("POST", "/v1/pipelines/web/executions", Some(&root), Some(json!({}))).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let held_id = started.body["pipelineExecutionId"].clone();
+    let waiting = event_until(&mut events, &mut buffer, "the second approval waits", |s| {
+        action(s, "Approve", "Review")["pipelineExecutionId"] == held_id
+            && action(s, "Approve", "Review")["token"].is_string()
+    })
+    .await;
+    approve(&app, &root, "web", &waiting).await;
+    let stage_of = |s: &Value, name: &str| {
+        s["stageStates"].as_array().unwrap().iter().find(|st| st["stageName"] == name).cloned().unwrap()
+    };
+    let held = event_until(&mut events, &mut buffer, "the execution waits at the disabled transition", |s| {
+        stage_of(s, "Deploy")["inboundExecutions"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert_eq!(
+        stage_of(&held, "Deploy")["inboundExecutions"],
+        json!([{"pipelineExecutionId": held_id, "status": "InProgress"}])
+    );
+    assert_ne!(stage_of(&held, "Deploy")["latestExecution"]["pipelineExecutionId"], held_id);
+    assert_eq!(stage_of(&held, "Approve")["inboundExecutions"], json!([]));
+    let path = "/v1/pipelines/web/stages/Deploy/transitions/inbound/enable";
+    assert_eq!(app.call("POST", path, Some(&root), None).await.status, 200);
+    let released = event_until(&mut events, &mut buffer, "the held execution deploys", |s| {
+        stage_of(s, "Deploy")["latestExecution"]["pipelineExecutionId"] == held_id
+    })
+    .await;
+    assert_eq!(stage_of(&released, "Deploy")["inboundExecutions"], json!([]));
 
     // Someone without GetPipelineState on it gets no stream.
     let other = app.call("GET", "/v1/pipelines/web/events", None, None).await;

@@ -559,6 +559,9 @@ pub struct StageState {
     pub inbound_transition_state: Option<TransitionState>,
     pub action_states: Vec<ActionState>,
     pub latest_execution: Option<StageExecutionState>,
+    /// The executions waiting to enter this stage, oldest first: behind a
+    /// disabled transition, or while another execution holds the stage.
+    pub inbound_executions: Vec<StageExecutionState>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -598,6 +601,7 @@ pub async fn pipeline_state(
     let declaration = pipeline.declaration()?;
     let (stages, actions) = runs::state(conn, pipeline.pipeline_id).await?;
     let transitions = store::transitions(conn, pipeline.pipeline_id).await?;
+    let inbound = runs::inbound(conn, pipeline.pipeline_id).await?;
     let stage_states = declaration
         .stages
         .iter()
@@ -628,6 +632,11 @@ pub async fn pipeline_state(
                         .find(|r| r.stage_name == stage.name && r.action_name == a.name)
                         .map(action_state),
                 })
+                .collect(),
+            inbound_executions: inbound
+                .iter()
+                .filter(|(at, _)| *at == i)
+                .map(|(_, id)| StageExecutionState { pipeline_execution_id: *id, status: Status::InProgress })
                 .collect(),
             latest_execution: stages.iter().find(|(s, _)| s.stage_name == stage.name).map(|(s, _)| {
                 StageExecutionState {

@@ -148,12 +148,14 @@ export function PipelinePage({ name }: { name: string }) {
   );
 }
 
-/** The execution the pipeline is running, if one is: the newest stage execution in progress. */
+/** The execution the pipeline is running, if one is: in a stage, or waiting to enter one. */
 function runningExecution(state: State | null): string | null {
   if (!state) return null;
   for (const stage of [...state.stageStates].reverse()) {
     const latest = stage.latestExecution;
     if (latest && (latest.status === "InProgress" || latest.status === "Stopping")) return latest.pipelineExecutionId;
+    const waiting = stage.inboundExecutions[0];
+    if (waiting) return waiting.pipelineExecutionId;
   }
   return null;
 }
@@ -167,6 +169,7 @@ function Transition(props: {
 }) {
   const transition = props.state?.inboundTransitionState;
   const enabled = transition?.enabled ?? true;
+  const waiting = props.state?.inboundExecutions ?? [];
   return (
     <div class={enabled ? "transition" : "transition disabled"} aria-label={`Transition into ${props.stage}`} role="group">
       <span class="arrow" aria-hidden="true">
@@ -186,6 +189,14 @@ function Transition(props: {
             Enable transition
           </button>
         </>
+      )}
+      {waiting.length > 0 && (
+        <span class="inbound" role="note" aria-label={`Waiting to enter ${props.stage}`}>
+          {waiting.length === 1 ? "1 execution waits" : `${waiting.length} executions wait`} to enter:{" "}
+          {waiting.map((w) => (
+            <code key={w.pipelineExecutionId}>{w.pipelineExecutionId.slice(0, 8)} </code>
+          ))}
+        </span>
       )}
     </div>
   );

@@ -1361,6 +1361,47 @@ pub async fn state(
     Ok((stages, actions))
 }
 
+/// The running executions of a pipeline that wait to enter a stage (a
+/// disabled transition, or a stage another execution holds), as
+/// `(stage index, execution id)`, oldest first: every stage before that one
+/// succeeded and it was not entered (CodePipeline's `inboundExecutions`).
+pub async fn inbound(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<(usize, Uuid)>, IamError> {
+    let running: Vec<Uuid> = pipeline_executions::table
+        .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+        .filter(pipeline_executions::status.eq(Status::InProgress.as_str()))
+        .order(pipeline_executions::seq.asc())
+        .select(pipeline_executions::execution_id)
+        .load(conn)
+        .await?;
+    if running.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entered: Vec<(Uuid, i32, String)> = stage_executions::table
+        .filter(stage_executions::execution_id.eq_any(&running))
+        .select((stage_executions::execution_id, stage_executions::stage_index, stage_executions::status))
+        .load(conn)
+        .await?;
+    Ok(running
+        .into_iter()
+        .filter_map(|execution| {
+            let mut stages: Vec<(i32, &str)> =
+                entered.iter().filter(|(e, _, _)| *e == execution).map(|(_, i, s)| (*i, s.as_str())).collect();
+            stages.sort_unstable();
+            // Stages are entered in order: the first index missing or not
+            // succeeded is where it stands.
+            let done = stages
+                .iter()
+                .enumerate()
+                .take_while(|(n, (i, status))| {
+                    usize::try_from(*i).ok() == Some(*n) && *status == Status::Succeeded.as_str()
+                })
+                .count();
+            let entered_next = stages.iter().any(|(i, _)| usize::try_from(*i).ok() == Some(done));
+            (done > 0 && !entered_next).then_some((done, execution))
+        })
+        .collect())
+}
+
 /// The executions of the pipeline that are running, for the ones to poke.
 pub async fn running(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<Uuid>, IamError> {
     Ok(pipeline_executions::table
