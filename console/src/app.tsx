@@ -3,7 +3,7 @@
 // the page for the route.
 import { useEffect, useState } from "preact/hooks";
 import { identity, leaveRole, onNotice, onSession, session, signOut, type Session } from "./api";
-import { CreatePipelinePage } from "./pages/create-pipeline";
+import { CreatePipelinePage, EditPipelinePage } from "./pages/create-pipeline";
 import { EventsPage } from "./pages/events";
 import { ExecutionPage, ExecutionsPage } from "./pages/executions";
 import { PipelinePage } from "./pages/pipeline";
@@ -48,6 +48,7 @@ export function App() {
   let body;
   if (page === "pipelines" && rest[0] && rest[1] === "executions" && rest[2])
     body = <ExecutionPage key={rest[2]} name={rest[0]} id={rest[2]} />;
+  else if (page === "pipelines" && rest[0] && rest[1] === "edit") body = <EditPipelinePage key={rest[0]} name={rest[0]} />;
   else if (page === "pipelines" && rest[0] && rest[1] === "executions") body = <ExecutionsPage key={rest[0]} name={rest[0]} />;
   else if (page === "pipelines" && rest[0]) body = <PipelinePage key={rest[0]} name={rest[0]} />;
   else if (page === "events") body = <EventsPage />;

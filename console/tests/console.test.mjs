@@ -6,7 +6,7 @@
 // Screenshots of the pipeline page go to console/test-results/.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,7 +73,7 @@ async function failed(t) {
   }
 }
 
-/** A test that keeps the screens it failed on. */
+/** A test that keeps the screens it failed on, and closes its windows. */
 function browserTest(name, body) {
   test(name, async () => {
     try {
@@ -81,6 +81,8 @@ function browserTest(name, body) {
     } catch (e) {
       await failed(name.split(" ").slice(0, 3).join("-"));
       throw e;
+    } finally {
+      for (const context of browser.contexts()) await context.close();
     }
   });
 }
@@ -112,6 +114,8 @@ const stage = (page, name) => page.getByRole("article", { name: `Stage ${name}` 
 const action = (page, name) => page.getByRole("group", { name: `Action ${name}` });
 /** A stage's own status (its header's), as opposed to its actions'. */
 const stageStatus = (page, name, status) => stage(page, name).locator("header").getByText(status, { exact: true });
+
+for (const old of readdirSync(RESULTS)) if (old.startsWith("failed-")) rmSync(`${RESULTS}${old}`);
 
 browserTest("a person signs up, creates the example pipeline and takes it to deployed with the console alone", async () => {
   const alias = `console-${RUN}`;
@@ -301,5 +305,85 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   await operator.getByRole("button", { name: "B auditor" }).click();
   await operator.getByRole("link", { name: "b-site" }).waitFor();
 
+  assert.deepEqual(problems, [], "the browser's console reported errors");
+});
+
+/** An account made through the API, its root signed in, in a new window. */
+async function signedInRoot(name) {
+  const alias = `${name}-${RUN}`;
+  await call("POST", "/v1/accounts", undefined, { alias, rootPassword: PASSWORD });
+  const page = await window();
+  await signIn(page, alias, "root");
+  return { page, alias, token: await token(alias, "root") };
+}
+
+const example = () => JSON.parse(readFileSync(`${ROOT}examples/upload-build-approve-deploy.json`, "utf8"));
+
+browserTest("a pipeline is edited (a change made meanwhile is not overwritten), copied, and a failed build retried", async () => {
+  const { page, token: root } = await signedInRoot("editor");
+  const failing = example();
+  failing.pipeline.stages[1].actions[0].configuration.commands = "echo checking\nexit 3";
+  await call("POST", "/v1/pipelines", root, failing);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.getByRole("link", { name: "site", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+
+  // A failed build, retried from its stage.
+  const archive = join(tmpdir(), `pipewright-site-${RUN}-2.tar.gz`);
+  execFileSync("tar", ["czf", archive, "-C", `${ROOT}examples/site`, "."]);
+  await action(page, "Upload").getByLabel("Upload revision").setInputFiles(archive);
+  await stageStatus(page, "Build", "Failed").waitFor({ timeout: LIVE });
+  await action(page, "Package").getByText("the commands exited with status 3").waitFor();
+  await stage(page, "Build").getByRole("button", { name: "Retry" }).click();
+  await page.getByRole("dialog", { name: "Retry Build" }).getByRole("button", { name: "Retry failed actions" }).click();
+  await page.getByRole("link", { name: "History", exact: true }).click();
+  await page.getByRole("row").filter({ hasText: "PutSourceRevision" }).getByRole("link").click();
+  await page.getByRole("listitem", { name: "Build Package attempt 2" }).waitFor({ timeout: LIVE });
+  await page.getByRole("link", { name: "site", exact: true }).click();
+
+  // Edit: opened at version 1; someone else saves version 2 meanwhile.
+  await page.getByRole("link", { name: "Edit" }).click();
+  const editor = page.getByLabel("Declaration");
+  await editor.waitFor();
+  const opened = JSON.parse(await editor.inputValue());
+  assert.equal(opened.pipeline.version, 1);
+  const theirs = example();
+  theirs.pipeline.version = 1;
+  theirs.pipeline.variables[0].defaultValue = "production";
+  await call("PUT", "/v1/pipelines/site", root, theirs);
+  opened.pipeline.variables[0].description = "where Deploy ships to, edited";
+  await editor.fill(JSON.stringify(opened, null, 2));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").filter({ hasText: "Changed since you opened it" }).waitFor();
+  await page.getByRole("button", { name: "Load the latest version" }).click();
+  await page.waitForFunction(() => document.querySelector("textarea")?.value.includes('"version": 2'));
+  const latest = JSON.parse(await editor.inputValue());
+  assert.equal(latest.pipeline.variables[0].defaultValue, "production", "their change is what the editor shows");
+
+  // A mistake is shown at its path.
+  latest.pipeline.stages[2].actions[0].inputArtifacts = [{ name: "Nowhere" }];
+  await editor.fill(JSON.stringify(latest, null, 2));
+  await page.getByRole("button", { name: "Save" }).click();
+  const mistake = await page.getByRole("alert").textContent();
+  assert.match(mistake, /stages\[2\]\.actions\[0\]\.inputArtifacts\[0\]/);
+
+  // In YAML, the fixed declaration saves as version 3.
+  await page.getByLabel("Format").selectOption("yaml");
+  await page.waitForFunction(() => document.querySelector("textarea")?.value.includes("stages:"));
+  const yaml = await editor.inputValue();
+  assert.doesNotMatch(yaml, /metadata:/);
+  await editor.fill(yaml.replace("where Deploy ships to", "where Deploy ships to (YAML)"));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Version 3").waitFor();
+
+  // Copy it under a new name, in one step.
+  await page.getByRole("button", { name: "Copy pipeline" }).click();
+  const copy = page.getByRole("dialog", { name: "Copy site" });
+  await copy.getByLabel("New pipeline name").fill("site-copy");
+  await copy.getByRole("button", { name: "Copy" }).click();
+  await page.getByRole("heading", { name: "site-copy" }).waitFor();
+  await page.getByText("Version 1").waitFor();
+  const copied = await call("GET", "/v1/pipelines/site-copy", root);
+  assert.equal(copied.pipeline.variables[0].description, "where Deploy ships to (YAML)");
   assert.deepEqual(problems, [], "the browser's console reported errors");
 });

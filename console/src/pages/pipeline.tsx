@@ -5,6 +5,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, follow, must, type Schemas } from "../api";
 import { href } from "../app";
+import { CopyPipeline } from "./create-pipeline";
 import { Dialog, ExternalLink, Failure, Field, StatusBadge, When, useAction, value } from "../ui";
 
 type State = Schemas["PipelineStateResponse"];
@@ -20,7 +21,8 @@ type Open =
   | { kind: "retry"; stage: string; executionId: string }
   | { kind: "disable"; stage: string }
   | { kind: "review"; stage: string; action: string; token: string; summary?: string | null | undefined }
-  | { kind: "log"; action: string; actionExecutionId: string };
+  | { kind: "log"; action: string; actionExecutionId: string }
+  | { kind: "copy" };
 
 export function PipelinePage({ name }: { name: string }) {
   const [declaration, setDeclaration] = useState<Declaration | null>(null);
@@ -106,6 +108,12 @@ export function PipelinePage({ name }: { name: string }) {
           <a class="button" href={href("pipelines", name, "executions")}>
             History
           </a>
+          <a class="button" href={href("pipelines", name, "edit")}>
+            Edit
+          </a>
+          <button type="button" onClick={() => setOpen({ kind: "copy" })}>
+            Copy pipeline
+          </button>
           <button type="button" disabled={!running} onClick={() => running && setOpen({ kind: "stop", executionId: running })}>
             Stop execution
           </button>
@@ -335,6 +343,8 @@ function Opened(props: { name: string; open: Open; declaration: Declaration; onC
       return <Review name={name} open={open} onClose={onClose} />;
     case "log":
       return <Log name={name} action={open.action} id={open.actionExecutionId} onClose={onClose} />;
+    case "copy":
+      return <CopyPipeline name={name} onClose={onClose} />;
   }
 }
 

@@ -21,6 +21,7 @@ export function PipelinesPage() {
   const [rows, setRows] = useState<Row[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const [reads, setReads] = useState(0);
   const token = tokens[tokens.length - 1];
 
   useEffect(() => {
@@ -59,15 +60,20 @@ export function PipelinesPage() {
     return () => {
       gone = true;
     };
-  }, [applied, token]);
+  }, [applied, token, reads]);
 
   return (
     <section aria-labelledby="pipelines">
       <div class="title">
         <h1 id="pipelines">Pipelines</h1>
-        <a class="button primary" href={href("create-pipeline")}>
-          Create pipeline
-        </a>
+        <div class="buttons">
+          <button type="button" onClick={() => setReads(reads + 1)}>
+            Refresh
+          </button>
+          <a class="button primary" href={href("create-pipeline")}>
+            Create pipeline
+          </a>
+        </div>
       </div>
       <form
         class="filter"
