@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { identity, leaveRole, onNotice, onSession, session, signOut, type Session } from "./api";
 import { CreatePipelinePage, EditPipelinePage } from "./pages/create-pipeline";
 import { EventsPage } from "./pages/events";
+import { IamPage } from "./pages/iam";
 import { ExecutionPage, ExecutionsPage } from "./pages/executions";
 import { PipelinePage } from "./pages/pipeline";
 import { PipelinesPage } from "./pages/pipelines";
@@ -52,6 +53,7 @@ export function App() {
   else if (page === "pipelines" && rest[0] && rest[1] === "executions") body = <ExecutionsPage key={rest[0]} name={rest[0]} />;
   else if (page === "pipelines" && rest[0]) body = <PipelinePage key={rest[0]} name={rest[0]} />;
   else if (page === "events") body = <EventsPage />;
+  else if (page === "iam") body = <IamPage route={rest} />;
   else if (page === "switch-role") body = <SwitchRolePage />;
   else if (page === "create-pipeline") body = <CreatePipelinePage />;
   else body = <PipelinesPage />;
@@ -83,6 +85,7 @@ function IdentityBar({ session }: { session: Session }) {
       <nav aria-label="Console">
         <a href={href("pipelines")}>Pipelines</a>
         <a href={href("events")}>Event history</a>
+        <a href={href("iam")}>IAM</a>
       </nav>
       <div class="who" aria-label="Signed in as">
         {role ? (

@@ -387,3 +387,54 @@ browserTest("a pipeline is edited (a change made meanwhile is not overwritten), 
   assert.equal(copied.pipeline.variables[0].description, "where Deploy ships to (YAML)");
   assert.deepEqual(problems, [], "the browser's console reported errors");
 });
+
+browserTest("IAM is read and edited in the console, and the simulator answers for a principal", async () => {
+  const { page, token: root } = await signedInRoot("iam");
+  await call("POST", "/v1/iam/users", root, { userName: "reader" });
+  await call("POST", "/v1/iam/users/reader/attached-policies", root, {
+    policyArn: "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess",
+  });
+  const me = await call("GET", "/v1/auth/whoami", root);
+  await call("POST", "/v1/iam/roles", root, {
+    roleName: "deployer",
+    assumeRolePolicyDocument: {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { PW: `arn:pw:iam::${me.account}:root` }, Action: "sts:AssumeRole" }],
+    },
+  });
+
+  await page.getByRole("link", { name: "IAM" }).click();
+  await page.getByRole("table", { name: "Users" }).getByRole("link", { name: "reader" }).click();
+  await page.getByText("PipewrightReadOnlyAccess").first().waitFor();
+
+  // An inline policy with a mistake is refused with IAM's reason; fixed, it is kept.
+  await page.getByRole("button", { name: "Add inline policy" }).click();
+  const editor = page.getByRole("dialog", { name: "Add inline policy" });
+  await editor.getByLabel("Policy name").fill("approve");
+  const policy = (effect) =>
+    JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: effect, Action: "codepipeline:PutApprovalResult", Resource: "*" }] });
+  await editor.getByLabel("Policy document").fill(policy("Perhaps"));
+  await editor.getByRole("button", { name: "Save policy" }).click();
+  assert.match(await editor.getByRole("alert").textContent(), /Effect/);
+  await editor.getByLabel("Policy document").fill(policy("Allow"));
+  await editor.getByRole("button", { name: "Save policy" }).click();
+  await page.getByRole("button", { name: "approve" }).waitFor();
+
+  // The simulator: reader may now approve, and may still not release.
+  await page.getByRole("link", { name: "Policy simulator" }).click();
+  await page.getByLabel("Principal ARN").fill(`arn:pw:iam::${me.account}:user/reader`);
+  await page.getByLabel("Actions").fill("codepipeline:PutApprovalResult codepipeline:StartPipelineExecution");
+  await page.getByLabel("Resource ARNs").fill(`arn:pw:codepipeline:local:${me.account}:site`);
+  await page.getByRole("button", { name: "Simulate" }).click();
+  const results = page.getByRole("table", { name: "Simulation results" });
+  await results.getByRole("row").filter({ hasText: "codepipeline:PutApprovalResult" }).filter({ hasText: "allowed" }).waitFor();
+  await results.getByRole("row").filter({ hasText: "codepipeline:StartPipelineExecution" }).filter({ hasText: "implicitDeny" }).waitFor();
+  await page.screenshot({ path: `${RESULTS}iam-simulator.png`, fullPage: true });
+
+  // A role's trust policy.
+  await page.getByRole("link", { name: "Roles" }).click();
+  await page.getByRole("link", { name: "deployer" }).click();
+  const trust = await page.getByLabel("Trust policy").textContent();
+  assert.match(trust, /sts:AssumeRole/);
+  assert.deepEqual(problems, [], "the browser's console reported errors");
+});
