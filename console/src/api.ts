@@ -303,3 +303,20 @@ export function follow(
   };
   void run();
 }
+
+/** What the caller may do: the service's decision for each action and resource, as its calls would get. */
+export interface Permission {
+  allowed: boolean;
+  message?: string | null | undefined;
+}
+export type Permissions = (action: string, resource: string) => Permission | undefined;
+
+/** Asks the service (SimulateCallerPolicy) for up to 50 decisions at once. */
+export async function permissions(checks: { action: string; resource: string }[]): Promise<Permissions> {
+  const decided = new Map<string, Permission>();
+  for (let i = 0; i < checks.length; i += 50) {
+    const found = await must(api.POST("/v1/auth/simulate", { body: { checks: checks.slice(i, i + 50) } }));
+    for (const r of found.results) decided.set(`${r.action} ${r.resource}`, { allowed: r.allowed, message: r.message });
+  }
+  return (action, resource) => decided.get(`${action} ${resource}`);
+}

@@ -142,3 +142,35 @@ export function Field(props: { label: string; children: VNode; hint?: string | u
 
 export type Input = JSX.TargetedEvent<HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement, Event>;
 export const value = (e: Input) => e.currentTarget.value;
+
+/**
+ * A button for a call the caller may not be allowed to make: it says so
+ * (marked, and IAM's words as its description) and still works, so that
+ * the refusal itself is shown when it is tried.
+ */
+export function Guarded(
+  props: { permission?: { allowed: boolean; message?: string | null | undefined } | undefined } & JSX.ButtonHTMLAttributes<HTMLButtonElement>,
+) {
+  const { permission, children, class: className, ...rest } = props;
+  const id = useId();
+  const refused = permission && !permission.allowed;
+  return (
+    <>
+      <button
+        type="button"
+        {...rest}
+        class={`${typeof className === "string" ? className : ""}${refused ? " not-allowed" : ""}`}
+        aria-describedby={refused ? id : undefined}
+        title={refused ? (permission.message ?? "Not allowed") : undefined}
+      >
+        {children}
+        {refused && <span class="refused-mark" aria-hidden="true"> · not allowed</span>}
+      </button>
+      {refused && (
+        <span id={id} class="visually-hidden">
+          Not allowed: {permission.message}
+        </span>
+      )}
+    </>
+  );
+}

@@ -188,8 +188,21 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   await page.getByText("Transition disabled: Holding for the release note").waitFor({ timeout: LIVE });
   await reader.getByText("Transition disabled: Holding for the release note").waitFor({ timeout: LIVE });
 
-  // The reader's Release change is refused with IAM's message.
-  await reader.getByRole("button", { name: "Release change" }).click();
+  // The reader's buttons for changes say they are not allowed, in IAM's
+  // words; the root's do not.
+  const description = async (button) => {
+    const id = await button.getAttribute("aria-describedby");
+    return id ? await button.page().locator(`[id="${id}"]`).textContent() : "";
+  };
+  const readerRelease = reader.getByRole("button", { name: "Release change" });
+  assert.match(await description(readerRelease), /Not allowed: .*reader.*codepipeline:StartPipelineExecution/);
+  assert.match(await description(action(reader, "Review").getByRole("button", { name: "Review" })), /codepipeline:PutApprovalResult/);
+  assert.equal(await description(page.getByRole("button", { name: "Release change" })), "");
+
+  await reader.screenshot({ path: `${RESULTS}pipeline-as-read-only-user.png`, fullPage: true });
+
+  // The reader's Release change, tried anyway, is refused with IAM's message.
+  await readerRelease.click();
   const release = reader.getByRole("dialog", { name: "Release change" });
   await release.getByRole("button", { name: "Release" }).click();
   const releaseRefusal = await release.getByRole("alert").textContent();
@@ -342,7 +355,7 @@ browserTest("a pipeline is edited (a change made meanwhile is not overwritten), 
   await page.getByRole("link", { name: "site", exact: true }).click();
 
   // Edit: opened at version 1; someone else saves version 2 meanwhile.
-  await page.getByRole("link", { name: "Edit" }).click();
+  await page.getByRole("button", { name: "Edit" }).click();
   const editor = page.getByLabel("Declaration");
   await editor.waitFor();
   const opened = JSON.parse(await editor.inputValue());

@@ -645,3 +645,55 @@ async fn policies_are_simulated_over_http_as_authz_decides_them() {
         elsewhere.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_learns_what_it_may_do_itself_as_its_calls_would_be_decided() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    app.create_user(&root, "reader", PASSWORD, &["PipewrightReadOnlyAccess"]).await;
+    let reader = app.sign_in(&account, "reader", PASSWORD).await;
+    let web = format!("arn:pw:codepipeline:local:{account}:web");
+    let checks = json!({"checks": [
+        {"action": "codepipeline:GetPipelineState", "resource": web},
+        {"action": "codepipeline:StartPipelineExecution", "resource": web},
+        {"action": "codepipeline:PutApprovalResult", "resource": format!("{web}/Approve/Review")}]});
+    let answer = app.call("POST", "/v1/auth/simulate", Some(&reader), Some(checks.clone())).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let allowed: Vec<bool> =
+        answer.body["results"].as_array().unwrap().iter().map(|r| r["allowed"].as_bool().unwrap()).collect();
+    assert_eq!(allowed, [true, false, false]);
+    assert_eq!(answer.body["results"][0]["message"], Value::Null);
+    let refusal = answer.body["results"][1]["message"].as_str().unwrap();
+    assert!(
+        refusal.contains(&format!("arn:pw:iam::{account}:user/reader"))
+            && refusal.contains("codepipeline:StartPipelineExecution")
+            && refusal.contains(&web),
+        "{refusal}"
+    );
+    // The same words the call itself is refused with.
+    let tried = app.call("POST", "/v1/pipelines/web/executions", Some(&reader), Some(json!({}))).await;
+    assert_eq!((tried.status, tried.body["message"].as_str()), (403, Some(refusal)));
+
+    // The root may do everything.
+    let answer = app.call("POST", "/v1/auth/simulate", Some(&root), Some(checks.clone())).await;
+    assert!(answer.body["results"].as_array().unwrap().iter().all(|r| r["allowed"] == true), "{}", answer.body);
+
+    // Bad input is named; a caller without credentials is not answered.
+    for (body, names) in [
+        (json!({"checks": []}), "checks"),
+        (json!({"checks": vec![json!({"action": "codepipeline:GetPipeline", "resource": "*"}); 51]}), "checks"),
+        (json!({"checks": [{"action": "GetPipeline", "resource": "*"}]}), "checks[0].action"),
+        (json!({"checks": [{"action": "codepipeline:GetPipeline", "resource": ""}]}), "checks[0].resource"),
+    ] {
+        let answer = app.call("POST", "/v1/auth/simulate", Some(&reader), Some(body)).await;
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert!(answer.body["message"].as_str().unwrap().contains(names), "{}", answer.body);
+    }
+    assert_eq!(app.call("POST", "/v1/auth/simulate", None, Some(checks)).await.status, 401);
+
+    // It is in the caller's audit log, as a read.
+    let found = app.call("GET", "/v1/audit/events?eventName=SimulateCallerPolicy", Some(&root), None).await;
+    let event = &found.body["events"].as_array().unwrap()[0];
+    assert_eq!(event["readOnly"], true, "{event}");
+}

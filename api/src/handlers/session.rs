@@ -25,10 +25,15 @@ pub const OPERATIONS: &[OperationDoc] = &[
         resource: "the caller's session",
     },
     OperationDoc { id: "GetCallerIdentity", action: Some("sts:GetCallerIdentity (always allowed)"), resource: "*" },
+    OperationDoc {
+        id: "SimulateCallerPolicy",
+        action: Some("iam:SimulateCallerPolicy (always allowed: a caller may ask what it may do itself)"),
+        resource: "the resources it names",
+    },
 ];
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(sign_in).service(refresh).service(sign_out).service(whoami);
+    cfg.service(sign_in).service(refresh).service(sign_out).service(whoami).service(simulate_caller_policy);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -419,4 +424,98 @@ pub async fn whoami(caller: Caller) -> web::Json<CallerIdentity> {
         arn: caller.claims.sub.clone(),
         user_id: caller.claims.uid.clone(),
     })
+}
+
+/// The most checks one SimulateCallerPolicy call decides.
+const MAX_CHECKS: usize = 50;
+
+/// One action on one resource, to decide for the caller.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallerCheck {
+    #[schema(example = "codepipeline:StartPipelineExecution")]
+    pub action: String,
+    #[schema(example = "arn:pw:codepipeline:local:111122223333:web")]
+    pub resource: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimulateCallerRequest {
+    /// 1 to 50 checks.
+    pub checks: Vec<CallerCheck>,
+}
+
+/// What the caller's own call of `action` on `resource` would be decided.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerDecision {
+    pub action: String,
+    pub resource: String,
+    pub allowed: bool,
+    /// IAM's refusal (who, what action, which resource, why) when not allowed.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulateCallerResponse {
+    /// One per check, in their order.
+    pub results: Vec<CallerDecision>,
+}
+
+/// What the caller may do: each check decided exactly as the caller's own
+/// call would be (its policies, its session policy, the request's condition
+/// keys, the resource's tags), without doing it. A console greys out what
+/// it would be refused. Needs no permission, as GetCallerIdentity: it tells
+/// the caller only about itself, and no more than trying the call would.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "SimulateCallerPolicy",
+    request_body = SimulateCallerRequest,
+    responses((status = 200, body = SimulateCallerResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/v1/auth/simulate")]
+pub async fn simulate_caller_policy(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<SimulateCallerRequest>,
+) -> Result<web::Json<SimulateCallerResponse>, ApiError> {
+    let checks = body.into_inner().checks;
+    if checks.is_empty() || checks.len() > MAX_CHECKS {
+        return Err(ApiError::validation(format!(
+            "checks must hold 1 to {MAX_CHECKS} actions and resources, not {}",
+            checks.len()
+        )));
+    }
+    for (i, check) in checks.iter().enumerate() {
+        let action_ok = check.action.split_once(':').is_some_and(|(service, name)| {
+            !service.is_empty()
+                && !name.is_empty()
+                && check.action.len() <= 128
+                && check.action.chars().all(|c| c.is_ascii_alphanumeric() || c == ':' || c == '-')
+        });
+        if !action_ok {
+            return Err(ApiError::validation(format!(
+                "checks[{i}].action must be service:Action (letters, digits and hyphens, up to 128), e.g. codepipeline:GetPipeline"
+            )));
+        }
+        if check.resource.is_empty() || check.resource.len() > 2048 || check.resource.chars().any(char::is_control) {
+            return Err(ApiError::validation(format!(
+                "checks[{i}].resource must be an ARN or *, 1 to 2048 characters with no control characters"
+            )));
+        }
+    }
+    let mut results = Vec::with_capacity(checks.len());
+    for CallerCheck { action, resource } in checks {
+        let decided = crate::auth::authorize_tagged(&state, &caller, &action, &resource, &[]).await;
+        let (allowed, message) = match decided {
+            Ok(()) => (true, None),
+            Err(e) if e.code == ErrorCode::AccessDeniedException => (false, Some(e.message)),
+            Err(e) => return Err(e),
+        };
+        results.push(CallerDecision { action, resource, allowed, message });
+    }
+    Ok(web::Json(SimulateCallerResponse { results }))
 }

@@ -3,10 +3,10 @@
 // groups, side by side within a group. It follows the state stream, so it
 // changes as the pipeline runs, without reload.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { api, follow, must, type Schemas } from "../api";
-import { href } from "../app";
+import { api, follow, must, permissions, type Permissions, type Schemas } from "../api";
+import { go, href } from "../app";
 import { CopyPipeline } from "./create-pipeline";
-import { Dialog, ExternalLink, Failure, Field, StatusBadge, When, useAction, value } from "../ui";
+import { Dialog, ExternalLink, Failure, Field, Guarded, StatusBadge, When, useAction, value } from "../ui";
 
 type State = Schemas["PipelineStateResponse"];
 type StageState = Schemas["StageState"];
@@ -31,6 +31,8 @@ export function PipelinePage({ name }: { name: string }) {
   const [live, setLive] = useState(false);
   const [open, setOpen] = useState<Open | null>(null);
   const [loadedVersion, setLoadedVersion] = useState<number | null>(null);
+  const [arn, setArn] = useState("");
+  const [may, setMay] = useState<Permissions>(() => () => undefined);
   const transition = useAction();
 
   const reload = async () => {
@@ -40,6 +42,7 @@ export function PipelinePage({ name }: { name: string }) {
         must(api.GET("/v1/pipelines/{name}/state", { params: { path: { name } } })),
       ]);
       setDeclaration(pipeline.pipeline);
+      setArn(pipeline.metadata.pipelineArn);
       setLoadedVersion(current.pipelineVersion);
       setState(current);
       setError(null);
@@ -75,6 +78,35 @@ export function PipelinePage({ name }: { name: string }) {
 
   const running = useMemo(() => runningExecution(state), [state]);
 
+  // What the caller may do here, asked once per declaration: the buttons
+  // it would be refused say so.
+  useEffect(() => {
+    if (!declaration || !arn) return;
+    const checks = [
+      { action: "codepipeline:StartPipelineExecution", resource: arn },
+      { action: "codepipeline:StopPipelineExecution", resource: arn },
+      { action: "codepipeline:UpdatePipeline", resource: arn },
+    ];
+    for (const stage of declaration.stages) {
+      const at = `${arn}/${stage.name}`;
+      checks.push(
+        { action: "codepipeline:DisableStageTransition", resource: at },
+        { action: "codepipeline:EnableStageTransition", resource: at },
+        { action: "codepipeline:RetryStageExecution", resource: at },
+      );
+      for (const action of stage.actions) {
+        const kind = action.actionTypeId;
+        if (kind.category === "Approval") checks.push({ action: "codepipeline:PutApprovalResult", resource: `${at}/${action.name}` });
+        if (kind.category === "Source" && kind.provider === "Upload")
+          checks.push({ action: "codepipeline:PutSourceRevision", resource: `${at}/${action.name}` });
+      }
+    }
+    permissions(checks).then(
+      (decided) => setMay(() => decided),
+      () => undefined,
+    );
+  }, [declaration, arn]);
+
   if (error && !state) {
     return (
       <section>
@@ -108,18 +140,22 @@ export function PipelinePage({ name }: { name: string }) {
           <a class="button" href={href("pipelines", name, "executions")}>
             History
           </a>
-          <a class="button" href={href("pipelines", name, "edit")}>
+          <Guarded permission={may("codepipeline:UpdatePipeline", arn)} onClick={() => go("pipelines", name, "edit")}>
             Edit
-          </a>
+          </Guarded>
           <button type="button" onClick={() => setOpen({ kind: "copy" })}>
             Copy pipeline
           </button>
-          <button type="button" disabled={!running} onClick={() => running && setOpen({ kind: "stop", executionId: running })}>
+          <Guarded
+            permission={may("codepipeline:StopPipelineExecution", arn)}
+            disabled={!running}
+            onClick={() => running && setOpen({ kind: "stop", executionId: running })}
+          >
             Stop execution
-          </button>
-          <button type="button" class="primary" onClick={() => setOpen({ kind: "release" })}>
+          </Guarded>
+          <Guarded permission={may("codepipeline:StartPipelineExecution", arn)} class="primary" onClick={() => setOpen({ kind: "release" })}>
             Release change
-          </button>
+          </Guarded>
         </div>
       </div>
       <p class="meta">
@@ -134,6 +170,7 @@ export function PipelinePage({ name }: { name: string }) {
             <li key={stage.name} class="stage-slot">
               {index > 0 && (
                 <Transition
+                  may={(action) => may(action, `${arn}/${stage.name}`)}
                   stage={stage.name}
                   state={stageState}
                   onDisable={() => setOpen({ kind: "disable", stage: stage.name })}
@@ -142,6 +179,7 @@ export function PipelinePage({ name }: { name: string }) {
                 />
               )}
               <Stage
+                may={(action, under) => may(action, `${arn}/${stage.name}${under ? `/${under}` : ""}`)}
                 declaration={stage}
                 state={stageState}
                 name={name}
@@ -169,6 +207,7 @@ function runningExecution(state: State | null): string | null {
 }
 
 function Transition(props: {
+  may: (action: string) => ReturnType<Permissions>;
   stage: string;
   state: StageState | undefined;
   onDisable: () => void;
@@ -184,18 +223,30 @@ function Transition(props: {
         {enabled ? "↓" : "⤓"}
       </span>
       {enabled ? (
-        <button type="button" class="small" onClick={props.onDisable} disabled={props.busy} aria-label={`Disable transition into ${props.stage}`}>
+        <Guarded
+          permission={props.may("codepipeline:DisableStageTransition")}
+          class="small"
+          onClick={props.onDisable}
+          disabled={props.busy}
+          aria-label={`Disable transition into ${props.stage}`}
+        >
           Disable transition
-        </button>
+        </Guarded>
       ) : (
         <>
           <span class="reason">
             Transition disabled{transition?.disabledReason ? `: ${transition.disabledReason}` : ""}
             {transition?.lastChangedBy && <small> by {transition.lastChangedBy}</small>}
           </span>
-          <button type="button" class="small" onClick={props.onEnable} disabled={props.busy} aria-label={`Enable transition into ${props.stage}`}>
+          <Guarded
+            permission={props.may("codepipeline:EnableStageTransition")}
+            class="small"
+            onClick={props.onEnable}
+            disabled={props.busy}
+            aria-label={`Enable transition into ${props.stage}`}
+          >
             Enable transition
-          </button>
+          </Guarded>
         </>
       )}
       {waiting.length > 0 && (
@@ -211,6 +262,7 @@ function Transition(props: {
 }
 
 function Stage(props: {
+  may: (action: string, action_name?: string) => ReturnType<Permissions>;
   name: string;
   declaration: StageDeclaration;
   state: StageState | undefined;
@@ -236,19 +288,20 @@ function Stage(props: {
           </a>
         )}
         {latest?.status === "Failed" && (
-          <button
-            type="button"
+          <Guarded
+            permission={props.may("codepipeline:RetryStageExecution")}
             class="small"
             onClick={() => props.onOpen({ kind: "retry", stage: declaration.name, executionId: latest.pipelineExecutionId })}
           >
             Retry
-          </button>
+          </Guarded>
         )}
       </header>
       {orders.map((order) => (
         <div class="run-order" key={order} role="group" aria-label={`Run order ${order}`}>
           {(groups.get(order) ?? []).map((action) => (
             <Action
+              may={(what) => props.may(what, action.name)}
               key={action.name}
               name={props.name}
               stage={declaration.name}
@@ -264,6 +317,7 @@ function Stage(props: {
 }
 
 function Action(props: {
+  may: (action: string) => ReturnType<Permissions>;
   name: string;
   stage: string;
   declaration: ActionDeclaration;
@@ -304,11 +358,11 @@ function Action(props: {
         )}
         {latest?.externalExecutionUrl && <ExternalLink href={latest.externalExecutionUrl}>Details</ExternalLink>}
         {declaration.actionTypeId.category === "Source" && declaration.actionTypeId.provider === "Upload" && (
-          <UploadRevision name={props.name} action={declaration.name} />
+          <UploadRevision name={props.name} action={declaration.name} permission={props.may("codepipeline:PutSourceRevision")} />
         )}
         {waiting && (
-          <button
-            type="button"
+          <Guarded
+            permission={props.may("codepipeline:PutApprovalResult")}
             class="primary small"
             onClick={() =>
               props.onOpen({
@@ -321,7 +375,7 @@ function Action(props: {
             }
           >
             Review
-          </button>
+          </Guarded>
         )}
       </div>
     </div>
@@ -582,7 +636,7 @@ function Log(props: { name: string; action: string; id: string; onClose: () => v
 }
 
 /** An archive (.tar.gz, .tar or .zip) sent as the Upload source's next revision: it starts an execution. */
-function UploadRevision({ name, action }: { name: string; action: string }) {
+function UploadRevision({ name, action, permission }: { name: string; action: string; permission: ReturnType<Permissions> }) {
   const upload = useAction();
   const [sent, setSent] = useState<string | null>(null);
   const send = (e: Event) => {
@@ -604,8 +658,11 @@ function UploadRevision({ name, action }: { name: string; action: string }) {
   };
   return (
     <>
-      <label class="button small upload">
-        Upload revision
+      <label
+        class={permission && !permission.allowed ? "button small upload not-allowed" : "button small upload"}
+        title={permission && !permission.allowed ? (permission.message ?? "Not allowed") : undefined}
+      >
+        Upload revision{permission && !permission.allowed && <span class="refused-mark" aria-hidden="true"> · not allowed</span>}
         <input type="file" class="visually-hidden" accept=".tar.gz,.tgz,.tar,.zip" onChange={send} disabled={upload.busy} />
       </label>
       {sent && <span role="status">{sent}</span>}
