@@ -451,3 +451,61 @@ browserTest("IAM is read and edited in the console, and the simulator answers fo
   assert.match(trust, /sts:AssumeRole/);
   assert.deepEqual(problems, [], "the browser's console reported errors");
 });
+
+browserTest("a thousand pipelines are listed a page at a time, latest activity first, and filtered by name", async () => {
+  const { page, token: root } = await signedInRoot("many");
+  const names = Array.from({ length: 1000 }, (_, i) => `p-${String(i).padStart(4, "0")}`);
+  const pipeline = (name) => ({
+    pipeline: {
+      name,
+      stages: [
+        {
+          name: "Source",
+          actions: [
+            {
+              name: "Upload",
+              actionTypeId: { category: "Source", owner: "Pipewright", provider: "Upload", version: "1" },
+              outputArtifacts: [{ name: "Src" }],
+            },
+          ],
+        },
+        {
+          name: "Build",
+          actions: [
+            {
+              name: "Check",
+              actionTypeId: { category: "Build", owner: "Pipewright", provider: "Shell", version: "1" },
+              configuration: { commands: "true" },
+              inputArtifacts: [{ name: "Src" }],
+            },
+          ],
+        },
+      ],
+    },
+  });
+  for (let i = 0; i < names.length; i += 20) {
+    await Promise.all(names.slice(i, i + 20).map((name) => call("POST", "/v1/pipelines", root, pipeline(name))));
+  }
+  // The one that ran last comes first, though its name is in the middle.
+  await call("POST", "/v1/pipelines/p-0500/executions", root, {});
+
+  await page.getByRole("button", { name: "Refresh" }).click();
+  const rows = page.getByRole("table").getByRole("row");
+  await page.getByRole("link", { name: "p-0500" }).waitFor();
+  assert.equal(await rows.count(), 26, "25 pipelines and the header");
+  assert.match(await rows.nth(1).textContent(), /p-0500/);
+  const first = await rows.nth(2).textContent();
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.getByText("Page 2").waitFor();
+  await page.waitForFunction(
+    (seen) => document.querySelectorAll("tbody tr").length === 25 && !document.querySelector("tbody")?.textContent?.includes(seen),
+    first.slice(0, 6),
+  );
+  await page.getByRole("button", { name: "Previous page" }).click();
+  await page.getByText("Page 1").waitFor();
+
+  await page.getByLabel("Filter by name").fill("p-009");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 10);
+  assert.deepEqual(problems, [], "the browser's console reported errors");
+});

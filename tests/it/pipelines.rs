@@ -784,3 +784,49 @@ async fn every_list_pages_with_one_token_format() {
         assert_eq!(bad.status, 400, "{list}: {}", bad.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelines_are_listed_by_name_or_latest_activity_first_in_pages() {
+    let app = TestApp::spawn().await;
+    let (_, root) = root(&app).await;
+    for name in ["alpha", "bravo", "charlie"] {
+        let made = app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": four_stages(name)}))).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+    }
+    // bravo runs again: it is now the latest active.
+    let started = app.call("POST", "/v1/pipelines/bravo/executions", Some(&root), Some(json!({}))).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+
+    let pages = |sort: &'static str| {
+        let (app, root) = (&app, root.clone());
+        async move {
+            let (mut names, mut token, mut activity) = (Vec::new(), String::new(), Vec::new());
+            loop {
+                let path = format!("/v1/pipelines?maxResults=1&sortBy={sort}&nextToken={token}");
+                let page = app.call("GET", &path, Some(&root), None).await;
+                assert_eq!(page.status, 200, "{}", page.body);
+                names.push(page.body["pipelines"][0]["name"].as_str().unwrap().to_owned());
+                activity.push(page.body["pipelines"][0]["lastActivity"].as_str().unwrap().to_owned());
+                match page.body["nextToken"].as_str() {
+                    Some(next) => token = next.to_owned(),
+                    None => return (names, activity),
+                }
+            }
+        }
+    };
+    let (by_name, _) = pages("NAME").await;
+    assert_eq!(by_name, ["alpha", "bravo", "charlie"]);
+    let (by_activity, times) = pages("LAST_ACTIVITY").await;
+    assert_eq!(by_activity, ["bravo", "charlie", "alpha"]);
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+
+    // A wrong order is named; a token of one order is not taken by another.
+    let wrong = app.call("GET", "/v1/pipelines?sortBy=NEWEST", Some(&root), None).await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(wrong.body["message"].as_str().unwrap().contains("sortBy"), "{}", wrong.body);
+    let first = app.call("GET", "/v1/pipelines?maxResults=1", Some(&root), None).await;
+    let token = first.body["nextToken"].as_str().unwrap();
+    let mixed =
+        app.call("GET", &format!("/v1/pipelines?sortBy=LAST_ACTIVITY&nextToken={token}"), Some(&root), None).await;
+    assert_eq!(mixed.status, 400, "{}", mixed.body);
+}

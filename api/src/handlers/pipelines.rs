@@ -605,9 +605,21 @@ pub async fn delete_pipeline(
 pub struct ListPipelinesQuery {
     /// Only pipelines whose name begins with this.
     pub name_prefix: Option<String>,
+    /// `NAME` (default: A to Z, as CodePipeline lists them) or
+    /// `LAST_ACTIVITY` (the latest execution's last change first).
+    #[param(value_type = Option<PipelineSort>, inline)]
+    pub sort_by: Option<String>,
     /// 1 to 1000 (default 100).
     pub max_results: Option<i64>,
     pub next_token: Option<String>,
+}
+
+/// How ListPipelines orders its pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PipelineSort {
+    Name,
+    LastActivity,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -619,6 +631,9 @@ pub struct PipelineSummary {
     pub pipeline_type: PipelineType,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+    /// The latest execution's last change, or the pipeline's own when later
+    /// or it never ran.
+    pub last_activity: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -628,7 +643,8 @@ pub struct ListPipelinesResponse {
     pub next_token: Option<String>,
 }
 
-/// The account's pipelines by name, a page at a time.
+/// The account's pipelines, a page at a time: by name, or latest activity
+/// first (`sortBy=LAST_ACTIVITY`).
 #[utoipa::path(
     tag = "pipelines", operation_id = "ListPipelines", params(ListPipelinesQuery),
     responses((status = 200, body = ListPipelinesResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
@@ -643,21 +659,52 @@ pub async fn list_pipelines(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation(format!("maxResults must be between 1 and 1000, not {limit}")));
     }
+    let order = match query.sort_by.as_deref() {
+        None | Some("NAME") => store::Order::Name,
+        Some("LAST_ACTIVITY") => store::Order::LastActivity,
+        Some(_) => return Err(ApiError::validation("sortBy must be NAME or LAST_ACTIVITY")),
+    };
+    let not_ours = || ApiError::validation("nextToken is not one this service gave (for this sortBy)");
     let after = match query.next_token.as_deref() {
         None | Some("") => None,
-        Some(token) => Some(
-            pipewright_core::iam::paging::key_of(token)
-                .ok_or_else(|| ApiError::validation("nextToken is not one this service gave"))?,
-        ),
+        Some(token) => {
+            let key = pipewright_core::iam::paging::key_of(token).ok_or_else(not_ours)?;
+            Some(match order {
+                store::Order::Name => store::After::Name(key),
+                // `activity|name`: a name never holds `|`.
+                store::Order::LastActivity => {
+                    let (at, name) = key.split_once('|').ok_or_else(not_ours)?;
+                    let at = DateTime::parse_from_rfc3339(at).map_err(|_| not_ours())?.with_timezone(&Utc);
+                    store::After::Activity(at, name.to_owned())
+                }
+            })
+        }
     };
     let mut conn = auth.db().await?;
-    let mut found =
-        store::list(&mut conn, auth.caller.account(), query.name_prefix.as_deref(), after.as_deref(), limit + 1)
-            .await?;
+    let mut found = store::list_ordered(
+        &mut conn,
+        auth.caller.account(),
+        query.name_prefix.as_deref(),
+        order,
+        after.as_ref(),
+        limit + 1,
+    )
+    .await?;
     let more = take_page(&mut found, limit);
-    let next_token = if more { found.last().map(|p| pipewright_core::iam::paging::token(&p.name)) } else { None };
+    let next_token = if more {
+        found.last().map(|(p, at)| match order {
+            store::Order::Name => pipewright_core::iam::paging::token(&p.name),
+            store::Order::LastActivity => pipewright_core::iam::paging::token(&format!(
+                "{}|{}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                p.name
+            )),
+        })
+    } else {
+        None
+    };
     let mut pipelines = Vec::new();
-    for p in found {
+    for (p, last_activity) in found {
         let declaration = p.declaration()?;
         pipelines.push(PipelineSummary {
             name: p.name,
@@ -666,6 +713,7 @@ pub async fn list_pipelines(
             pipeline_type: declaration.pipeline_type,
             created: p.created_at,
             updated: p.updated_at,
+            last_activity,
         });
     }
     Ok(web::Json(ListPipelinesResponse { pipelines, next_token }))

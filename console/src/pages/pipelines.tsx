@@ -1,5 +1,6 @@
-// The pipelines of the account: each with its latest execution's status,
-// source revision and time, filtered by name, a page at a time.
+// The pipelines of the account, latest activity first: each with its latest
+// execution's status, source revision and time, filtered by name, a page at
+// a time.
 import { useEffect, useState } from "preact/hooks";
 import { api, must, type Schemas } from "../api";
 import { href } from "../app";
@@ -31,7 +32,14 @@ export function PipelinesPage() {
     (async () => {
       const page = await must(
         api.GET("/v1/pipelines", {
-          params: { query: { maxResults: PAGE, ...(applied ? { namePrefix: applied } : {}), ...(token ? { nextToken: token } : {}) } },
+          params: {
+            query: {
+              maxResults: PAGE,
+              sortBy: "LAST_ACTIVITY",
+              ...(applied ? { namePrefix: applied } : {}),
+              ...(token ? { nextToken: token } : {}),
+            },
+          },
         }),
       );
       const found: Row[] = await Promise.all(
@@ -48,10 +56,6 @@ export function PipelinesPage() {
           }
         }),
       );
-      // Newest activity first (on this page): the latest execution's last
-      // update, or the pipeline's own.
-      const at = (row: Row) => Date.parse(row.latest?.lastUpdateTime ?? row.pipeline.updated);
-      found.sort((a, b) => at(b) - at(a));
       if (!gone) {
         setRows(found);
         setNext(page.nextToken ?? null);
@@ -125,7 +129,7 @@ export function PipelinesPage() {
                   ))}
                 </td>
                 <td>
-                  <When at={latest?.lastUpdateTime ?? pipeline.updated} />
+                  <When at={pipeline.lastActivity} />
                 </td>
                 <td>
                   {pipeline.pipelineType} · {pipeline.executionMode}

@@ -190,23 +190,64 @@ pub async fn delete(conn: &mut AsyncPgConnection, account: &str, name: &str) -> 
     Ok(removed > 0)
 }
 
-/// A page of the account's pipelines by name, after `after`.
-pub async fn list(
+/// A pipeline's latest activity: its latest execution's last change, or
+/// its own (created, updated) when that is later or it never ran.
+const ACTIVITY: &str = "GREATEST(pipelines.updated_at, COALESCE((SELECT e.updated_at FROM pipeline_executions e \
+     WHERE e.pipeline_id = pipelines.pipeline_id ORDER BY e.seq DESC LIMIT 1), pipelines.updated_at))";
+
+/// How a page of pipelines is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// By name, A to Z (CodePipeline's ListPipelines).
+    Name,
+    /// Latest activity first, then by name.
+    LastActivity,
+}
+
+/// Where a page of pipelines starts: after this name, or (latest activity
+/// first) after this activity and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    Name(String),
+    Activity(DateTime<Utc>, String),
+}
+
+/// A page of the account's pipelines, each with its latest activity.
+pub async fn list_ordered(
     conn: &mut AsyncPgConnection,
     account: &str,
     prefix: Option<&str>,
-    after: Option<&str>,
+    order: Order,
+    after: Option<&After>,
     limit: i64,
-) -> Result<Vec<Pipeline>, IamError> {
+) -> Result<Vec<(Pipeline, DateTime<Utc>)>, IamError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Text, Timestamptz};
     let mut query = pipelines::table.filter(pipelines::account_id.eq(account)).into_boxed();
     if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
         let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         query = query.filter(pipelines::name.like(format!("{escaped}%")));
     }
-    if let Some(after) = after {
-        query = query.filter(pipelines::name.gt(after));
+    match after {
+        None => {}
+        Some(After::Name(name)) => query = query.filter(pipelines::name.gt(name.clone())),
+        Some(After::Activity(at, name)) => {
+            query = query.filter(
+                sql::<Bool>(&format!("({ACTIVITY} < "))
+                    .bind::<Timestamptz, _>(*at)
+                    .sql(&format!(" OR ({ACTIVITY} = "))
+                    .bind::<Timestamptz, _>(*at)
+                    .sql(" AND pipelines.name > ")
+                    .bind::<Text, _>(name.clone())
+                    .sql("))"),
+            );
+        }
     }
-    Ok(query.order(pipelines::name.asc()).limit(limit).select(Pipeline::as_select()).load(conn).await?)
+    query = match order {
+        Order::Name => query.order(pipelines::name.asc()),
+        Order::LastActivity => query.order((sql::<Timestamptz>(ACTIVITY).desc(), pipelines::name.asc())),
+    };
+    Ok(query.limit(limit).select((Pipeline::as_select(), sql::<Timestamptz>(ACTIVITY))).load(conn).await?)
 }
 
 /// Replaces the pipeline's tags.
