@@ -255,6 +255,25 @@ export function onNotice(listener: NoticeListener): () => void {
 }
 
 /**
+ * Reads a streamed answer (a running action's log) as it comes, calling
+ * `onText` with each piece; resolves when the answer ends.
+ */
+export async function stream(path: string, onText: (text: string) => void, signal: AbortSignal): Promise<void> {
+  const bearer = token();
+  const response = await fetch(path, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {}, signal });
+  if (!response.ok || !response.body) {
+    const error: unknown = await response.json().catch(() => null);
+    throw failure(response, error);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    onText(value);
+  }
+}
+
+/**
  * Follows a server-sent event stream that needs the Authorization header
  * (EventSource cannot send one): calls `onEvent` with each event's name and
  * data, and reconnects after a pause until `signal` aborts.

@@ -509,3 +509,35 @@ browserTest("a thousand pipelines are listed a page at a time, latest activity f
   await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 10);
   assert.deepEqual(problems, [], "the browser's console reported errors");
 });
+
+browserTest("a running build's log streams into the console, and the execution is stopped with a reason", async () => {
+  const { page, token: root } = await signedInRoot("stopper");
+  const slow = example();
+  slow.pipeline.name = "slow";
+  slow.pipeline.stages[1].actions[0].configuration.commands = "echo started building\nsleep 120\necho never";
+  await call("POST", "/v1/pipelines", root, slow);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.getByRole("link", { name: "slow", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+  const archive = join(tmpdir(), `pipewright-site-${RUN}-3.tar.gz`);
+  execFileSync("tar", ["czf", archive, "-C", `${ROOT}examples/site`, "."]);
+  await action(page, "Upload").getByLabel("Upload revision").setInputFiles(archive);
+  await stageStatus(page, "Build", "In progress").waitFor({ timeout: LIVE });
+
+  // The log shows what the build wrote while it still runs.
+  await action(page, "Package").getByRole("button", { name: "Log of Package" }).click();
+  const log = page.getByRole("dialog", { name: "Log of Package" });
+  await log.getByText("started building").waitFor({ timeout: LIVE });
+  await log.getByRole("status").filter({ hasText: "Following the log" }).waitFor();
+  await log.getByRole("button", { name: "Close" }).click();
+
+  // Stop and abandon, with a reason: the build ends, the log with it.
+  await page.getByRole("button", { name: "Stop execution" }).click();
+  const stop = page.getByRole("dialog", { name: "Stop execution" });
+  await stop.getByLabel("Reason").fill("wrong revision");
+  await stop.getByRole("button", { name: "Stop and abandon" }).click();
+  await stage(page, "Build").locator("header").getByText(/^(Stopped|Abandoned)$/).waitFor({ timeout: LIVE });
+  await page.getByRole("link", { name: "History", exact: true }).click();
+  await page.getByRole("row").filter({ hasText: "wrong revision" }).waitFor();
+  assert.deepEqual(problems, [], "the browser's console reported errors");
+});

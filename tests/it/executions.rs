@@ -1072,3 +1072,26 @@ async fn metrics_show_the_audit_log_executions_action_runs_stage_transitions_and
     assert!(sample(&text, "pipewright_outbox_backlog").is_some(), "{text}");
     assert!(sample(&text, "pipewright_runner_slots_busy").is_some(), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_execution_is_pushed_live() {
+    let app = TestApp::spawn_with_worker().await;
+    let (root, _repo) = web_pipeline(&app, &format!("echo started\nsleep {}\n{BUILD}", unique_sleep())).await;
+    let mut events = app.client.get(app.url("/v1/pipelines/web/events")).bearer_auth(&root).send().await.unwrap();
+    let mut buffer = String::new();
+    let running = event_until(&mut events, &mut buffer, "the build runs", |s| {
+        action(s, "Build", "Compile")["status"] == "InProgress"
+    })
+    .await;
+    let id = action(&running, "Build", "Compile")["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let body = json!({"abandon": true, "reason": "wrong revision"});
+    let stopped = app.call("POST", &format!("/v1/pipelines/web/executions/{id}/stop"), Some(&root), Some(body)).await;
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    // Abandoning ends it in the call: no execution step follows to announce it.
+    let ended = event_until(&mut events, &mut buffer, "the abandoned build is pushed", |s| {
+        action(s, "Build", "Compile")["status"] == "Abandoned"
+    })
+    .await;
+    let build = ended["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == "Build").unwrap();
+    assert_eq!(build["latestExecution"]["status"], "Stopped", "{build}");
+}

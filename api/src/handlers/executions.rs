@@ -1136,6 +1136,9 @@ pub async fn stop_execution(
     match runs::stop(&mut conn, pipeline.pipeline_id, id, auth.body.abandon, &auth.body.reason).await? {
         runs::Control::Done(outbox) => {
             crate::auth::publish_after_commit(&req, outbox);
+            // Abandoning ends the execution here, with no step after it to
+            // tell the pipeline's live listeners.
+            crate::auth::notify_after_commit(&req, pipeline.pipeline_id);
             Ok(web::Json(ExecutionIdResponse { pipeline_execution_id: id }))
         }
         other => Err(control_error(other, &name, id, ErrorCode::PipelineExecutionNotStoppableException)),

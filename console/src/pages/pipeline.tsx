@@ -3,7 +3,7 @@
 // groups, side by side within a group. It follows the state stream, so it
 // changes as the pipeline runs, without reload.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { api, follow, must, permissions, type Permissions, type Schemas } from "../api";
+import { api, follow, must, permissions, stream, type Permissions, type Schemas } from "../api";
 import { go, href } from "../app";
 import { CopyPipeline } from "./create-pipeline";
 import { Dialog, ExternalLink, Failure, Field, Guarded, StatusBadge, When, useAction, value } from "../ui";
@@ -594,38 +594,33 @@ function Review(props: { name: string; open: Extract<Open, { kind: "review" }>; 
 }
 
 function Log(props: { name: string; action: string; id: string; onClose: () => void }) {
-  const [text, setText] = useState<string | null>(null);
+  const [text, setText] = useState("");
+  const [ended, setEnded] = useState(false);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
-    let gone = false;
-    // Read again every two seconds while the dialog is open: the log grows
-    // while the action runs.
-    const read = async () => {
-      try {
-        const log = await must(
-          api.GET("/v1/pipelines/{name}/action-executions/{id}/log", {
-            params: { path: { name: props.name, id: props.id } },
-            parseAs: "text",
-          }),
-        );
-        if (!gone) setText(log as unknown as string);
-      } catch (e) {
-        if (!gone) setError(e);
-      }
-    };
-    void read();
-    const every = setInterval(() => void read(), 2_000);
-    return () => {
-      gone = true;
-      clearInterval(every);
-    };
+    // The answer streams while the action runs: each piece is shown as it comes.
+    const stop = new AbortController();
+    setText("");
+    setEnded(false);
+    stream(
+      `/v1/pipelines/${encodeURIComponent(props.name)}/action-executions/${encodeURIComponent(props.id)}/log`,
+      (piece) => setText((before) => before + piece),
+      stop.signal,
+    ).then(
+      () => setEnded(true),
+      (e) => !stop.signal.aborted && setError(e),
+    );
+    return () => stop.abort();
   }, [props.id]);
   return (
     <Dialog title={`Log of ${props.action}`} onClose={props.onClose}>
       <Failure error={error} />
-      <pre class="log" tabIndex={0} aria-label="Log text">
-        {text ?? "Loading…"}
+      <pre class="log" tabIndex={0} aria-label="Log text" aria-busy={!ended}>
+        {text}
       </pre>
+      <p class="muted small" role="status">
+        {ended ? "The log is complete." : "Following the log as the action runs…"}
+      </p>
       <div class="buttons">
         <button type="button" onClick={props.onClose}>
           Close
