@@ -47,7 +47,7 @@ export interface Session {
 const SESSION_KEY = "pipewright.session";
 const DEVICE_KEY = "pipewright.device";
 const ROLES_KEY = "pipewright.recentRoles";
-/** Refresh this long before the access token expires. */
+/** Refresh this long before the access token expires (at most). */
 const REFRESH_AHEAD_MS = 60_000;
 
 type Listener = (session: Session | null) => void;
@@ -88,10 +88,15 @@ function token(): string | undefined {
   return current.role ? current.role.accessToken : current.accessToken;
 }
 
+/** How long before `expiration` to refresh: a minute, or a fifth of what is left when that is less. */
+function ahead(expiration: string): number {
+  return Math.min(REFRESH_AHEAD_MS, (Date.parse(expiration) - Date.now()) / 5);
+}
+
 function schedule(): void {
   if (timer) clearTimeout(timer);
   if (!current) return;
-  const due = Date.parse(current.expiration) - REFRESH_AHEAD_MS - Date.now();
+  const due = Date.parse(current.expiration) - ahead(current.expiration) - Date.now();
   timer = setTimeout(() => void refresh().catch(() => undefined), Math.max(due, 1_000));
 }
 
@@ -126,7 +131,8 @@ const auth: Middleware = {
   async onRequest({ request, schemaPath }) {
     if (schemaPath.startsWith("/v1/auth/refresh") || schemaPath.startsWith("/v1/auth/sign-in")) return request;
     if (schemaPath === "/v1/accounts") return request;
-    if (current && !current.role && Date.parse(current.expiration) - Date.now() < REFRESH_AHEAD_MS / 2) {
+    // A token about to expire (the tab slept past its refresh) is refreshed first.
+    if (current && !current.role && Date.parse(current.expiration) - Date.now() < 5_000) {
       await refresh().catch(() => undefined);
     }
     const bearer = token();
