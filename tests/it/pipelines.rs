@@ -829,4 +829,12 @@ async fn pipelines_are_listed_by_name_or_latest_activity_first_in_pages() {
     let mixed =
         app.call("GET", &format!("/v1/pipelines?sortBy=LAST_ACTIVITY&nextToken={token}"), Some(&root), None).await;
     assert_eq!(mixed.status, 400, "{}", mixed.body);
+    // A token forged to carry a NUL (base64 of `pw1:2024-01-01T00:00:00Z|\0`)
+    // is refused, not passed to PostgreSQL (which failed the call with 500).
+    for sort in ["NAME", "LAST_ACTIVITY"] {
+        let forged = "cHcxOjIwMjQtMDEtMDFUMDA6MDA6MDBafAA";
+        let path = format!("/v1/pipelines?sortBy={sort}&nextToken={forged}");
+        let answer = app.call("GET", &path, Some(&root), None).await;
+        assert_eq!(answer.status, 400, "{}", answer.body);
+    }
 }

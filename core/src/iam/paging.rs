@@ -20,6 +20,8 @@ pub fn key_of(token: &str) -> Option<String> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|t| t.strip_prefix("pw1:").map(str::to_owned))
+        // No name or time holds a control character (PostgreSQL refuses NUL).
+        .filter(|key| !key.chars().any(char::is_control))
 }
 
 pub const DEFAULT_MAX_RESULTS: i64 = 100;
@@ -79,5 +81,10 @@ mod tests {
         assert!(Page::new(Some(1001), None).is_err());
         assert!(Page::new(None, Some("garbage!")).is_err());
         assert_eq!(Page::new(None, None).expect("defaults").limit, 100);
+        // A token made by hand to carry a NUL (which PostgreSQL refuses with
+        // an error, a 500) is not one of ours.
+        let forged = URL_SAFE_NO_PAD.encode("pw1:2024-01-01T00:00:00Z|\0");
+        assert!(Page::new(None, Some(&forged)).is_err());
+        assert_eq!(key_of(&forged), None);
     }
 }
