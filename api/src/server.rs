@@ -432,6 +432,11 @@ where
             }
             tracing::info!("a PostgreSQL connection was lost (a restart?); the read is served once more");
             let (request, _) = response.into_parts();
+            // The pool's other idle connections are as old: dropped, so that
+            // the retry opens a new one rather than meeting another lost one.
+            if let Some(state) = request.app_data::<web::Data<AppState>>() {
+                state.services.db.forget_idle();
+            }
             let mut again = ServiceRequest::from_parts(request, actix_web::dev::Payload::None);
             // The router consumed the path when it matched it: matched again
             // from where it had begun, the path finds its operation, not the

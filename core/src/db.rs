@@ -72,6 +72,13 @@ impl Db {
         })
     }
 
+    /// Drops the idle connections: after one turned out lost (the server
+    /// restarted), the others made before the restart are lost too, and a
+    /// retry must not meet one of them.
+    pub fn forget_idle(&self) {
+        self.pool.retain(|_, _| false);
+    }
+
     /// Readiness: a round trip to the server.
     pub async fn health(&self) -> Health {
         deps::probe(async {
