@@ -570,76 +570,106 @@ async fn decide(
     extra: &[(String, ContextValue)],
     tagged: bool,
 ) -> Result<(), ApiError> {
-    let mut documents = Vec::new();
-    let mut session_policy = None;
-    match caller.claims.typ {
-        PrincipalKind::Root => {}
-        PrincipalKind::User => {
-            // `authenticate` found the user (by this id) for this request.
-            let mut conn = state.services.db.conn().await?;
-            documents = iam::policies::effective_for_user(&mut conn, caller.account(), &caller.claims.uid).await?;
-        }
-        PrincipalKind::AssumedRole => {
-            let mut conn = state.services.db.conn().await?;
-            let Some(role_id) = caller.claims.role.clone() else {
-                return Err(ApiError::new(ErrorCode::UnrecognizedClientException, "the session names no role"));
-            };
-            documents = iam::policies::effective(&mut conn, caller.account(), &[role_id]).await?;
-            session_policy = iam::sessions::find(&mut conn, caller.claims.sid).await?.and_then(|s| s.session_policy);
-        }
-    }
-    let compile =
-        |(name, text): (String, String)| match Policy::parse_with_limit(&text, PolicyKind::Identity, usize::MAX) {
-            Ok(policy) => Some(NamedPolicy::new(name, policy)),
-            Err(e) => {
-                tracing::error!(policy = %name, error = %e, "a stored policy does not parse; it is ignored");
-                None
+    Decider::load(state, caller).await?.decide(action, resource, extra, tagged).await
+}
+
+/// A caller's policies, read and compiled once, to decide one request or
+/// many (SimulateCallerPolicy) as its calls are decided.
+pub struct Decider<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    identity: Vec<NamedPolicy>,
+    session: Option<NamedPolicy>,
+    /// Whether any of them names a resource tag (only then are tags read).
+    names_tags: bool,
+}
+
+impl<'a> Decider<'a> {
+    pub async fn load(state: &'a AppState, caller: &'a Caller) -> Result<Self, ApiError> {
+        let mut documents = Vec::new();
+        let mut session_policy = None;
+        match caller.claims.typ {
+            PrincipalKind::Root => {}
+            PrincipalKind::User => {
+                // `authenticate` found the user (by this id) for this request.
+                let mut conn = state.services.db.conn().await?;
+                documents = iam::policies::effective_for_user(&mut conn, caller.account(), &caller.claims.uid).await?;
             }
+            PrincipalKind::AssumedRole => {
+                let mut conn = state.services.db.conn().await?;
+                let Some(role_id) = caller.claims.role.clone() else {
+                    return Err(ApiError::new(ErrorCode::UnrecognizedClientException, "the session names no role"));
+                };
+                documents = iam::policies::effective(&mut conn, caller.account(), &[role_id]).await?;
+                session_policy =
+                    iam::sessions::find(&mut conn, caller.claims.sid).await?.and_then(|s| s.session_policy);
+            }
+        }
+        let compile =
+            |(name, text): (String, String)| match Policy::parse_with_limit(&text, PolicyKind::Identity, usize::MAX) {
+                Ok(policy) => Some(NamedPolicy::new(name, policy)),
+                Err(e) => {
+                    tracing::error!(policy = %name, error = %e, "a stored policy does not parse; it is ignored");
+                    None
+                }
+            };
+        let names_tags = documents.iter().any(|(_, text)| names_resource_tags(text))
+            || session_policy.as_deref().is_some_and(names_resource_tags);
+        let count = documents.len();
+        let identity: Vec<NamedPolicy> = documents.into_iter().filter_map(compile).collect();
+        let had_session_policy = session_policy.is_some();
+        let session = session_policy.and_then(|text| compile(("session policy".to_owned(), text)));
+        // Fail closed: a policy that cannot be read might have been a Deny.
+        if identity.len() != count || (had_session_policy && session.is_none()) {
+            return Err(ApiError::new(
+                ErrorCode::AccessDeniedException,
+                "a policy that applies to this principal could not be read; an administrator must fix it",
+            ));
+        }
+        Ok(Self { state, caller, identity, session, names_tags })
+    }
+
+    /// Decides `action` on `resource`; with `tagged`, the resource's tags
+    /// are in the context when a policy names one.
+    pub async fn decide(
+        &self,
+        action: &str,
+        resource: &str,
+        extra: &[(String, ContextValue)],
+        tagged: bool,
+    ) -> Result<(), ApiError> {
+        let (state, caller, session) = (self.state, self.caller, self.session.as_ref());
+        let mut context = request_context(caller, &state.region);
+        for (key, value) in extra {
+            context.insert(key, value.clone());
+        }
+        if tagged && self.names_tags {
+            for (key, value) in resource_tags(state, caller.account(), resource).await? {
+                context.insert(&key, value);
+            }
+        }
+        let request = Request { action, resource, context: &context };
+        let evaluation = pipewright_authz::evaluate_principal(&caller.principal(), &self.identity, session, &request);
+        if evaluation.is_allowed() {
+            return Ok(());
+        }
+        let why = match evaluation.decision {
+            Decision::ExplicitDeny => "with an explicit deny in an identity-based policy".to_owned(),
+            _ if session.is_some() => {
+                format!("because no session policy and identity-based policy both allow the {action} action")
+            }
+            _ => format!("because no identity-based policy allows the {action} action"),
         };
-    let needs_tags = tagged
-        && (documents.iter().any(|(_, text)| names_resource_tags(text))
-            || session_policy.as_deref().is_some_and(names_resource_tags));
-    let count = documents.len();
-    let identity: Vec<NamedPolicy> = documents.into_iter().filter_map(compile).collect();
-    let had_session_policy = session_policy.is_some();
-    let session = session_policy.and_then(|text| compile(("session policy".to_owned(), text)));
-    // Fail closed: a policy that cannot be read might have been a Deny.
-    if identity.len() != count || (had_session_policy && session.is_none()) {
-        return Err(ApiError::new(
+        let kind = match caller.claims.typ {
+            PrincipalKind::Root => "Root",
+            PrincipalKind::User => "User",
+            PrincipalKind::AssumedRole => "Assumed role",
+        };
+        Err(ApiError::new(
             ErrorCode::AccessDeniedException,
-            "a policy that applies to this principal could not be read; an administrator must fix it",
-        ));
+            format!("{kind}: {} is not authorized to perform: {action} on resource: {resource} {why}", caller.arn()),
+        ))
     }
-    let mut context = request_context(caller, &state.region);
-    for (key, value) in extra {
-        context.insert(key, value.clone());
-    }
-    if needs_tags {
-        for (key, value) in resource_tags(state, caller.account(), resource).await? {
-            context.insert(&key, value);
-        }
-    }
-    let request = Request { action, resource, context: &context };
-    let evaluation = pipewright_authz::evaluate_principal(&caller.principal(), &identity, session.as_ref(), &request);
-    if evaluation.is_allowed() {
-        return Ok(());
-    }
-    let why = match evaluation.decision {
-        Decision::ExplicitDeny => "with an explicit deny in an identity-based policy".to_owned(),
-        _ if session.is_some() => {
-            format!("because no session policy and identity-based policy both allow the {action} action")
-        }
-        _ => format!("because no identity-based policy allows the {action} action"),
-    };
-    let kind = match caller.claims.typ {
-        PrincipalKind::Root => "Root",
-        PrincipalKind::User => "User",
-        PrincipalKind::AssumedRole => "Assumed role",
-    };
-    Err(ApiError::new(
-        ErrorCode::AccessDeniedException,
-        format!("{kind}: {} is not authorized to perform: {action} on resource: {resource} {why}", caller.arn()),
-    ))
 }
 
 /// The condition keys of a request, as IAM fills them.
