@@ -97,7 +97,13 @@ function schedule(): void {
   if (timer) clearTimeout(timer);
   if (!current) return;
   const due = Date.parse(current.expiration) - ahead(current.expiration) - Date.now();
-  timer = setTimeout(() => void refresh().catch(() => undefined), Math.max(due, 1_000));
+  timer = setTimeout(() => {
+    // A refresh that failed for now (the service away) is tried again
+    // shortly; one that the service refused has ended the session.
+    refresh().catch(() => {
+      if (current) timer = setTimeout(() => void refresh().catch(() => undefined), 10_000);
+    });
+  }, Math.max(due, 1_000));
 }
 
 /** Exchanges the refresh token for new tokens; one exchange at a time. */
@@ -111,11 +117,14 @@ export function refresh(): Promise<void> {
     if (!data) {
       // A refresh token works once and for a while: when it no longer does,
       // the session is over.
-      if (response.status === 401) save(null);
+      // (Unless someone signed in again meanwhile.)
+      if (response.status === 401 && current?.refreshToken === before.refreshToken) save(null);
       throw failure(response, error);
     }
-    if (current === before || current?.refreshToken === before.refreshToken) {
-      save({ ...before, ...pick(data), role: current?.role });
+    // The session as it is now (a role may have been switched meanwhile),
+    // with the new tokens; not if it was signed out or replaced meanwhile.
+    if (current?.refreshToken === before.refreshToken) {
+      save({ ...current, ...pick(data) });
     }
   })().finally(() => {
     refreshing = null;
@@ -187,8 +196,14 @@ export async function signIn(account: string, userName: string, password: string
   save({ account, userName, ...pick(data), identity: who.data });
 }
 
+/** Ends the user's session (and the role's, when one is active) at the service, then here. */
 export async function signOut(): Promise<void> {
-  if (current) await api.POST("/v1/auth/sign-out").catch(() => undefined);
+  const ending = current;
+  if (ending) {
+    const end = (token: string) =>
+      raw.POST("/v1/auth/sign-out", { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+    await Promise.all([end(ending.accessToken), ...(ending.role ? [end(ending.role.accessToken)] : [])]);
+  }
   save(null);
 }
 
@@ -201,9 +216,14 @@ export interface RecentRole {
   displayName: string;
 }
 
+/** The roles this user (of this account) switched into lately, newest first. */
+function rolesKey(): string {
+  return `${ROLES_KEY}.${current?.identity.arn ?? ""}`;
+}
+
 export function recentRoles(): RecentRole[] {
   try {
-    return (JSON.parse(localStorage.getItem(ROLES_KEY) ?? "[]") as RecentRole[]).slice(0, 5);
+    return (JSON.parse(localStorage.getItem(rolesKey()) ?? "[]") as RecentRole[]).slice(0, 5);
   } catch {
     return [];
   }
@@ -211,13 +231,13 @@ export function recentRoles(): RecentRole[] {
 
 /** Assumes a role with the signed-in user's credentials and calls with it from then on. */
 export async function switchRole(roleArn: string, displayName: string): Promise<void> {
-  if (!current) throw new ApiFailure(401, "NotSignedIn", "Sign in first.");
-  const base = { ...current, role: undefined };
+  const before = current;
+  if (!before) throw new ApiFailure(401, "NotSignedIn", "Sign in first.");
   // The user's own token assumes the role (a role session chaining into
   // another is not what the console's switch does).
-  const sessionName = `${current.userName}-console`.replace(/[^\w+=,.@-]/g, "-").slice(0, 64);
+  const sessionName = `${before.userName}-console`.replace(/[^\w+=,.@-]/g, "-").slice(0, 64);
   const { data, error, response } = await raw.POST("/v1/sts/assume-role", {
-    headers: { authorization: `Bearer ${current.accessToken}` },
+    headers: { authorization: `Bearer ${before.accessToken}` },
     body: { roleArn, roleSessionName: sessionName.length < 2 ? "console" : sessionName },
   });
   if (!data) throw failure(response, error);
@@ -226,8 +246,11 @@ export async function switchRole(roleArn: string, displayName: string): Promise<
   });
   if (!who.data) throw failure(who.response, who.error);
   const name = displayName.trim() || roleArn.split("/").pop() || roleArn;
+  // Saved onto the session as it is now: a refresh may have replaced its
+  // tokens meanwhile (the old refresh token is spent).
+  if (!current || current.identity.arn !== before.identity.arn) throw new ApiFailure(401, "NotSignedIn", "The session ended meanwhile.");
   save({
-    ...base,
+    ...current,
     role: {
       roleArn,
       displayName: name,
@@ -237,7 +260,7 @@ export async function switchRole(roleArn: string, displayName: string): Promise<
     },
   });
   const recent = [{ roleArn, displayName: name }, ...recentRoles().filter((r) => r.roleArn !== roleArn)];
-  localStorage.setItem(ROLES_KEY, JSON.stringify(recent.slice(0, 5)));
+  localStorage.setItem(rolesKey(), JSON.stringify(recent.slice(0, 5)));
 }
 
 export function leaveRole(): void {
@@ -260,11 +283,29 @@ export function onNotice(listener: NoticeListener): () => void {
   return () => noticeListeners.delete(listener);
 }
 
+/** Before a call made outside the typed client: a token about to expire is refreshed first. */
+async function fresh(): Promise<void> {
+  if (current && !current.role && Date.parse(current.expiration) - Date.now() < 5_000) {
+    await refresh().catch(() => undefined);
+  }
+}
+
+/** A stream refused for its credentials: the session (or the role's) has ended, as for any call. */
+async function expired(): Promise<void> {
+  if (current?.role) {
+    save({ ...current, role: undefined });
+    notice("The role session ended; you are back as yourself.");
+  } else if (current) {
+    await refresh().catch(() => undefined);
+  }
+}
+
 /**
  * Reads a streamed answer (a running action's log) as it comes, calling
  * `onText` with each piece; resolves when the answer ends.
  */
 export async function stream(path: string, onText: (text: string) => void, signal: AbortSignal): Promise<void> {
+  await fresh();
   const bearer = token();
   const response = await fetch(path, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {}, signal });
   if (!response.ok || !response.body) {
@@ -293,11 +334,13 @@ export function follow(
   const run = async () => {
     while (!signal.aborted) {
       try {
+        await fresh();
         const bearer = token();
         const response = await fetch(path, {
           headers: { accept: "text/event-stream", ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
           signal,
         });
+        if (response.status === 401) await expired();
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
         onStatus(true);
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

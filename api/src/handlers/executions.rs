@@ -523,6 +523,10 @@ pub struct ActionExecutionState {
     pub status: Status,
     pub summary: Option<String>,
     pub last_status_change: DateTime<Utc>,
+    /// When this run of the action started.
+    pub start_time: DateTime<Utc>,
+    /// When it ended; none while it runs.
+    pub end_time: Option<DateTime<Utc>>,
     /// The approval token, while an approval waits.
     pub token: Option<Uuid>,
     pub error_details: Option<ErrorDetails>,
@@ -533,7 +537,20 @@ pub struct ActionExecutionState {
 #[serde(rename_all = "camelCase")]
 pub struct ActionState {
     pub action_name: String,
+    /// A source action's revision in its latest run (CodePipeline's
+    /// `currentRevision`): the commit, or the uploaded archive's SHA-256.
+    pub current_revision: Option<ActionRevision>,
     pub latest_execution: Option<ActionExecutionState>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRevision {
+    pub revision_id: String,
+    /// The commit message's first line, or what the upload was called.
+    pub revision_summary: Option<String>,
+    /// When the run that took it started.
+    pub created: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -582,6 +599,8 @@ fn action_state(run: &ActionExecution) -> ActionExecutionState {
         status,
         summary: run.summary.clone(),
         last_status_change: run.updated_at,
+        start_time: run.started_at,
+        end_time: run.finished_at,
         token: run.token.filter(|_| status == Status::InProgress),
         error_details: run
             .error_code
@@ -602,6 +621,29 @@ pub async fn pipeline_state(
     let (stages, actions) = runs::state(conn, pipeline.pipeline_id).await?;
     let transitions = store::transitions(conn, pipeline.pipeline_id).await?;
     let inbound = runs::inbound(conn, pipeline.pipeline_id).await?;
+    let sources: Vec<Uuid> = actions
+        .iter()
+        .filter(|r| {
+            declaration.stages.iter().any(|s| {
+                s.name == r.stage_name
+                    && s.actions.iter().any(|a| a.name == r.action_name && a.action_type_id.category == "Source")
+            })
+        })
+        .map(|r| r.execution_id)
+        .collect();
+    let revisions = runs::source_revisions_of(conn, &sources).await?;
+    let revision_of = |run: &ActionExecution| {
+        revisions
+            .iter()
+            .filter(|(id, _)| *id == run.execution_id)
+            .flat_map(|(_, r)| r)
+            .find(|r| r.action_name == run.action_name)
+            .map(|r| ActionRevision {
+                revision_id: r.revision_id.clone(),
+                revision_summary: r.revision_summary.clone(),
+                created: run.started_at,
+            })
+    };
     let stage_states = declaration
         .stages
         .iter()
@@ -625,17 +667,18 @@ pub async fn pipeline_state(
             action_states: stage
                 .actions
                 .iter()
-                .map(|a| ActionState {
-                    action_name: a.name.clone(),
-                    latest_execution: actions
-                        .iter()
-                        .find(|r| r.stage_name == stage.name && r.action_name == a.name)
-                        .map(action_state),
+                .map(|a| {
+                    let latest = actions.iter().find(|r| r.stage_name == stage.name && r.action_name == a.name);
+                    ActionState {
+                        action_name: a.name.clone(),
+                        current_revision: latest.and_then(revision_of),
+                        latest_execution: latest.map(action_state),
+                    }
                 })
                 .collect(),
             inbound_executions: inbound
                 .iter()
-                .filter(|(at, _)| *at == i)
+                .filter(|(at, _)| *at == stage.name)
                 .map(|(_, id)| StageExecutionState { pipeline_execution_id: *id, status: Status::InProgress })
                 .collect(),
             latest_execution: stages.iter().find(|(s, _)| s.stage_name == stage.name).map(|(s, _)| {

@@ -6,7 +6,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, follow, must, permissions, stream, type Permissions, type Schemas } from "../api";
 import { go, href } from "../app";
 import { CopyPipeline } from "./create-pipeline";
-import { Dialog, ExternalLink, Failure, Field, Guarded, StatusBadge, When, useAction, value } from "../ui";
+import { Dialog, ExternalLink, Failure, Field, Guarded, StatusBadge, When, duration, useAction, value } from "../ui";
 
 type State = Schemas["PipelineStateResponse"];
 type StageState = Schemas["StageState"];
@@ -340,9 +340,16 @@ function Action(props: {
           <code>{latest.errorDetails.code}</code> {latest.errorDetails.message}
         </p>
       )}
+      {props.state?.currentRevision && (
+        <p class="revision" title={props.state.currentRevision.revisionId}>
+          <span class="muted">Revision</span>{" "}
+          {props.state.currentRevision.revisionSummary || <code>{props.state.currentRevision.revisionId.slice(0, 12)}</code>}
+        </p>
+      )}
       {latest && (
         <p class="times">
-          <When at={latest.lastStatusChange} />
+          Started <When at={latest.startTime} />
+          {latest.endTime ? ` · took ${duration(latest.startTime, latest.endTime)}` : " · running"}
         </p>
       )}
       <div class="links">

@@ -1363,27 +1363,47 @@ pub async fn state(
 
 /// The running executions of a pipeline that wait to enter a stage (a
 /// disabled transition, or a stage another execution holds), as
-/// `(stage index, execution id)`, oldest first: every stage before that one
+/// `(stage name, execution id)`, oldest first: every stage before that one
 /// succeeded and it was not entered (CodePipeline's `inboundExecutions`).
-pub async fn inbound(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<(usize, Uuid)>, IamError> {
-    let running: Vec<Uuid> = pipeline_executions::table
+/// The stage is named from the version the execution runs, which may not
+/// be the pipeline's current one.
+pub async fn inbound(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<Vec<(String, Uuid)>, IamError> {
+    let running: Vec<(Uuid, i32)> = pipeline_executions::table
         .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
         .filter(pipeline_executions::status.eq(Status::InProgress.as_str()))
         .order(pipeline_executions::seq.asc())
-        .select(pipeline_executions::execution_id)
+        .select((pipeline_executions::execution_id, pipeline_executions::pipeline_version))
         .load(conn)
         .await?;
     if running.is_empty() {
         return Ok(Vec::new());
     }
+    let ids: Vec<Uuid> = running.iter().map(|(id, _)| *id).collect();
     let entered: Vec<(Uuid, i32, String)> = stage_executions::table
-        .filter(stage_executions::execution_id.eq_any(&running))
+        .filter(stage_executions::execution_id.eq_any(&ids))
         .select((stage_executions::execution_id, stage_executions::stage_index, stage_executions::status))
         .load(conn)
         .await?;
+    let mut versions: Vec<i32> = running.iter().map(|(_, v)| *v).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let declarations: Vec<(i32, Value)> = pipeline_versions::table
+        .filter(pipeline_versions::pipeline_id.eq(pipeline_id))
+        .filter(pipeline_versions::version.eq_any(&versions))
+        .select((pipeline_versions::version, pipeline_versions::declaration))
+        .load(conn)
+        .await?;
+    let stage_name = |version: i32, index: usize| {
+        declarations
+            .iter()
+            .find(|(v, _)| *v == version)
+            .and_then(|(_, d)| d["stages"].get(index))
+            .and_then(|stage| stage["name"].as_str())
+            .map(str::to_owned)
+    };
     Ok(running
         .into_iter()
-        .filter_map(|execution| {
+        .filter_map(|(execution, version)| {
             let mut stages: Vec<(i32, &str)> =
                 entered.iter().filter(|(e, _, _)| *e == execution).map(|(_, i, s)| (*i, s.as_str())).collect();
             stages.sort_unstable();
@@ -1397,9 +1417,28 @@ pub async fn inbound(conn: &mut AsyncPgConnection, pipeline_id: Uuid) -> Result<
                 })
                 .count();
             let entered_next = stages.iter().any(|(i, _)| usize::try_from(*i).ok() == Some(done));
-            (done > 0 && !entered_next).then_some((done, execution))
+            if done == 0 || entered_next {
+                return None;
+            }
+            stage_name(version, done).map(|name| (name, execution))
         })
         .collect())
+}
+
+/// The source revisions some executions started with, by execution.
+pub async fn source_revisions_of(
+    conn: &mut AsyncPgConnection,
+    executions: &[Uuid],
+) -> Result<Vec<(Uuid, Vec<SourceRevision>)>, IamError> {
+    if executions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<(Uuid, Value)> = pipeline_executions::table
+        .filter(pipeline_executions::execution_id.eq_any(executions))
+        .select((pipeline_executions::execution_id, pipeline_executions::source_revisions))
+        .load(conn)
+        .await?;
+    Ok(found.into_iter().map(|(id, revisions)| (id, serde_json::from_value(revisions).unwrap_or_default())).collect())
 }
 
 /// The executions of the pipeline that are running, for the ones to poke.
