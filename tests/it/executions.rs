@@ -143,6 +143,13 @@ async fn a_commit_goes_from_source_through_build_and_approval_to_deploy() {
     assert_eq!(action(&waiting, "Build", "Compile")["status"], "Succeeded", "{waiting:#}");
     assert_eq!(action(&waiting, "Approve", "Review")["summary"], "Release 1.2.3?", "variables resolved: {waiting:#}");
     assert!(action(&waiting, "Deploy", "Release").is_null(), "{waiting:#}");
+    // The source action's revision is the commit; every run has its times.
+    let checkout = waiting["stageStates"][0]["actionStates"][0].clone();
+    assert_eq!(checkout["currentRevision"]["revisionId"], commit.as_str(), "{checkout:#}");
+    let compile = action(&waiting, "Build", "Compile");
+    assert!(compile["startTime"].as_str().unwrap() <= compile["endTime"].as_str().unwrap(), "{compile:#}");
+    assert!(action(&waiting, "Approve", "Review")["endTime"].is_null(), "it waits: {waiting:#}");
+    assert!(waiting["stageStates"][1]["actionStates"][0]["currentRevision"].is_null(), "only sources have one");
     let execution_id = action(&waiting, "Approve", "Review")["pipelineExecutionId"].as_str().unwrap().to_owned();
     let execution = app.call("GET", &format!("/v1/pipelines/web/executions/{execution_id}"), Some(&root), None).await;
     let execution = &execution.body["pipelineExecution"];
