@@ -5,11 +5,8 @@
 //   PIPEWRIGHT_URL=http://127.0.0.1:8080 node --test console/tests/
 // Screenshots of the pipeline page go to console/test-results/.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -143,21 +140,33 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
     window.__notReloaded = true;
   });
 
-  // A second window, the account's read-only user, follows along.
+  // A read-only user, made in the console (in a window of its own, so
+  // that the pipeline's page is never left or reloaded).
   const rootToken = await token(alias, "root");
-  await call("POST", "/v1/iam/users", rootToken, { userName: "reader" });
-  await call("PUT", "/v1/iam/users/reader/login-profile", rootToken, { password: PASSWORD });
-  await call("POST", "/v1/iam/users/reader/attached-policies", rootToken, {
-    policyArn: "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess",
-  });
+  const admin = await window();
+  await signIn(admin, alias, "root");
+  await admin.getByRole("link", { name: "IAM" }).click();
+  await admin.getByRole("button", { name: "Create user" }).click();
+  const create = admin.getByRole("dialog", { name: "Create user" });
+  await create.getByLabel("User name").fill("reader");
+  await create.getByLabel("Console password").fill(PASSWORD);
+  await create.getByRole("button", { name: "Create user" }).click();
+  await admin.getByRole("heading", { name: "reader" }).waitFor();
+  await admin.getByRole("button", { name: "Attach policy" }).click();
+  const attach = admin.getByRole("dialog", { name: "Attach policy" });
+  await attach.getByLabel("Policy").selectOption({ label: "PipewrightReadOnlyAccess" });
+  await attach.getByRole("button", { name: "Attach" }).click();
+  await admin.getByRole("button", { name: "Detach PipewrightReadOnlyAccess" }).waitFor();
+  await admin.context().close();
+
+  // A second window, the read-only user, follows along.
   const reader = await window();
   await signIn(reader, alias, "reader");
   await reader.getByRole("link", { name: "site" }).click();
   await reader.getByRole("status").filter({ hasText: "Live" }).waitFor();
 
   // A revision uploaded from the Upload action starts the pipeline.
-  const archive = join(tmpdir(), `pipewright-site-${RUN}.tar.gz`);
-  execFileSync("tar", ["czf", archive, "-C", `${ROOT}examples/site`, "."]);
+  const archive = `${ROOT}examples/site.tar.gz`;
   await action(page, "Upload").getByLabel("Upload revision").setInputFiles(archive);
   await page.getByRole("status").filter({ hasText: "Uploaded" }).waitFor();
 
@@ -266,6 +275,24 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   await page.getByRole("status").filter({ hasText: "Valid:" }).waitFor();
   await page.screenshot({ path: `${RESULTS}event-history.png`, fullPage: true });
 
+  // Every page fits a phone's screen, and the keyboard reaches the controls.
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const route of ["#/pipelines", "#/pipelines/site/executions", "#/events", "#/iam/users", "#/iam/policies", "#/switch-role"]) {
+    await page.evaluate((hash) => (location.hash = hash), route);
+    await page.waitForTimeout(500);
+    const wider = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(wider <= 1, `${route} is ${wider} px wider than a phone's screen`);
+    await page.screenshot({ path: `${RESULTS}phone-${route.slice(2).replaceAll("/", "-")}.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.evaluate(() => (location.hash = "#/pipelines/site"));
+  const releaseButton = page.getByRole("button", { name: "Release change" });
+  await releaseButton.focus();
+  await page.keyboard.press("Enter");
+  await page.getByRole("dialog", { name: "Release change" }).waitFor();
+  await page.keyboard.press("Escape");
+  await page.getByRole("dialog", { name: "Release change" }).waitFor({ state: "detached" });
+
   // Sign out: back to the sign-in form.
   await reader.getByRole("button", { name: "Sign out" }).click();
   await reader.getByRole("form", { name: "Sign in" }).waitFor();
@@ -342,8 +369,7 @@ browserTest("a pipeline is edited (a change made meanwhile is not overwritten), 
   await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
 
   // A failed build, retried from its stage.
-  const archive = join(tmpdir(), `pipewright-site-${RUN}-2.tar.gz`);
-  execFileSync("tar", ["czf", archive, "-C", `${ROOT}examples/site`, "."]);
+  const archive = `${ROOT}examples/site.tar.gz`;
   await action(page, "Upload").getByLabel("Upload revision").setInputFiles(archive);
   await stageStatus(page, "Build", "Failed").waitFor({ timeout: LIVE });
   await action(page, "Package").getByText("the commands exited with status 3").waitFor();
@@ -519,8 +545,7 @@ browserTest("a running build's log streams into the console, and the execution i
   await page.getByRole("button", { name: "Refresh" }).click();
   await page.getByRole("link", { name: "slow", exact: true }).click();
   await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
-  const archive = join(tmpdir(), `pipewright-site-${RUN}-3.tar.gz`);
-  execFileSync("tar", ["czf", archive, "-C", `${ROOT}examples/site`, "."]);
+  const archive = `${ROOT}examples/site.tar.gz`;
   await action(page, "Upload").getByLabel("Upload revision").setInputFiles(archive);
   await stageStatus(page, "Build", "In progress").waitFor({ timeout: LIVE });
 

@@ -68,3 +68,29 @@ pub async fn quick_start_to_its_approval(app: &TestApp, root: &str) -> Value {
     })
     .await
 }
+
+/// examples/site.tar.gz, which a console user uploads, holds exactly
+/// examples/site (remade with `tar --sort=name --owner=0 --group=0
+/// --numeric-owner --mtime='2026-01-01 00:00Z' -C examples/site -cf - . | gzip -n -9`).
+#[test]
+fn the_site_archive_holds_the_site_folder() {
+    use std::io::Read;
+    let examples = workspace_root().join("examples");
+    let archive = std::fs::File::open(examples.join("site.tar.gz")).unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(flate2::read::GzDecoder::new(archive)).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type().is_file() {
+            let name = entry.path().unwrap().to_string_lossy().trim_start_matches("./").to_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            found.insert(name, content);
+        }
+    }
+    let mut expected = std::collections::BTreeMap::new();
+    for file in std::fs::read_dir(examples.join("site")).unwrap() {
+        let path = file.unwrap().path();
+        expected.insert(path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap());
+    }
+    assert_eq!(found, expected, "examples/site.tar.gz is not examples/site: remake it (see this test's comment)");
+}

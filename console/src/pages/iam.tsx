@@ -3,8 +3,8 @@
 // service's validation shown; a role's trust policy; and the policy
 // simulator ("can this principal do this action on this resource?").
 import { useEffect, useState } from "preact/hooks";
-import { api, must, type Schemas } from "../api";
-import { href } from "../app";
+import { api, identity, must, type Schemas } from "../api";
+import { go, href } from "../app";
 import { Dialog, Failure, Field, When, useAction, value } from "../ui";
 
 type Kind = "users" | "groups" | "roles";
@@ -85,10 +85,20 @@ async function listPrincipals(kind: Kind): Promise<Row[]> {
 
 function Principals({ kind }: { kind: Kind }) {
   const [rows, error] = useRead(() => listPrincipals(kind), [kind]);
+  const [creating, setCreating] = useState(false);
   const label = { users: "Users", groups: "Groups", roles: "Roles" }[kind];
+  const one = { users: "user", groups: "group", roles: "role" }[kind];
   return (
     <>
-      <h2>{label}</h2>
+      <div class="title">
+        <h2>{label}</h2>
+        <div class="buttons">
+          <button type="button" class="primary" onClick={() => setCreating(true)}>
+            Create {one}
+          </button>
+        </div>
+      </div>
+      {creating && <CreatePrincipal kind={kind} onClose={() => setCreating(false)} />}
       <Failure error={error} />
       {rows && rows.length === 0 && <p>No {label.toLowerCase()} yet.</p>}
       {rows && rows.length > 0 && (
@@ -174,7 +184,9 @@ function Principal({ kind, name }: { kind: Kind; name: string }) {
     return { arn: role.arn, id: role.roleId, created: role.createDate, members: [], trust: role.assumeRolePolicyDocument };
   }, [kind, name]);
   const [names, namesError, rereadNames] = useRead(() => inline.list(kind, name), [kind, name]);
-  const [attached, attachedError] = useRead(() => inline.attached(kind, name), [kind, name]);
+  const [attached, attachedError, rereadAttached] = useRead(() => inline.attached(kind, name), [kind, name]);
+  const [attaching, setAttaching] = useState(false);
+  const detach = useAction();
   const [editing, setEditing] = useState<{ policyName: string; text: string; isNew: boolean } | null>(null);
   const [trustOpen, setTrustOpen] = useState(false);
   const open = useAction();
@@ -252,11 +264,39 @@ function Principal({ kind, name }: { kind: Kind; name: string }) {
             ) : (
               p.policyName
             )}{" "}
-            <code class="muted small">{p.policyArn}</code>
+            <code class="muted small">{p.policyArn}</code>{" "}
+            <button
+              type="button"
+              class="small"
+              aria-label={`Detach ${p.policyName}`}
+              disabled={detach.busy}
+              onClick={() =>
+                void detach.run(async () => {
+                  await attachment(kind, name, p.policyArn, "DELETE");
+                  rereadAttached();
+                })
+              }
+            >
+              Detach
+            </button>
           </li>
         ))}
         {attached && attached.attachedPolicies.length === 0 && <li class="muted">None.</li>}
       </ul>
+      <Failure error={detach.error} />
+      <button type="button" onClick={() => setAttaching(true)}>
+        Attach policy
+      </button>
+      {attaching && (
+        <AttachPolicy
+          onAttach={async (policyArn) => {
+            await attachment(kind, name, policyArn, "POST");
+            rereadAttached();
+          }}
+          onClose={() => setAttaching(false)}
+        />
+      )}
+      {kind === "users" && <ConsolePassword userName={name} />}
       {editing && (
         <PolicyEditor
           title={editing.isNew ? "Add inline policy" : `Inline policy ${editing.policyName}`}
@@ -523,5 +563,156 @@ function Simulator() {
         </table>
       )}
     </>
+  );
+}
+
+/** Attaches (POST) or detaches (DELETE) a managed policy, for each kind. */
+function attachment(kind: Kind, name: string, policyArn: string, method: "POST" | "DELETE") {
+  if (method === "POST") {
+    const body = { policyArn };
+    if (kind === "users")
+      return must(api.POST("/v1/iam/users/{userName}/attached-policies", { params: { path: { userName: name } }, body }));
+    if (kind === "groups")
+      return must(api.POST("/v1/iam/groups/{groupName}/attached-policies", { params: { path: { groupName: name } }, body }));
+    return must(api.POST("/v1/iam/roles/{roleName}/attached-policies", { params: { path: { roleName: name } }, body }));
+  }
+  const query = { policyArn };
+  if (kind === "users")
+    return must(api.DELETE("/v1/iam/users/{userName}/attached-policies", { params: { path: { userName: name }, query } }));
+  if (kind === "groups")
+    return must(api.DELETE("/v1/iam/groups/{groupName}/attached-policies", { params: { path: { groupName: name }, query } }));
+  return must(api.DELETE("/v1/iam/roles/{roleName}/attached-policies", { params: { path: { roleName: name }, query } }));
+}
+
+function AttachPolicy(props: { onAttach: (policyArn: string) => Promise<void>; onClose: () => void }) {
+  const [found, error] = useRead(() => must(api.GET("/v1/iam/policies", { params: { query: { scope: "All", maxResults: 1000 } } })), []);
+  const [chosen, setChosen] = useState("");
+  const action = useAction();
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void action.run(async () => {
+      await props.onAttach(chosen);
+      props.onClose();
+    });
+  };
+  return (
+    <Dialog title="Attach policy" onClose={props.onClose}>
+      <form onSubmit={submit}>
+        <Failure error={error} />
+        <Field label="Policy">
+          <select name="policyArn" required value={chosen} onChange={(e) => setChosen(value(e))}>
+            <option value="">Choose a policy…</option>
+            {found?.policies.map((p) => (
+              <option key={p.arn} value={p.arn}>
+                {p.policyName}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Failure error={action.error} />
+        <div class="buttons">
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={action.busy || !chosen}>
+            Attach
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/** A user's console password (IAM's login profile): set or changed. */
+function ConsolePassword({ userName }: { userName: string }) {
+  const [password, setPassword] = useState("");
+  const [done, setDone] = useState(false);
+  const action = useAction();
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void action.run(async () => {
+      await must(api.PUT("/v1/iam/users/{userName}/login-profile", { params: { path: { userName } }, body: { password } }));
+      setPassword("");
+      setDone(true);
+    });
+  };
+  return (
+    <>
+      <h3>Console password</h3>
+      <form onSubmit={submit} class="narrow">
+        <Field label="New password" hint="The account's password policy applies">
+          <input type="password" name="password" required autoComplete="new-password" value={password} onInput={(e) => setPassword(value(e))} />
+        </Field>
+        <Failure error={action.error} />
+        {done && <p role="status">The password is set: {userName} signs in with it.</p>}
+        <button type="submit" disabled={action.busy}>
+          Set password
+        </button>
+      </form>
+    </>
+  );
+}
+
+/** Creates a user (with a console password), a group, or a role (with its trust policy). */
+function CreatePrincipal({ kind, onClose }: { kind: Kind; onClose: () => void }) {
+  const [name, setName] = useState("");
+  const [password, setPassword] = useState("");
+  const [trust, setTrust] = useState(() =>
+    JSON.stringify(
+      {
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Principal: { PW: `arn:pw:iam::${identity()?.account ?? "111122223333"}:root` }, Action: "sts:AssumeRole" }],
+      },
+      null,
+      2,
+    ),
+  );
+  const action = useAction();
+  const one = { users: "user", groups: "group", roles: "role" }[kind];
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void action.run(async () => {
+      const made = name.trim();
+      if (kind === "users") {
+        await must(api.POST("/v1/iam/users", { body: { userName: made } }));
+        if (password) {
+          await must(api.PUT("/v1/iam/users/{userName}/login-profile", { params: { path: { userName: made } }, body: { password } }));
+        }
+      } else if (kind === "groups") {
+        await must(api.POST("/v1/iam/groups", { body: { groupName: made } }));
+      } else {
+        await must(api.POST("/v1/iam/roles", { body: { roleName: made, assumeRolePolicyDocument: trust } }));
+      }
+      onClose();
+      go("iam", kind, made);
+    });
+  };
+  return (
+    <Dialog title={`Create ${one}`} onClose={onClose}>
+      <form onSubmit={submit}>
+        <Field label={`${one[0]?.toUpperCase()}${one.slice(1)} name`}>
+          <input name="name" required value={name} onInput={(e) => setName(value(e))} />
+        </Field>
+        {kind === "users" && (
+          <Field label="Console password" hint="Optional: lets the user sign in to the console">
+            <input type="password" name="password" autoComplete="new-password" value={password} onInput={(e) => setPassword(value(e))} />
+          </Field>
+        )}
+        {kind === "roles" && (
+          <Field label="Trust policy" hint="Who may assume the role">
+            <textarea name="trust" class="editor" rows={12} spellcheck={false} value={trust} onInput={(e) => setTrust(value(e))} />
+          </Field>
+        )}
+        <Failure error={action.error} />
+        <div class="buttons">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={action.busy}>
+            Create {one}
+          </button>
+        </div>
+      </form>
+    </Dialog>
   );
 }
