@@ -206,6 +206,7 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   const readerRelease = reader.getByRole("button", { name: "Release change" });
   assert.match(await description(readerRelease), /Not allowed: .*reader.*codepipeline:StartPipelineExecution/);
   assert.match(await description(action(reader, "Review").getByRole("button", { name: "Review" })), /codepipeline:PutApprovalResult/);
+  assert.match(await description(reader.getByRole("button", { name: "Copy pipeline" })), /codepipeline:CreatePipeline/);
   assert.equal(await description(page.getByRole("button", { name: "Release change" })), "");
 
   await reader.screenshot({ path: `${RESULTS}pipeline-as-read-only-user.png`, fullPage: true });

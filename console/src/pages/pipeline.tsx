@@ -86,6 +86,8 @@ export function PipelinePage({ name }: { name: string }) {
       { action: "codepipeline:StartPipelineExecution", resource: arn },
       { action: "codepipeline:StopPipelineExecution", resource: arn },
       { action: "codepipeline:UpdatePipeline", resource: arn },
+      // A copy is created under the name the dialog offers first.
+      { action: "codepipeline:CreatePipeline", resource: `${arn}-copy` },
     ];
     for (const stage of declaration.stages) {
       const at = `${arn}/${stage.name}`;
@@ -143,9 +145,9 @@ export function PipelinePage({ name }: { name: string }) {
           <Guarded permission={may("codepipeline:UpdatePipeline", arn)} onClick={() => go("pipelines", name, "edit")}>
             Edit
           </Guarded>
-          <button type="button" onClick={() => setOpen({ kind: "copy" })}>
+          <Guarded permission={may("codepipeline:CreatePipeline", `${arn}-copy`)} onClick={() => setOpen({ kind: "copy" })}>
             Copy pipeline
-          </button>
+          </Guarded>
           <Guarded
             permission={may("codepipeline:StopPipelineExecution", arn)}
             disabled={!running}
