@@ -274,6 +274,11 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   await page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
   await page.getByRole("button", { name: "Verify the log" }).click();
   await page.getByRole("status").filter({ hasText: "Valid:" }).waitFor();
+  const exported = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Export events" }).click();
+  const file = await exported;
+  assert.match(file.suggestedFilename(), /\.ndjson$/);
+  assert.match(readFileSync(await file.path(), "utf8"), /"eventName":"PutApprovalResult"/);
   await page.screenshot({ path: `${RESULTS}event-history.png`, fullPage: true });
 
   // Every page fits a phone's screen, and the keyboard reaches the controls.
