@@ -281,6 +281,19 @@ browserTest("a person signs up, creates the example pipeline and takes it to dep
   assert.match(readFileSync(await file.path(), "utf8"), /"eventName":"PutApprovalResult"/);
   await page.screenshot({ path: `${RESULTS}event-history.png`, fullPage: true });
 
+  // Release change on a chosen revision: the archive uploaded first, by its id.
+  const runs = await call("GET", "/v1/pipelines/site/executions", rootToken);
+  const uploadedId = runs.pipelineExecutionSummaries.at(-1).sourceRevisions[0].revisionId;
+  await page.evaluate(() => (location.hash = "#/pipelines/site"));
+  await page.getByRole("button", { name: "Release change" }).click();
+  const rerun = page.getByRole("dialog", { name: "Release change" });
+  await rerun.getByLabel("Revision of Upload").fill(uploadedId);
+  await rerun.getByRole("button", { name: "Release" }).click();
+  await rerun.waitFor({ state: "detached" });
+  const again = await call("GET", "/v1/pipelines/site/executions?maxResults=1", rootToken);
+  assert.equal(again.pipelineExecutionSummaries[0].trigger.triggerType, "StartPipelineExecution");
+  assert.equal(again.pipelineExecutionSummaries[0].sourceRevisions[0].revisionId, uploadedId);
+
   // Every page fits a phone's screen, and the keyboard reaches the controls.
   await page.setViewportSize({ width: 390, height: 844 });
   for (const route of ["#/pipelines", "#/pipelines/site/executions", "#/events", "#/iam/users", "#/iam/policies", "#/switch-role"]) {

@@ -25,7 +25,7 @@ impl Repo {
         repo
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub fn git(&self, args: &[&str]) -> String {
         let output = std::process::Command::new("git")
             .arg("-C")
             .arg(&self.path)
@@ -1101,4 +1101,128 @@ async fn an_abandoned_execution_is_pushed_live() {
     .await;
     let build = ended["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == "Build").unwrap();
     assert_eq!(build["latestExecution"]["status"], "Stopped", "{build}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_what_it_cannot_run() {
+    let app = TestApp::spawn_with_worker().await;
+    let (root, repo) = web_pipeline(&app, "mkdir -p dist\necho \"built: $(cat app.txt)\" | tee dist/out.txt").await;
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    repo.commit("second", "two");
+    let start = |body: Value| {
+        let (app, root) = (&app, root.clone());
+        async move { app.call("POST", "/v1/pipelines/web/executions", Some(&root), Some(body)).await }
+    };
+    // The first commit, though the branch has a newer one.
+    let short = &first[..10];
+    let started = start(json!({"sourceRevisions": [
+        {"actionName": "Checkout", "revisionType": "COMMIT_ID", "revisionValue": short.to_uppercase()}]}))
+    .await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let id = started.body["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let built = state_until(&app, &root, "web", "the chosen commit is built", |s| {
+        action(s, "Build", "Compile")["pipelineExecutionId"] == id.as_str()
+            && action(s, "Build", "Compile")["status"] == "Succeeded"
+    })
+    .await;
+    let compile = action(&built, "Build", "Compile")["actionExecutionId"].as_str().unwrap().to_owned();
+    let log = log_of(&app, &root, "web", &compile).await.text().await.unwrap();
+    assert!(log.contains("built: hello"), "the first commit's app.txt: {log}");
+    let execution = app.call("GET", &format!("/v1/pipelines/web/executions/{id}"), Some(&root), None).await;
+    assert_eq!(execution.body["pipelineExecution"]["sourceRevisions"][0]["revisionId"], first.as_str());
+
+    // What cannot be run is named, and nothing starts.
+    for (body, names) in [
+        (
+            json!([{"actionName": "Checkout", "revisionType": "COMMIT_ID", "revisionValue": "--orphan=x"}]),
+            "revisionValue",
+        ),
+        (json!([{"actionName": "Checkout", "revisionType": "COMMIT_ID", "revisionValue": "abc"}]), "revisionValue"),
+        (json!([{"actionName": "Compile", "revisionType": "COMMIT_ID", "revisionValue": first}]), "actionName"),
+        (
+            json!([{"actionName": "Checkout", "revisionType": "IMAGE_DIGEST", "revisionValue": "sha256:00"}]),
+            "IMAGE_DIGEST",
+        ),
+        (
+            json!([{"actionName": "Checkout", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": first}]),
+            "COMMIT_ID",
+        ),
+        (
+            json!([{"actionName": "Checkout", "revisionType": "COMMIT_ID", "revisionValue": first},
+                {"actionName": "Checkout", "revisionType": "COMMIT_ID", "revisionValue": first}]),
+            "twice",
+        ),
+    ] {
+        let refused = start(json!({"sourceRevisions": body})).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(refused.body["message"].as_str().unwrap().contains(names), "{names}: {}", refused.body);
+    }
+    let unknown_type = start(json!({"sourceRevisions": [
+        {"actionName": "Checkout", "revisionType": "BRANCH", "revisionValue": "main"}]}))
+    .await;
+    assert_eq!(unknown_type.status, 400, "{}", unknown_type.body);
+
+    // An Upload source runs an earlier archive by its revision id.
+    let upload = json!({"name": "up", "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"),
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "Show", "actionTypeId": kind("Build", "Shell"),
+            "configuration": {"commands": "cat app.txt"}, "inputArtifacts": [{"name": "Src"}]}]}]});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": upload}))).await.status, 201);
+    let mut uploaded = Vec::new();
+    for content in ["one", "two"] {
+        let answer = app
+            .client
+            .post(app.url("/v1/pipelines/up/sources/Upload/revisions"))
+            .bearer_auth(&root)
+            .header("content-type", "application/gzip")
+            .body(archive_of(&[("app.txt", content)]))
+            .send()
+            .await
+            .unwrap();
+        let answer: Value = answer.json().await.unwrap();
+        uploaded.push(answer["revisionId"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned());
+    }
+    let again = app
+        .call(
+            "POST",
+            "/v1/pipelines/up/executions",
+            Some(&root),
+            Some(json!({"sourceRevisions": [
+                {"actionName": "Upload", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": uploaded[0]}]})),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let id = again.body["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let shown = state_until(&app, &root, "up", "the first archive is built again", |s| {
+        action(s, "Build", "Show")["pipelineExecutionId"] == id.as_str()
+            && action(s, "Build", "Show")["status"] == "Succeeded"
+    })
+    .await;
+    let show = action(&shown, "Build", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
+    let log = log_of(&app, &root, "up", &show).await.text().await.unwrap();
+    assert!(log.contains("one") && !log.contains("two"), "{log}");
+    let missing = app
+        .call(
+            "POST",
+            "/v1/pipelines/up/executions",
+            Some(&root),
+            Some(json!({"sourceRevisions": [
+                {"actionName": "Upload", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": "0".repeat(64)}]})),
+        )
+        .await;
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert!(missing.body["message"].as_str().unwrap().contains("no archive"), "{}", missing.body);
+}
+
+/// A gzipped tar archive of files (name, content).
+fn archive_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, content.as_bytes()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
 }

@@ -445,6 +445,11 @@ async fn git(
         Err(e) => return Some(failed("SourceUnavailable", format!("fetching {url} {e}"))),
     }
     if let Some(commit) = &pinned {
+        // A commit id only (the API checks it too): nothing `git` could read
+        // as an option or a path.
+        if commit.is_empty() || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some(failed("RevisionNotFound", format!("{commit:?} is not a commit id")));
+        }
         let checkout = tokio::process::Command::new("git")
             .arg("-C")
             .arg(workspace)

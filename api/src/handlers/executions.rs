@@ -298,6 +298,104 @@ pub struct StartExecutionRequest {
     pub variables: Vec<VariableValue>,
     /// Makes the call idempotent: the same token starts one execution.
     pub client_request_token: Option<String>,
+    /// Revisions to run instead of the sources' latest (CodePipeline's
+    /// `sourceRevisions`): a commit of a Git source, an earlier upload of an
+    /// Upload source. The other sources run their latest.
+    #[serde(default)]
+    pub source_revisions: Vec<SourceRevisionOverride>,
+}
+
+/// A source action's revision to run (CodePipeline's
+/// `SourceRevisionOverride`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRevisionOverride {
+    /// A source action of the pipeline.
+    pub action_name: String,
+    /// `COMMIT_ID` (a Git source) or `S3_OBJECT_VERSION_ID` (an Upload
+    /// source: an earlier upload's revision id). `IMAGE_DIGEST` and
+    /// `S3_OBJECT_KEY` are CodePipeline's for sources Pipewright does not
+    /// have, and are refused.
+    pub revision_type: SourceRevisionType,
+    /// The commit id (7 to 64 hexadecimal digits), or the upload's revision
+    /// id (its SHA-256, as ListPipelineExecutions shows it).
+    pub revision_value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SourceRevisionType {
+    CommitId,
+    ImageDigest,
+    S3ObjectVersionId,
+    S3ObjectKey,
+}
+
+/// The revisions `overrides` name, checked against the pipeline's sources.
+async fn chosen_revisions(
+    conn: &mut diesel_async::AsyncPgConnection,
+    pipeline: &Pipeline,
+    declaration: &PipelineDeclaration,
+    overrides: &[SourceRevisionOverride],
+) -> Result<Vec<SourceRevision>, ApiError> {
+    let mut chosen: Vec<SourceRevision> = Vec::new();
+    for (i, o) in overrides.iter().enumerate() {
+        let at = format!("sourceRevisions[{i}]");
+        let source = declaration
+            .stages
+            .iter()
+            .flat_map(|s| &s.actions)
+            .find(|a| a.name == o.action_name && a.action_type_id.category == "Source")
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "{at}.actionName: {:?} is not a source action of the pipeline",
+                    o.action_name
+                ))
+            })?;
+        if chosen.iter().any(|c| c.action_name == o.action_name) {
+            return Err(ApiError::validation(format!("{at}: {:?} is named twice", o.action_name)));
+        }
+        let value = o.revision_value.trim();
+        let revision = match (source.action_type_id.provider.as_str(), o.revision_type) {
+            ("Git", SourceRevisionType::CommitId) => {
+                // Only hexadecimal digits: the value reaches `git checkout`.
+                if !(7..=64).contains(&value.len()) || !value.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(ApiError::validation(format!(
+                        "{at}.revisionValue: a commit id is 7 to 64 hexadecimal digits"
+                    )));
+                }
+                SourceRevision {
+                    action_name: o.action_name.clone(),
+                    revision_id: value.to_ascii_lowercase(),
+                    revision_summary: None,
+                    artifact: None,
+                }
+            }
+            ("Upload", SourceRevisionType::S3ObjectVersionId) => {
+                runs::uploaded_revision(conn, pipeline.pipeline_id, &o.action_name, value).await?.ok_or_else(|| {
+                    ApiError::validation(format!(
+                        "{at}.revisionValue: no archive with revision id {value:?} was uploaded to {:?}",
+                        o.action_name
+                    ))
+                })?
+            }
+            (_, SourceRevisionType::ImageDigest | SourceRevisionType::S3ObjectKey) => {
+                return Err(ApiError::validation(format!(
+                    "{at}.revisionType: IMAGE_DIGEST and S3_OBJECT_KEY are for sources Pipewright does not have; \
+                     use COMMIT_ID for a Git source, S3_OBJECT_VERSION_ID for an Upload source"
+                )));
+            }
+            (provider, _) => {
+                let wanted = if provider == "Git" { "COMMIT_ID" } else { "S3_OBJECT_VERSION_ID" };
+                return Err(ApiError::validation(format!(
+                    "{at}.revisionType: {:?} is a {provider} source, whose revisions are {wanted}",
+                    o.action_name
+                )));
+            }
+        };
+        chosen.push(revision);
+    }
+    Ok(chosen)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -327,10 +425,12 @@ pub async fn start_execution(
     }
     let mut conn = auth.db().await?;
     let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
-    let variables = resolve_variables(&pipeline.declaration()?, &auth.body.variables)?;
+    let declaration = pipeline.declaration()?;
+    let variables = resolve_variables(&declaration, &auth.body.variables)?;
+    let revisions = chosen_revisions(&mut conn, &pipeline, &declaration, &auth.body.source_revisions).await?;
     let trigger =
         Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: auth.caller.arn().to_owned() };
-    let (execution, outbox) = runs::start(&mut conn, &pipeline, &trigger, &variables, token, &[]).await?;
+    let (execution, outbox) = runs::start(&mut conn, &pipeline, &trigger, &variables, token, &revisions).await?;
     crate::auth::publish_after_commit(&req, outbox);
     Ok(web::Json(StartExecutionResponse { pipeline_execution_id: execution.execution_id }))
 }

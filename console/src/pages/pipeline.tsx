@@ -413,7 +413,11 @@ function Opened(props: { name: string; open: Open; declaration: Declaration; onC
 
 function ReleaseChange({ name, declaration, onClose }: { name: string; declaration: Declaration; onClose: () => void }) {
   const declared = declaration.variables ?? [];
+  const sources = declaration.stages.flatMap((stage) =>
+    stage.actions.filter((a) => a.actionTypeId.category === "Source" && ["Git", "Upload"].includes(a.actionTypeId.provider)),
+  );
   const [values, setValues] = useState<Record<string, string>>({});
+  const [revisions, setRevisions] = useState<Record<string, string>>({});
   const action = useAction();
   const submit = (e: Event) => {
     e.preventDefault();
@@ -421,10 +425,17 @@ function ReleaseChange({ name, declaration, onClose }: { name: string; declarati
       const variables = Object.entries(values)
         .filter(([, v]) => v !== "")
         .map(([variable, v]) => ({ name: variable, value: v }));
+      const sourceRevisions = sources
+        .filter((a) => (revisions[a.name] ?? "").trim() !== "")
+        .map((a) => ({
+          actionName: a.name,
+          revisionType: a.actionTypeId.provider === "Git" ? ("COMMIT_ID" as const) : ("S3_OBJECT_VERSION_ID" as const),
+          revisionValue: (revisions[a.name] ?? "").trim(),
+        }));
       await must(
         api.POST("/v1/pipelines/{name}/executions", {
           params: { path: { name } },
-          body: variables.length ? { variables } : {},
+          body: { ...(variables.length ? { variables } : {}), ...(sourceRevisions.length ? { sourceRevisions } : {}) },
         }),
       );
       onClose();
@@ -433,7 +444,26 @@ function ReleaseChange({ name, declaration, onClose }: { name: string; declarati
   return (
     <Dialog title="Release change" onClose={onClose}>
       <form onSubmit={submit}>
-        <p>Runs the pipeline again with each source's latest revision.</p>
+        <p>Runs the pipeline again with each source's latest revision, or the one you name.</p>
+        {sources.length > 0 && (
+          <fieldset>
+            <legend>Source revisions (empty: the latest)</legend>
+            {sources.map((a) => (
+              <Field
+                key={a.name}
+                label={`Revision of ${a.name}`}
+                hint={a.actionTypeId.provider === "Git" ? "A commit id" : "An earlier upload's revision id (its SHA-256)"}
+              >
+                <input
+                  name={`revision-${a.name}`}
+                  spellcheck={false}
+                  value={revisions[a.name] ?? ""}
+                  onInput={(e) => setRevisions({ ...revisions, [a.name]: value(e) })}
+                />
+              </Field>
+            ))}
+          </fieldset>
+        )}
         {declared.length > 0 && (
           <fieldset>
             <legend>Variables (empty: the default)</legend>

@@ -267,6 +267,33 @@ async fn with_latest_uploads(
     Ok(out)
 }
 
+/// An archive uploaded earlier to the pipeline's Upload source `action`,
+/// by its revision id (the archive's SHA-256), to run again.
+pub async fn uploaded_revision(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    action: &str,
+    revision_id: &str,
+) -> Result<Option<SourceRevision>, IamError> {
+    let carried: Vec<Value> = pipeline_executions::table
+        .filter(pipeline_executions::pipeline_id.eq(pipeline_id))
+        .filter(diesel::PgJsonbExpressionMethods::contains(
+            pipeline_executions::source_revisions,
+            json!([{"actionName": action, "revisionId": revision_id}]),
+        ))
+        .order(pipeline_executions::seq.desc())
+        .limit(1)
+        .select(pipeline_executions::source_revisions)
+        .load(conn)
+        .await?;
+    Ok(carried.into_iter().find_map(|revisions| {
+        serde_json::from_value::<Vec<SourceRevision>>(revisions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.action_name == action && r.revision_id == revision_id && r.artifact.is_some())
+    }))
+}
+
 /// The stage and action runs of executions, latest attempt first.
 async fn runs_of(
     conn: &mut AsyncPgConnection,
