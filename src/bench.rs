@@ -269,15 +269,19 @@ async fn run_batch(
         // One transaction, as StartPipelineExecution's request.
         let (execution, rows) = conn
             .transaction::<_, pipewright_core::iam::IamError, _>(async |conn| {
-                pipewright_core::executions::store::start(
-                    conn,
-                    pipeline,
-                    trigger,
-                    &[],
-                    None,
-                    std::slice::from_ref(revision),
-                )
-                .await
+                use pipewright_core::executions::way_in;
+                // A Release change naming the uploaded revision, through the one way in.
+                let start = way_in::Start {
+                    revisions: vec![revision.clone()],
+                    ..way_in::Start::new(way_in::Cause::Released { by: &trigger.trigger_detail })
+                };
+                let refused = |why: String| pipewright_core::iam::IamError::InvalidInput(why);
+                match way_in::start(conn, pipeline, start).await {
+                    Ok(Some(started)) => Ok(started),
+                    Ok(None) => Err(refused("nothing to run".to_owned())),
+                    Err(way_in::NotStarted::Refused(why)) => Err(refused(why)),
+                    Err(way_in::NotStarted::Failed(e)) => Err(e),
+                }
             })
             .await
             .map_err(|e| e.to_string())?;

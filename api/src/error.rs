@@ -240,6 +240,16 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<pipewright_core::executions::way_in::NotStarted> for ApiError {
+    fn from(e: pipewright_core::executions::way_in::NotStarted) -> Self {
+        use pipewright_core::executions::way_in::NotStarted;
+        match e {
+            NotStarted::Refused(why) => Self::validation(why),
+            NotStarted::Failed(e) => e.into(),
+        }
+    }
+}
+
 impl From<pipewright_core::iam::IamError> for ApiError {
     fn from(e: pipewright_core::iam::IamError) -> Self {
         use pipewright_core::iam::IamError as E;

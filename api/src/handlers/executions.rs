@@ -4,10 +4,10 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use pipewright_core::executions::Status;
 use pipewright_core::executions::store::{
-    self as runs, ActionExecution, Approval, ArtifactLocation, Execution, SourceRevision, Trigger,
+    self as runs, ActionExecution, Approval, ArtifactLocation, Execution, SourceRevision,
 };
+use pipewright_core::executions::{Status, way_in};
 use pipewright_core::pipelines::store::{self, Pipeline};
 use pipewright_core::pipelines::{ActionTypeId, PipelineDeclaration};
 use serde::{Deserialize, Serialize};
@@ -250,39 +250,6 @@ async fn pipeline(conn: &mut diesel_async::AsyncPgConnection, account: &str, nam
     store::find(conn, account, name).await?.ok_or_else(|| not_found(name))
 }
 
-/// The variables of a new execution: the declared defaults, overridden by
-/// those given (which must be declared).
-pub fn resolve_variables(
-    declaration: &PipelineDeclaration,
-    given: &[VariableValue],
-) -> Result<Vec<(String, String)>, ApiError> {
-    for (i, variable) in given.iter().enumerate() {
-        if !declaration.variables.iter().any(|v| v.name == variable.name) {
-            return Err(ApiError::validation(format!(
-                "variables[{i}]: {:?} is not a variable of the pipeline; declare it in the pipeline first",
-                variable.name
-            )));
-        }
-        if variable.value.chars().count() > 1000 {
-            return Err(ApiError::validation(format!("variables[{i}]: a value is at most 1000 characters")));
-        }
-    }
-    Ok(declaration
-        .variables
-        .iter()
-        .map(|declared| {
-            let value = given
-                .iter()
-                .rev()
-                .find(|v| v.name == declared.name)
-                .map(|v| v.value.clone())
-                .or_else(|| declared.default_value.clone())
-                .unwrap_or_default();
-            (declared.name.clone(), value)
-        })
-        .collect())
-}
-
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariableValue {
@@ -426,11 +393,16 @@ pub async fn start_execution(
     let mut conn = auth.db().await?;
     let pipeline = pipeline(&mut conn, auth.caller.account(), &name).await?;
     let declaration = pipeline.declaration()?;
-    let variables = resolve_variables(&declaration, &auth.body.variables)?;
     let revisions = chosen_revisions(&mut conn, &pipeline, &declaration, &auth.body.source_revisions).await?;
-    let trigger =
-        Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: auth.caller.arn().to_owned() };
-    let (execution, outbox) = runs::start(&mut conn, &pipeline, &trigger, &variables, token, &revisions).await?;
+    let variables: Vec<(String, String)> =
+        auth.body.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+    let start = way_in::Start {
+        cause: way_in::Cause::Released { by: auth.caller.arn() },
+        variables: &variables,
+        client_request_token: token,
+        revisions,
+    };
+    let (execution, outbox) = way_in::start(&mut conn, &pipeline, start).await?.ok_or_else(ApiError::internal)?;
     crate::auth::publish_after_commit(&req, outbox);
     Ok(web::Json(StartExecutionResponse { pipeline_execution_id: execution.execution_id }))
 }
@@ -1529,10 +1501,9 @@ pub async fn put_source_revision(
         revision_summary: summary,
         artifact: Some(stored.clone()),
     };
-    let variables = resolve_variables(&declaration, &[])?;
-    let trigger =
-        Trigger { trigger_type: "PutSourceRevision".to_owned(), trigger_detail: auth.caller.arn().to_owned() };
-    let (execution, outbox) = runs::start(&mut conn, &pipeline, &trigger, &variables, None, &[revision]).await?;
+    let cause = way_in::Cause::Uploaded { by: auth.caller.arn(), revision };
+    let (execution, outbox) =
+        way_in::start(&mut conn, &pipeline, way_in::Start::new(cause)).await?.ok_or_else(ApiError::internal)?;
     crate::auth::publish_after_commit(&req, outbox);
     Ok(web::Json(SourceRevisionResponse { pipeline_execution_id: execution.execution_id, revision_id: stored.sha256 }))
 }

@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 
+use pipewright_core::executions::way_in;
 use pipewright_core::iam::names::{self, Tag};
 use pipewright_core::pipelines::action_types::{self, ActionType};
 use pipewright_core::pipelines::store::{self, Updated};
@@ -400,17 +401,8 @@ pub async fn create_pipeline(
     })?;
     // As in CodePipeline, a new pipeline runs at once on its sources' latest revisions.
     let declaration = created.declaration()?;
-    let variables = super::executions::resolve_variables(&declaration, &[])?;
-    let trigger = pipewright_core::executions::store::Trigger {
-        trigger_type: "CreatePipeline".to_owned(),
-        trigger_detail: auth.caller.arn().to_owned(),
-    };
-    // (Uploaded sources have nothing to run on until the first upload.)
-    let runnable =
-        declaration.stages.first().is_some_and(|s| s.actions.iter().any(|a| a.action_type_id.provider != "Upload"));
-    if runnable {
-        let (_, outbox) =
-            pipewright_core::executions::store::start(&mut conn, &created, &trigger, &variables, None, &[]).await?;
+    let cause = way_in::Cause::Created { by: auth.caller.arn() };
+    if let Some((_, outbox)) = way_in::start(&mut conn, &created, way_in::Start::new(cause)).await? {
         crate::auth::publish_after_commit(&req, outbox);
     }
     let body = CreatePipelineResponse {

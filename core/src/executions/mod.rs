@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 pub mod machine;
 pub mod references;
 pub mod store;
+pub mod way_in;
 
 /// CodePipeline's statuses, for executions, stages and actions alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

@@ -177,8 +177,9 @@ fn parse_declaration(value: Value) -> Result<PipelineDeclaration, IamError> {
 
 /// Starts an execution of the pipeline's current version (in the caller's
 /// transaction), and queues its first step. With a `client_request_token`
-/// already used for this pipeline, returns that execution instead.
-pub async fn start(
+/// already used for this pipeline, returns that execution instead. Only
+/// through [`super::way_in::start`], the one way in.
+pub(super) async fn start(
     conn: &mut AsyncPgConnection,
     pipeline: &Pipeline,
     trigger: &Trigger,
@@ -1572,22 +1573,19 @@ pub async fn poll_seen(
         else {
             return Ok(None);
         };
-        let declaration = pipeline.declaration()?;
-        let variables: Vec<(String, String)> = declaration
-            .variables
-            .iter()
-            .map(|v| (v.name.clone(), v.default_value.clone().unwrap_or_default()))
-            .collect();
-        let trigger =
-            Trigger { trigger_type: "PollForSourceChanges".to_owned(), trigger_detail: source.action_name.clone() };
         let revision = SourceRevision {
             action_name: source.action_name.clone(),
             revision_id: revision_id.clone(),
             revision_summary: None,
             artifact: None,
         };
-        let (execution, ids) = start(conn, &pipeline, &trigger, &variables, None, &[revision]).await?;
-        Ok(Some((execution.execution_id, ids)))
+        let cause = super::way_in::Cause::Polled { revision };
+        match super::way_in::start(conn, &pipeline, super::way_in::Start::new(cause)).await {
+            Ok(started) => Ok(started.map(|(execution, ids)| (execution.execution_id, ids))),
+            Err(super::way_in::NotStarted::Failed(e)) => Err(e),
+            // (No variable is given: the defaults cannot be refused.)
+            Err(super::way_in::NotStarted::Refused(why)) => Err(IamError::InvalidInput(why)),
+        }
     })
     .await
 }
