@@ -106,11 +106,30 @@ function schedule(): void {
   }, Math.max(due, 1_000));
 }
 
-/** Exchanges the refresh token for new tokens; one exchange at a time. */
+/**
+ * Tabs that hold the same session (a duplicated tab copies sessionStorage)
+ * share one refresh token, which works once: the tab that refreshes tells
+ * the others the new tokens, and refreshes are taken one at a time.
+ */
+const sessions = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel("pipewright.session");
+sessions?.addEventListener("message", (event: MessageEvent) => {
+  const { spent, tokens } = event.data as { spent: string; tokens: ReturnType<typeof pick> };
+  if (current && current.refreshToken === spent) save({ ...current, ...tokens });
+});
+
+/** Runs `task` holding the tabs' refresh lock (where the browser has one). */
+function exclusively(task: () => Promise<void>): Promise<void> {
+  if (typeof navigator === "undefined" || !navigator.locks) return task();
+  return navigator.locks.request("pipewright.refresh", task).then(() => undefined);
+}
+
+/** Exchanges the refresh token for new tokens; one exchange at a time, across tabs. */
 export function refresh(): Promise<void> {
-  refreshing ??= (async () => {
+  const asked = current?.refreshToken;
+  refreshing ??= exclusively(async () => {
     const before = current;
-    if (!before) return;
+    // Another tab refreshed this session while this one waited: done.
+    if (!before || before.refreshToken !== asked) return;
     const { data, error, response } = await raw.POST("/v1/auth/refresh", {
       body: { refreshToken: before.refreshToken },
     });
@@ -126,7 +145,8 @@ export function refresh(): Promise<void> {
     if (current?.refreshToken === before.refreshToken) {
       save({ ...current, ...pick(data) });
     }
-  })().finally(() => {
+    sessions?.postMessage({ spent: before.refreshToken, tokens: pick(data) });
+  }).finally(() => {
     refreshing = null;
   });
   return refreshing;

@@ -25,7 +25,8 @@ test("the access token is refreshed before it expires, and the page keeps workin
     body: JSON.stringify({ alias, rootPassword: PASSWORD }),
   });
   assert.equal(made.status, 201, await made.text());
-  const page = await browser.newPage();
+  const context = await browser.newContext();
+  const page = await context.newPage();
   await page.goto(`${BASE}/`);
   const form = page.getByRole("form", { name: "Sign in" });
   await form.getByLabel("Account").fill(alias);
@@ -35,6 +36,13 @@ test("the access token is refreshed before it expires, and the page keeps workin
   await page.getByRole("heading", { name: "Pipelines" }).waitFor();
   const session = () => page.evaluate(() => JSON.parse(sessionStorage.getItem("pipewright.session") ?? "null"));
   const first = await session();
+  // A duplicated tab: the same session, copied (as the browser's "Duplicate"
+  // copies sessionStorage), so one refresh token for two tabs.
+  const twin = await context.newPage();
+  await twin.goto(`${BASE}/#/pipelines`);
+  await twin.evaluate((copied) => sessionStorage.setItem("pipewright.session", copied), JSON.stringify(first));
+  await twin.reload();
+  await twin.getByRole("heading", { name: "Pipelines" }).waitFor();
   const lifetime = Date.parse(first.expiration) - Date.now();
   assert.ok(lifetime < 120_000, `the service gives ${lifetime / 1000} s tokens: this test needs short ones`);
 
@@ -53,5 +61,12 @@ test("the access token is refreshed before it expires, and the page keeps workin
   await page.getByRole("button", { name: "Refresh" }).click();
   await page.getByText("No pipelines").waitFor();
   await page.getByRole("button", { name: "Sign out" }).waitFor();
+  // The twin is still signed in and works: it took the new tokens, or
+  // refreshed after the first tab, never with a spent refresh token.
+  await twin.getByRole("button", { name: "Refresh" }).click();
+  await twin.getByText("No pipelines").waitFor();
+  const twinSession = await twin.evaluate(() => JSON.parse(sessionStorage.getItem("pipewright.session") ?? "null"));
+  assert.ok(twinSession, "the duplicated tab was signed out");
+  assert.notEqual(twinSession.refreshToken, first.refreshToken);
   await browser.close();
 });
