@@ -164,6 +164,9 @@ async fn each_broken_declaration_gets_a_400_naming_the_path_and_the_rule() {
     let git = kind("Source", "Git");
     let cases: Vec<(&str, Value, &str, &str)> = vec![
         ("a bad character in the name", broken(|p| p["name"] = json!("my pipeline!")), "name", "NamePattern"),
+        // No URL can name `..` (clients remove the segment): refused, as `.` is.
+        ("a name of dots", broken(|p| p["name"] = json!("..")), "name", "NamePattern"),
+        ("a stage named .", broken(|p| p["stages"][1]["name"] = json!(".")), "stages[1].name", "NamePattern"),
         ("a name too long", broken(|p| p["name"] = json!("x".repeat(101))), "name", "NameLength"),
         ("one stage only", broken(|p| p["stages"] = json!([p["stages"][0].clone()])), "stages", "TooFewStages"),
         (

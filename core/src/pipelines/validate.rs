@@ -38,6 +38,10 @@ impl Checker {
             );
         } else if let Some(c) = value.chars().find(|c| !allowed(*c)) {
             self.value(path, "NamePattern", format!("{what} {value:?} has {c:?}; only {shown} are allowed"));
+        } else if value == "." || value == ".." {
+            // A URL path cannot hold such a segment: clients and browsers
+            // remove it, so the API could never be asked about it.
+            self.value(path, "NamePattern", format!("{what} cannot be {value:?}: no URL can name it"));
         }
     }
 }
