@@ -489,6 +489,19 @@ browserTest("IAM is read and edited in the console, and the simulator answers fo
   await results.getByRole("row").filter({ hasText: "codepipeline:StartPipelineExecution" }).filter({ hasText: "implicitDeny" }).waitFor();
   await page.screenshot({ path: `${RESULTS}iam-simulator.png`, fullPage: true });
 
+  // A group: made, the reader added, then removed.
+  await page.getByRole("link", { name: "Groups" }).click();
+  await page.getByRole("button", { name: "Create group" }).click();
+  await page.getByRole("dialog", { name: "Create group" }).getByLabel("Group name").fill("auditors");
+  await page.getByRole("dialog", { name: "Create group" }).getByRole("button", { name: "Create group" }).click();
+  await page.getByRole("heading", { name: "auditors" }).waitFor();
+  await page.getByLabel("User to add").selectOption("reader");
+  await page.getByRole("button", { name: "Add user" }).click();
+  await page.getByRole("button", { name: "Remove reader from auditors" }).click();
+  await page.getByText("None.").first().waitFor();
+  const group = await call("GET", "/v1/iam/groups/auditors", root);
+  assert.deepEqual(group.users, []);
+
   // A role's trust policy.
   await page.getByRole("link", { name: "Roles" }).click();
   await page.getByRole("link", { name: "deployer" }).click();

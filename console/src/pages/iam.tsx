@@ -226,6 +226,7 @@ function Principal({ kind, name }: { kind: Kind; name: string }) {
           )}
         </dl>
       )}
+      {kind === "groups" && facts && <Members group={name} members={facts.members} onChange={reread} />}
       {facts?.trust && (
         <>
           <h3>Trust policy</h3>
@@ -714,5 +715,59 @@ function CreatePrincipal({ kind, onClose }: { kind: Kind; onClose: () => void })
         </div>
       </form>
     </Dialog>
+  );
+}
+
+/** A group's users: added and removed. */
+function Members({ group, members, onChange }: { group: string; members: string[]; onChange: () => void }) {
+  const [users] = useRead(() => listPrincipals("users"), []);
+  const [chosen, setChosen] = useState("");
+  const action = useAction();
+  const change = (userName: string, method: "PUT" | "DELETE") =>
+    void action.run(async () => {
+      const params = { path: { groupName: group, userName } };
+      await must(method === "PUT" ? api.PUT("/v1/iam/groups/{groupName}/users/{userName}", { params }) : api.DELETE("/v1/iam/groups/{groupName}/users/{userName}", { params }));
+      setChosen("");
+      onChange();
+    });
+  const others = (users ?? []).filter((u) => !members.includes(u.name));
+  return (
+    <>
+      <h3>Members</h3>
+      <ul class="plain">
+        {members.map((userName) => (
+          <li key={userName}>
+            <a href={href("iam", "users", userName)}>{userName}</a>{" "}
+            <button type="button" class="small" aria-label={`Remove ${userName} from ${group}`} disabled={action.busy} onClick={() => change(userName, "DELETE")}>
+              Remove
+            </button>
+          </li>
+        ))}
+        {members.length === 0 && <li class="muted">None.</li>}
+      </ul>
+      <form
+        class="inline-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (chosen) change(chosen, "PUT");
+        }}
+      >
+        <label class="inline">
+          User{" "}
+          <select aria-label="User to add" value={chosen} onChange={(e) => setChosen(value(e))}>
+            <option value="">Choose a user…</option>
+            {others.map((u) => (
+              <option key={u.name} value={u.name}>
+                {u.name}
+              </option>
+            ))}
+          </select>
+        </label>{" "}
+        <button type="submit" disabled={action.busy || !chosen}>
+          Add user
+        </button>
+      </form>
+      <Failure error={action.error} />
+    </>
   );
 }
