@@ -1162,6 +1162,23 @@ async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_wh
     .await;
     assert_eq!(unknown_type.status, 400, "{}", unknown_type.body);
 
+    // A hexadecimal name that is a file, not a commit, is not built
+    // (`git checkout NAME` would restore the file and build the branch head).
+    std::fs::write(repo.path.join("abcdef12"), "a file").unwrap();
+    repo.git(&["add", "abcdef12"]);
+    repo.git(&["commit", "--quiet", "-m", "a file named like a commit"]);
+    let file = start(json!({"sourceRevisions": [
+        {"actionName": "Checkout", "revisionType": "COMMIT_ID", "revisionValue": "abcdef12"}]}))
+    .await;
+    assert_eq!(file.status, 200, "{}", file.body);
+    let file_id = file.body["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let refused = state_until(&app, &root, "web", "the file is not taken for a commit", |s| {
+        action(s, "Source", "Checkout")["pipelineExecutionId"] == file_id.as_str()
+            && action(s, "Source", "Checkout")["status"] == "Failed"
+    })
+    .await;
+    assert_eq!(action(&refused, "Source", "Checkout")["errorDetails"]["code"], "RevisionNotFound", "{refused:#}");
+
     // An Upload source runs an earlier archive by its revision id.
     let upload = json!({"name": "up", "stages": [
         {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"),
@@ -1170,6 +1187,7 @@ async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_wh
             "configuration": {"commands": "cat app.txt"}, "inputArtifacts": [{"name": "Src"}]}]}]});
     assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": upload}))).await.status, 201);
     let mut uploaded = Vec::new();
+    // Each upload's execution ends before the next begins (none supersedes another).
     for content in ["one", "two"] {
         let answer = app
             .client
@@ -1182,6 +1200,12 @@ async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_wh
             .unwrap();
         let answer: Value = answer.json().await.unwrap();
         uploaded.push(answer["revisionId"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned());
+        let id = answer["pipelineExecutionId"].as_str().unwrap().to_owned();
+        state_until(&app, &root, "up", "the upload is built", |s| {
+            action(s, "Build", "Show")["pipelineExecutionId"] == id.as_str()
+                && action(s, "Build", "Show")["status"] == "Succeeded"
+        })
+        .await;
     }
     let again = app
         .call(
@@ -1189,7 +1213,7 @@ async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_wh
             "/v1/pipelines/up/executions",
             Some(&root),
             Some(json!({"sourceRevisions": [
-                {"actionName": "Upload", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": uploaded[0]}]})),
+                {"actionName": "Upload", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": uploaded[0].to_uppercase()}]})),
         )
         .await;
     assert_eq!(again.status, 200, "{}", again.body);
@@ -1202,6 +1226,18 @@ async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_wh
     let show = action(&shown, "Build", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
     let log = log_of(&app, &root, "up", &show).await.text().await.unwrap();
     assert!(log.contains("one") && !log.contains("two"), "{log}");
+    // Running an earlier upload again does not make it the latest: a plain
+    // Release change runs the last one uploaded.
+    let plain = app.call("POST", "/v1/pipelines/up/executions", Some(&root), Some(json!({}))).await;
+    let plain_id = plain.body["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let latest = state_until(&app, &root, "up", "the latest archive is built", |s| {
+        action(s, "Build", "Show")["pipelineExecutionId"] == plain_id.as_str()
+            && action(s, "Build", "Show")["status"] == "Succeeded"
+    })
+    .await;
+    let show = action(&latest, "Build", "Show")["actionExecutionId"].as_str().unwrap().to_owned();
+    let log = log_of(&app, &root, "up", &show).await.text().await.unwrap();
+    assert!(log.contains("two") && !log.contains("one"), "{log}");
     let missing = app
         .call(
             "POST",

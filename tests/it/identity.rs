@@ -697,3 +697,25 @@ async fn a_caller_learns_what_it_may_do_itself_as_its_calls_would_be_decided() {
     let event = &found.body["events"].as_array().unwrap()[0];
     assert_eq!(event["readOnly"], true, "{event}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_names_no_url_can_hold_are_refused() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    // `/v1/iam/users/..` is `/v1/iam` to every client: such a user could
+    // never be read, changed or deleted.
+    for (path, body) in [
+        ("/v1/iam/users", json!({"userName": ".."})),
+        ("/v1/iam/groups", json!({"groupName": "."})),
+        (
+            "/v1/iam/roles",
+            json!({"roleName": "..", "assumeRolePolicyDocument":
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"PW": "*"}, "Action": "sts:AssumeRole"}]}}),
+        ),
+    ] {
+        let refused = app.call("POST", path, Some(&root), Some(body)).await;
+        assert_eq!(refused.status, 400, "{path}: {}", refused.body);
+        assert!(refused.body["message"].as_str().unwrap().contains("no URL can name it"), "{}", refused.body);
+    }
+}

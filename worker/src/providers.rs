@@ -450,12 +450,22 @@ async fn git(
         if commit.is_empty() || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
             return Some(failed("RevisionNotFound", format!("{commit:?} is not a commit id")));
         }
-        let checkout = tokio::process::Command::new("git")
-            .arg("-C")
-            .arg(workspace)
-            .args(["checkout", "--quiet", commit])
-            .status()
-            .await;
+        // A commit of the branch's history, by its full id: never a file of
+        // the same name (`git checkout NAME` restores a file and succeeds).
+        let full = git_output(workspace, &["rev-parse", "--verify", "--quiet", &format!("{commit}^{{commit}}")])
+            .await
+            .filter(|id| !id.is_empty());
+        let checkout = match &full {
+            Some(id) => {
+                tokio::process::Command::new("git")
+                    .arg("-C")
+                    .arg(workspace)
+                    .args(["checkout", "--quiet", "--detach", id, "--"])
+                    .status()
+                    .await
+            }
+            None => Err(std::io::Error::other("no such commit")),
+        };
         if !checkout.is_ok_and(|s| s.success()) {
             return Some(failed("RevisionNotFound", format!("commit {commit} is not on branch {branch} of {url}")));
         }

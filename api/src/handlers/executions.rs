@@ -322,7 +322,8 @@ async fn chosen_revisions(
         if chosen.iter().any(|c| c.action_name == o.action_name) {
             return Err(ApiError::validation(format!("{at}: {:?} is named twice", o.action_name)));
         }
-        let value = o.revision_value.trim();
+        let value = o.revision_value.trim().to_ascii_lowercase();
+        let value = value.as_str();
         let revision = match (source.action_type_id.provider.as_str(), o.revision_type) {
             ("Git", SourceRevisionType::CommitId) => {
                 // Only hexadecimal digits: the value reaches `git checkout`.

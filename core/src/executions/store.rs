@@ -247,10 +247,14 @@ async fn with_latest_uploads(
         return Ok(out);
     }
     // Uploads start executions of their own, so the latest of each source
-    // is among the latest executions that carry any.
+    // is among the latest executions an upload started (not one that ran an
+    // earlier upload again, by Release change's `sourceRevisions`).
     let recent: Vec<Value> = pipeline_executions::table
         .filter(pipeline_executions::pipeline_id.eq(pipeline.pipeline_id))
-        .filter(pipeline_executions::source_revisions.ne(Value::Array(Vec::new())))
+        .filter(diesel::PgJsonbExpressionMethods::contains(
+            pipeline_executions::trigger,
+            json!({"triggerType": "PutSourceRevision"}),
+        ))
         .order(pipeline_executions::seq.desc())
         .limit(50)
         .select(pipeline_executions::source_revisions)

@@ -78,7 +78,11 @@ pub async fn start(
     let trigger = start.cause.trigger();
     let mut revisions = start.revisions;
     match start.cause {
-        Cause::Uploaded { revision, .. } | Cause::Polled { revision } => revisions.push(revision),
+        Cause::Uploaded { revision, .. } | Cause::Polled { revision } => {
+            // The cause's revision is its source's: no other for it.
+            revisions.retain(|r| r.action_name != revision.action_name);
+            revisions.push(revision);
+        }
         Cause::Created { .. } | Cause::Released { .. } => {}
     }
     Ok(Some(store::start(conn, pipeline, &trigger, &variables, start.client_request_token, &revisions).await?))

@@ -9,6 +9,10 @@ pub fn check_name(kind: &str, name: &str, max: usize) -> Result<(), IamError> {
     let valid = !name.is_empty()
         && name.chars().count() <= max
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if name == "." || name == ".." {
+        // No URL can name it: clients and browsers remove such a path segment.
+        return Err(IamError::InvalidInput(format!("{kind} cannot be {name:?}: no URL can name it")));
+    }
     if valid {
         Ok(())
     } else {
