@@ -174,3 +174,70 @@ export function Guarded(
     </>
   );
 }
+
+/**
+ * Reads `call` once, again when `deps` change (showing nothing meanwhile)
+ * and when the returned function asks (keeping what it shows until the
+ * answer); the failure is kept to show.
+ */
+export function useRead<T>(call: () => Promise<T>, deps: unknown[]): [T | null, unknown, () => void] {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [reads, setReads] = useState(0);
+  const shown = useRef<string>("");
+  useEffect(() => {
+    let gone = false;
+    const key = JSON.stringify(deps);
+    if (key !== shown.current) setData(null);
+    shown.current = key;
+    setError(null);
+    call().then(
+      (found) => !gone && setData(found),
+      (e) => !gone && setError(e),
+    );
+    return () => {
+      gone = true;
+    };
+  }, [...deps, reads]);
+  return [data, error, () => setReads((n) => n + 1)];
+}
+
+/** A list's pages: the tokens of the pages before this one, to go back. */
+export function usePages() {
+  const [tokens, setTokens] = useState<(string | undefined)[]>([undefined]);
+  return {
+    token: tokens[tokens.length - 1],
+    number: tokens.length,
+    back: () => setTokens((t) => t.slice(0, -1)),
+    forward: (next: string) => setTokens((t) => [...t, next]),
+    reset: () => setTokens([undefined]),
+  };
+}
+
+export function Pager({ pages, next }: { pages: ReturnType<typeof usePages>; next: string | null | undefined }) {
+  return (
+    <nav class="pager" aria-label="Pages">
+      <button type="button" disabled={pages.number < 2} onClick={pages.back}>
+        Previous page
+      </button>
+      <span>Page {pages.number}</span>
+      <button type="button" disabled={!next} onClick={() => next && pages.forward(next)}>
+        Next page
+      </button>
+    </nav>
+  );
+}
+
+/** A dialog's Cancel and its one action. */
+export function DialogButtons(props: { onCancel: () => void; busy: boolean; label: string }) {
+  return (
+    <div class="buttons">
+      <button type="button" onClick={props.onCancel}>
+        Cancel
+      </button>
+      <button type="submit" class="primary" disabled={props.busy}>
+        {props.label}
+      </button>
+    </div>
+  );
+}

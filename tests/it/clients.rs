@@ -8,22 +8,7 @@
 //! success, the build's artifact downloaded, LookupEvents finding the
 //! approval and the refusal.
 
-use std::process::Output;
-
-use crate::support::{TestApp, workspace_root};
-
-fn said(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-async fn run(what: &str, command: &mut tokio::process::Command) -> String {
-    let output = command.output().await.unwrap_or_else(|e| {
-        panic!("{what} could not start ({e}); bash deploy/local-services.sh installs what it needs")
-    });
-    let text = said(&output);
-    assert!(output.status.success(), "{what} failed:\n{text}");
-    text
-}
+use crate::support::{TestApp, run_tool as run, workspace_root};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_generated_python_and_typescript_clients_type_check_and_drive_the_user_story() {

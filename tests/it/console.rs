@@ -6,16 +6,7 @@
 
 use std::path::Path;
 
-use crate::support::{TestApp, workspace_root};
-
-async fn run(what: &str, command: &mut tokio::process::Command) -> String {
-    let output = command.output().await.unwrap_or_else(|e| {
-        panic!("{what} could not start ({e}); bash deploy/local-services.sh installs what it needs")
-    });
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{what} failed:\n{text}");
-    text
-}
+use crate::support::{TestApp, run_tool as run, workspace_root};
 
 fn files(folder: &Path) -> Vec<(String, Vec<u8>)> {
     let mut found: Vec<_> = std::fs::read_dir(folder)

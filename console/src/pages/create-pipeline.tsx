@@ -6,7 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiFailure, api, failure, must, type Schemas } from "../api";
 import { go, href } from "../app";
-import { Dialog, Failure, Field, useAction, value } from "../ui";
+import { Dialog, DialogButtons, Failure, Field, useAction, value } from "../ui";
 
 type Format = "json" | "yaml";
 
@@ -197,14 +197,7 @@ export function CopyPipeline({ name, onClose }: { name: string; onClose: () => v
           <input name="name" required value={newName} onInput={(e) => setNewName(value(e))} />
         </Field>
         <Failure error={action.error} />
-        <div class="buttons">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={action.busy}>
-            Copy
-          </button>
-        </div>
+        <DialogButtons onCancel={onClose} busy={action.busy} label="Copy" />
       </form>
     </Dialog>
   );

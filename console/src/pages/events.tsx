@@ -1,8 +1,8 @@
 // "Event history", as CloudTrail's: the account's audit log searched with
 // LookupEvents' filters, an event's whole record, export and verification.
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, failure, must, type Schemas } from "../api";
-import { Dialog, Failure, Field, When, useAction, value } from "../ui";
+import { Dialog, Failure, Field, Pager, When, useAction, usePages, useRead, value } from "../ui";
 import { save } from "./executions";
 
 type Event = Schemas["AuditEvent"];
@@ -36,25 +36,19 @@ function query(f: Filters) {
 export function EventsPage() {
   const [draft, setDraft] = useState<Filters>(EMPTY);
   const [filters, setFilters] = useState<Filters>(EMPTY);
-  const [tokens, setTokens] = useState<(string | undefined)[]>([undefined]);
-  const [page, setPage] = useState<Schemas["LookupResponse"] | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const pages = usePages();
+  const [page, error] = useRead(
+    () =>
+      must(
+        api.GET("/v1/audit/events", {
+          params: { query: { ...query(filters), maxResults: 50, ...(pages.token ? { nextToken: pages.token } : {}) } },
+        }),
+      ),
+    [filters, pages.token],
+  );
   const [shown, setShown] = useState<Event | null>(null);
   const [verified, setVerified] = useState<Schemas["VerifyResponse"] | null>(null);
   const tools = useAction();
-  const token = tokens[tokens.length - 1];
-
-  useEffect(() => {
-    let gone = false;
-    setPage(null);
-    setError(null);
-    must(api.GET("/v1/audit/events", { params: { query: { ...query(filters), maxResults: 50, ...(token ? { nextToken: token } : {}) } } }))
-      .then((found) => !gone && setPage(found))
-      .catch((e) => !gone && setError(e));
-    return () => {
-      gone = true;
-    };
-  }, [filters, token]);
 
   const set = (key: keyof Filters) => (e: Parameters<typeof value>[0]) => setDraft({ ...draft, [key]: value(e) });
   const range = () => {
@@ -104,7 +98,7 @@ export function EventsPage() {
         aria-label="Filter events"
         onSubmit={(e) => {
           e.preventDefault();
-          setTokens([undefined]);
+          pages.reset();
           setFilters(draft);
         }}
       >
@@ -138,7 +132,7 @@ export function EventsPage() {
             type="button"
             onClick={() => {
               setDraft(EMPTY);
-              setTokens([undefined]);
+              pages.reset();
               setFilters(EMPTY);
             }}
           >
@@ -189,15 +183,7 @@ export function EventsPage() {
           </tbody>
         </table>
       )}
-      <nav class="pager" aria-label="Pages">
-        <button type="button" disabled={tokens.length < 2} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" disabled={!page?.nextToken} onClick={() => page?.nextToken && setTokens([...tokens, page.nextToken])}>
-          Next page
-        </button>
-      </nav>
+      <Pager pages={pages} next={page?.nextToken} />
       {shown && (
         <Dialog title={`Event ${shown.eventName}`} onClose={() => setShown(null)}>
           <pre class="json" tabIndex={0} aria-label="The event's record">

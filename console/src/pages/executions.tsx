@@ -3,36 +3,26 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, failure, must, type Schemas } from "../api";
 import { href } from "../app";
-import { Failure, StatusBadge, When, duration, useAction, value } from "../ui";
+import { Failure, Pager, StatusBadge, When, duration, useAction, usePages, useRead, value } from "../ui";
 
 const STATUSES = ["InProgress", "Stopping", "Stopped", "Succeeded", "Superseded", "Failed", "Cancelled", "Abandoned"] as const;
 const PAGE = 25;
 
 export function ExecutionsPage({ name }: { name: string }) {
   const [status, setStatus] = useState("");
-  const [tokens, setTokens] = useState<(string | undefined)[]>([undefined]);
-  const [page, setPage] = useState<Schemas["ListExecutionsResponse"] | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const token = tokens[tokens.length - 1];
-
-  useEffect(() => {
-    let gone = false;
-    setPage(null);
-    setError(null);
-    must(
-      api.GET("/v1/pipelines/{name}/executions", {
-        params: {
-          path: { name },
-          query: { maxResults: PAGE, ...(status ? { status } : {}), ...(token ? { nextToken: token } : {}) },
-        },
-      }),
-    )
-      .then((found) => !gone && setPage(found))
-      .catch((e) => !gone && setError(e));
-    return () => {
-      gone = true;
-    };
-  }, [name, status, token]);
+  const pages = usePages();
+  const [page, error] = useRead(
+    () =>
+      must(
+        api.GET("/v1/pipelines/{name}/executions", {
+          params: {
+            path: { name },
+            query: { maxResults: PAGE, ...(status ? { status } : {}), ...(pages.token ? { nextToken: pages.token } : {}) },
+          },
+        }),
+      ),
+    [name, status, pages.token],
+  );
 
   return (
     <section aria-labelledby="history">
@@ -46,7 +36,7 @@ export function ExecutionsPage({ name }: { name: string }) {
           aria-label="Filter by status"
           value={status}
           onChange={(e) => {
-            setTokens([undefined]);
+            pages.reset();
             setStatus(value(e));
           }}
         >
@@ -105,15 +95,7 @@ export function ExecutionsPage({ name }: { name: string }) {
           </tbody>
         </table>
       )}
-      <nav class="pager" aria-label="Pages">
-        <button type="button" disabled={tokens.length < 2} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" disabled={!page?.nextToken} onClick={() => page?.nextToken && setTokens([...tokens, page.nextToken])}>
-          Next page
-        </button>
-      </nav>
+      <Pager pages={pages} next={page?.nextToken} />
     </section>
   );
 }

@@ -2,10 +2,10 @@
 // readable with its policies; inline and managed policies edited with the
 // service's validation shown; a role's trust policy; and the policy
 // simulator ("can this principal do this action on this resource?").
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, identity, must, type Schemas } from "../api";
 import { go, href } from "../app";
-import { Dialog, Failure, Field, When, useAction, value } from "../ui";
+import { Dialog, DialogButtons, Failure, Field, When, useAction, useRead, value } from "../ui";
 
 type Kind = "users" | "groups" | "roles";
 type Document = Schemas["PolicyDocumentOrText"];
@@ -44,25 +44,6 @@ export function IamPage({ route }: { route: string[] }) {
 /** A document as the editor shows it. */
 const pretty = (document: Document) =>
   JSON.stringify(typeof document === "string" ? (JSON.parse(document) as unknown) : document, null, 2);
-
-/** Reads `call` once (again when `deps` change); the failure is kept to show. */
-function useRead<T>(call: () => Promise<T>, deps: unknown[]): [T | null, unknown, () => void] {
-  const [data, setData] = useState<T | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [reads, setReads] = useState(0);
-  useEffect(() => {
-    let gone = false;
-    setError(null);
-    call().then(
-      (found) => !gone && setData(found),
-      (e) => !gone && setError(e),
-    );
-    return () => {
-      gone = true;
-    };
-  }, [...deps, reads]);
-  return [data, error, () => setReads((n) => n + 1)];
-}
 
 interface Row {
   name: string;
@@ -363,14 +344,7 @@ function PolicyEditor(props: {
           <textarea name="policyDocument" class="editor" rows={18} spellcheck={false} value={text} onInput={(e) => setText(value(e))} />
         </Field>
         <Failure error={action.error} />
-        <div class="buttons">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={action.busy}>
-            Save policy
-          </button>
-        </div>
+        <DialogButtons onCancel={props.onClose} busy={action.busy} label="Save policy" />
       </form>
     </Dialog>
   );
@@ -705,14 +679,7 @@ function CreatePrincipal({ kind, onClose }: { kind: Kind; onClose: () => void })
           </Field>
         )}
         <Failure error={action.error} />
-        <div class="buttons">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={action.busy}>
-            Create {one}
-          </button>
-        </div>
+        <DialogButtons onCancel={onClose} busy={action.busy} label={`Create ${one}`} />
       </form>
     </Dialog>
   );

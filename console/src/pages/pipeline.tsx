@@ -6,7 +6,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, follow, must, permissions, stream, type Permissions, type Schemas } from "../api";
 import { go, href } from "../app";
 import { CopyPipeline } from "./create-pipeline";
-import { Dialog, ExternalLink, Failure, Field, Guarded, StatusBadge, When, duration, useAction, value } from "../ui";
+import { Dialog, DialogButtons, ExternalLink, Failure, Field, Guarded, StatusBadge, When, duration, useAction, value } from "../ui";
 
 type State = Schemas["PipelineStateResponse"];
 type StageState = Schemas["StageState"];
@@ -480,14 +480,7 @@ function ReleaseChange({ name, declaration, onClose }: { name: string; declarati
           </fieldset>
         )}
         <Failure error={action.error} />
-        <div class="buttons">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={action.busy}>
-            Release
-          </button>
-        </div>
+        <DialogButtons onCancel={onClose} busy={action.busy} label="Release" />
       </form>
     </Dialog>
   );
@@ -583,14 +576,7 @@ function DisableTransition(props: { name: string; stage: string; onClose: () => 
           <input name="reason" required maxLength={300} value={reason} onInput={(e) => setReason(value(e))} />
         </Field>
         <Failure error={action.error} />
-        <div class="buttons">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={action.busy}>
-            Disable
-          </button>
-        </div>
+        <DialogButtons onCancel={props.onClose} busy={action.busy} label="Disable" />
       </form>
     </Dialog>
   );

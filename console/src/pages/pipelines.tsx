@@ -1,10 +1,10 @@
 // The pipelines of the account, latest activity first: each with its latest
 // execution's status, source revision and time, filtered by name, a page at
 // a time.
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, must, type Schemas } from "../api";
 import { href } from "../app";
-import { Failure, StatusBadge, When, value } from "../ui";
+import { Failure, Pager, StatusBadge, When, usePages, useRead, value } from "../ui";
 
 const PAGE = 25;
 
@@ -14,64 +14,50 @@ interface Row {
   error?: unknown;
 }
 
+/** A page of pipelines, each with its latest execution (or why it cannot be read). */
+async function pageOf(applied: string, token: string | undefined): Promise<{ rows: Row[]; next: string | null }> {
+  const page = await must(
+    api.GET("/v1/pipelines", {
+      params: {
+        query: {
+          maxResults: PAGE,
+          sortBy: "LAST_ACTIVITY",
+          ...(applied ? { namePrefix: applied } : {}),
+          ...(token ? { nextToken: token } : {}),
+        },
+      },
+    }),
+  );
+  const rows: Row[] = await Promise.all(
+    page.pipelines.map(async (pipeline) => {
+      try {
+        const executions = await must(
+          api.GET("/v1/pipelines/{name}/executions", {
+            params: { path: { name: pipeline.name }, query: { maxResults: 1 } },
+          }),
+        );
+        return { pipeline, latest: executions.pipelineExecutionSummaries[0] };
+      } catch (e) {
+        return { pipeline, error: e };
+      }
+    }),
+  );
+  return { rows, next: page.nextToken ?? null };
+}
+
 export function PipelinesPage() {
   const [filter, setFilter] = useState("");
   const [applied, setApplied] = useState("");
-  // The tokens of the pages before this one, to go back.
-  const [tokens, setTokens] = useState<(string | undefined)[]>([undefined]);
-  const [rows, setRows] = useState<Row[] | null>(null);
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [reads, setReads] = useState(0);
-  const token = tokens[tokens.length - 1];
-
-  useEffect(() => {
-    let gone = false;
-    setRows(null);
-    setError(null);
-    (async () => {
-      const page = await must(
-        api.GET("/v1/pipelines", {
-          params: {
-            query: {
-              maxResults: PAGE,
-              sortBy: "LAST_ACTIVITY",
-              ...(applied ? { namePrefix: applied } : {}),
-              ...(token ? { nextToken: token } : {}),
-            },
-          },
-        }),
-      );
-      const found: Row[] = await Promise.all(
-        page.pipelines.map(async (pipeline) => {
-          try {
-            const executions = await must(
-              api.GET("/v1/pipelines/{name}/executions", {
-                params: { path: { name: pipeline.name }, query: { maxResults: 1 } },
-              }),
-            );
-            return { pipeline, latest: executions.pipelineExecutionSummaries[0] };
-          } catch (e) {
-            return { pipeline, error: e };
-          }
-        }),
-      );
-      if (!gone) {
-        setRows(found);
-        setNext(page.nextToken ?? null);
-      }
-    })().catch((e) => !gone && setError(e));
-    return () => {
-      gone = true;
-    };
-  }, [applied, token, reads]);
+  const pages = usePages();
+  const [found, error, reread] = useRead(() => pageOf(applied, pages.token), [applied, pages.token]);
+  const rows = found?.rows ?? null;
 
   return (
     <section aria-labelledby="pipelines">
       <div class="title">
         <h1 id="pipelines">Pipelines</h1>
         <div class="buttons">
-          <button type="button" onClick={() => setReads(reads + 1)}>
+          <button type="button" onClick={reread}>
             Refresh
           </button>
           <a class="button primary" href={href("create-pipeline")}>
@@ -84,7 +70,7 @@ export function PipelinesPage() {
         role="search"
         onSubmit={(e) => {
           e.preventDefault();
-          setTokens([undefined]);
+          pages.reset();
           setApplied(filter.trim());
         }}
       >
@@ -139,15 +125,7 @@ export function PipelinesPage() {
           </tbody>
         </table>
       )}
-      <nav class="pager" aria-label="Pages">
-        <button type="button" disabled={tokens.length < 2} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" disabled={!next} onClick={() => next && setTokens([...tokens, next])}>
-          Next page
-        </button>
-      </nav>
+      <Pager pages={pages} next={found?.next} />
     </section>
   );
 }

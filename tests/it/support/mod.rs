@@ -349,3 +349,14 @@ impl TestApp {
         }
     }
 }
+
+/// Runs a tool the tests need (node, npm, python3, a generator), which
+/// must succeed: its output, or a panic saying what failed and what it said.
+pub async fn run_tool(what: &str, command: &mut tokio::process::Command) -> String {
+    let output = command.output().await.unwrap_or_else(|e| {
+        panic!("{what} could not start ({e}); bash deploy/local-services.sh installs what it needs")
+    });
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{what} failed:\n{text}");
+    text
+}
