@@ -599,3 +599,22 @@ browserTest("a running build's log streams into the console, and the execution i
   await page.getByRole("row").filter({ hasText: "wrong revision" }).waitFor();
   assert.deepEqual(problems, [], "the browser's console reported errors");
 });
+
+browserTest("tenant text that looks like markup is shown as text and runs nothing", async () => {
+  const { page, token: root } = await signedInRoot("markup");
+  const hostile = `<img src=x onerror="window.__ran=1"><script>window.__ran=2</script>`;
+  const pipeline = example();
+  pipeline.pipeline.name = "marked";
+  // The approval's text and a commit-like summary carry it.
+  pipeline.pipeline.stages[2].actions[0].configuration.customData = `Ship? ${hostile}`;
+  await call("POST", "/v1/pipelines", root, pipeline);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.getByRole("link", { name: "marked" }).click();
+  await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+  await action(page, "Upload").getByLabel("Upload revision").setInputFiles(`${ROOT}examples/site.tar.gz`);
+  const review = action(page, "Review");
+  await review.getByText(hostile, { exact: false }).waitFor({ timeout: LIVE });
+  assert.equal(await page.evaluate(() => window.__ran ?? 0), 0, "the text ran as markup");
+  assert.equal(await page.locator("main img").count(), 0, "the text became an element");
+  assert.deepEqual(problems, [], "the browser's console reported errors");
+});
