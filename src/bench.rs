@@ -173,6 +173,7 @@ async fn run_executions(config: &Config, count: usize, millis: u64) -> Result<()
         revision_id: artifact.sha256.clone(),
         revision_summary: Some("bench".to_owned()),
         artifact: Some(artifact),
+        ..SourceRevision::default()
     };
 
     let mut created = Vec::new();
@@ -194,7 +195,8 @@ async fn run_executions(config: &Config, count: usize, millis: u64) -> Result<()
     .await
     .map_err(|missing| missing.iter().map(|m| m.explain()).collect::<Vec<_>>().join("\n"))?;
     let publisher = pipewright_core::messaging::Publisher::new(services.broker.clone(), 600);
-    let trigger = Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: "bench".to_owned() };
+    let trigger =
+        Trigger { trigger_type: "StartPipelineExecution".to_owned(), trigger_detail: "bench".to_owned(), filter: None };
 
     println!(
         "{count} executions of 3-stage pipelines (uploaded source, {} shell build and deploy), {PIPELINES} pipelines in PARALLEL mode",

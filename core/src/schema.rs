@@ -328,9 +328,19 @@ diesel::allow_tables_to_appear_in_same_query!(pipelines, pipeline_executions, st
 diesel::joinable!(stage_executions -> pipeline_executions (execution_id));
 
 diesel::table! {
-    source_polls (pipeline_id, action_name) {
+    source_watches (pipeline_id, action_name) {
         pipeline_id -> Uuid,
         action_name -> Text,
+        looks_at -> Text,
+        since -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    source_refs (pipeline_id, action_name, ref_name) {
+        pipeline_id -> Uuid,
+        action_name -> Text,
+        ref_name -> Text,
         revision_id -> Text,
         seen_at -> Timestamptz,
     }

@@ -26,3 +26,4 @@ mod secrets;
 mod security;
 mod sts;
 mod support;
+mod triggers;

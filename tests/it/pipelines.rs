@@ -373,13 +373,41 @@ async fn each_broken_declaration_gets_a_400_naming_the_path_and_the_rule() {
             "NotSupported",
         ),
         (
-            "a trigger with a branch filter",
+            "a trigger pattern that is not a glob",
             broken(|p| {
                 p["triggers"] = json!([{"providerType": "Git", "gitConfiguration": {"sourceActionName": "Checkout",
-                    "push": [{"branches": {"includes": ["release/*"]}}]}}])
+                    "push": [{"branches": {"includes": ["release/[1-"]}}]}}])
             }),
-            "triggers[0].gitConfiguration.push[0].branches",
-            "NotSupported",
+            "triggers[0].gitConfiguration.push[0].branches.includes[0]",
+            "TriggerPattern",
+        ),
+        (
+            "a push filter with tags and file paths",
+            broken(|p| {
+                p["triggers"] = json!([{"providerType": "Git", "gitConfiguration": {"sourceActionName": "Checkout",
+                    "push": [{"tags": {"includes": ["v*"]}, "filePaths": {"includes": ["src/**"]}}]}}])
+            }),
+            "triggers[0].gitConfiguration.push[0].filePaths",
+            "TriggerFilters",
+        ),
+        (
+            "a pull-request event that does not exist",
+            broken(|p| {
+                p["triggers"] = json!([{"providerType": "Git", "gitConfiguration": {"sourceActionName": "Checkout",
+                    "pullRequest": [{"events": ["MERGED"], "branches": {"includes": ["main"]}}]}}])
+            }),
+            "triggers[0].gitConfiguration.pullRequest[0].events[0]",
+            "TriggerFilters",
+        ),
+        (
+            "a fourth push filter",
+            broken(|p| {
+                let one = json!({"branches": {"includes": ["main"]}});
+                p["triggers"] = json!([{"providerType": "Git", "gitConfiguration": {"sourceActionName": "Checkout",
+                    "push": [one.clone(), one.clone(), one.clone(), one]}}])
+            }),
+            "triggers[0].gitConfiguration.push",
+            "TooManyFilters",
         ),
     ];
     assert!(cases.len() >= 20);

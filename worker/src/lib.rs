@@ -10,6 +10,7 @@ use pipewright_core::messaging::Publisher;
 use pipewright_core::services::Services;
 use tokio_util::sync::CancellationToken;
 
+mod changes;
 mod consume;
 mod orchestrator;
 pub mod providers;
@@ -77,7 +78,7 @@ pub async fn run(services: Services, settings: Settings, shutdown: CancellationT
         tokio::spawn(orchestrator::run(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(runner::run(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(runner::sweep(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
-        tokio::spawn(poll(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
+        tokio::spawn(changes::poll(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(retention::run(services.clone(), settings.clone(), shutdown.clone())),
     ];
     for task in tasks {
@@ -181,43 +182,5 @@ where
             () = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// Polls Git sources for new commits; each new one starts an execution.
-async fn poll(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
-    use pipewright_core::executions::store;
-    let mut tick = tokio::time::interval(Duration::from_secs(settings.git_poll_secs));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let sources = match services.db.conn().await {
-            Ok(mut conn) => store::polled_sources(&mut conn).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let Ok(sources) = sources else { continue };
-        for source in sources {
-            let Some(revision) =
-                providers::head_of(&settings.sources, &source.repository_url, &source.branch, source.token.as_deref())
-                    .await
-            else {
-                continue;
-            };
-            let started = match services.db.conn().await {
-                Ok(mut conn) => store::poll_seen(&mut conn, &source, &revision).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match started {
-                Ok(Some((execution, ids))) => {
-                    tracing::info!(pipeline = %source.pipeline.name, %revision, %execution, "a new commit starts an execution");
-                    publish_now(&publisher, ids).await;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(pipeline = %source.pipeline.name, error = %e, "a poll could not be recorded"),
-            }
-        }
     }
 }

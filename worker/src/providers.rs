@@ -411,64 +411,89 @@ async fn git(
     let Some(url) = claim.configuration.get("repositoryUrl").cloned() else {
         return Some(failed("ConfigurationMissing", "repositoryUrl is not set"));
     };
-    let branch = claim.configuration.get("branch").cloned().unwrap_or_else(|| "main".to_owned());
-    let pinned: Option<String> =
+    let configured = claim.configuration.get("branch").cloned().unwrap_or_else(|| "main".to_owned());
+    // The revision the execution was started with: a commit, and the ref a
+    // change brought it on (a branch of a trigger, a tag, a pull request).
+    let chosen: Option<SourceRevision> =
         serde_json::from_value::<Vec<SourceRevision>>(claim.execution.source_revisions.clone())
             .unwrap_or_default()
             .into_iter()
-            .find(|r| r.action_name == action.action_name)
-            .map(|r| r.revision_id);
+            .find(|r| r.action_name == action.action_name);
+    let reference =
+        chosen.as_ref().and_then(|r| r.reference.clone()).unwrap_or_else(|| format!("refs/heads/{configured}"));
+    let branch = chosen
+        .as_ref()
+        .and_then(|r| r.branch.clone())
+        .or_else(|| reference.strip_prefix("refs/heads/").map(str::to_owned))
+        .unwrap_or_default();
+    let pinned = chosen.map(|r| r.revision_id);
     let shown = pipewright_core::pipelines::sources::shown(&url);
-    start_log(log, &format!("[pipewright] fetching branch {branch} of {shown}\n")).await;
+    start_log(log, &format!("[pipewright] fetching {reference} of {shown}\n")).await;
+    if let Err(why) = pipewright_core::pipelines::sources::check_reference(&reference) {
+        append_log(log, &format!("[pipewright] refused: {why}\n")).await;
+        return Some(failed("SourceRefused", why));
+    }
     // Checked again here: the rules, or what a host name resolves to, may
     // have changed since the pipeline was saved.
-    let reach = match settings.sources.check(&url, &branch).await {
+    let reach = match settings.sources.check(&url, &configured).await {
         Ok(reach) => reach,
         Err(why) => {
             append_log(log, &format!("[pipewright] refused: {why}\n")).await;
             return Some(failed("SourceRefused", why));
         }
     };
+    let _ = tokio::fs::remove_dir_all(workspace).await;
+    if let Err(e) = tokio::fs::create_dir_all(workspace).await {
+        return Some(failed("SourceUnavailable", format!("the workspace could not be made: {e}")));
+    }
+    if git_output(workspace, &["init", "--quiet"]).await.is_none() {
+        return Some(failed("SourceUnavailable", "the workspace could not be made a repository"));
+    }
     let mut command = git_command(claim.configuration.get("token").map(String::as_str), &reach);
     let url = reach.url.clone().unwrap_or(url);
-    command.args(["clone", "--quiet", "--no-tags", "--single-branch", "--branch", &branch, "--", &url]).arg(workspace);
-    let _ = tokio::fs::remove_dir_all(workspace).await;
+    command.arg("-C").arg(workspace).args([
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--",
+        &url,
+        &format!("+{reference}:refs/pipewright/source"),
+    ]);
     match run_logged(command, log, timeout_of(claim, None), &stop).await {
         Ok(Some(status)) if status.success() => {}
         Ok(Some(_)) => {
             return Some(failed(
                 "SourceUnavailable",
-                format!("branch {branch} of {url} could not be fetched; the log ends:\n{}", tail(log, 3).await),
+                format!("{reference} of {shown} could not be fetched; the log ends:\n{}", tail(log, 3).await),
             ));
         }
         Ok(None) => return None,
-        Err(e) => return Some(failed("SourceUnavailable", format!("fetching {url} {e}"))),
+        Err(e) => return Some(failed("SourceUnavailable", format!("fetching {shown} {e}"))),
     }
-    if let Some(commit) = &pinned {
-        // A commit id only (the API checks it too): nothing `git` could read
-        // as an option or a path.
-        if commit.is_empty() || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Some(failed("RevisionNotFound", format!("{commit:?} is not a commit id")));
+    // A commit id only (the API and the poller check it too): nothing `git`
+    // could read as an option or a path; by default the ref's head.
+    let wanted = pinned.unwrap_or_else(|| "refs/pipewright/source".to_owned());
+    if wanted != "refs/pipewright/source" && (wanted.is_empty() || !wanted.chars().all(|c| c.is_ascii_hexdigit())) {
+        return Some(failed("RevisionNotFound", format!("{wanted:?} is not a commit id")));
+    }
+    // A commit of the ref's history, by its full id: never a file of the
+    // same name (`git checkout NAME` restores a file and succeeds).
+    let full = git_output(workspace, &["rev-parse", "--verify", "--quiet", &format!("{wanted}^{{commit}}")])
+        .await
+        .filter(|id| !id.is_empty());
+    let checkout = match &full {
+        Some(id) => {
+            tokio::process::Command::new("git")
+                .arg("-C")
+                .arg(workspace)
+                .args(["checkout", "--quiet", "--detach", id, "--"])
+                .status()
+                .await
         }
-        // A commit of the branch's history, by its full id: never a file of
-        // the same name (`git checkout NAME` restores a file and succeeds).
-        let full = git_output(workspace, &["rev-parse", "--verify", "--quiet", &format!("{commit}^{{commit}}")])
-            .await
-            .filter(|id| !id.is_empty());
-        let checkout = match &full {
-            Some(id) => {
-                tokio::process::Command::new("git")
-                    .arg("-C")
-                    .arg(workspace)
-                    .args(["checkout", "--quiet", "--detach", id, "--"])
-                    .status()
-                    .await
-            }
-            None => Err(std::io::Error::other("no such commit")),
-        };
-        if !checkout.is_ok_and(|s| s.success()) {
-            return Some(failed("RevisionNotFound", format!("commit {commit} is not on branch {branch} of {url}")));
-        }
+        None => Err(std::io::Error::other("no such commit")),
+    };
+    if !checkout.is_ok_and(|s| s.success()) {
+        return Some(failed("RevisionNotFound", format!("commit {wanted} is not on {reference} of {shown}")));
     }
     let commit = git_output(workspace, &["rev-parse", "HEAD"]).await.unwrap_or_default();
     let message = git_output(workspace, &["log", "-1", "--format=%B"]).await.unwrap_or_default();
@@ -499,7 +524,9 @@ async fn git(
             action_name: action.action_name.clone(),
             revision_id: commit,
             revision_summary: Some(message),
-            artifact: None,
+            reference: Some(reference),
+            branch: Some(branch).filter(|b| !b.is_empty()),
+            ..SourceRevision::default()
         }),
         ..Outcome::default()
     })
@@ -552,29 +579,156 @@ fn git_command(token: Option<&str>, reach: &pipewright_core::pipelines::sources:
     command
 }
 
-/// The commit a branch of a repository is at, if it can be read (and the
-/// source may name it).
-pub async fn head_of(
+/// At most this many refs of a repository are looked at.
+const MAX_REFS: usize = 5000;
+
+/// The refs of a repository that `patterns` name (`refs/heads/main`,
+/// `refs/heads/*`, `refs/tags/*`), each with its commit (a tag's peeled
+/// commit), if they can be read (and the source may name the repository).
+pub async fn refs_of(
     sources: &pipewright_core::pipelines::sources::SourcePolicy,
     url: &str,
     branch: &str,
     token: Option<&str>,
-) -> Option<String> {
+    patterns: &[String],
+) -> Option<Vec<(String, String)>> {
+    use pipewright_core::pipelines::sources::{check_reference, shown};
     let reach = match sources.check(url, branch).await {
         Ok(reach) => reach,
         Err(why) => {
-            let url = pipewright_core::pipelines::sources::shown(url);
-            tracing::warn!(%url, %branch, "a Git source is not polled: {why}");
+            tracing::warn!(url = %shown(url), %branch, "a Git source is not polled: {why}");
             return None;
         }
     };
     let mut command = git_command(token, &reach);
     let url = reach.url.as_deref().unwrap_or(url);
-    command.args(["ls-remote", "--", url, &format!("refs/heads/{branch}")]);
+    command.args(["ls-remote", "--", url]).args(patterns);
     let output = tokio::time::timeout(Duration::from_secs(30), command.kill_on_drop(true).output()).await.ok()?.ok()?;
     if !output.status.success() {
         return None;
     }
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.split_whitespace().next().filter(|c| c.len() >= 40).map(str::to_owned)
+    let named = |reference: &str| {
+        patterns.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => reference.starts_with(prefix),
+            None => reference == p,
+        })
+    };
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((commit, reference)) = line.split_once('\t') else { continue };
+        if commit.len() < 40 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        // An annotated tag's line, then its peeled commit's (`^{}`).
+        let (reference, peeled) = match reference.strip_suffix("^{}") {
+            Some(tag) => (tag, true),
+            None => (reference, false),
+        };
+        if !named(reference) || check_reference(reference).is_err() {
+            continue;
+        }
+        if peeled || !found.contains_key(reference) {
+            found.insert(reference.to_owned(), commit.to_ascii_lowercase());
+        }
+        if found.len() > MAX_REFS {
+            tracing::warn!(url = %shown(url), "a Git source has more than {MAX_REFS} refs; the rest are not looked at");
+            break;
+        }
+    }
+    Some(found.into_iter().collect())
+}
+
+/// The files a change touched, read from a copy of the repository the
+/// worker keeps per source (fetched again each time): since `before` when
+/// that commit is known; else since where `commit` left `base_branch` (a
+/// new branch, a pull request); else the commit's own.
+#[allow(clippy::too_many_arguments)]
+pub async fn touched_files(
+    settings: &Settings,
+    mirror: &Path,
+    url: &str,
+    base_branch: &str,
+    token: Option<&str>,
+    reference: &str,
+    before: Option<&str>,
+    commit: &str,
+) -> Result<Vec<String>, String> {
+    use pipewright_core::pipelines::sources::{check_reference, shown};
+    check_reference(reference)?;
+    if !commit.chars().all(|c| c.is_ascii_hexdigit())
+        || before.is_some_and(|b| !b.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err("a commit id is hexadecimal".to_owned());
+    }
+    let base = format!("refs/heads/{base_branch}");
+    check_reference(&base)?;
+    let reach = settings.sources.check(url, base_branch).await?;
+    if !mirror.join("HEAD").exists() {
+        tokio::fs::create_dir_all(mirror).await.map_err(|e| e.to_string())?;
+        let made = git_command(None, &Default::default())
+            .arg("-C")
+            .arg(mirror)
+            .args(["init", "--quiet", "--bare"])
+            .status()
+            .await;
+        if !made.is_ok_and(|s| s.success()) {
+            return Err("a copy of the repository could not be made".to_owned());
+        }
+    }
+    let mut fetch = git_command(token, &reach);
+    let fetched_url = reach.url.as_deref().unwrap_or(url);
+    fetch.arg("-C").arg(mirror).args(["fetch", "--quiet", "--no-tags", "--", fetched_url]);
+    fetch.arg(format!("+{reference}:{reference}"));
+    if base != reference {
+        fetch.arg(format!("+{base}:{base}"));
+    }
+    let fetched = tokio::time::timeout(Duration::from_secs(120), fetch.kill_on_drop(true).output())
+        .await
+        .map_err(|_| format!("fetching {} took too long", shown(url)))?
+        .map_err(|e| e.to_string())?;
+    if !fetched.status.success() {
+        // (The base branch may not exist: fetch the change's ref alone.)
+        let mut alone = git_command(token, &reach);
+        alone.arg("-C").arg(mirror).args(["fetch", "--quiet", "--no-tags", "--", fetched_url]);
+        alone.arg(format!("+{reference}:{reference}"));
+        let again = alone.kill_on_drop(true).status().await.map_err(|e| e.to_string())?;
+        if !again.success() {
+            return Err(format!("{reference} of {} could not be fetched", shown(url)));
+        }
+    }
+    let local = |args: &[&str]| {
+        let mut command = git_command(None, &Default::default());
+        command.arg("-C").arg(mirror).args(args);
+        command
+    };
+    let is_commit = async |id: &str| {
+        local(&["cat-file", "-e", &format!("{id}^{{commit}}")]).status().await.is_ok_and(|s| s.success())
+    };
+    let since = match before {
+        Some(before) if is_commit(before).await => Some(before.to_owned()),
+        _ => match local(&["merge-base", &base, commit]).output().await {
+            Ok(out) if out.status.success() => {
+                Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|id| !id.is_empty())
+            }
+            _ => None,
+        },
+    };
+    let output = match &since {
+        Some(since) => local(&["diff", "--name-only", "--no-renames", "-z", since, commit, "--"]).output().await,
+        None => {
+            local(&["diff-tree", "--root", "--no-commit-id", "--name-only", "--no-renames", "-r", "-z", commit, "--"])
+                .output()
+                .await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!("the files of commit {commit} could not be read"));
+    }
+    Ok(output
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect())
 }

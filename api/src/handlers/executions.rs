@@ -336,7 +336,7 @@ async fn chosen_revisions(
                     action_name: o.action_name.clone(),
                     revision_id: value.to_ascii_lowercase(),
                     revision_summary: None,
-                    artifact: None,
+                    ..SourceRevision::default()
                 }
             }
             ("Upload", SourceRevisionType::S3ObjectVersionId) => {
@@ -1501,6 +1501,7 @@ pub async fn put_source_revision(
         revision_id: stored.sha256.clone(),
         revision_summary: summary,
         artifact: Some(stored.clone()),
+        ..SourceRevision::default()
     };
     let cause = way_in::Cause::Uploaded { by: auth.caller.arn(), revision };
     let (execution, outbox) =

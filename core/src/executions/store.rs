@@ -120,19 +120,24 @@ pub struct ArtifactLocation {
 }
 
 /// How an execution began (CodePipeline's `trigger`).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = ExecutionTrigger)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
-    /// `CreatePipeline`, `StartPipelineExecution`, `PollForSourceChanges`, `PutSourceRevision`.
+    /// `CreatePipeline`, `StartPipelineExecution`, `PollForSourceChanges`, `Webhook`, `PutSourceRevision`.
     #[schema(example = "PutSourceRevision")]
     pub trigger_type: String,
     /// Who or what: a principal ARN, or the source action.
     pub trigger_detail: String,
+    /// For a change of a Git source: the trigger filter that matched
+    /// (`triggers[0].gitConfiguration.push[1]`), or `branch` for the
+    /// source's own branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 /// A source revision an execution was started with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceRevision {
     pub action_name: String,
@@ -142,6 +147,14 @@ pub struct SourceRevision {
     /// For an uploaded archive: the artifact it became.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactLocation>,
+    /// For a Git source run by a change: the ref its commit is fetched from
+    /// (`refs/heads/release/1`, `refs/tags/v1`, `refs/pull/7/head`); else
+    /// the action's `branch`.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The branch it ran (`BranchName`): a push's, a pull request's source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -1128,7 +1141,9 @@ pub async fn finish_action(
         };
         let execution: Execution =
             pipeline_executions::table.find(execution_id).select(Execution::as_select()).first(conn).await?;
-        note_revision(conn, execution.pipeline_id, &revision.action_name, &revision.revision_id).await?;
+        if let Some(reference) = &revision.reference {
+            note_revision(conn, execution.pipeline_id, &revision.action_name, reference, &revision.revision_id).await?;
+        }
         let mut revisions: Vec<SourceRevision> = serde_json::from_value(execution.source_revisions).unwrap_or_default();
         revisions.retain(|r| r.action_name != revision.action_name);
         revisions.push(revision);
@@ -1491,11 +1506,21 @@ pub struct PolledSource {
     pub repository_url: String,
     pub branch: String,
     pub token: Option<String>,
+    /// What its trigger (or its branch) makes polling look at.
+    pub watch: crate::pipelines::triggers::Watch,
+}
+
+impl PolledSource {
+    /// The refs `git ls-remote` is asked for, as one text.
+    pub fn looks_at(&self) -> String {
+        self.watch.patterns(&self.branch).join(" ")
+    }
 }
 
 /// Every Git source action that polls for changes.
 pub async fn polled_sources(conn: &mut AsyncPgConnection) -> Result<Vec<PolledSource>, IamError> {
     use crate::pipelines::store::Pipeline as P;
+    use crate::pipelines::triggers;
     let found: Vec<P> = pipelines::table
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
             "jsonb_path_exists(declaration, '$.stages[0].actions[*] ? (@.actionTypeId.provider == \"Git\")')",
@@ -1506,7 +1531,7 @@ pub async fn polled_sources(conn: &mut AsyncPgConnection) -> Result<Vec<PolledSo
     let mut sources = Vec::new();
     for pipeline in found {
         let Ok(declaration) = pipeline.declaration() else { continue };
-        for action in declaration.stages.iter().take(1).flat_map(|s| s.actions.clone()) {
+        for action in declaration.stages.iter().take(1).flat_map(|s| s.actions.iter()) {
             let config = &action.configuration;
             if action.action_type_id.provider != "Git"
                 || config.get("pollForSourceChanges").is_some_and(|v| v == "false")
@@ -1518,80 +1543,180 @@ pub async fn polled_sources(conn: &mut AsyncPgConnection) -> Result<Vec<PolledSo
                 pipeline: pipeline.clone(),
                 action_name: action.name.clone(),
                 repository_url: url.clone(),
-                branch: config.get("branch").cloned().unwrap_or_else(|| "main".to_owned()),
+                branch: triggers::configured_branch(action).to_owned(),
                 token: config.get("token").cloned(),
+                watch: triggers::watch(&declaration, action),
             });
         }
     }
     Ok(sources)
 }
 
-/// Records the revision a source was seen at (the first sight of a source,
-/// or the revision its execution took). Returns whether it was new.
+/// Records the commit a source's ref was first seen at (by the execution
+/// that ran it): polling starts nothing for it.
 pub async fn note_revision(
     conn: &mut AsyncPgConnection,
     pipeline_id: Uuid,
     action_name: &str,
+    reference: &str,
     revision_id: &str,
-) -> Result<bool, IamError> {
-    use crate::schema::source_polls as p;
-    let inserted = diesel::insert_into(p::table)
-        .values((p::pipeline_id.eq(pipeline_id), p::action_name.eq(action_name), p::revision_id.eq(revision_id)))
+) -> Result<(), IamError> {
+    use crate::schema::source_refs as r;
+    diesel::insert_into(r::table)
+        .values((
+            r::pipeline_id.eq(pipeline_id),
+            r::action_name.eq(action_name),
+            r::ref_name.eq(reference),
+            r::revision_id.eq(revision_id),
+        ))
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    Ok(inserted == 1)
+    Ok(())
 }
 
-/// A source was seen at `revision_id`: if that is new, start an execution on
-/// it (once, whichever poller sees it first). Returns the outbox rows.
-pub async fn poll_seen(
+/// The commits a polled source's refs were last seen at. The first look at
+/// a source (or at what a changed trigger makes it look at) takes the refs
+/// it finds as seen: they start nothing; what changes after does.
+pub async fn seen_refs(
     conn: &mut AsyncPgConnection,
     source: &PolledSource,
-    revision_id: &str,
-) -> Result<Option<(Uuid, Vec<Queued>)>, IamError> {
-    use crate::schema::source_polls as p;
-    let source = source.clone();
-    let revision_id = revision_id.to_owned();
+    found: &[(String, String)],
+) -> Result<BTreeMap<String, String>, IamError> {
+    use crate::schema::{source_refs as r, source_watches as w};
+    let pipeline_id = source.pipeline.pipeline_id;
+    let looks_at = source.looks_at();
     conn.transaction::<_, IamError, _>(async move |conn| {
-        let pipeline_id = source.pipeline.pipeline_id;
-        if note_revision(conn, pipeline_id, &source.action_name, &revision_id).await? {
-            // First sight: the pipeline's own first execution covers it.
-            return Ok(None);
+        let watched: Option<String> = w::table
+            .find((pipeline_id, &source.action_name))
+            .select(w::looks_at)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        if watched.as_deref() != Some(looks_at.as_str()) {
+            diesel::insert_into(w::table)
+                .values((
+                    w::pipeline_id.eq(pipeline_id),
+                    w::action_name.eq(&source.action_name),
+                    w::looks_at.eq(&looks_at),
+                ))
+                .on_conflict((w::pipeline_id, w::action_name))
+                .do_update()
+                .set((w::looks_at.eq(&looks_at), w::since.eq(now())))
+                .execute(conn)
+                .await?;
+            for (reference, commit) in found {
+                note_revision(conn, pipeline_id, &source.action_name, reference, commit).await?;
+            }
         }
-        let changed = diesel::update(
-            p::table
-                .filter(p::pipeline_id.eq(pipeline_id))
-                .filter(p::action_name.eq(&source.action_name))
-                .filter(p::revision_id.ne(&revision_id)),
+        // Refs gone from the repository are forgotten: a branch made again
+        // is new.
+        let names: Vec<&str> = found.iter().map(|(name, _)| name.as_str()).collect();
+        diesel::delete(
+            r::table
+                .filter(r::pipeline_id.eq(pipeline_id))
+                .filter(r::action_name.eq(&source.action_name))
+                .filter(r::ref_name.ne_all(&names)),
         )
-        .set((p::revision_id.eq(&revision_id), p::seen_at.eq(now())))
         .execute(conn)
         .await?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        // The pipeline as it is now (it may have changed since it was read).
-        let Some(pipeline) =
-            pipelines::table.find(pipeline_id).select(Pipeline::as_select()).first(conn).await.optional()?
-        else {
-            return Ok(None);
-        };
-        let revision = SourceRevision {
-            action_name: source.action_name.clone(),
-            revision_id: revision_id.clone(),
-            revision_summary: None,
-            artifact: None,
-        };
-        let cause = super::way_in::Cause::Polled { revision };
-        match super::way_in::start(conn, &pipeline, super::way_in::Start::new(cause)).await {
-            Ok(started) => Ok(started.map(|(execution, ids)| (execution.execution_id, ids))),
-            Err(super::way_in::NotStarted::Failed(e)) => Err(e),
-            // (No variable is given: the defaults cannot be refused.)
-            Err(super::way_in::NotStarted::Refused(why)) => Err(IamError::InvalidInput(why)),
-        }
+        Ok(r::table
+            .filter(r::pipeline_id.eq(pipeline_id))
+            .filter(r::action_name.eq(&source.action_name))
+            .select((r::ref_name, r::revision_id))
+            .load::<(String, String)>(conn)
+            .await?
+            .into_iter()
+            .collect())
     })
     .await
+}
+
+/// A change of a source was seen, its ref having been at `before` (`None`:
+/// a new ref). Whichever process records it first decides it: when the
+/// source's trigger (or its branch) matches, an execution starts on it.
+/// Returns the new execution and its outbox rows.
+pub async fn change_seen(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    action_name: &str,
+    before: Option<&str>,
+    change: &crate::pipelines::triggers::Change,
+    webhook: Option<&str>,
+) -> Result<Option<(Uuid, Vec<Queued>)>, IamError> {
+    use crate::schema::source_refs as r;
+    let reference = change.event.reference().to_owned();
+    conn.transaction::<_, IamError, _>(async move |conn| {
+        let key = r::table
+            .filter(r::pipeline_id.eq(pipeline_id))
+            .filter(r::action_name.eq(action_name))
+            .filter(r::ref_name.eq(&reference));
+        let recorded = match before {
+            Some(before) => {
+                diesel::update(key.filter(r::revision_id.eq(before)))
+                    .set((r::revision_id.eq(&change.commit), r::seen_at.eq(now())))
+                    .execute(conn)
+                    .await?
+            }
+            None => {
+                diesel::insert_into(r::table)
+                    .values((
+                        r::pipeline_id.eq(pipeline_id),
+                        r::action_name.eq(action_name),
+                        r::ref_name.eq(&reference),
+                        r::revision_id.eq(&change.commit),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?
+            }
+        };
+        if recorded == 0 {
+            return Ok(None);
+        }
+        start_on_change(conn, pipeline_id, action_name, change, webhook).await
+    })
+    .await
+}
+
+/// Starts an execution on a change when the source's trigger (as the
+/// pipeline is now) matches it, in the caller's transaction.
+pub async fn start_on_change(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    action_name: &str,
+    change: &crate::pipelines::triggers::Change,
+    webhook: Option<&str>,
+) -> Result<Option<(Uuid, Vec<Queued>)>, IamError> {
+    use super::way_in::{Cause, NotStarted, Start, start};
+    let Some(pipeline) =
+        pipelines::table.find(pipeline_id).select(Pipeline::as_select()).first(conn).await.optional()?
+    else {
+        return Ok(None);
+    };
+    let declaration = pipeline.declaration()?;
+    let Some(action) = declaration.stages.iter().take(1).flat_map(|s| &s.actions).find(|a| a.name == action_name)
+    else {
+        return Ok(None);
+    };
+    let Some(matched) = crate::pipelines::triggers::matching(&declaration, action, change) else {
+        return Ok(None);
+    };
+    let revision = SourceRevision {
+        action_name: action_name.to_owned(),
+        revision_id: change.commit.clone(),
+        reference: Some(change.event.reference().to_owned()),
+        branch: change.event.branch().map(str::to_owned),
+        ..SourceRevision::default()
+    };
+    let cause = Cause::Changed { revision, filter: matched.filter, webhook: webhook.map(str::to_owned) };
+    match start(conn, &pipeline, Start::new(cause)).await {
+        Ok(started) => Ok(started.map(|(execution, ids)| (execution.execution_id, ids))),
+        Err(NotStarted::Failed(e)) => Err(e),
+        // (No variable is given: the defaults cannot be refused.)
+        Err(NotStarted::Refused(why)) => Err(IamError::InvalidInput(why)),
+    }
 }
 
 /// What a retry or a stop found.

@@ -1,6 +1,6 @@
 //! One way in for every execution: a pipeline's creation, a person's
-//! Release change, an upload, a polled change of a Git source (and, as they
-//! come, webhooks and job results) start executions here and nowhere else,
+//! Release change, an upload, a change of a Git source (polled or delivered
+//! by a webhook, matched by its trigger) start executions here and nowhere else,
 //! so that what an execution starts with (its trigger, its variables, its
 //! source revisions) is decided in one place.
 
@@ -23,8 +23,9 @@ pub enum Cause<'a> {
     Released { by: &'a str },
     /// PutSourceRevision: an archive uploaded to an Upload source.
     Uploaded { by: &'a str, revision: SourceRevision },
-    /// A new commit found by polling a Git source.
-    Polled { revision: SourceRevision },
+    /// A change of a Git source that its trigger (or its own branch)
+    /// matched: found by polling, or delivered by a webhook (its ARN).
+    Changed { revision: SourceRevision, filter: String, webhook: Option<String> },
 }
 
 impl Cause<'_> {
@@ -34,9 +35,14 @@ impl Cause<'_> {
             Cause::Created { by } => ("CreatePipeline", (*by).to_owned()),
             Cause::Released { by } => ("StartPipelineExecution", (*by).to_owned()),
             Cause::Uploaded { by, .. } => ("PutSourceRevision", (*by).to_owned()),
-            Cause::Polled { revision } => ("PollForSourceChanges", revision.action_name.clone()),
+            Cause::Changed { revision, webhook: None, .. } => ("PollForSourceChanges", revision.action_name.clone()),
+            Cause::Changed { webhook: Some(arn), .. } => ("Webhook", arn.clone()),
         };
-        Trigger { trigger_type: kind.to_owned(), trigger_detail: detail }
+        let filter = match self {
+            Cause::Changed { filter, .. } => Some(filter.clone()),
+            _ => None,
+        };
+        Trigger { trigger_type: kind.to_owned(), trigger_detail: detail, filter }
     }
 }
 
@@ -78,7 +84,7 @@ pub async fn start(
     let trigger = start.cause.trigger();
     let mut revisions = start.revisions;
     match start.cause {
-        Cause::Uploaded { revision, .. } | Cause::Polled { revision } => {
+        Cause::Uploaded { revision, .. } | Cause::Changed { revision, .. } => {
             // The cause's revision is its source's: no other for it.
             revisions.retain(|r| r.action_name != revision.action_name);
             revisions.push(revision);

@@ -11,6 +11,7 @@ pub mod action_types;
 pub mod environment;
 pub mod sources;
 pub mod store;
+pub mod triggers;
 pub mod validate;
 
 /// What a masked secret configuration value reads as.
@@ -224,27 +225,53 @@ pub struct PipelineTriggerDeclaration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitConfiguration {
-    /// A Git source action of the first stage.
+    /// A Git source action of the first stage. A trigger replaces the
+    /// action's own change detection (a push to its `branch`).
     pub source_action_name: String,
+    /// 1–3 push filters; a push that matches any of them starts the pipeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub push: Vec<GitPushFilter>,
+    /// 1–3 pull-request filters; pull requests come by webhook only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_request: Vec<GitPullRequestFilter>,
 }
 
-/// Push filters: `branches` and `filePaths` are refused with 400
-/// `NotSupported` until they are applied.
+/// A push that starts the pipeline: to a branch (`branches`, and
+/// `filePaths` among the files the push changed) or of a tag (`tags`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitPushFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<GitFilter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branches: Option<GitFilter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_paths: Option<GitFilter>,
 }
 
+/// A pull request that starts the pipeline: one of `events`, into a branch
+/// of `branches`, changing a file of `filePaths`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitPullRequestFilter {
+    /// `OPEN`, `UPDATED`, `CLOSED`; all three when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    /// The pull request's destination branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branches: Option<GitFilter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_paths: Option<GitFilter>,
+}
+
+/// Glob patterns (`*` within a path segment, `**` across, `?`, `[...]`,
+/// `{a,b}`): a name matches when it matches an include (or there are none)
+/// and no exclude. 1–8 of each, each 1–255 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitFilter {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["main", "release/*"]))]
     pub includes: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excludes: Vec<String>,

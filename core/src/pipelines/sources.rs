@@ -309,7 +309,18 @@ fn folder(path: PathBuf) -> Result<Target, String> {
 
 /// A branch name git takes as a name (its check-ref-format rules), and
 /// never as an option.
-fn check_branch(branch: &str) -> Result<(), String> {
+/// A full ref name (`refs/heads/NAME`, `refs/tags/NAME`,
+/// `refs/pull/7/head`) that git takes as one and nothing else: never an
+/// option, a refspec's `:` or `+`, a revision expression.
+pub fn check_reference(reference: &str) -> Result<(), String> {
+    match reference.strip_prefix("refs/") {
+        Some(rest) if reference.len() <= 255 && check_branch(rest).is_ok() && !rest.starts_with('+') => Ok(()),
+        _ => Err(format!("{reference:?} is not a ref name (refs/heads/NAME, refs/tags/NAME)")),
+    }
+}
+
+/// A branch name git takes as one.
+pub fn check_branch(branch: &str) -> Result<(), String> {
     let bad = branch.is_empty()
         || branch.starts_with('-')
         || branch.starts_with('/')

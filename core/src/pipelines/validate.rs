@@ -362,23 +362,15 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
                 format!("{:?} is not a trigger provider: use Git", trigger.provider_type),
             );
         }
-        // No field accepted and ignored: branch and file-path filters are
-        // not applied yet.
-        for (j, push) in trigger.git_configuration.push.iter().enumerate() {
-            for (field, set) in [("branches", push.branches.is_some()), ("filePaths", push.file_paths.is_some())] {
-                if set {
-                    c.value(
-                        format!("{path}.gitConfiguration.push[{j}].{field}"),
-                        "NotSupported",
-                        format!(
-                            "trigger {field} filters are not applied yet: remove them (the source action's branch \
-                             decides what runs)"
-                        ),
-                    );
-                }
-            }
-        }
+        check_git_configuration(&mut c, &format!("{path}.gitConfiguration"), &trigger.git_configuration);
         let name = &trigger.git_configuration.source_action_name;
+        if pipeline.triggers[..i].iter().any(|t| t.git_configuration.source_action_name == *name) {
+            c.value(
+                format!("{path}.gitConfiguration.sourceActionName"),
+                "DuplicateTrigger",
+                format!("{name:?} already has a trigger: put its filters in one trigger"),
+            );
+        }
         let found = stages.first().into_iter().flat_map(|s| &s.actions).find(|a| a.name == *name);
         if found.is_none_or(|a| a.action_type_id.provider != "Git") {
             c.structure(
@@ -392,6 +384,75 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
         c.value("triggers", "TooManyTriggers", format!("at most {MAX_TRIGGERS} triggers"));
     }
     c.problems
+}
+
+/// A trigger's filters: CodePipeline's shapes and limits, and patterns
+/// that compile.
+fn check_git_configuration(c: &mut Checker, path: &str, git: &super::GitConfiguration) {
+    use super::triggers::{MAX_FILTERS, PULL_REQUEST_EVENTS};
+    if git.push.is_empty() && git.pull_request.is_empty() {
+        c.value(path, "TriggerFilters", "a trigger needs push or pullRequest filters");
+    }
+    for (field, count) in [("push", git.push.len()), ("pullRequest", git.pull_request.len())] {
+        if count > MAX_FILTERS {
+            c.value(format!("{path}.{field}"), "TooManyFilters", format!("at most {MAX_FILTERS} {field} filters"));
+        }
+    }
+    for (j, push) in git.push.iter().enumerate() {
+        let at = format!("{path}.push[{j}]");
+        match (&push.tags, &push.branches) {
+            (Some(_), Some(_)) => c.value(&at, "TriggerFilters", "a push filter has tags or branches, not both"),
+            (None, None) => c.value(&at, "TriggerFilters", "a push filter needs tags or branches"),
+            _ => {}
+        }
+        if push.tags.is_some() && push.file_paths.is_some() {
+            c.value(format!("{at}.filePaths"), "TriggerFilters", "filePaths go with branches, not tags");
+        }
+        for (field, filter) in [("tags", &push.tags), ("branches", &push.branches), ("filePaths", &push.file_paths)] {
+            if let Some(filter) = filter {
+                check_filter(c, &format!("{at}.{field}"), filter);
+            }
+        }
+    }
+    for (j, pull) in git.pull_request.iter().enumerate() {
+        let at = format!("{path}.pullRequest[{j}]");
+        for (k, event) in pull.events.iter().enumerate() {
+            if !PULL_REQUEST_EVENTS.contains(&event.as_str()) {
+                c.value(
+                    format!("{at}.events[{k}]"),
+                    "TriggerFilters",
+                    format!("{event:?} is not a pull-request event: use OPEN, UPDATED or CLOSED"),
+                );
+            } else if pull.events[..k].contains(event) {
+                c.value(format!("{at}.events[{k}]"), "TriggerFilters", format!("{event} is named twice"));
+            }
+        }
+        if pull.branches.is_none() {
+            c.value(&at, "TriggerFilters", "a pullRequest filter needs branches (the destination branches)");
+        }
+        for (field, filter) in [("branches", &pull.branches), ("filePaths", &pull.file_paths)] {
+            if let Some(filter) = filter {
+                check_filter(c, &format!("{at}.{field}"), filter);
+            }
+        }
+    }
+}
+
+fn check_filter(c: &mut Checker, path: &str, filter: &super::GitFilter) {
+    use super::triggers::{MAX_PATTERNS, check_pattern};
+    if filter.includes.is_empty() && filter.excludes.is_empty() {
+        c.value(path, "TriggerFilters", "a filter needs includes or excludes");
+    }
+    for (field, patterns) in [("includes", &filter.includes), ("excludes", &filter.excludes)] {
+        if patterns.len() > MAX_PATTERNS {
+            c.value(format!("{path}.{field}"), "TooManyPatterns", format!("at most {MAX_PATTERNS} patterns"));
+        }
+        for (k, pattern) in patterns.iter().enumerate() {
+            if let Err(why) = check_pattern(pattern) {
+                c.value(format!("{path}.{field}[{k}]"), "TriggerPattern", why);
+            }
+        }
+    }
 }
 
 fn role_arn(c: &mut Checker, path: &str, role: &str) {

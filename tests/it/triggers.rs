@@ -1,0 +1,144 @@
+//! V2 triggers on polled Git sources: branch, tag and file-path filters
+//! decide which pushes run which pipeline, a new branch counts, and the
+//! execution records the filter that matched and the branch it ran.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::executions::{Repo, kind};
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Commits `content` to `path` on `branch` (made from the current commit
+/// if new); returns the commit id.
+fn commit_to(repo: &Repo, branch: &str, path: &str, content: &str) -> String {
+    repo.git(&["checkout", "--quiet", "-B", branch]);
+    let file = repo.path.join(path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, content).unwrap();
+    repo.git(&["add", path]);
+    repo.git(&["commit", "--quiet", "-m", &format!("{branch}: {path}")]);
+    repo.git(&["rev-parse", "HEAD"])
+}
+
+/// Source (Git, polled) → Build (a shell that prints the branch), started
+/// by `push` filters.
+fn filtered(name: &str, repo: &Repo, push: Value) -> Value {
+    json!({
+        "name": name,
+        "stages": [
+            {"name": "Source", "actions": [{"name": "Code", "actionTypeId": kind("Source", "Git"),
+                "configuration": {"repositoryUrl": repo.path.display().to_string(), "branch": "main"},
+                "outputArtifacts": [{"name": "Src"}], "namespace": "Src"}]},
+            {"name": "Build", "actions": [{"name": "Show", "actionTypeId": kind("Build", "Shell"),
+                "configuration": {"commands": "echo on #{Src.BranchName}; ls services"},
+                "inputArtifacts": [{"name": "Src"}]}]}
+        ],
+        "triggers": [{"providerType": "Git", "gitConfiguration": {"sourceActionName": "Code", "push": push}}]
+    })
+}
+
+async fn executions(app: &TestApp, token: &str, name: &str) -> Vec<Value> {
+    let listed = app.call("GET", &format!("/v1/pipelines/{name}/executions"), Some(token), None).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    listed.body["pipelineExecutionSummaries"].as_array().unwrap().clone()
+}
+
+/// Waits until an execution of `name` ran `commit` and ended.
+async fn ran(app: &TestApp, token: &str, name: &str, commit: &str) -> Value {
+    for _ in 0..300 {
+        let found = executions(app, token, name).await.into_iter().find(|e| {
+            e["artifactRevisions"].as_array().unwrap().iter().any(|r| r["revisionId"] == commit)
+                && e["status"] != "InProgress"
+        });
+        if let Some(found) = found {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never ran {commit}: {:#?}", executions(app, token, name).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
+    let app = TestApp::spawn_with_worker().await;
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    let repo = Repo::new("monorepo");
+    commit_to(&repo, "main", "services/api/main.rs", "api 0");
+    commit_to(&repo, "main", "services/web/index.html", "web 0");
+    commit_to(&repo, "old", "services/api/main.rs", "a branch made before the pipelines");
+    repo.git(&["checkout", "--quiet", "main"]);
+
+    let of = |folder: &str| {
+        json!([{"branches": {"includes": ["main", "release/*"]},
+                "filePaths": {"includes": [format!("services/{folder}/**")], "excludes": ["**/*.md"]}}])
+    };
+    for (name, push) in [
+        ("api", of("api")),
+        ("web", of("web")),
+        ("tagged", json!([{"tags": {"includes": ["v*"], "excludes": ["v*-rc*"]}}])),
+        ("anything", json!([{"branches": {"excludes": ["main"]}}])),
+    ] {
+        let created = app
+            .call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": filtered(name, &repo, push)})))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    for name in ["api", "web", "tagged", "anything"] {
+        ran(&app, &root, name, &head).await;
+    }
+    // The pollers' first look (existing branches and tags start nothing).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // A commit to main touching services/api runs api, and only api.
+    let to_api = commit_to(&repo, "main", "services/api/main.rs", "api 1");
+    let api = ran(&app, &root, "api", &to_api).await;
+    assert_eq!(api["status"], "Succeeded", "{api:#}");
+    assert_eq!(api["trigger"]["triggerType"], "PollForSourceChanges");
+    assert_eq!(api["trigger"]["filter"], "triggers[0].gitConfiguration.push[0]");
+    assert_eq!(api["artifactRevisions"][0]["ref"], "refs/heads/main");
+
+    // A new branch release/1 with a commit touching services/web runs web
+    // on that branch; a README under services/api runs nothing.
+    commit_to(&repo, "release/1", "services/api/README.md", "docs only");
+    let to_web = commit_to(&repo, "release/1", "services/web/index.html", "web 1");
+    let web = ran(&app, &root, "web", &to_web).await;
+    assert_eq!(web["status"], "Succeeded", "{web:#}");
+    assert_eq!(web["artifactRevisions"][0]["branch"], "release/1");
+    let runs = app
+        .call(
+            "GET",
+            &format!(
+                "/v1/pipelines/web/action-executions?pipelineExecutionId={}",
+                web["pipelineExecutionId"].as_str().unwrap()
+            ),
+            Some(&root),
+            None,
+        )
+        .await;
+    let source =
+        runs.body["actionExecutionDetails"].as_array().unwrap().iter().find(|a| a["actionName"] == "Code").unwrap();
+    assert_eq!(source["output"]["outputVariables"]["BranchName"], "release/1", "{source:#}");
+    // (The branch with any name but main runs "anything".)
+    ran(&app, &root, "anything", &to_web).await;
+
+    // A branch outside the filters, a tag outside them, then a tag inside.
+    let feature = commit_to(&repo, "feature/x", "services/api/main.rs", "api 2");
+    repo.git(&["tag", "v2-rc1"]);
+    repo.git(&["tag", "-a", "v2", "-m", "release 2"]);
+    let tagged = ran(&app, &root, "tagged", &feature).await;
+    assert_eq!(tagged["artifactRevisions"][0]["ref"], "refs/tags/v2");
+    assert_eq!(tagged["trigger"]["filter"], "triggers[0].gitConfiguration.push[0]");
+    ran(&app, &root, "anything", &feature).await;
+    // One more poll: nothing else started.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let count = |list: Vec<Value>| list.len();
+    assert_eq!(count(executions(&app, &root, "api").await), 2, "creation and services/api on main");
+    assert_eq!(count(executions(&app, &root, "web").await), 2, "creation and services/web on release/1");
+    assert_eq!(count(executions(&app, &root, "tagged").await), 2, "creation and v2, not v2-rc1");
+    assert_eq!(count(executions(&app, &root, "anything").await), 3, "creation, release/1, feature/x, not old");
+}

@@ -1,0 +1,123 @@
+//! Changes of Git sources found by polling: every ref a source's trigger
+//! may run (its branch, or every branch and tag its filters name) is read
+//! with `git ls-remote`; a ref at a new commit, or a new ref, is a change,
+//! with the files it touched when a filter asks for them; the shared
+//! crate's trigger matching decides whether it starts an execution (and
+//! records which filter did).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pipewright_core::executions::store::{self, PolledSource};
+use pipewright_core::messaging::Publisher;
+use pipewright_core::pipelines::triggers::{Change, Event};
+use pipewright_core::services::Services;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Settings, providers, publish_now};
+
+/// Polls every polled Git source each `git_poll_secs`.
+pub async fn poll(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(settings.git_poll_secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let sources = match services.db.conn().await {
+            Ok(mut conn) => store::polled_sources(&mut conn).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let Ok(sources) = sources else { continue };
+        for source in sources {
+            if let Err(e) = poll_source(&services, &publisher, &settings, &source).await {
+                tracing::warn!(pipeline = %source.pipeline.name, action = %source.action_name, error = %e, "a poll could not be recorded");
+            }
+        }
+    }
+}
+
+/// Where the worker keeps its copy of a source's repository (for the files
+/// a change touched).
+pub fn mirror_of(settings: &Settings, source: &PolledSource) -> PathBuf {
+    use sha2::Digest;
+    let action = sha2::Sha256::digest(source.action_name.as_bytes());
+    let action: String = action.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    settings.data_dir.join("mirrors").join(format!("{}-{action}.git", source.pipeline.pipeline_id))
+}
+
+async fn poll_source(
+    services: &Services,
+    publisher: &Publisher,
+    settings: &Settings,
+    source: &PolledSource,
+) -> Result<(), String> {
+    let patterns = source.watch.patterns(&source.branch);
+    let token = source.token.as_deref();
+    let Some(found) =
+        providers::refs_of(&settings.sources, &source.repository_url, &source.branch, token, &patterns).await
+    else {
+        return Ok(());
+    };
+    let declaration = source.pipeline.declaration().map_err(|e| e.to_string())?;
+    let Some(action) = declaration.stages.first().and_then(|s| s.actions.iter().find(|a| a.name == source.action_name))
+    else {
+        return Ok(());
+    };
+    let found: Vec<(String, String)> = found
+        .into_iter()
+        .filter(|(reference, _)| pipewright_core::pipelines::triggers::watches_ref(&declaration, action, reference))
+        .collect();
+    let seen = {
+        let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+        store::seen_refs(&mut conn, source, &found).await.map_err(|e| e.to_string())?
+    };
+    for (reference, commit) in found {
+        let before = seen.get(&reference).cloned();
+        if before.as_deref() == Some(commit.as_str()) {
+            continue;
+        }
+        let files = if source.watch.files {
+            let mirror = mirror_of(settings, source);
+            match providers::touched_files(
+                settings,
+                &mirror,
+                &source.repository_url,
+                &source.branch,
+                token,
+                &reference,
+                before.as_deref(),
+                &commit,
+            )
+            .await
+            {
+                Ok(files) => Some(files),
+                Err(e) => {
+                    // Tried again at the next poll (the ref is not recorded).
+                    tracing::warn!(pipeline = %source.pipeline.name, %reference, error = %e, "the files of a change could not be read");
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let change = Change { event: Event::Push { reference: reference.clone() }, commit: commit.clone(), files };
+        let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+        let started = store::change_seen(
+            &mut conn,
+            source.pipeline.pipeline_id,
+            &source.action_name,
+            before.as_deref(),
+            &change,
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Some((execution, queued)) = started {
+            tracing::info!(pipeline = %source.pipeline.name, %reference, %commit, %execution, "a change starts an execution");
+            publish_now(publisher, queued).await;
+        }
+    }
+    Ok(())
+}
