@@ -511,7 +511,10 @@ pub fn events_of(
     let operation = extensions.get::<AuditedOperation>().cloned();
     let account = extensions.get::<AuditedAccount>().cloned();
     let also_in = extensions.get::<AuditedAlsoIn>().map(|a| a.0.clone());
-    let request_body = extensions.get::<AuditedRequest>().map(|r| r.0.clone()).or_else(|| bodies.request.clone());
+    let chosen = extensions.get::<AuditedRequest>().map(|r| r.0.clone());
+    // (What a handler chose to record holds no secret: it is kept as it is.)
+    let handler_chose = chosen.is_some();
+    let request_body = chosen.or_else(|| bodies.request.clone());
     drop(extensions);
     let response_elements = response
         .response()
@@ -552,7 +555,7 @@ pub fn events_of(
     }
     // A call without credentials records only the body and query fields
     // known to hold no secret: a misspelt `pasword` is hidden too.
-    if caller.is_none() {
+    if caller.is_none() && !handler_chose {
         for (name, value) in &mut parameters {
             if !ANONYMOUS_FIELDS.contains(&name.as_str()) {
                 *value = json!(audit::REDACTED);
@@ -622,14 +625,23 @@ fn declared_action(operation: &str) -> Option<&'static str> {
         .copied()
 }
 
+/// The identity type of a call without credentials made on an account's
+/// behalf: its root or a user signing in, or a webhook's delivery.
+fn identity_type(account: &AuditedAccount) -> &'static str {
+    match &account.user_arn {
+        Some(arn) if arn.starts_with("arn:pw:codepipeline:") && arn.contains(":webhook:") => "Webhook",
+        _ if account.user_name == "root" => "Root",
+        _ => "IAMUser",
+    }
+}
+
 /// CloudTrail's `userIdentity`, the account whose log holds the event, and
 /// for a role session the account it came from.
 fn identity(caller: Option<&Caller>, account: Option<&AuditedAccount>) -> (Value, String, Option<String>) {
     let Some(caller) = caller else {
         return match account {
             Some(a) => (
-                json!({"type": if a.user_name == "root" { "Root" } else { "IAMUser" }, "accountId": a.account_id,
-                       "arn": a.user_arn, "userName": a.user_name}),
+                json!({"type": identity_type(a), "accountId": a.account_id, "arn": a.user_arn, "userName": a.user_name}),
                 a.account_id.clone(),
                 None,
             ),

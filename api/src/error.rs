@@ -99,6 +99,17 @@ error_codes! {
     ResourceNotFoundException = NOT_FOUND;
     /// Secrets Manager: a secret of that name exists already.
     ResourceExistsException = CONFLICT;
+    /// CodePipeline: no webhook of that name (or at that URL).
+    WebhookNotFoundException = NOT_FOUND;
+    /// CodePipeline: a webhook's authentication is not valid (PutWebhook), or a delivery's signature,
+    /// token or address is not the webhook's.
+    InvalidWebhookAuthenticationParametersException = BAD_REQUEST;
+    /// CodePipeline: a webhook's filter is not valid (a JSONPath that does not parse, a property
+    /// the target action lacks).
+    InvalidWebhookFilterPatternException = BAD_REQUEST;
+    /// A webhook delivery was not signed with the webhook's secret (or came from outside its
+    /// allowed range): refused, and recorded in the webhook's account.
+    WebhookAuthenticationFailedException = UNAUTHORIZED;
     /// The ARN is not one of a resource this operation takes.
     InvalidArnException = BAD_REQUEST;
     /// A tag key or value is not allowed.

@@ -57,6 +57,8 @@ pub struct AppState {
     pub secrets: pipewright_core::secrets::Cipher,
     /// Publishes the messages of committed changes.
     pub publisher: pipewright_core::messaging::Publisher,
+    /// Where the service is reached from outside (webhooks' URLs).
+    pub public_url: String,
     /// Cancelled when the server starts to stop: live streams end then, so
     /// that a graceful stop does not wait for their clients to leave.
     pub stopping: tokio_util::sync::CancellationToken,
@@ -513,6 +515,7 @@ pub fn start(
         sources: pipewright_core::pipelines::sources::SourcePolicy::from_config(config),
         secrets: pipewright_core::secrets::Cipher::from_config(config).map_err(std::io::Error::other)?,
         publisher: pipewright_core::messaging::Publisher::new(broker, config.amqp_queue_expires_secs),
+        public_url: config.public_url(),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
         stopping: tokio_util::sync::CancellationToken::new(),
     });

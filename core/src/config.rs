@@ -163,6 +163,12 @@ pub struct Config {
     /// (`PIPEWRIGHT_GIT_ALLOWED_HOSTS`, comma separated). None by default.
     #[serde(deserialize_with = "lenient::string")]
     pub git_allowed_hosts: String,
+    /// The URL the service is reached at from outside
+    /// (`PIPEWRIGHT_PUBLIC_URL`, e.g. `https://ci.example.com`): webhooks'
+    /// receiving URLs and notifications' links to the console start with
+    /// it. By default `http://` and `listen` (`0.0.0.0` read as 127.0.0.1).
+    #[serde(deserialize_with = "lenient::string")]
+    pub public_url: String,
 }
 
 /// What network an action's sandbox has.
@@ -316,6 +322,16 @@ impl Config {
             .collect()
     }
 
+    /// Where the service is reached from outside, without a trailing `/`.
+    pub fn public_url(&self) -> String {
+        let given = self.public_url.trim().trim_end_matches('/');
+        if !given.is_empty() {
+            return given.to_owned();
+        }
+        let listen = self.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+        format!("http://{listen}")
+    }
+
     /// The entries of `PIPEWRIGHT_GIT_ALLOWED_HOSTS`.
     pub fn git_hosts(&self) -> Vec<String> {
         self.git_allowed_hosts.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect()
@@ -377,6 +393,7 @@ impl Default for Config {
             sandbox_destinations: String::new(),
             git_allowed_folders: String::new(),
             git_allowed_hosts: String::new(),
+            public_url: String::new(),
         }
     }
 }

@@ -21,3 +21,4 @@ pub mod pipelines;
 pub mod schema;
 pub mod secrets;
 pub mod services;
+pub mod webhooks;

@@ -38,12 +38,24 @@ pub enum Message {
     /// Run the action.
     #[serde(rename_all = "camelCase")]
     Run { action_execution_id: Uuid },
+    /// Decide a change a webhook delivered to a source (the worker reads
+    /// the files it touched, then matches it with the source's trigger).
+    #[serde(rename_all = "camelCase")]
+    Change {
+        pipeline_id: Uuid,
+        action_name: String,
+        change: Box<crate::pipelines::triggers::Change>,
+        /// The commit the ref was at before (a push's `before`).
+        before: Option<String>,
+        /// The webhook's ARN.
+        webhook: String,
+    },
 }
 
 impl Message {
     pub fn routing_key(&self) -> &'static str {
         match self {
-            Self::Advance { .. } => ORCHESTRATE,
+            Self::Advance { .. } | Self::Change { .. } => ORCHESTRATE,
             Self::Run { .. } => JOBS,
         }
     }

@@ -360,3 +360,15 @@ diesel::table! {
         accessed_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    webhooks (account_id, name) {
+        account_id -> Text,
+        name -> Text,
+        webhook_id -> Text,
+        definition -> Jsonb,
+        sealed_secret -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        last_triggered -> Nullable<Timestamptz>,
+    }
+}

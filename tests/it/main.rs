@@ -27,3 +27,4 @@ mod security;
 mod sts;
 mod support;
 mod triggers;
+mod webhooks;

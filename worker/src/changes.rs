@@ -13,6 +13,7 @@ use pipewright_core::messaging::Publisher;
 use pipewright_core::pipelines::triggers::{Change, Event};
 use pipewright_core::services::Services;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::{Settings, providers, publish_now};
 
@@ -40,11 +41,11 @@ pub async fn poll(services: Services, publisher: Publisher, settings: Settings, 
 
 /// Where the worker keeps its copy of a source's repository (for the files
 /// a change touched).
-pub fn mirror_of(settings: &Settings, source: &PolledSource) -> PathBuf {
+pub fn mirror_of(settings: &Settings, pipeline_id: Uuid, action_name: &str) -> PathBuf {
     use sha2::Digest;
-    let action = sha2::Sha256::digest(source.action_name.as_bytes());
+    let action = sha2::Sha256::digest(action_name.as_bytes());
     let action: String = action.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    settings.data_dir.join("mirrors").join(format!("{}-{action}.git", source.pipeline.pipeline_id))
+    settings.data_dir.join("mirrors").join(format!("{pipeline_id}-{action}.git"))
 }
 
 async fn poll_source(
@@ -79,7 +80,7 @@ async fn poll_source(
             continue;
         }
         let files = if source.watch.files {
-            let mirror = mirror_of(settings, source);
+            let mirror = mirror_of(settings, source.pipeline.pipeline_id, &source.action_name);
             match providers::touched_files(
                 settings,
                 &mirror,
@@ -108,9 +109,8 @@ async fn poll_source(
             &mut conn,
             source.pipeline.pipeline_id,
             &source.action_name,
-            before.as_deref(),
+            store::Seen::Polled(before.as_deref()),
             &change,
-            None,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -118,6 +118,79 @@ async fn poll_source(
             tracing::info!(pipeline = %source.pipeline.name, %reference, %commit, %execution, "a change starts an execution");
             publish_now(publisher, queued).await;
         }
+    }
+    Ok(())
+}
+
+/// A change a webhook delivered to a source (as the api queued it).
+pub struct Delivered<'a> {
+    pub pipeline_id: Uuid,
+    pub action_name: &'a str,
+    pub change: Change,
+    /// The commit the ref was at before (a push's `before`).
+    pub before: Option<&'a str>,
+    /// The webhook's ARN.
+    pub webhook: &'a str,
+}
+
+/// Decides a change a webhook delivered: reads the files it touched when
+/// the source's trigger asks for them (since `before`, or where it left
+/// the source's branch, or a pull request's destination), then records and
+/// matches it as a polled one. An error is worth retrying.
+pub async fn delivered(
+    services: &Services,
+    publisher: &Publisher,
+    settings: &Settings,
+    delivery: Delivered<'_>,
+) -> Result<(), String> {
+    let Delivered { pipeline_id, action_name, mut change, before, webhook } = delivery;
+    let pipeline = {
+        let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+        pipewright_core::pipelines::store::by_id(&mut conn, pipeline_id).await.map_err(|e| e.to_string())?
+    };
+    // (Deleted since: nothing to run.)
+    let Some(pipeline) = pipeline else { return Ok(()) };
+    let declaration = pipeline.declaration().map_err(|e| e.to_string())?;
+    let Some(action) = declaration.stages.first().and_then(|s| s.actions.iter().find(|a| a.name == action_name)) else {
+        return Ok(());
+    };
+    let watch = pipewright_core::pipelines::triggers::watch(&declaration, action);
+    if watch.files {
+        let Some(url) = action.configuration.get("repositoryUrl") else { return Ok(()) };
+        let base = match &change.event {
+            Event::PullRequest { destination_branch, .. } => destination_branch.clone(),
+            Event::Push { .. } => pipewright_core::pipelines::triggers::configured_branch(action).to_owned(),
+        };
+        let mirror = mirror_of(settings, pipeline_id, action_name);
+        let token = action.configuration.get("token").map(String::as_str);
+        let files = providers::touched_files(
+            settings,
+            &mirror,
+            url,
+            &base,
+            token,
+            change.event.reference(),
+            before,
+            &change.commit,
+        )
+        .await;
+        match files {
+            Ok(files) => change.files = Some(files),
+            // (What cannot be fetched now is not there to run: no retry.)
+            Err(e) => {
+                tracing::warn!(pipeline = %pipeline.name, error = %e, "a delivered change's files could not be read");
+                return Ok(());
+            }
+        }
+    }
+    let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+    let started = store::change_seen(&mut conn, pipeline_id, action_name, store::Seen::Delivered(webhook), &change)
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(conn);
+    if let Some((execution, queued)) = started {
+        tracing::info!(pipeline = %pipeline.name, reference = %change.event.reference(), %execution, "a delivered change starts an execution");
+        publish_now(publisher, queued).await;
     }
     Ok(())
 }

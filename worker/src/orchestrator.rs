@@ -14,26 +14,53 @@ use crate::{Settings, Tried};
 pub async fn run(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
     let handler_services = services.clone();
     let handler_shutdown = shutdown.clone();
-    crate::consume::consume(services, ORCHESTRATE, 32, settings.queue_expires_secs, shutdown, move |delivery| {
+    let expires = settings.queue_expires_secs;
+    crate::consume::consume(services, ORCHESTRATE, 32, expires, shutdown, move |delivery| {
         let services = handler_services.clone();
         let publisher = publisher.clone();
         let shutdown = handler_shutdown.clone();
-        async move { handle(services, publisher, shutdown, delivery).await }
+        let settings = settings.clone();
+        async move { handle(services, publisher, settings, shutdown, delivery).await }
     })
     .await;
 }
 
-async fn handle(services: Services, publisher: Publisher, shutdown: CancellationToken, delivery: Delivery) {
+async fn handle(
+    services: Services,
+    publisher: Publisher,
+    settings: Settings,
+    shutdown: CancellationToken,
+    delivery: Delivery,
+) {
     let message: Result<Message, _> = serde_json::from_slice(&delivery.data);
-    let Ok(Message::Advance { execution_id }) = message else {
-        tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "not an orchestration message; dropped");
-        let _ = delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
-        return;
+    let (advanced, what) = match message {
+        Ok(Message::Advance { execution_id }) => (
+            crate::while_database_down(&services, &shutdown, "advancing an execution", || {
+                advance_now(&services, &publisher, execution_id)
+            })
+            .await,
+            execution_id.to_string(),
+        ),
+        Ok(Message::Change { pipeline_id, action_name, change, before, webhook }) => (
+            crate::while_database_down(&services, &shutdown, "deciding a delivered change", || {
+                let delivery = crate::changes::Delivered {
+                    pipeline_id,
+                    action_name: &action_name,
+                    change: (*change).clone(),
+                    before: before.as_deref(),
+                    webhook: &webhook,
+                };
+                crate::changes::delivered(&services, &publisher, &settings, delivery)
+            })
+            .await,
+            format!("a change of {pipeline_id}"),
+        ),
+        _ => {
+            tracing::error!(payload = %String::from_utf8_lossy(&delivery.data), "not an orchestration message; dropped");
+            let _ = delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: false }).await;
+            return;
+        }
     };
-    let advanced = crate::while_database_down(&services, &shutdown, "advancing an execution", || {
-        advance_now(&services, &publisher, execution_id)
-    })
-    .await;
     match advanced {
         Tried::Done(()) => {
             let _ = delivery.acker.ack(BasicAckOptions::default()).await;
@@ -42,7 +69,7 @@ async fn handle(services: Services, publisher: Publisher, shutdown: Cancellation
             let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
         }
         Tried::Failed(e) => {
-            tracing::warn!(execution = %execution_id, error = %e, "an execution could not be advanced; it will be retried");
+            tracing::warn!(%what, error = %e, "an orchestration message could not be handled; it will be retried");
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
         }

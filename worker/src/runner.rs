@@ -218,7 +218,7 @@ async fn next_step(services: &Services, publisher: &Publisher, queued: Vec<pipew
             Message::Advance { execution_id } => {
                 crate::orchestrator::advance_now(services, publisher, execution_id).await.is_ok()
             }
-            Message::Run { .. } => false,
+            Message::Run { .. } | Message::Change { .. } => false,
         };
         if done {
             publisher.published().note(std::slice::from_ref(&row));

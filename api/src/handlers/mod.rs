@@ -15,6 +15,7 @@ pub mod session;
 pub mod simulate;
 pub mod sts;
 pub mod users;
+pub mod webhooks;
 
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     pipelines::routes(cfg);
     executions::routes(cfg);
     secrets::routes(cfg);
+    webhooks::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -55,6 +57,7 @@ pub fn operations() -> Vec<OperationDoc> {
         pipelines::OPERATIONS,
         executions::OPERATIONS,
         secrets::OPERATIONS,
+        webhooks::OPERATIONS,
     ]
     .concat()
 }

@@ -253,7 +253,7 @@ pub fn chain_hash(prev_hash: &str, prev_event_id: Option<Uuid>, canonical: &str)
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Field names whose values never reach the log (compared ignoring case).
-const SECRET_FIELDS: [&str; 11] = [
+const SECRET_FIELDS: [&str; 12] = [
     "password",
     "rootpassword",
     "secretaccesskey",
@@ -265,6 +265,7 @@ const SECRET_FIELDS: [&str; 11] = [
     "operatortoken",
     "secretstring",
     "devicetoken",
+    "secrettoken",
 ];
 
 /// Replaces the values of secret fields, at any depth, by [`REDACTED`].

@@ -1633,18 +1633,28 @@ pub async fn seen_refs(
     .await
 }
 
-/// A change of a source was seen, its ref having been at `before` (`None`:
-/// a new ref). Whichever process records it first decides it: when the
+/// How a change was seen.
+#[derive(Debug, Clone, Copy)]
+pub enum Seen<'a> {
+    /// By polling, its ref having been at this commit (`None`: a new ref).
+    Polled(Option<&'a str>),
+    /// Delivered by a webhook (its ARN): a push whose ref a poll may not
+    /// have seen yet, or a pull request.
+    Delivered(&'a str),
+}
+
+/// A change of a source was seen. Whichever process records it first (a
+/// poller, or a webhook's delivery of the same push) decides it: when the
 /// source's trigger (or its branch) matches, an execution starts on it.
 /// Returns the new execution and its outbox rows.
 pub async fn change_seen(
     conn: &mut AsyncPgConnection,
     pipeline_id: Uuid,
     action_name: &str,
-    before: Option<&str>,
+    seen: Seen<'_>,
     change: &crate::pipelines::triggers::Change,
-    webhook: Option<&str>,
 ) -> Result<Option<(Uuid, Vec<Queued>)>, IamError> {
+    use crate::pipelines::triggers::Event;
     use crate::schema::source_refs as r;
     let reference = change.event.reference().to_owned();
     conn.transaction::<_, IamError, _>(async move |conn| {
@@ -1652,25 +1662,36 @@ pub async fn change_seen(
             .filter(r::pipeline_id.eq(pipeline_id))
             .filter(r::action_name.eq(action_name))
             .filter(r::ref_name.eq(&reference));
-        let recorded = match before {
-            Some(before) => {
+        let new = (
+            r::pipeline_id.eq(pipeline_id),
+            r::action_name.eq(action_name),
+            r::ref_name.eq(&reference),
+            r::revision_id.eq(&change.commit),
+        );
+        let (recorded, webhook) = match (seen, &change.event) {
+            (Seen::Polled(Some(before)), _) => (
                 diesel::update(key.filter(r::revision_id.eq(before)))
                     .set((r::revision_id.eq(&change.commit), r::seen_at.eq(now())))
                     .execute(conn)
-                    .await?
+                    .await?,
+                None,
+            ),
+            (Seen::Polled(None), _) => {
+                (diesel::insert_into(r::table).values(new).on_conflict_do_nothing().execute(conn).await?, None)
             }
-            None => {
-                diesel::insert_into(r::table)
-                    .values((
-                        r::pipeline_id.eq(pipeline_id),
-                        r::action_name.eq(action_name),
-                        r::ref_name.eq(&reference),
-                        r::revision_id.eq(&change.commit),
-                    ))
-                    .on_conflict_do_nothing()
+            // A pushed ref at a commit not yet recorded for it.
+            (Seen::Delivered(webhook), Event::Push { .. }) => {
+                let moved = diesel::update(key.filter(r::revision_id.ne(&change.commit)))
+                    .set((r::revision_id.eq(&change.commit), r::seen_at.eq(now())))
                     .execute(conn)
-                    .await?
+                    .await?;
+                let recorded = match moved {
+                    0 => diesel::insert_into(r::table).values(new).on_conflict_do_nothing().execute(conn).await?,
+                    moved => moved,
+                };
+                (recorded, Some(webhook))
             }
+            (Seen::Delivered(webhook), Event::PullRequest { .. }) => (1, Some(webhook)),
         };
         if recorded == 0 {
             return Ok(None);

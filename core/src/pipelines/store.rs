@@ -97,6 +97,11 @@ pub async fn find(conn: &mut AsyncPgConnection, account: &str, name: &str) -> Re
         .optional()?)
 }
 
+/// A pipeline by its id.
+pub async fn by_id(conn: &mut AsyncPgConnection, pipeline_id: uuid::Uuid) -> Result<Option<Pipeline>, IamError> {
+    Ok(pipelines::table.find(pipeline_id).select(Pipeline::as_select()).first(conn).await.optional()?)
+}
+
 /// The pipeline, its row locked until the transaction ends (for an update).
 pub async fn find_for_update(
     conn: &mut AsyncPgConnection,
