@@ -548,18 +548,21 @@ pub fn events_of(
         Some(other) => Map::from_iter([("body".to_owned(), other)]),
         None => Map::new(),
     };
-    if let Ok(query) = actix_web::web::Query::<HashMap<String, String>>::from_query(request.query_string()) {
-        for (name, value) in query.into_inner() {
-            parameters.insert(name, json!(value));
-        }
-    }
     // A call without credentials records only the body and query fields
-    // known to hold no secret: a misspelt `pasword` is hidden too.
-    if caller.is_none() && !handler_chose {
+    // known to hold no secret (a misspelt `pasword` is hidden too), or what
+    // its handler chose to record.
+    let anonymous = |name: &str| caller.is_none() && !ANONYMOUS_FIELDS.contains(&name);
+    if !handler_chose {
         for (name, value) in &mut parameters {
-            if !ANONYMOUS_FIELDS.contains(&name.as_str()) {
+            if anonymous(name) {
                 *value = json!(audit::REDACTED);
             }
+        }
+    }
+    if let Ok(query) = actix_web::web::Query::<HashMap<String, String>>::from_query(request.query_string()) {
+        for (name, value) in query.into_inner() {
+            let value = if anonymous(&name) { json!(audit::REDACTED) } else { json!(value) };
+            parameters.insert(name, value);
         }
     }
     for (name, value) in request.match_info().iter() {

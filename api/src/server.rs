@@ -515,7 +515,12 @@ pub fn start(
         sources: pipewright_core::pipelines::sources::SourcePolicy::from_config(config),
         secrets: pipewright_core::secrets::Cipher::from_config(config).map_err(std::io::Error::other)?,
         publisher: pipewright_core::messaging::Publisher::new(broker, config.amqp_queue_expires_secs),
-        public_url: config.public_url(),
+        // (The port bound, when 0 was asked and no public URL was set.)
+        public_url: if config.public_url.trim().is_empty() {
+            pipewright_core::config::Config { listen: addr.to_string(), ..config.clone() }.public_url()
+        } else {
+            config.public_url()
+        },
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
         stopping: tokio_util::sync::CancellationToken::new(),
     });

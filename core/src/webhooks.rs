@@ -426,6 +426,10 @@ pub fn read(header: impl Fn(&str) -> Option<String>, payload: &Value) -> Result<
                 other => return Ok(Delivery::Ignored(format!("pull request action {other:?}"))),
             };
             let number = payload.pointer("/number").and_then(Value::as_u64).ok_or("the payload has no /number")?;
+            if let Some(fork) = fork(payload, "/pull_request/head/repo/full_name", "/pull_request/base/repo/full_name")
+            {
+                return Ok(Delivery::Ignored(fork));
+            }
             pull_request(
                 action,
                 number,
@@ -444,6 +448,11 @@ pub fn read(header: impl Fn(&str) -> Option<String>, payload: &Value) -> Result<
                 "close" | "merge" => "CLOSED",
                 other => return Ok(Delivery::Ignored(format!("merge request action {other:?}"))),
             };
+            if let Some(fork) =
+                fork(payload, &format!("{attributes}/source_project_id"), &format!("{attributes}/target_project_id"))
+            {
+                return Ok(Delivery::Ignored(fork));
+            }
             let number = payload
                 .pointer(&format!("{attributes}/iid"))
                 .and_then(Value::as_u64)
@@ -484,6 +493,14 @@ fn pull_request(
         title: title.map(|t| t.chars().filter(|c| !c.is_control()).take(200).collect()),
     };
     Ok(Delivery::Change { change: Change { event, commit: commit_id(head)?, files: None }, before: None })
+}
+
+/// A pull request whose head is in another repository (a fork) than its
+/// base: its code is not the repository's, and is not run with the
+/// pipeline's role and secrets. Why, if it is one.
+fn fork(payload: &Value, head: &str, base: &str) -> Option<String> {
+    let (head, base) = (payload.pointer(head)?, payload.pointer(base)?);
+    (head != base).then(|| format!("a pull request from another repository ({head}) is not run"))
 }
 
 fn zeros(commit: &str) -> bool {
@@ -532,6 +549,10 @@ mod tests {
             panic!("a change")
         };
         assert_eq!(change.event.reference(), "refs/merge-requests/3/head");
+        let forked = json!({"action": "opened", "number": 1, "pull_request": {
+            "head": {"ref": "x", "sha": "c".repeat(40), "repo": {"full_name": "evil/mono"}},
+            "base": {"ref": "main", "repo": {"full_name": "team/mono"}}}});
+        assert!(matches!(read(headers(&[("X-GitHub-Event", "pull_request")]), &forked), Ok(Delivery::Ignored(_))));
         let hostile = json!({"ref": "-x", "after": "a".repeat(40)});
         assert!(read(headers(&[("X-GitHub-Event", "push")]), &hostile).is_err());
         let hostile = json!({"ref": "refs/heads/main", "after": "HEAD~1"});

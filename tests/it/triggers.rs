@@ -141,4 +141,15 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
     assert_eq!(count(executions(&app, &root, "web").await), 2, "creation and services/web on release/1");
     assert_eq!(count(executions(&app, &root, "tagged").await), 2, "creation and v2, not v2-rc1");
     assert_eq!(count(executions(&app, &root, "anything").await), 3, "creation, release/1, feature/x, not old");
+
+    // Widening a filter to every branch runs none of the branches that
+    // exist already; a push after that does.
+    let mut current = app.call("GET", "/v1/pipelines/api", Some(&root), None).await.body["pipeline"].clone();
+    current["triggers"][0]["gitConfiguration"]["push"][0]["branches"] = json!({"includes": ["**"]});
+    let updated = app.call("PUT", "/v1/pipelines/api", Some(&root), Some(json!({"pipeline": current}))).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(count(executions(&app, &root, "api").await), 2, "old, feature/x and release/1 are not new");
+    let on_old = commit_to(&repo, "old", "services/api/main.rs", "api on old");
+    ran(&app, &root, "api", &on_old).await;
 }

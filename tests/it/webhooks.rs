@@ -185,6 +185,16 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
     let log = app.audit_table_text().await;
     assert!(!log.contains(SECRET) && !log.contains(&signature(&body2, "not-the-secret")), "a secret in the log");
 
+    // The first push delivered again (a replay, or late): the branch has
+    // moved on, so nothing runs — a branch never goes back to an older commit.
+    let (status, _) = deliver(&app, &api_hook, "push", &push, &signature(&body, SECRET)).await;
+    assert_eq!(status, 202);
+    // The hook's id (its URL's credential) is not in the log either.
+    let id = api_hook.rsplit('/').next().unwrap();
+    let log = app.audit_table_text().await;
+    let leaked: Vec<&str> = log.lines().filter(|l| l.contains(id)).collect();
+    assert!(leaked.is_empty(), "the webhook's id in the log: {leaked:#?}");
+
     // Only the signed push to services/api ran (the creation's, and one).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(executions(&app, &root, "api").await.len(), 2);

@@ -17,6 +17,9 @@ use uuid::Uuid;
 
 use crate::{Settings, providers, publish_now};
 
+/// The changes of one source decided in one poll, at most.
+const MAX_CHANGES_A_POLL: usize = 50;
+
 /// Polls every polled Git source each `git_poll_secs`.
 pub async fn poll(services: Services, publisher: Publisher, settings: Settings, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(settings.git_poll_secs));
@@ -56,6 +59,7 @@ async fn poll_source(
 ) -> Result<(), String> {
     let patterns = source.watch.patterns(&source.branch);
     let token = source.token.as_deref();
+    let looked = chrono::Utc::now();
     let Some(found) =
         providers::refs_of(&settings.sources, &source.repository_url, &source.branch, token, &patterns).await
     else {
@@ -72,13 +76,13 @@ async fn poll_source(
         .collect();
     let seen = {
         let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
-        store::seen_refs(&mut conn, source, &found).await.map_err(|e| e.to_string())?
+        store::seen_refs(&mut conn, source, &found, looked).await.map_err(|e| e.to_string())?
     };
-    for (reference, commit) in found {
+    // (At most this many changes a poll: the rest are the next poll's.)
+    let changed: Vec<(String, String)> =
+        found.into_iter().filter(|(r, c)| seen.get(r) != Some(c)).take(MAX_CHANGES_A_POLL).collect();
+    for (reference, commit) in changed {
         let before = seen.get(&reference).cloned();
-        if before.as_deref() == Some(commit.as_str()) {
-            continue;
-        }
         let files = if source.watch.files {
             let mirror = mirror_of(settings, source.pipeline.pipeline_id, &source.action_name);
             match providers::touched_files(
@@ -155,14 +159,30 @@ pub async fn delivered(
         return Ok(());
     };
     let watch = pipewright_core::pipelines::triggers::watch(&declaration, action);
+    let Some(url) = action.configuration.get("repositoryUrl") else { return Ok(()) };
+    let token = action.configuration.get("token").map(String::as_str);
+    let configured = pipewright_core::pipelines::triggers::configured_branch(action);
+    if let Event::Push { reference } = &change.event {
+        // Only the ref's head runs: a stale, replayed or out-of-order
+        // delivery never takes a branch back to an older commit; a tag runs
+        // its commit (a delivery may name the tag object).
+        let heads =
+            providers::refs_of(&settings.sources, url, configured, token, std::slice::from_ref(reference)).await;
+        let Some(heads) = heads else { return Err(format!("{reference} could not be read")) };
+        match heads.into_iter().find(|(r, _)| r == reference) {
+            Some((_, head)) if head == change.commit || reference.starts_with("refs/tags/") => change.commit = head,
+            _ => {
+                tracing::info!(pipeline = %pipeline.name, %reference, "a delivered push is not the ref's head (any more); nothing runs");
+                return Ok(());
+            }
+        }
+    }
     if watch.files {
-        let Some(url) = action.configuration.get("repositoryUrl") else { return Ok(()) };
         let base = match &change.event {
             Event::PullRequest { destination_branch, .. } => destination_branch.clone(),
-            Event::Push { .. } => pipewright_core::pipelines::triggers::configured_branch(action).to_owned(),
+            Event::Push { .. } => configured.to_owned(),
         };
         let mirror = mirror_of(settings, pipeline_id, action_name);
-        let token = action.configuration.get("token").map(String::as_str);
         let files = providers::touched_files(
             settings,
             &mirror,

@@ -638,6 +638,14 @@ pub async fn refs_of(
     Some(found.into_iter().collect())
 }
 
+/// The lock of a copy of a repository.
+fn mirror_lock(mirror: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    type Locks = std::sync::Mutex<BTreeMap<PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
+    let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    locks.entry(mirror.to_path_buf()).or_default().clone()
+}
+
 /// The files a change touched, read from a copy of the repository the
 /// worker keeps per source (fetched again each time): since `before` when
 /// that commit is known; else since where `commit` left `base_branch` (a
@@ -663,6 +671,10 @@ pub async fn touched_files(
     let base = format!("refs/heads/{base_branch}");
     check_reference(&base)?;
     let reach = settings.sources.check(url, base_branch).await?;
+    // One fetch into a copy at a time in this process (git's ref locks
+    // would fail the second).
+    let lock = mirror_lock(mirror);
+    let _held = lock.lock().await;
     if !mirror.join("HEAD").exists() {
         tokio::fs::create_dir_all(mirror).await.map_err(|e| e.to_string())?;
         let made = git_command(None, &Default::default())
@@ -691,44 +703,39 @@ pub async fn touched_files(
         let mut alone = git_command(token, &reach);
         alone.arg("-C").arg(mirror).args(["fetch", "--quiet", "--no-tags", "--", fetched_url]);
         alone.arg(format!("+{reference}:{reference}"));
-        let again = alone.kill_on_drop(true).status().await.map_err(|e| e.to_string())?;
-        if !again.success() {
+        let again = tokio::time::timeout(Duration::from_secs(120), alone.kill_on_drop(true).status()).await;
+        if !again.is_ok_and(|s| s.is_ok_and(|s| s.success())) {
             return Err(format!("{reference} of {} could not be fetched", shown(url)));
         }
     }
-    let local = |args: &[&str]| {
+    // Local reads of the copy, each bounded in time and in what it prints.
+    let local = async |args: &[&str]| -> Option<Vec<u8>> {
         let mut command = git_command(None, &Default::default());
-        command.arg("-C").arg(mirror).args(args);
-        command
+        command.arg("-C").arg(mirror).args(args).kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(60), command.output()).await.ok()?.ok()?;
+        (out.status.success() && out.stdout.len() <= MAX_LISTING).then_some(out.stdout)
     };
-    let is_commit = async |id: &str| {
-        local(&["cat-file", "-e", &format!("{id}^{{commit}}")]).status().await.is_ok_and(|s| s.success())
-    };
+    let is_commit = async |id: &str| local(&["cat-file", "-e", &format!("{id}^{{commit}}")]).await.is_some();
     let since = match before {
         Some(before) if is_commit(before).await => Some(before.to_owned()),
-        _ => match local(&["merge-base", &base, commit]).output().await {
-            Ok(out) if out.status.success() => {
-                Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|id| !id.is_empty())
-            }
-            _ => None,
-        },
+        _ => local(&["merge-base", &base, commit])
+            .await
+            .map(|out| String::from_utf8_lossy(&out).trim().to_owned())
+            // (On the source's own branch the merge base is the commit
+            // itself, which says nothing of what it changed.)
+            .filter(|id| !id.is_empty() && id != commit),
     };
-    let output = match &since {
-        Some(since) => local(&["diff", "--name-only", "--no-renames", "-z", since, commit, "--"]).output().await,
+    let listing = match &since {
+        Some(since) => local(&["diff", "--name-only", "--no-renames", "-z", since, commit, "--"]).await,
         None => {
             local(&["diff-tree", "--root", "--no-commit-id", "--name-only", "--no-renames", "-r", "-z", commit, "--"])
-                .output()
                 .await
         }
     }
-    .map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(format!("the files of commit {commit} could not be read"));
-    }
-    Ok(output
-        .stdout
-        .split(|b| *b == 0)
-        .filter(|f| !f.is_empty())
-        .map(|f| String::from_utf8_lossy(f).into_owned())
-        .collect())
+    .ok_or_else(|| format!("the files of commit {commit} could not be read (or are too many)"))?;
+    Ok(listing.split(|b| *b == 0).filter(|f| !f.is_empty()).map(|f| String::from_utf8_lossy(f).into_owned()).collect())
 }
+
+/// The largest list of changed files read (bytes): beyond it, a change's
+/// files are not read and no file-path filter matches it.
+const MAX_LISTING: usize = 16 * 1024 * 1024;

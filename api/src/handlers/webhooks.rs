@@ -133,14 +133,15 @@ pub struct DeliveryResponse {
     responses((status = 200, body = PutWebhookResponse, description = "created or replaced"), (status = 400, body = ErrorBody, description = "the definition is not valid (ValidationException, InvalidWebhookAuthenticationParametersException, InvalidWebhookFilterPatternException)"),
         (status = 401, body = ErrorBody, description = "no valid credentials"), (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)"),
         (status = 404, body = ErrorBody, description = "the target pipeline does not exist (PipelineNotFoundException)")),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    extensions(("x-pw-also-requires" = json!("codepipeline:StartPipelineExecution on the target pipeline")))
 )]
 #[post("/v1/webhooks")]
 pub async fn put_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
     auth: Authorized<PutWebhook>,
-) -> Result<web::Json<PutWebhookResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let definition = &auth.body.webhook;
     let mut shown = definition.clone();
     if shown.authentication_configuration.secret_token.is_some() {
@@ -158,8 +159,18 @@ pub async fn put_webhook(
             )
         })?;
     webhooks::check_target(definition, &pipeline.declaration()?).map_err(invalid_definition)?;
+    // A webhook starts its pipeline: whoever makes one may start it.
+    let pipeline_arn = format!("arn:pw:codepipeline:{}:{account}:{}", state.region, definition.target_pipeline);
+    crate::auth::authorize(&state, &auth.caller, "codepipeline:StartPipelineExecution", &pipeline_arn).await?;
     let webhook = webhooks::put(&mut conn, &state.secrets, account, definition).await?;
-    Ok(web::Json(PutWebhookResponse { webhook: ListWebhookItem::of(&webhook, &state)? }))
+    let item = ListWebhookItem::of(&webhook, &state)?;
+    // (The URL is a credential of an IP or UNAUTHENTICATED webhook: the
+    // audit log records the rest.)
+    let mut recorded = serde_json::to_value(&item).unwrap_or_default();
+    recorded["url"] = serde_json::json!(format!("{}/v1/hooks/{}", state.public_url, pipewright_core::pipelines::MASK));
+    let mut response = HttpResponse::Ok().json(PutWebhookResponse { webhook: item });
+    response.extensions_mut().insert(crate::audit::AuditedResponse(serde_json::json!({"webhook": recorded})));
+    Ok(response)
 }
 
 /// The account's webhooks by name, with their URLs.
@@ -207,7 +218,7 @@ pub async fn delete_webhook(
 /// format, as JSON. Refused with 401 when it is not authentic (recorded in
 /// the webhook's account); 202 when handed on.
 #[utoipa::path(
-    tag = "webhooks", operation_id = "DeliverWebhook", params(("id" = String, Path, description = "the id in the webhook's URL")),
+    tag = "webhooks", operation_id = "DeliverWebhook", params(("webhookId" = String, Path, description = "the id in the webhook's URL (a credential: never recorded)")),
     request_body(content = serde_json::Value, description = "the Git host's event", content_type = "application/json"),
     responses((status = 202, body = DeliveryResponse, description = "handed on to be matched with the source's trigger"),
         (status = 200, body = DeliveryResponse, description = "taken, with nothing to run (a ping, a filter that did not match)"),
@@ -216,7 +227,7 @@ pub async fn delete_webhook(
         (status = 404, body = ErrorBody, description = "no webhook at this URL (WebhookNotFoundException)")),
     security(())
 )]
-#[post("/v1/hooks/{id}")]
+#[post("/v1/hooks/{webhookId}")]
 pub async fn deliver_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -227,7 +238,8 @@ pub async fn deliver_webhook(
     if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
-    let body = read_body(payload).await?;
+    let body =
+        crate::auth::read_limited(payload.into_inner(), crate::error::rejections::JSON_LIMIT, "the delivery").await?;
     let tx = RequestTx::begin(&req, &state).await?;
     let mut conn = tx.conn().await;
     let webhook = webhooks::by_id(&mut conn, &id).await?.ok_or_else(not_found)?;
@@ -277,7 +289,15 @@ pub async fn deliver_webhook(
             definition.target_pipeline, definition.target_action
         )));
     };
-    if let Err(why) = webhooks::passes(&definition.filters, &action.configuration, &payload) {
+    // (A JSONPath over a large body takes time: not on the server's threads.)
+    let (filters, configuration, document) = (definition.filters.clone(), action.configuration.clone(), payload);
+    let (passed, payload) = web::block(move || {
+        let passed = webhooks::passes(&filters, &configuration, &document);
+        (passed, document)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    if let Err(why) = passed {
         return Ok(taken(why));
     }
     let (change, before) =
@@ -300,22 +320,6 @@ pub async fn deliver_webhook(
     drop(conn);
     crate::auth::publish_after_commit(&req, vec![queued]);
     Ok(HttpResponse::Accepted().json(DeliveryResponse { accepted: true, reason: None }))
-}
-
-/// A delivery's body: at most the JSON limit (1 MiB; GitHub's pushes of up
-/// to 20 commits are far below it).
-async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    use futures_util::StreamExt;
-    let limit = crate::error::rejections::JSON_LIMIT;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::validation(format!("the delivery could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::validation(format!("the delivery is larger than {} KiB", limit / 1024)));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// A delivery taken with nothing to run.

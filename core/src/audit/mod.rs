@@ -253,7 +253,7 @@ pub fn chain_hash(prev_hash: &str, prev_event_id: Option<Uuid>, canonical: &str)
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Field names whose values never reach the log (compared ignoring case).
-const SECRET_FIELDS: [&str; 12] = [
+const SECRET_FIELDS: [&str; 13] = [
     "password",
     "rootpassword",
     "secretaccesskey",
@@ -266,6 +266,7 @@ const SECRET_FIELDS: [&str; 12] = [
     "secretstring",
     "devicetoken",
     "secrettoken",
+    "webhookid",
 ];
 
 /// Replaces the values of secret fields, at any depth, by [`REDACTED`].

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, IntoSql, JoinOnDsl, OptionalExtension, QueryDsl, Queryable, Selectable,
-    SelectableHelper,
+    SelectableHelper, TextExpressionMethods,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -1508,12 +1508,16 @@ pub struct PolledSource {
     pub token: Option<String>,
     /// What its trigger (or its branch) makes polling look at.
     pub watch: crate::pipelines::triggers::Watch,
+    /// Its trigger's (or branch's) fingerprint.
+    pub fingerprint: String,
 }
 
 impl PolledSource {
-    /// The refs `git ls-remote` is asked for, as one text.
+    /// The refs `git ls-remote` is asked for, and what decides which of
+    /// them run, as one text: when it changes, the refs found are taken as
+    /// seen (a widened filter does not run every branch it now names).
     pub fn looks_at(&self) -> String {
-        self.watch.patterns(&self.branch).join(" ")
+        format!("{} {}", self.watch.patterns(&self.branch).join(" "), self.fingerprint)
     }
 }
 
@@ -1546,6 +1550,7 @@ pub async fn polled_sources(conn: &mut AsyncPgConnection) -> Result<Vec<PolledSo
                 branch: triggers::configured_branch(action).to_owned(),
                 token: config.get("token").cloned(),
                 watch: triggers::watch(&declaration, action),
+                fingerprint: triggers::fingerprint(&declaration, action),
             });
         }
     }
@@ -1582,6 +1587,7 @@ pub async fn seen_refs(
     conn: &mut AsyncPgConnection,
     source: &PolledSource,
     found: &[(String, String)],
+    looked: DateTime<Utc>,
 ) -> Result<BTreeMap<String, String>, IamError> {
     use crate::schema::{source_refs as r, source_watches as w};
     let pipeline_id = source.pipeline.pipeline_id;
@@ -1610,14 +1616,17 @@ pub async fn seen_refs(
                 note_revision(conn, pipeline_id, &source.action_name, reference, commit).await?;
             }
         }
-        // Refs gone from the repository are forgotten: a branch made again
-        // is new.
+        // Branches and tags gone from the repository (or no longer looked
+        // at) are forgotten: a branch made again is new. (Not one recorded
+        // since the look began — a webhook's — nor pull requests'.)
         let names: Vec<&str> = found.iter().map(|(name, _)| name.as_str()).collect();
         diesel::delete(
             r::table
                 .filter(r::pipeline_id.eq(pipeline_id))
                 .filter(r::action_name.eq(&source.action_name))
-                .filter(r::ref_name.ne_all(&names)),
+                .filter(r::ref_name.ne_all(&names))
+                .filter(r::ref_name.like("refs/heads/%").or(r::ref_name.like("refs/tags/%")))
+                .filter(r::seen_at.lt(looked)),
         )
         .execute(conn)
         .await?;
@@ -1681,17 +1690,14 @@ pub async fn change_seen(
             }
             // A pushed ref at a commit not yet recorded for it.
             (Seen::Delivered(webhook), Event::Push { .. }) => {
-                let moved = diesel::update(key.filter(r::revision_id.ne(&change.commit)))
-                    .set((r::revision_id.eq(&change.commit), r::seen_at.eq(now())))
-                    .execute(conn)
-                    .await?;
-                let recorded = match moved {
-                    0 => diesel::insert_into(r::table).values(new).on_conflict_do_nothing().execute(conn).await?,
-                    moved => moved,
-                };
-                (recorded, Some(webhook))
+                (moved_to(conn, pipeline_id, action_name, &reference, &change.commit).await?, Some(webhook))
             }
-            (Seen::Delivered(webhook), Event::PullRequest { .. }) => (1, Some(webhook)),
+            // A pull request's event at its commit, once (a redelivery
+            // runs nothing).
+            (Seen::Delivered(webhook), Event::PullRequest { action, .. }) => {
+                let key = format!("{reference}#{action}");
+                (moved_to(conn, pipeline_id, action_name, &key, &change.commit).await?, Some(webhook))
+            }
         };
         if recorded == 0 {
             return Ok(None);
@@ -1699,6 +1705,41 @@ pub async fn change_seen(
         start_on_change(conn, pipeline_id, action_name, change, webhook).await
     })
     .await
+}
+
+/// Records that a ref is at `commit`; whether that is news (a new ref, or
+/// one that was elsewhere).
+async fn moved_to(
+    conn: &mut AsyncPgConnection,
+    pipeline_id: Uuid,
+    action_name: &str,
+    reference: &str,
+    commit: &str,
+) -> Result<usize, IamError> {
+    use crate::schema::source_refs as r;
+    let moved = diesel::update(
+        r::table
+            .filter(r::pipeline_id.eq(pipeline_id))
+            .filter(r::action_name.eq(action_name))
+            .filter(r::ref_name.eq(reference))
+            .filter(r::revision_id.ne(commit)),
+    )
+    .set((r::revision_id.eq(commit), r::seen_at.eq(now())))
+    .execute(conn)
+    .await?;
+    if moved > 0 {
+        return Ok(moved);
+    }
+    Ok(diesel::insert_into(r::table)
+        .values((
+            r::pipeline_id.eq(pipeline_id),
+            r::action_name.eq(action_name),
+            r::ref_name.eq(reference),
+            r::revision_id.eq(commit),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?)
 }
 
 /// Starts an execution on a change when the source's trigger (as the

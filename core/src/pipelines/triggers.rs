@@ -6,7 +6,7 @@
 //! changes are decided by the same function, and the filter that matched is
 //! what the execution's trigger records.
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use globset::{Glob, GlobBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::{ActionDeclaration, GitFilter, GitPushFilter, PipelineDeclaration, PipelineTriggerDeclaration};
@@ -85,8 +85,25 @@ pub struct Matched {
 }
 
 /// The trigger that names a source action, if any.
+/// (A trigger stored before filters were applied, with none — `push: []`
+/// or `[{}]` — is no trigger: the source's branch runs, as it did.)
 pub fn trigger_of<'a>(pipeline: &'a PipelineDeclaration, action_name: &str) -> Option<&'a PipelineTriggerDeclaration> {
-    pipeline.triggers.iter().find(|t| t.git_configuration.source_action_name == action_name)
+    pipeline.triggers.iter().find(|t| {
+        let git = &t.git_configuration;
+        git.source_action_name == action_name
+            && (!git.pull_request.is_empty() || git.push.iter().any(|f| f.tags.is_some() || f.branches.is_some()))
+    })
+}
+
+/// A fingerprint of what decides the action's changes (its trigger, or its
+/// branch): when it changes, polling takes the refs it then finds as seen.
+pub fn fingerprint(pipeline: &PipelineDeclaration, action: &ActionDeclaration) -> String {
+    use sha2::Digest;
+    let decided = match trigger_of(pipeline, &action.name) {
+        Some(trigger) => serde_json::to_string(trigger).unwrap_or_default(),
+        None => configured_branch(action).to_owned(),
+    };
+    sha2::Sha256::digest(decided.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a poll of the source looks at.
@@ -185,25 +202,44 @@ fn push_matches(filter: &GitPushFilter, reference: &str, files: Option<&[String]
         && filter.file_paths.as_ref().is_none_or(|p| files_match(p, files))
 }
 
-/// A name matches an include (or there are none) and no exclude.
+/// A filter's patterns, compiled once.
+struct Compiled {
+    includes: Option<globset::GlobSet>,
+    excludes: globset::GlobSet,
+}
+
+impl Compiled {
+    fn of(filter: &GitFilter) -> Self {
+        let set = |patterns: &[String]| {
+            let mut builder = globset::GlobSetBuilder::new();
+            for glob in patterns.iter().filter_map(|p| glob(p).ok()) {
+                builder.add(glob);
+            }
+            builder.build().unwrap_or_else(|_| globset::GlobSet::empty())
+        };
+        Self { includes: (!filter.includes.is_empty()).then(|| set(&filter.includes)), excludes: set(&filter.excludes) }
+    }
+
+    /// A name matches an include (or there are none) and no exclude.
+    fn matches(&self, name: &str) -> bool {
+        self.includes.as_ref().is_none_or(|i| i.is_match(name)) && !self.excludes.is_match(name)
+    }
+}
+
 fn names_match(filter: &GitFilter, name: &str) -> bool {
-    let any = |patterns: &[String]| patterns.iter().any(|p| matcher(p).is_some_and(|m| m.is_match(name)));
-    (filter.includes.is_empty() || any(&filter.includes)) && !any(&filter.excludes)
+    Compiled::of(filter).matches(name)
 }
 
 /// Some file the change touched matches (unknown files match nothing).
 fn files_match(filter: &GitFilter, files: Option<&[String]>) -> bool {
-    files.is_some_and(|files| files.iter().any(|f| names_match(filter, f)))
+    let compiled = Compiled::of(filter);
+    files.is_some_and(|files| files.iter().any(|f| compiled.matches(f)))
 }
 
 /// `*` stays within a path segment (`release/*` is not `release/a/b`), `**`
 /// crosses them, as CodePipeline's globs.
 fn glob(pattern: &str) -> Result<Glob, globset::Error> {
     GlobBuilder::new(pattern).literal_separator(true).build()
-}
-
-fn matcher(pattern: &str) -> Option<GlobMatcher> {
-    glob(pattern).ok().map(|g| g.compile_matcher())
 }
 
 /// Why a pattern cannot be used, if it cannot.
@@ -313,6 +349,13 @@ mod tests {
         assert_eq!(matched(&p, &pr("UPDATED", "dev")), None);
         // A trigger replaces the branch's own detection.
         assert_eq!(matched(&p, &push("refs/heads/main", &["x"])), None);
+    }
+
+    #[test]
+    fn a_trigger_stored_without_filters_leaves_the_branch_running() {
+        let p = pipeline(serde_json::json!([{"providerType": "Git",
+            "gitConfiguration": {"sourceActionName": "Code", "push": [{}]}}]));
+        assert_eq!(matched(&p, &push("refs/heads/main", &[])).as_deref(), Some("branch"));
     }
 
     #[test]
