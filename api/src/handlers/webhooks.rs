@@ -127,14 +127,14 @@ pub struct DeliveryResponse {
 
 /// Creates a webhook, or replaces the definition of the one of that name
 /// (its URL stays). Its target must be a Git source action of the
-/// pipeline's first stage.
+/// pipeline's first stage; the caller also needs
+/// `codepipeline:StartPipelineExecution` on that pipeline.
 #[utoipa::path(
     tag = "webhooks", operation_id = "PutWebhook", request_body = PutWebhookRequest,
     responses((status = 200, body = PutWebhookResponse, description = "created or replaced"), (status = 400, body = ErrorBody, description = "the definition is not valid (ValidationException, InvalidWebhookAuthenticationParametersException, InvalidWebhookFilterPatternException)"),
         (status = 401, body = ErrorBody, description = "no valid credentials"), (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)"),
         (status = 404, body = ErrorBody, description = "the target pipeline does not exist (PipelineNotFoundException)")),
-    security(("bearer" = [])),
-    extensions(("x-pw-also-requires" = json!("codepipeline:StartPipelineExecution on the target pipeline")))
+    security(("bearer" = []))
 )]
 #[post("/v1/webhooks")]
 pub async fn put_webhook(
