@@ -99,6 +99,8 @@ error_codes! {
     ResourceNotFoundException = NOT_FOUND;
     /// Secrets Manager: a secret of that name exists already.
     ResourceExistsException = CONFLICT;
+    /// CodeStar Notifications: a rule of that name exists already.
+    ResourceAlreadyExistsException = CONFLICT;
     /// CodePipeline: no webhook of that name (or at that URL).
     WebhookNotFoundException = NOT_FOUND;
     /// CodePipeline: a webhook's authentication is not valid (PutWebhook), or a delivery's signature,

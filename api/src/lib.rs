@@ -36,6 +36,7 @@ use utoipa::OpenApi;
         (name = "pipelines", description = "Pipeline declarations, action types and tags, as CodePipeline has them"),
         (name = "executions", description = "Runs of pipelines: starting, watching, approving"),
         (name = "secrets", description = "An account's secrets, as Secrets Manager has them: values are never answered, only read by actions"),
+        (name = "notifications", description = "Notification rules on pipelines, as CodeStar Notifications has them, and their delivery log"),
         (name = "webhooks", description = "Webhooks in: URLs a Git host posts push and pull-request events to, as CodePipeline has them"),
     )
 )]

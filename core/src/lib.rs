@@ -17,6 +17,7 @@ pub mod keyring;
 pub mod keys;
 pub mod messaging;
 pub mod metrics;
+pub mod notifications;
 pub mod pipelines;
 pub mod schema;
 pub mod secrets;

@@ -372,3 +372,50 @@ diesel::table! {
         last_triggered -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    notification_rules (account_id, name) {
+        account_id -> Text,
+        name -> Text,
+        rule_id -> Uuid,
+        pipeline_id -> Uuid,
+        resource -> Text,
+        event_type_ids -> Jsonb,
+        targets -> Jsonb,
+        sealed_targets -> Bytea,
+        detail_type -> Text,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_events (id) {
+        id -> Int8,
+        pipeline_id -> Uuid,
+        execution_id -> Uuid,
+        kind -> Text,
+        stage_name -> Nullable<Text>,
+        action_name -> Nullable<Text>,
+        status -> Text,
+        previous -> Nullable<Text>,
+        noted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_deliveries (delivery_id) {
+        delivery_id -> Uuid,
+        rule_id -> Uuid,
+        target_index -> Int4,
+        event_type_id -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_status_code -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}

@@ -1252,7 +1252,7 @@ async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_wh
 }
 
 /// A gzipped tar archive of files (name, content).
-fn archive_of(files: &[(&str, &str)]) -> Vec<u8> {
+pub fn archive_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     for (name, content) in files {
         let mut header = tar::Header::new_gnu();

@@ -16,6 +16,7 @@ mod hardening;
 mod identity;
 mod isolation;
 mod keys;
+mod notifications;
 mod openapi;
 mod ops;
 mod outages;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 mod changes;
 mod consume;
+mod notify;
 mod orchestrator;
 pub mod providers;
 pub mod retention;
@@ -42,6 +43,8 @@ pub struct Settings {
     pub secrets: pipewright_core::secrets::Cipher,
     /// The region in ARNs.
     pub region: String,
+    /// Where the service is reached from outside (notifications' links).
+    pub public_url: String,
 }
 
 impl Settings {
@@ -60,6 +63,7 @@ impl Settings {
             sources: pipewright_core::pipelines::sources::SourcePolicy::from_config(config),
             secrets: pipewright_core::secrets::Cipher::from_config(config)?,
             region: config.region.clone(),
+            public_url: config.public_url(),
         })
     }
 
@@ -80,6 +84,7 @@ pub async fn run(services: Services, settings: Settings, shutdown: CancellationT
         tokio::spawn(runner::sweep(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(changes::poll(services.clone(), publisher.clone(), settings.clone(), shutdown.clone())),
         tokio::spawn(retention::run(services.clone(), settings.clone(), shutdown.clone())),
+        tokio::spawn(notify::run(services.clone(), settings.clone(), shutdown.clone())),
     ];
     for task in tasks {
         let _ = task.await;

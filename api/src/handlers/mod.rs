@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod executions;
 pub mod groups;
+pub mod notifications;
 pub mod owned;
 pub mod pipelines;
 pub mod policies;
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     executions::routes(cfg);
     secrets::routes(cfg);
     webhooks::routes(cfg);
+    notifications::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -58,6 +60,7 @@ pub fn operations() -> Vec<OperationDoc> {
         executions::OPERATIONS,
         secrets::OPERATIONS,
         webhooks::OPERATIONS,
+        notifications::OPERATIONS,
     ]
     .concat()
 }

@@ -165,7 +165,8 @@ impl SourcePolicy {
                 let named =
                     if host == ip.to_string() { format!("{host} is") } else { format!("{host} is {ip}, which is") };
                 return Err(format!(
-                    "{named} an address of this host or of a private network; Git sources may not name one unless {HOSTS_HINT}"
+                    "{named} an address of this host or of a private network; what a tenant names may not reach one \
+                     unless {HOSTS_HINT}"
                 ));
             }
         }
@@ -174,6 +175,80 @@ impl SourcePolicy {
             None if unresolved == Unresolved::Accept => Ok(None),
             None => Err(format!("the host {host} resolves to no address")),
         }
+    }
+}
+
+impl SourcePolicy {
+    /// Whether the service may send a tenant's HTTP request to `url` (a
+    /// notification's target, an Invoke action's URL): `http(s)://` only,
+    /// no user name or password in it, to a host that is not this host's
+    /// nor a private network's unless the operator allows it; with the
+    /// address checked, for the request to be pinned to.
+    pub async fn check_http(&self, url: &str) -> Result<HttpReach, String> {
+        let parsed = url::Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        if !["http", "https"].contains(&parsed.scheme()) {
+            return Err(format!("the {}:// scheme is not allowed: use https:// or http://", parsed.scheme()));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("a URL with a user name or password in it is not allowed".to_owned());
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.strip_suffix('.').unwrap_or(d).to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(format!("{url:?} names no host")),
+        };
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let address = self.check_host(&host, port, Unresolved::Refuse).await?;
+        Ok(HttpReach { pin: address.map(|ip| std::net::SocketAddr::new(ip, port)), host, url: parsed })
+    }
+
+    /// Whether `url` may be saved as an HTTP target (a name that does not
+    /// resolve yet is taken: it is checked again before each request).
+    pub async fn check_http_target(&self, url: &str) -> Result<(), String> {
+        let parsed = url::Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        if !["http", "https"].contains(&parsed.scheme()) {
+            return Err(format!("the {}:// scheme is not allowed: use https:// or http://", parsed.scheme()));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("a URL with a user name or password in it is not allowed".to_owned());
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.strip_suffix('.').unwrap_or(d).to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(format!("{url:?} names no host")),
+        };
+        self.check_host(&host, parsed.port_or_known_default().unwrap_or(443), Unresolved::Accept).await.map(|_| ())
+    }
+}
+
+/// Where a checked HTTP request goes: the client connects to `pin` (when
+/// the name was resolved here) for `host`, never to a second lookup's
+/// answer.
+#[derive(Debug, Clone)]
+pub struct HttpReach {
+    pub url: url::Url,
+    pub host: String,
+    pub pin: Option<std::net::SocketAddr>,
+}
+
+impl HttpReach {
+    /// A client for this request alone: pinned, no redirects (to an address
+    /// never checked), no proxy from the environment, a timeout.
+    pub fn client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        crate::artifacts::install_tls_provider();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(std::time::Duration::from_secs(5));
+        if let Some(pin) = self.pin
+            && self.host.parse::<IpAddr>().is_err()
+        {
+            builder = builder.resolve(&self.host, pin);
+        }
+        builder.build().map_err(|e| format!("no HTTP client: {e}"))
     }
 }
 
