@@ -45,6 +45,12 @@ pub const EVENT_TYPES: [(&str, &str); 17] = [
     ("codepipeline-pipeline-manual-approval-failed", "Manual approval: Failed"),
 ];
 
+/// At most this many rules on a pipeline, and in an account.
+pub const MAX_RULES_PER_PIPELINE: i64 = 10;
+pub const MAX_RULES_PER_ACCOUNT: i64 = 100;
+/// Days the delivery log keeps a delivery that ended.
+pub const LOG_DAYS: i64 = 30;
+
 /// At most this many targets per rule.
 pub const MAX_TARGETS: usize = 10;
 /// Attempts of a delivery before it fails for good.
@@ -225,6 +231,13 @@ pub async fn create(
     pipeline_id: Uuid,
     rule: &RuleDefinition,
 ) -> Result<Rule, IamError> {
+    let on_pipeline: i64 = r::table.filter(r::pipeline_id.eq(pipeline_id)).count().get_result(conn).await?;
+    let in_account: i64 = r::table.filter(r::account_id.eq(account)).count().get_result(conn).await?;
+    if on_pipeline >= MAX_RULES_PER_PIPELINE || in_account >= MAX_RULES_PER_ACCOUNT {
+        return Err(IamError::LimitExceeded(format!(
+            "at most {MAX_RULES_PER_PIPELINE} notification rules on a pipeline and {MAX_RULES_PER_ACCOUNT} in an account"
+        )));
+    }
     let rule_id = Uuid::new_v4();
     let sealed = cipher.seal(&place(account, rule_id), &serde_json::to_string(&rule.targets).unwrap_or_default())?;
     let shown: Vec<NotificationTarget> = rule.targets.iter().map(shown).collect();
@@ -587,18 +600,36 @@ pub async fn record(conn: &mut AsyncPgConnection, delivery: &Delivery, attempt: 
     } else {
         ("Failed", Utc::now())
     };
-    diesel::update(d::table.find(delivery.delivery_id))
-        .set((
-            d::status.eq(status),
-            d::attempts.eq(attempts),
-            d::next_attempt_at.eq(next),
-            d::last_status_code.eq(attempt.status_code.map(i32::from)),
-            d::last_error.eq(attempt.error.as_deref()),
-            d::updated_at.eq(Utc::now()),
-        ))
-        .execute(conn)
-        .await?;
+    // (Only the attempt this worker claimed: a delivery another worker
+    // took over after the lease is that worker's to record.)
+    diesel::update(
+        d::table
+            .filter(d::delivery_id.eq(delivery.delivery_id))
+            .filter(d::status.eq("Pending"))
+            .filter(d::attempts.eq(delivery.attempts)),
+    )
+    .set((
+        d::status.eq(status),
+        d::attempts.eq(attempts),
+        d::next_attempt_at.eq(next),
+        d::last_status_code.eq(attempt.status_code.map(i32::from)),
+        d::last_error.eq(attempt.error.as_deref()),
+        d::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
+}
+
+/// Forgets deliveries that ended more than [`LOG_DAYS`] ago.
+pub async fn prune(conn: &mut AsyncPgConnection) -> Result<usize, IamError> {
+    Ok(diesel::delete(
+        d::table
+            .filter(d::status.ne("Pending"))
+            .filter(d::updated_at.lt(Utc::now() - chrono::Duration::days(LOG_DAYS))),
+    )
+    .execute(conn)
+    .await?)
 }
 
 /// The body a target gets: the event as JSON for a webhook; for Slack, a

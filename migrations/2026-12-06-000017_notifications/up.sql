@@ -49,9 +49,12 @@ CREATE TABLE notification_deliveries (
 CREATE INDEX notification_deliveries_due ON notification_deliveries (next_attempt_at) WHERE status = 'Pending';
 CREATE INDEX notification_deliveries_of_rule ON notification_deliveries (rule_id, created_at DESC);
 
+-- A row inserted is noted only as started: a stage retry copies the actions
+-- that had succeeded as new rows, which are no news.
 CREATE FUNCTION note_execution_state() RETURNS trigger AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status THEN
+    IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status
+        OR TG_OP = 'INSERT' AND NEW.status <> 'InProgress' THEN
         RETURN NULL;
     END IF;
     IF EXISTS (SELECT 1 FROM notification_rules WHERE pipeline_id = NEW.pipeline_id AND enabled) THEN
@@ -66,11 +69,15 @@ CREATE FUNCTION note_stage_state() RETURNS trigger AS $$
 DECLARE
     pipeline UUID;
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status THEN
+    IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status
+        OR TG_OP = 'INSERT' AND NEW.status <> 'InProgress' THEN
         RETURN NULL;
     END IF;
-    SELECT pipeline_id INTO pipeline FROM pipeline_executions WHERE execution_id = NEW.execution_id;
-    IF EXISTS (SELECT 1 FROM notification_rules WHERE pipeline_id = pipeline AND enabled) THEN
+    -- One lookup: the execution's pipeline, if it has an enabled rule.
+    SELECT e.pipeline_id INTO pipeline FROM pipeline_executions e
+        JOIN notification_rules r ON r.pipeline_id = e.pipeline_id AND r.enabled
+        WHERE e.execution_id = NEW.execution_id LIMIT 1;
+    IF pipeline IS NOT NULL THEN
         INSERT INTO notification_events (pipeline_id, execution_id, kind, stage_name, status, previous)
         VALUES (pipeline, NEW.execution_id, 'stage', NEW.stage_name, NEW.status,
                 CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END);
@@ -80,7 +87,8 @@ END $$ LANGUAGE plpgsql;
 
 CREATE FUNCTION note_action_state() RETURNS trigger AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status THEN
+    IF TG_OP = 'UPDATE' AND NEW.status IS NOT DISTINCT FROM OLD.status
+        OR TG_OP = 'INSERT' AND NEW.status <> 'InProgress' THEN
         RETURN NULL;
     END IF;
     IF EXISTS (SELECT 1 FROM notification_rules WHERE pipeline_id = NEW.pipeline_id AND enabled) THEN

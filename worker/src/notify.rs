@@ -41,7 +41,13 @@ async fn round(services: &Services, settings: &Settings) -> Result<(), String> {
         if !attempt.succeeded() {
             tracing::info!(rule = %due.rule.name, delivery = %due.delivery.delivery_id, error = ?attempt.error, "a notification was not delivered");
         }
-        notifications::record(&mut conn, &due.delivery, &attempt).await.map_err(|e| e.to_string())?;
+        // (One that cannot be recorded is tried again once its claim runs out.)
+        if let Err(e) = notifications::record(&mut conn, &due.delivery, &attempt).await {
+            tracing::warn!(delivery = %due.delivery.delivery_id, error = %e, "a notification's attempt could not be recorded");
+        }
+    }
+    if rand_percent() == 0 {
+        let _ = notifications::prune(&mut conn).await;
     }
     Ok(())
 }
@@ -62,7 +68,12 @@ async fn attempt(settings: &Settings, due: &Due) -> Attempt {
         Err(_) if target.target_type == "Slack" => {
             return failed("the Slack URL may not be reached (the address rules refuse it)".to_owned(), true);
         }
-        Err(why) => return failed(why, true),
+        // (A refusal by the rules stands; a name that does not resolve now
+        // may later.)
+        Err(why) => {
+            let retry = why.contains("could not be resolved") || why.contains("resolves to no address");
+            return failed(why, retry);
+        }
     };
     let body = serde_json::to_vec(&notifications::body_for(target, &due.delivery.payload)).unwrap_or_default();
     let client = match reach.client(TIMEOUT) {
@@ -95,4 +106,12 @@ async fn attempt(settings: &Settings, due: &Due) -> Attempt {
             failed(what, true)
         }
     }
+}
+
+/// A number from 0 to 99, different each round (the delivery log is pruned
+/// about once in a hundred rounds).
+fn rand_percent() -> u8 {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    byte[0] % 100
 }

@@ -179,7 +179,7 @@ pub struct ListNotificationDeliveriesResponse {
     tag = "notifications", operation_id = "CreateNotificationRule", request_body = RuleDefinition,
     responses((status = 201, body = CreateNotificationRuleResponse, description = "created"), (status = 400, body = ErrorBody, description = "the input is not valid (ValidationException)"), (status = 401, body = ErrorBody, description = "no valid credentials"),
         (status = 403, body = ErrorBody, description = "the caller's policies do not allow it (AccessDeniedException)"), (status = 404, body = ErrorBody, description = "no such pipeline (ResourceNotFoundException)"),
-        (status = 409, body = ErrorBody, description = "a rule of that name exists (ResourceAlreadyExistsException)")),
+        (status = 409, body = ErrorBody, description = "a rule of that name exists (ResourceAlreadyExistsException), or the pipeline or account has as many rules as it may (LimitExceededException)")),
     security(("bearer" = []))
 )]
 #[post("/v1/notification-rules")]
@@ -198,13 +198,13 @@ pub async fn create_notification_rule(
     let Some(pipeline_name) = rule.resource.strip_prefix(&prefix).filter(|n| !n.is_empty() && !n.contains('/')) else {
         return Err(ApiError::validation(format!("resource: the ARN of a pipeline of this account ({prefix}NAME)")));
     };
+    crate::auth::authorize(&state, &auth.caller, "codepipeline:GetPipelineState", &rule.resource).await?;
     for (i, target) in rule.targets.iter().enumerate() {
         state.sources.check_http_target(&target.target_address).await.map_err(|why| {
             let why = if target.target_type == "Slack" { "the address rules refuse its host".to_owned() } else { why };
             ApiError::validation(format!("targets[{i}].targetAddress: {why}"))
         })?;
     }
-    crate::auth::authorize(&state, &auth.caller, "codepipeline:GetPipelineState", &rule.resource).await?;
     let mut conn = auth.db().await?;
     let pipeline =
         pipewright_core::pipelines::store::find(&mut conn, account, pipeline_name).await?.ok_or_else(|| {
@@ -322,6 +322,7 @@ pub async fn delete_notification_rule(
 )]
 #[get("/v1/notification-rules/{name}/deliveries")]
 pub async fn list_notification_deliveries(
+    state: web::Data<AppState>,
     auth: Authorized<ListNotificationDeliveries>,
     name: web::Path<String>,
     paging: web::Query<Paging>,
@@ -329,6 +330,8 @@ pub async fn list_notification_deliveries(
     let page = Page::new(paging.max_results, paging.next_token.as_deref())?;
     let mut conn = auth.db().await?;
     let rule = notifications::find(&mut conn, auth.caller.account(), &name).await?.ok_or_else(|| not_found(&name))?;
+    // (What was sent holds the pipeline's states: readable to whom may read them.)
+    crate::auth::authorize(&state, &auth.caller, "codepipeline:GetPipelineState", &rule.resource).await?;
     let (deliveries, next_token) = notifications::deliveries(&mut conn, rule.rule_id, &page).await?;
     Ok(web::Json(ListNotificationDeliveriesResponse { deliveries, next_token }))
 }

@@ -253,7 +253,7 @@ pub fn chain_hash(prev_hash: &str, prev_event_id: Option<Uuid>, canonical: &str)
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Field names whose values never reach the log (compared ignoring case).
-const SECRET_FIELDS: [&str; 13] = [
+const SECRET_FIELDS: [&str; 14] = [
     "password",
     "rootpassword",
     "secretaccesskey",
@@ -267,6 +267,8 @@ const SECRET_FIELDS: [&str; 13] = [
     "devicetoken",
     "secrettoken",
     "webhookid",
+    // A notification target's address: a Slack URL is a secret.
+    "targetaddress",
 ];
 
 /// Replaces the values of secret fields, at any depth, by [`REDACTED`].

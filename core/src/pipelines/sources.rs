@@ -28,6 +28,22 @@ impl SourcePolicy {
         for (s, stage) in pipeline.stages.iter().enumerate() {
             for (a, action) in stage.actions.iter().enumerate() {
                 let id = &action.action_type_id;
+                if id.category == "Invoke" && id.provider == "HTTP" {
+                    // (A URL made of variables is checked when it runs.)
+                    let url = action.configuration.get("url").filter(|u| !u.contains("#{"));
+                    if let Some(Err(message)) = match url {
+                        Some(url) => Some(self.check_http_target(url).await),
+                        None => None,
+                    } {
+                        problems.push(super::Problem {
+                            path: format!("stages[{s}].actions[{a}].configuration.url"),
+                            rule: "InvokeUrlRefused",
+                            message,
+                            structural: false,
+                        });
+                    }
+                    continue;
+                }
                 if !(id.category == "Source" && id.provider == "Git") {
                     continue;
                 }
@@ -103,7 +119,12 @@ impl SourcePolicy {
                         IpAddr::V6(v6) => format!("[{v6}]"),
                         IpAddr::V4(v4) => v4.to_string(),
                     };
-                    return Ok(Reach { curl_resolve: Some(format!("{host}:{port}:{at}")), ..Reach::default() });
+                    // (`name.` is given to git as `name`, the name pinned.)
+                    let url = url::Url::parse(url)
+                        .ok()
+                        .filter(|u| u.host_str().is_some_and(|h| h.ends_with('.')))
+                        .and_then(|mut u| u.set_host(Some(&host)).ok().map(|()| u.to_string()));
+                    return Ok(Reach { curl_resolve: Some(format!("{host}:{port}:{at}")), url, ..Reach::default() });
                 }
                 // ssh and git://: the URL names the address itself; ssh
                 // still checks the host key under the name.
@@ -200,6 +221,12 @@ impl SourcePolicy {
         };
         let port = parsed.port_or_known_default().unwrap_or(443);
         let address = self.check_host(&host, port, Unresolved::Refuse).await?;
+        // The URL names the host as it was checked and pinned (`name.` is
+        // `name`): the client never looks up a name the pin does not cover.
+        let mut parsed = parsed;
+        if parsed.domain().is_some() && parsed.set_host(Some(&host)).is_err() {
+            return Err(format!("{url:?} names no usable host"));
+        }
         Ok(HttpReach { pin: address.map(|ip| std::net::SocketAddr::new(ip, port)), host, url: parsed })
     }
 
@@ -498,6 +525,22 @@ fn internal(ip: IpAddr) -> bool {
                 let o = v6.octets();
                 return internal(IpAddr::V4(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15])));
             }
+            // Forms that embed an IPv4 address some stacks reach: IPv4-
+            // compatible (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d),
+            // the local-use NAT64 range (64:ff9b:1::/48), 6to4 (2002::/16).
+            if segments[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified()
+                || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
+                let o = v6.octets();
+                return internal(IpAddr::V4(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15])));
+            }
+            if segments[..3] == [0x64, 0xff9b, 1] {
+                return true;
+            }
+            if segments[0] == 0x2002 {
+                let o = v6.octets();
+                return internal(IpAddr::V4(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5])));
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -511,6 +554,23 @@ fn internal(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_forms_that_embed_an_internal_ipv4_address_are_internal() {
+        for ip in ["::127.0.0.1", "::ffff:0:169.254.169.254", "64:ff9b:1::a00:1", "2002:7f00:1::", "::ffff:10.0.0.1"] {
+            assert!(internal(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!internal("2606:4700::1111".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_trailing_dot_is_not_a_way_around_the_pin() {
+        let policy = SourcePolicy::default();
+        let reach = policy.check_http("http://93.184.216.34./x").await;
+        assert!(reach.is_err() || reach.is_ok_and(|r| !r.url.as_str().contains("34./")));
+        let named = policy.check_http("http://localhost./x").await;
+        assert!(named.is_err(), "localhost. is this host");
+    }
 
     #[test]
     fn the_internal_ranges_are_what_internal_refuses() {
