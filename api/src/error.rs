@@ -99,6 +99,8 @@ error_codes! {
     ResourceNotFoundException = NOT_FOUND;
     /// Secrets Manager: a secret of that name exists already.
     ResourceExistsException = CONFLICT;
+    /// An Invoke/HTTP action's callback is not signed with the secret its request carried.
+    CallbackSignatureMismatchException = UNAUTHORIZED;
     /// CodeStar Notifications: a rule of that name exists already.
     ResourceAlreadyExistsException = CONFLICT;
     /// CodePipeline: no webhook of that name (or at that URL).

@@ -14,6 +14,7 @@ mod examples;
 mod executions;
 mod hardening;
 mod identity;
+mod invoke;
 mod isolation;
 mod keys;
 mod notifications;

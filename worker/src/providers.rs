@@ -53,6 +53,7 @@ pub async fn run(
         ("Source", "Git") => git(claim, settings, &workspace, &log, stop).await,
         ("Source", "Upload") => Some(upload(claim, declared)),
         (_, "Shell") => shell(claim, settings, db, &workspace, &log, stop).await,
+        ("Invoke", "HTTP") => invoke(claim, settings, db, &log).await,
         _ => Some(failed("UnknownProvider", format!("no runner runs {id}"))),
     };
     drop(held);
@@ -146,20 +147,22 @@ fn timeout_of(claim: &Claim, configured: Option<&String>) -> Duration {
     Duration::from_secs(minutes.max(1) * 60)
 }
 
-/// The action's declared environment and the values its log masks: plain
-/// values as given, and each `SECRETS_MANAGER` variable's secret, read now
-/// under the action's (or else the pipeline's) role.
-async fn declared_environment(
+/// A property of named values (a shell's `environmentVariables`, an HTTP
+/// call's `headers`) and the values a log masks: plain values as given, and
+/// each `SECRETS_MANAGER` value's secret, read now under the action's (or
+/// else the pipeline's) role.
+async fn declared_values(
     claim: &Claim,
     settings: &Settings,
     db: &pipewright_core::db::Db,
+    property: &str,
 ) -> Result<(BTreeMap<String, String>, Vec<String>), Outcome> {
     use pipewright_core::pipelines::environment::{self, VariableType};
     use secrecy::ExposeSecret;
     let (mut given, mut masked) = (BTreeMap::new(), Vec::new());
-    let Some(text) = claim.configuration.get("environmentVariables") else { return Ok((given, masked)) };
-    let variables = environment::parse(text)
-        .map_err(|why| failed("ConfigurationInvalid", format!("environmentVariables: {why}")))?;
+    let Some(text) = claim.configuration.get(property) else { return Ok((given, masked)) };
+    let parsed = if property == "headers" { environment::parse_headers(text) } else { environment::parse(text) };
+    let variables = parsed.map_err(|why| failed("ConfigurationInvalid", format!("{property}: {why}")))?;
     let role = claim.declared().and_then(|a| a.role_arn.clone()).or_else(|| claim.declaration.role_arn.clone());
     for variable in variables {
         if variable.kind == VariableType::Plaintext {
@@ -215,7 +218,7 @@ async fn shell(
         return Some(failed("SandboxUnavailable", format!("Shell actions are refused: {why}")));
     }
     let inputs: Vec<ArtifactLocation> = serde_json::from_value(action.input_artifacts.clone()).unwrap_or_default();
-    let (given, masked) = match declared_environment(claim, settings, db).await {
+    let (given, masked) = match declared_values(claim, settings, db, "environmentVariables").await {
         Ok(declared) => declared,
         Err(outcome) => {
             let why = outcome.error_message.clone().unwrap_or_default();
@@ -528,6 +531,109 @@ async fn git(
             branch: Some(branch).filter(|b| !b.is_empty()),
             ..SourceRevision::default()
         }),
+        ..Outcome::default()
+    })
+}
+
+/// Invoke/HTTP: calls the URL (checked as every address a tenant names,
+/// the connection pinned to the address checked, no redirects), with the
+/// headers (secrets read under the role) and the body; succeeds on a 2xx,
+/// or with `waitForCallback` then waits for a callback signed with the
+/// secret the request carries (`X-Pipewright-Callback-Secret`).
+async fn invoke(claim: &Claim, settings: &Settings, db: &pipewright_core::db::Db, log: &Path) -> Option<Outcome> {
+    let config = &claim.configuration;
+    let Some(url) = config.get("url") else { return Some(failed("ConfigurationMissing", "url is not set")) };
+    let method = config.get("method").map_or("POST", String::as_str);
+    let Ok(method) = reqwest::Method::from_bytes(method.as_bytes()) else {
+        return Some(failed("ConfigurationInvalid", format!("{method:?} is not an HTTP method")));
+    };
+    let wait = config.get("waitForCallback").is_some_and(|v| v == "true");
+    let reach = match settings.sources.check_http(url).await {
+        Ok(reach) => reach,
+        Err(why) => {
+            start_log(log, &format!("[pipewright] refused: {why}\n")).await;
+            return Some(failed("InvokeRefused", why));
+        }
+    };
+    // The log names the host and path, never a query (it may hold a key).
+    let shown = format!("{}://{}{}", reach.url.scheme(), reach.url.host_str().unwrap_or_default(), reach.url.path());
+    start_log(log, &format!("[pipewright] {method} {shown}\n")).await;
+    let (headers, _masked) = match declared_values(claim, settings, db, "headers").await {
+        Ok(found) => found,
+        Err(outcome) => return Some(outcome),
+    };
+    let client = match reach.client(Duration::from_secs(30)) {
+        Ok(client) => client,
+        Err(e) => return Some(failed("InvokeFailed", e)),
+    };
+    let id = claim.action.action_execution_id;
+    let mut request = client
+        .request(method.clone(), reach.url.clone())
+        .header("user-agent", "Pipewright-Invoke/1")
+        .header("x-pipewright-action-execution-id", id.to_string())
+        .header("x-pipewright-pipeline-execution-id", claim.execution.execution_id.to_string());
+    for (name, value) in &headers {
+        let valid = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && reqwest::header::HeaderValue::from_str(value).is_ok();
+        if !valid {
+            return Some(failed(
+                "ConfigurationInvalid",
+                format!("headers: {name}: its value (a secret's?) holds a line break or a control character"),
+            ));
+        }
+        request = request.header(name, value);
+    }
+    if wait {
+        let secret = match db.conn().await {
+            Ok(mut conn) => {
+                pipewright_core::executions::store::callback_secret(&mut conn, id, claim.action.job_attempt)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let secret = match secret {
+            Ok(Some(secret)) => secret,
+            // Another attempt holds the action now.
+            Ok(None) => return None,
+            Err(e) => return Some(failed("InvokeFailed", format!("the callback could not be prepared: {e}"))),
+        };
+        request = request
+            .header("x-pipewright-callback-url", format!("{}/v1/callbacks/{id}", settings.public_url))
+            .header("x-pipewright-callback-secret", secret.to_string());
+    }
+    if let Some(body) = config.get("body") {
+        request = request.body(body.clone());
+    }
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let e = e.without_url();
+            append_log(log, &format!("[pipewright] no answer: {e}\n")).await;
+            return Some(failed("InvokeFailed", format!("{method} {shown}: no answer ({e})")));
+        }
+    };
+    let status = answer.status();
+    let text: String = answer.text().await.unwrap_or_default().chars().take(4096).collect();
+    append_log(log, &format!("[pipewright] answered {status}\n{text}\n")).await;
+    if !status.is_success() {
+        let start: String = text.chars().take(500).collect();
+        return Some(failed("InvokeFailed", format!("{method} {shown} answered {status}: {start}")));
+    }
+    let variables = BTreeMap::from([("StatusCode".to_owned(), status.as_u16().to_string())]);
+    if wait {
+        let minutes = config.get("timeoutInMinutes").and_then(|m| m.parse::<i64>().ok()).unwrap_or(60).max(1);
+        append_log(log, "[pipewright] waiting for the callback\n").await;
+        return Some(Outcome {
+            waits_until: Some(chrono::Utc::now() + chrono::Duration::minutes(minutes)),
+            variables,
+            ..Outcome::default()
+        });
+    }
+    Some(Outcome {
+        succeeded: true,
+        summary: Some(format!("{method} {shown} answered {status}")),
+        variables,
         ..Outcome::default()
     })
 }

@@ -123,6 +123,19 @@ async fn handle(
     if let Err(e) = settings.artifacts.put_log(&id.to_string(), &log).await {
         tracing::warn!(action = %id, error = %e, "the action's log could not be kept in the artifact store");
     }
+    if let Some(until) = outcome.waits_until {
+        // Called: it now waits for its callback (or the sweeper, at `until`).
+        let waiting = crate::while_database_down(&services, &shutdown, "waiting for a callback", || async {
+            let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
+            store::wait_for_callback(&mut conn, id, attempt, until).await.map_err(|e| e.to_string())
+        })
+        .await;
+        if let Tried::Failed(e) = waiting {
+            tracing::warn!(action = %id, error = %e, "an action could not be set to wait for its callback");
+        }
+        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        return;
+    }
     let status = if outcome.succeeded { "Succeeded" } else { "Failed" };
     metrics.action_runs.with_label_values(&[provider.as_str(), status]).inc();
     finish_advancing(&services, &publisher, &shutdown, &claim, outcome).await;
@@ -245,11 +258,17 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
             Err(e) => Err(e.to_string()),
         };
         let Ok(expired) = expired else { continue };
-        for (id, attempts, approval) in expired {
-            if approval {
+        for (id, attempts, waited) in expired {
+            if waited != store::Waited::Nothing {
+                let (code, message) = match waited {
+                    store::Waited::Callback => {
+                        ("CallbackTimedOut", "no signed callback came before the action's timeout")
+                    }
+                    _ => ("ApprovalExpired", "nobody approved or rejected it before it expired"),
+                };
                 let outcome = Outcome {
-                    error_code: Some("ApprovalExpired".to_owned()),
-                    error_message: Some("nobody approved or rejected it before it expired".to_owned()),
+                    error_code: Some(code.to_owned()),
+                    error_message: Some(message.to_owned()),
                     ..Outcome::default()
                 };
                 let _ = finish(&services, &publisher, &shutdown, id, Finisher::Expired(attempts), outcome).await;

@@ -3,6 +3,7 @@
 pub mod access_keys;
 pub mod accounts;
 pub mod audit;
+pub mod callbacks;
 pub mod executions;
 pub mod groups;
 pub mod notifications;
@@ -40,6 +41,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     secrets::routes(cfg);
     webhooks::routes(cfg);
     notifications::routes(cfg);
+    callbacks::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -61,6 +63,7 @@ pub fn operations() -> Vec<OperationDoc> {
         secrets::OPERATIONS,
         webhooks::OPERATIONS,
         notifications::OPERATIONS,
+        callbacks::OPERATIONS,
     ]
     .concat()
 }

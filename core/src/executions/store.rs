@@ -838,8 +838,12 @@ impl ResolveContext {
         use crate::pipelines::action_types::PropertyType;
         match property {
             Some(p) if p.shell => super::references::for_shell(value, |r| self.lookup(r), references),
-            Some(p) if p.kind == PropertyType::EnvironmentVariables => {
-                match crate::pipelines::environment::parse(value) {
+            Some(p) if matches!(p.kind, PropertyType::EnvironmentVariables | PropertyType::Headers) => {
+                let parsed = match p.kind {
+                    PropertyType::Headers => crate::pipelines::environment::parse_headers(value),
+                    _ => crate::pipelines::environment::parse(value),
+                };
+                match parsed {
                     Ok(mut variables) => {
                         // A secret's name is taken as written.
                         for variable in &mut variables {
@@ -1088,6 +1092,9 @@ pub struct Outcome {
     pub variables: BTreeMap<String, String>,
     /// For a source: the revision it took.
     pub revision: Option<SourceRevision>,
+    /// Not ended: it waits for a signed callback until then (Invoke/HTTP
+    /// with `waitForCallback`).
+    pub waits_until: Option<DateTime<Utc>>,
 }
 
 /// Who records an action's end, and so when it may.
@@ -1223,15 +1230,102 @@ pub const APPROVAL_TIMEOUT_MINUTES: i32 = 7 * 24 * 60;
 
 /// Actions whose lease ran out: a runner that died, or an approval nobody
 /// answered in time: (id, job attempts so far, whether it is an approval).
-pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, i32, bool)>, IamError> {
-    let found: Vec<(Uuid, i32, Option<Uuid>)> = action_executions::table
+pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, i32, Waited)>, IamError> {
+    let found: Vec<(Uuid, i32, Option<Uuid>, Value)> = action_executions::table
         .filter(action_executions::status.eq(Status::InProgress.as_str()))
         .filter(action_executions::lease_until.lt(now()))
-        .select((action_executions::action_execution_id, action_executions::job_attempt, action_executions::token))
+        .select((
+            action_executions::action_execution_id,
+            action_executions::job_attempt,
+            action_executions::token,
+            action_executions::resolved_configuration,
+        ))
         .limit(limit)
         .load(conn)
         .await?;
-    Ok(found.into_iter().map(|(id, attempts, token)| (id, attempts, token.is_some())).collect())
+    Ok(found
+        .into_iter()
+        .map(|(id, attempts, token, configuration)| {
+            let waited = match token {
+                None => Waited::Nothing,
+                Some(_) if configuration.get("waitForCallback").is_some() => Waited::Callback,
+                Some(_) => Waited::Approval,
+            };
+            (id, attempts, waited)
+        })
+        .collect())
+}
+
+/// What an action whose lease ran out was waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// Nothing: its runner stopped responding.
+    Nothing,
+    Approval,
+    /// An Invoke/HTTP action's callback.
+    Callback,
+}
+
+/// The secret an Invoke/HTTP action's callback is signed with, made now
+/// (before the call that carries it), while this runner's attempt holds it.
+pub async fn callback_secret(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    job_attempt: i32,
+) -> Result<Option<Uuid>, IamError> {
+    let secret = Uuid::new_v4();
+    let set = diesel::update(
+        action_executions::table
+            .filter(action_executions::action_execution_id.eq(action_execution_id))
+            .filter(action_executions::job_attempt.eq(job_attempt))
+            .filter(action_executions::status.eq(Status::InProgress.as_str())),
+    )
+    .set(action_executions::token.eq(Some(secret)))
+    .execute(conn)
+    .await?;
+    Ok((set == 1).then_some(secret))
+}
+
+/// The call went out: the action waits for its callback until `until`
+/// (then the sweeper fails it). Whether it still waits (a quick callback
+/// may have ended it already).
+pub async fn wait_for_callback(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+    job_attempt: i32,
+    until: DateTime<Utc>,
+) -> Result<bool, IamError> {
+    let set = diesel::update(
+        action_executions::table
+            .filter(action_executions::action_execution_id.eq(action_execution_id))
+            .filter(action_executions::job_attempt.eq(job_attempt))
+            .filter(action_executions::status.eq(Status::InProgress.as_str()))
+            .filter(action_executions::token.is_not_null()),
+    )
+    .set((action_executions::lease_until.eq(Some(until)), action_executions::summary.eq("Waiting for its callback")))
+    .execute(conn)
+    .await?;
+    Ok(set == 1)
+}
+
+/// An action that waits for a callback: its run, and the account and
+/// pipeline it belongs to (for the audit log); none when it does not wait.
+pub async fn waiting_for_callback(
+    conn: &mut AsyncPgConnection,
+    action_execution_id: Uuid,
+) -> Result<Option<(ActionExecution, String, String)>, IamError> {
+    let found: Option<(ActionExecution, String, String)> = action_executions::table
+        .inner_join(
+            pipeline_executions::table.on(pipeline_executions::execution_id.eq(action_executions::execution_id)),
+        )
+        .filter(action_executions::action_execution_id.eq(action_execution_id))
+        .filter(action_executions::status.eq(Status::InProgress.as_str()))
+        .filter(action_executions::token.is_not_null())
+        .select((ActionExecution::as_select(), pipeline_executions::account_id, pipeline_executions::pipeline_name))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.filter(|(action, _, _)| action.resolved_configuration.get("waitForCallback").is_some()))
 }
 
 /// Queues the job of an action whose lease ran out, once: its lease is

@@ -24,6 +24,8 @@ pub enum PropertyType {
     /// A JSON object of strings, or a list of `{name, type, value}` where
     /// `type` is `PLAINTEXT` or `SECRETS_MANAGER` (CodeBuild's form).
     EnvironmentVariables,
+    /// As `EnvironmentVariables`, named by HTTP header names.
+    Headers,
 }
 
 /// A configuration property of an action type.
@@ -190,9 +192,58 @@ pub fn all() -> &'static [ActionType] {
                 output_artifact_details: artifacts(0, 0),
                 description: "Waits for PutApprovalResult (Approved or Rejected)",
             },
+            ActionType {
+                id: id("Invoke", "HTTP"),
+                properties: vec![
+                    property(
+                        "url",
+                        true,
+                        PropertyType::String,
+                        "The http(s) URL to call; not this host's or a private network's unless the operator allows it",
+                    ),
+                    property("method", false, PropertyType::String, "GET, POST (default), PUT, PATCH or DELETE"),
+                    Property {
+                        max_length: 65_536,
+                        ..property(
+                            "headers",
+                            false,
+                            PropertyType::Headers,
+                            "Request headers, as a string: a JSON object of values, or a list of {name, type, value} \
+                             where type SECRETS_MANAGER names a secret the pipeline's role may read",
+                        )
+                    },
+                    Property {
+                        max_length: 65_536,
+                        ..property(
+                            "body",
+                            false,
+                            PropertyType::String,
+                            "The request's body; variables are resolved in it",
+                        )
+                    },
+                    property(
+                        "waitForCallback",
+                        false,
+                        PropertyType::Boolean,
+                        "After a 2xx, wait for a callback signed with the secret the request carries (default false)",
+                    ),
+                    property(
+                        "timeoutInMinutes",
+                        false,
+                        PropertyType::Number,
+                        "How long to wait for the callback (default 60)",
+                    ),
+                ],
+                input_artifact_details: artifacts(0, 0),
+                output_artifact_details: artifacts(0, 0),
+                description: "Calls a URL; succeeds on a 2xx answer, or on the signed callback it then waits for",
+            },
         ]
     })
 }
+
+/// The methods an Invoke/HTTP action may use.
+pub const HTTP_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// The action type of that id, if registered.
 pub fn find(id: &ActionTypeId) -> Option<&'static ActionType> {

@@ -29,6 +29,63 @@ const MAX_VARIABLES: usize = 200;
 
 /// The variables `text` declares, or what to fix.
 pub fn parse(text: &str) -> Result<Vec<EnvironmentVariable>, String> {
+    let variables = entries(text)?;
+    for variable in &variables {
+        let name = &variable.name;
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && name.len() <= 255;
+        if !valid {
+            return Err(format!("{name:?} is not a variable name (letters, digits and _, not starting with a digit)"));
+        }
+        if loader_sensitive(name) {
+            return Err(format!(
+                "{name} is read by the system's loader and C library before the sandbox exists; \
+                 set it in the commands (export {name}=…) instead"
+            ));
+        }
+        if shell_sensitive(name) {
+            return Err(format!(
+                "{name} is read by the shell as it starts, before the sandbox's limits are set; \
+                 set it in the commands (export {name}=…) instead"
+            ));
+        }
+        if name.starts_with("PW_") {
+            return Err(format!("{name}: names starting with PW_ are Pipewright's own"));
+        }
+    }
+    Ok(variables)
+}
+
+/// The headers `text` declares (an HTTP call's), or what to fix: names are
+/// HTTP tokens, not the transport's own nor Pipewright's.
+pub fn parse_headers(text: &str) -> Result<Vec<EnvironmentVariable>, String> {
+    let headers = entries(text)?;
+    for header in &headers {
+        let name = header.name.to_ascii_lowercase();
+        let token = !name.is_empty()
+            && name.len() <= 255
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+        if !token {
+            return Err(format!("{:?} is not a header name", header.name));
+        }
+        let reserved = ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"]
+            .contains(&name.as_str())
+            || name == "keep-alive"
+            || name.starts_with("x-pipewright-");
+        if reserved {
+            return Err(format!("{}: the call sets this header itself", header.name));
+        }
+        if header.kind == VariableType::Plaintext && header.value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+            return Err(format!("{}: a header's value holds no line break", header.name));
+        }
+    }
+    Ok(headers)
+}
+
+/// The entries of a `{name: value}` object or `[{name, type, value}]` list:
+/// their shape, count, types, secret names; each name once.
+fn entries(text: &str) -> Result<Vec<EnvironmentVariable>, String> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| format!("not JSON ({e}): give a JSON object of strings or a list of {{name, type, value}}"))?;
     let variables = match value {
@@ -62,27 +119,6 @@ pub fn parse(text: &str) -> Result<Vec<EnvironmentVariable>, String> {
     let mut seen = std::collections::BTreeSet::new();
     for variable in &variables {
         let name = &variable.name;
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && name.len() <= 255;
-        if !valid {
-            return Err(format!("{name:?} is not a variable name (letters, digits and _, not starting with a digit)"));
-        }
-        if loader_sensitive(name) {
-            return Err(format!(
-                "{name} is read by the system's loader and C library before the sandbox exists; \
-                 set it in the commands (export {name}=…) instead"
-            ));
-        }
-        if shell_sensitive(name) {
-            return Err(format!(
-                "{name} is read by the shell as it starts, before the sandbox's limits are set; \
-                 set it in the commands (export {name}=…) instead"
-            ));
-        }
-        if name.starts_with("PW_") {
-            return Err(format!("{name}: names starting with PW_ are Pipewright's own"));
-        }
         if !seen.insert(name.as_str()) {
             return Err(format!("{name} is declared twice"));
         }

@@ -240,13 +240,14 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
                 );
             }
             check_action(&mut c, &path, s, action);
-            let reads_secrets = action
-                .configuration
-                .get("environmentVariables")
-                .and_then(|t| super::environment::parse(t).ok())
-                .is_some_and(|variables| {
-                    variables.iter().any(|v| v.kind == super::environment::VariableType::SecretsManager)
-                });
+            let reads_secrets = [
+                action.configuration.get("environmentVariables").and_then(|t| super::environment::parse(t).ok()),
+                action.configuration.get("headers").and_then(|t| super::environment::parse_headers(t).ok()),
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|v| v.kind == super::environment::VariableType::SecretsManager);
             if reads_secrets && action.role_arn.is_none() && pipeline.role_arn.is_none() {
                 c.value(
                     format!("{path}.configuration.environmentVariables"),
@@ -570,6 +571,11 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
                     c.value(at, "ConfigurationType", why);
                 }
             }
+            PropertyType::Headers => {
+                if let Err(why) = super::environment::parse_headers(value) {
+                    c.value(at, "ConfigurationType", why);
+                }
+            }
             PropertyType::JsonObject if !references => {
                 let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value);
                 if !object.is_ok_and(|o| o.values().all(serde_json::Value::is_string)) {
@@ -578,6 +584,16 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
             }
             _ => {}
         }
+    }
+    if kind.id.provider == "HTTP"
+        && let Some(method) = action.configuration.get("method")
+        && !action_types::HTTP_METHODS.contains(&method.as_str())
+    {
+        c.value(
+            format!("{path}.configuration.method"),
+            "ConfigurationType",
+            format!("{method:?} is not one of {}", action_types::HTTP_METHODS.join(", ")),
+        );
     }
     for key in action.configuration.keys() {
         if !kind.properties.iter().any(|p| p.name == key) {
