@@ -312,6 +312,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
         claimed_at -> Nullable<Timestamptz>,
+        callback_secret -> Nullable<Uuid>,
     }
 }
 

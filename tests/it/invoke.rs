@@ -161,6 +161,9 @@ async fn an_http_call_with_a_secret_header_waits_for_its_signed_callback() {
     let callback_url = header(&headers, "x-pipewright-callback-url").to_owned();
     let callback_secret = header(&headers, "x-pipewright-callback-secret").to_owned();
     let path = &callback_url[callback_url.find("/v1/callbacks/").unwrap()..];
+    // Whoever may read the pipeline's state does not learn the secret.
+    let shown = app.call("GET", "/v1/pipelines/scanned/state", Some(&root), None).await.body;
+    assert!(!shown.to_string().contains(&callback_secret), "the callback secret in the state: {shown:#}");
 
     // A callback not signed with that secret is refused; the action waits on.
     let result = json!({"status": "Succeeded", "summary": "no findings", "outputVariables": {"REPORT_ID": "r-42"}});

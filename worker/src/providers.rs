@@ -535,6 +535,9 @@ async fn git(
     })
 }
 
+/// How much of an answer's body the log and the error show.
+const ANSWER_SHOWN: usize = 4096;
+
 /// Invoke/HTTP: calls the URL (checked as every address a tenant names,
 /// the connection pinned to the address checked, no redirects), with the
 /// headers (secrets read under the role) and the body; succeeds on a 2xx,
@@ -558,7 +561,7 @@ async fn invoke(claim: &Claim, settings: &Settings, db: &pipewright_core::db::Db
     // The log names the host and path, never a query (it may hold a key).
     let shown = format!("{}://{}{}", reach.url.scheme(), reach.url.host_str().unwrap_or_default(), reach.url.path());
     start_log(log, &format!("[pipewright] {method} {shown}\n")).await;
-    let (headers, _masked) = match declared_values(claim, settings, db, "headers").await {
+    let (headers, mut masked) = match declared_values(claim, settings, db, "headers").await {
         Ok(found) => found,
         Err(outcome) => return Some(outcome),
     };
@@ -583,10 +586,13 @@ async fn invoke(claim: &Claim, settings: &Settings, db: &pipewright_core::db::Db
         }
         request = request.header(name, value);
     }
+    // The callback's deadline: 1 minute to 7 days (60 by default).
+    let minutes = config.get("timeoutInMinutes").and_then(|m| m.parse::<i64>().ok()).unwrap_or(60).clamp(1, 10_080);
+    let deadline = chrono::Utc::now() + chrono::Duration::minutes(minutes);
     if wait {
         let secret = match db.conn().await {
             Ok(mut conn) => {
-                pipewright_core::executions::store::callback_secret(&mut conn, id, claim.action.job_attempt)
+                pipewright_core::executions::store::callback_secret(&mut conn, id, claim.action.job_attempt, deadline)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -598,6 +604,7 @@ async fn invoke(claim: &Claim, settings: &Settings, db: &pipewright_core::db::Db
             Ok(None) => return None,
             Err(e) => return Some(failed("InvokeFailed", format!("the callback could not be prepared: {e}"))),
         };
+        masked.push(secret.to_string());
         request = request
             .header("x-pipewright-callback-url", format!("{}/v1/callbacks/{id}", settings.public_url))
             .header("x-pipewright-callback-secret", secret.to_string());
@@ -614,7 +621,21 @@ async fn invoke(claim: &Claim, settings: &Settings, db: &pipewright_core::db::Db
         }
     };
     let status = answer.status();
-    let text: String = answer.text().await.unwrap_or_default().chars().take(4096).collect();
+    // The answer's start only (a service may stream without end), the
+    // secrets the request carried masked (a service may echo them).
+    let mut answer = answer;
+    let mut start = Vec::new();
+    while start.len() < ANSWER_SHOWN {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => start.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    start.truncate(ANSWER_SHOWN);
+    let mut text = String::from_utf8_lossy(&start).into_owned();
+    for secret in masked.iter().filter(|m| !m.is_empty()) {
+        text = text.replace(secret.as_str(), pipewright_core::pipelines::MASK);
+    }
     append_log(log, &format!("[pipewright] answered {status}\n{text}\n")).await;
     if !status.is_success() {
         let start: String = text.chars().take(500).collect();
@@ -622,13 +643,8 @@ async fn invoke(claim: &Claim, settings: &Settings, db: &pipewright_core::db::Db
     }
     let variables = BTreeMap::from([("StatusCode".to_owned(), status.as_u16().to_string())]);
     if wait {
-        let minutes = config.get("timeoutInMinutes").and_then(|m| m.parse::<i64>().ok()).unwrap_or(60).max(1);
         append_log(log, "[pipewright] waiting for the callback\n").await;
-        return Some(Outcome {
-            waits_until: Some(chrono::Utc::now() + chrono::Duration::minutes(minutes)),
-            variables,
-            ..Outcome::default()
-        });
+        return Some(Outcome { waits_until: Some(deadline), variables, ..Outcome::default() });
     }
     Some(Outcome {
         succeeded: true,

@@ -104,6 +104,9 @@ async fn handle(
             }
         })
     };
+    // (Should the provider panic, the heartbeat ends with this task.)
+    let beating = heartbeat.abort_handle();
+    let _end_heartbeat = scopeguard(move || beating.abort());
     let outcome = crate::providers::run(&claim, &settings, &services.db, stop.clone()).await;
     let interrupted = stop.is_cancelled();
     stop.cancel();
@@ -125,9 +128,10 @@ async fn handle(
     }
     if let Some(until) = outcome.waits_until {
         // Called: it now waits for its callback (or the sweeper, at `until`).
+        tracing::info!(action = %id, %until, "an action waits for its callback");
         let waiting = crate::while_database_down(&services, &shutdown, "waiting for a callback", || async {
             let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
-            store::wait_for_callback(&mut conn, id, attempt, until).await.map_err(|e| e.to_string())
+            store::wait_for_callback(&mut conn, id, attempt).await.map_err(|e| e.to_string())
         })
         .await;
         if let Tried::Failed(e) = waiting {

@@ -77,7 +77,8 @@ pub async fn put_callback_result(
     let body = crate::auth::read_limited(payload.into_inner(), 256 * 1024, "the callback").await?;
     let tx = RequestTx::begin(&req, &state).await?;
     let mut conn = tx.conn().await;
-    let (action, account, pipeline) = runs::waiting_for_callback(&mut conn, id).await?.ok_or_else(not_waiting)?;
+    let (action, secret, account, pipeline) =
+        runs::waiting_for_callback(&mut conn, id).await?.ok_or_else(not_waiting)?;
     // Recorded in the pipeline's account, as the action's callback.
     req.extensions_mut().insert(crate::audit::AuditedAccount {
         account_id: account.clone(),
@@ -87,8 +88,7 @@ pub async fn put_callback_result(
         )),
         user_name: "callback".to_owned(),
     });
-    let secret = action.token.map(|t| t.to_string()).unwrap_or_default();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.to_string().as_bytes());
     let signature = req.headers().get("x-pipewright-signature-256").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let tag = signature.strip_prefix("sha256=").and_then(decode_hex);
     if tag.is_none_or(|tag| ring::hmac::verify(&key, &body, &tag).is_err()) {

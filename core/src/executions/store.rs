@@ -162,6 +162,15 @@ fn now() -> DateTime<Utc> {
 }
 
 diesel::define_sql_function! {
+    /// SQL's `greatest` of a lease and a time (a lease set further, for a
+    /// callback, is not shortened by a heartbeat).
+    fn greatest(
+        first: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        second: diesel::sql_types::Timestamptz,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
+}
+
+diesel::define_sql_function! {
     /// SQL's `coalesce` of two timestamps (typed, so that the statement is
     /// prepared once per connection, unlike one with SQL text in it).
     fn coalesce(
@@ -1018,6 +1027,8 @@ pub async fn claim(
                     .filter(action_executions::action_execution_id.eq(action_execution_id))
                     .filter(action_executions::status.eq(Status::InProgress.as_str()))
                     .filter(action_executions::token.is_null())
+                    // (A call that went out is never made again: it waits.)
+                    .filter(action_executions::callback_secret.is_null())
                     .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
             )
             .set((
@@ -1073,7 +1084,7 @@ pub async fn renew(
                 .filter(action_executions::job_attempt.eq(job_attempt))
                 .filter(action_executions::status.eq(Status::InProgress.as_str())),
         )
-        .set(action_executions::lease_until.eq(until)),
+        .set(action_executions::lease_until.eq(greatest(action_executions::lease_until, until))),
     )
     .execute(conn)
     .await?;
@@ -1231,25 +1242,25 @@ pub const APPROVAL_TIMEOUT_MINUTES: i32 = 7 * 24 * 60;
 /// Actions whose lease ran out: a runner that died, or an approval nobody
 /// answered in time: (id, job attempts so far, whether it is an approval).
 pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, i32, Waited)>, IamError> {
-    let found: Vec<(Uuid, i32, Option<Uuid>, Value)> = action_executions::table
+    let found: Vec<(Uuid, i32, Option<Uuid>, Option<Uuid>)> = action_executions::table
         .filter(action_executions::status.eq(Status::InProgress.as_str()))
         .filter(action_executions::lease_until.lt(now()))
         .select((
             action_executions::action_execution_id,
             action_executions::job_attempt,
             action_executions::token,
-            action_executions::resolved_configuration,
+            action_executions::callback_secret,
         ))
         .limit(limit)
         .load(conn)
         .await?;
     Ok(found
         .into_iter()
-        .map(|(id, attempts, token, configuration)| {
-            let waited = match token {
-                None => Waited::Nothing,
-                Some(_) if configuration.get("waitForCallback").is_some() => Waited::Callback,
-                Some(_) => Waited::Approval,
+        .map(|(id, attempts, token, callback)| {
+            let waited = match (token, callback) {
+                (_, Some(_)) => Waited::Callback,
+                (Some(_), None) => Waited::Approval,
+                (None, None) => Waited::Nothing,
             };
             (id, attempts, waited)
         })
@@ -1267,11 +1278,14 @@ pub enum Waited {
 }
 
 /// The secret an Invoke/HTTP action's callback is signed with, made now
-/// (before the call that carries it), while this runner's attempt holds it.
+/// (before the call that carries it), while this runner's attempt holds
+/// the action; from now the action's lease is the callback's deadline (a
+/// runner lost after the call leaves it waiting, never run twice).
 pub async fn callback_secret(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
     job_attempt: i32,
+    deadline: DateTime<Utc>,
 ) -> Result<Option<Uuid>, IamError> {
     let secret = Uuid::new_v4();
     let set = diesel::update(
@@ -1280,52 +1294,56 @@ pub async fn callback_secret(
             .filter(action_executions::job_attempt.eq(job_attempt))
             .filter(action_executions::status.eq(Status::InProgress.as_str())),
     )
-    .set(action_executions::token.eq(Some(secret)))
+    .set((action_executions::callback_secret.eq(Some(secret)), action_executions::lease_until.eq(Some(deadline))))
     .execute(conn)
     .await?;
     Ok((set == 1).then_some(secret))
 }
 
-/// The call went out: the action waits for its callback until `until`
-/// (then the sweeper fails it). Whether it still waits (a quick callback
-/// may have ended it already).
+/// The call went out and was answered: the action waits for its callback
+/// (until the deadline set with its secret). Whether it still waits (a
+/// quick callback may have ended it already).
 pub async fn wait_for_callback(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
     job_attempt: i32,
-    until: DateTime<Utc>,
 ) -> Result<bool, IamError> {
     let set = diesel::update(
         action_executions::table
             .filter(action_executions::action_execution_id.eq(action_execution_id))
             .filter(action_executions::job_attempt.eq(job_attempt))
             .filter(action_executions::status.eq(Status::InProgress.as_str()))
-            .filter(action_executions::token.is_not_null()),
+            .filter(action_executions::callback_secret.is_not_null()),
     )
-    .set((action_executions::lease_until.eq(Some(until)), action_executions::summary.eq("Waiting for its callback")))
+    .set(action_executions::summary.eq("Waiting for its callback"))
     .execute(conn)
     .await?;
     Ok(set == 1)
 }
 
-/// An action that waits for a callback: its run, and the account and
-/// pipeline it belongs to (for the audit log); none when it does not wait.
+/// An action that waits for a callback: its run, its secret, and the
+/// account and pipeline it belongs to (for the audit log).
 pub async fn waiting_for_callback(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
-) -> Result<Option<(ActionExecution, String, String)>, IamError> {
-    let found: Option<(ActionExecution, String, String)> = action_executions::table
+) -> Result<Option<(ActionExecution, Uuid, String, String)>, IamError> {
+    let found: Option<(ActionExecution, Option<Uuid>, String, String)> = action_executions::table
         .inner_join(
             pipeline_executions::table.on(pipeline_executions::execution_id.eq(action_executions::execution_id)),
         )
         .filter(action_executions::action_execution_id.eq(action_execution_id))
         .filter(action_executions::status.eq(Status::InProgress.as_str()))
-        .filter(action_executions::token.is_not_null())
-        .select((ActionExecution::as_select(), pipeline_executions::account_id, pipeline_executions::pipeline_name))
+        .filter(action_executions::callback_secret.is_not_null())
+        .select((
+            ActionExecution::as_select(),
+            action_executions::callback_secret,
+            pipeline_executions::account_id,
+            pipeline_executions::pipeline_name,
+        ))
         .first(conn)
         .await
         .optional()?;
-    Ok(found.filter(|(action, _, _)| action.resolved_configuration.get("waitForCallback").is_some()))
+    Ok(found.and_then(|(action, secret, account, pipeline)| Some((action, secret?, account, pipeline))))
 }
 
 /// Queues the job of an action whose lease ran out, once: its lease is

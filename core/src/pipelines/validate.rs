@@ -586,6 +586,16 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
         }
     }
     if kind.id.provider == "HTTP"
+        && let Some(minutes) = action.configuration.get("timeoutInMinutes")
+        && minutes.parse::<u32>().is_ok_and(|m| !(1..=10_080).contains(&m))
+    {
+        c.value(
+            format!("{path}.configuration.timeoutInMinutes"),
+            "ConfigurationType",
+            "a callback is waited for 1 to 10080 minutes (7 days)",
+        );
+    }
+    if kind.id.provider == "HTTP"
         && let Some(method) = action.configuration.get("method")
         && !action_types::HTTP_METHODS.contains(&method.as_str())
     {

@@ -1,0 +1,1 @@
+ALTER TABLE action_executions DROP COLUMN callback_secret;
