@@ -88,6 +88,37 @@ async fn things_to_name(app: &TestApp, account: &str, root: &str) -> String {
     let key = key.body["accessKey"]["accessKeyId"].as_str().unwrap().to_owned();
 
     crate::examples::quick_start_to_its_approval(app, root).await;
+    // A notification rule on it, a webhook on a Git pipeline and a secret,
+    // named as the pipeline (`path.name`).
+    let rule = json!({"name": "site", "resource": format!("arn:pw:codepipeline:local:{account}:site"),
+        "eventTypeIds": ["codepipeline-pipeline-manual-approval-needed"],
+        "targets": [{"targetType": "Webhook", "targetAddress": "https://hooks.example.com/ci", "secretToken": "k"}]});
+    let made = app.call("POST", "/v1/notification-rules", Some(root), Some(rule)).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let repo = crate::executions::Repo::new("hello");
+    let git = json!({"name": "gitsite", "stages": [
+        {"name": "Source", "actions": [{"name": "Code", "actionTypeId": crate::executions::kind("Source", "Git"),
+            "configuration": {"repositoryUrl": repo.path.display().to_string(), "pollForSourceChanges": "false"},
+            "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Build", "actions": [{"name": "Show", "actionTypeId": crate::executions::kind("Build", "Shell"),
+            "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Src"}]}]}]});
+    let made = app.call("POST", "/v1/pipelines", Some(root), Some(json!({"pipeline": git}))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let hook = json!({"webhook": {"name": "site", "targetPipeline": "gitsite", "targetAction": "Code",
+        "filters": [{"jsonPath": "$.ref"}], "authentication": "GITHUB_HMAC",
+        "authenticationConfiguration": {"SecretToken": "k"}}});
+    let made = app.call("POST", "/v1/webhooks", Some(root), Some(hook.clone())).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    // (Another one for the receiving URL: DeleteWebhook may take "site" first.)
+    let mut kept = hook;
+    kept["webhook"]["name"] = json!("kept");
+    let made = app.call("POST", "/v1/webhooks", Some(root), Some(kept)).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let url = made.body["webhook"]["url"].as_str().unwrap();
+    let webhook = url.rsplit('/').next().unwrap().to_owned();
+    let secret = json!({"name": "site", "secretString": "s3cr3t"});
+    assert_eq!(app.call("POST", "/v1/secrets", Some(root), Some(secret)).await.status, 201);
+    std::mem::forget(repo);
     let runs = app.call("GET", "/v1/pipelines/site/action-executions", Some(root), None).await;
     let build = runs.body["actionExecutionDetails"]
         .as_array()
@@ -107,6 +138,7 @@ async fn things_to_name(app: &TestApp, account: &str, root: &str) -> String {
 "path.stage" = "Approve"
 "path.action" = "Review"
 "path.id" = "{execution}"
+"path.webhookId" = "{webhook}"
 
 [[operations]]
 include-path-regex = "action-executions"

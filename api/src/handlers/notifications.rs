@@ -126,10 +126,26 @@ pub struct ListEventTypesResponse {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetSummary {
-    #[serde(flatten)]
-    pub target: NotificationTarget,
+    #[schema(example = "Webhook")]
+    pub target_type: String,
+    /// A Slack URL's path reads `****`.
+    pub target_address: String,
+    /// `****` for a Webhook target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_token: Option<String>,
     /// `ACTIVE`.
     pub target_status: String,
+}
+
+impl From<NotificationTarget> for TargetSummary {
+    fn from(target: NotificationTarget) -> Self {
+        Self {
+            target_type: target.target_type,
+            target_address: target.target_address,
+            secret_token: target.secret_token,
+            target_status: "ACTIVE".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -279,11 +295,7 @@ pub async fn describe_notification_rule(
     Ok(web::Json(DescribeNotificationRuleResponse {
         arn: notifications::arn(&state.region, &rule.account_id, &rule.name),
         event_types: rule.event_type_ids().iter().map(|id| event_type(id)).collect(),
-        targets: rule
-            .shown_targets()
-            .into_iter()
-            .map(|target| TargetSummary { target, target_status: "ACTIVE".to_owned() })
-            .collect(),
+        targets: rule.shown_targets().into_iter().map(TargetSummary::from).collect(),
         resource: rule.resource,
         detail_type: rule.detail_type,
         status: if rule.enabled { "ENABLED" } else { "DISABLED" }.to_owned(),
