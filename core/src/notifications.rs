@@ -445,6 +445,23 @@ pub async fn expand(conn: &mut AsyncPgConnection, context: &Context<'_>, limit: 
                     .cloned()
             });
             let approval = action.as_ref().is_some_and(|a| a["actionTypeId"]["category"] == "Approval");
+            // An approval's custom data as its run resolved it (variables
+            // replaced): the run's summary while it waits.
+            let custom_data: Option<String> = if approval {
+                use crate::schema::action_executions as a;
+                a::table
+                    .filter(a::execution_id.eq(change.execution_id))
+                    .filter(a::stage_name.eq(change.stage_name.clone().unwrap_or_default()))
+                    .filter(a::action_name.eq(change.action_name.clone().unwrap_or_default()))
+                    .order(a::started_at.desc())
+                    .select(a::summary)
+                    .first::<Option<String>>(conn)
+                    .await
+                    .optional()?
+                    .flatten()
+            } else {
+                None
+            };
             let pipeline_arn = format!("arn:pw:codepipeline:{}:{account}:{name}", context.region);
             let link = format!("{}/#/pipelines/{}", context.public_url, urlencode(&name));
             for event_type in event_types(change, approval) {
@@ -477,7 +494,7 @@ pub async fn expand(conn: &mut AsyncPgConnection, context: &Context<'_>, limit: 
                             json!({"consoleLink": link, "sourceRevisions": revisions, "trigger": trigger});
                         if approval && event_type == "codepipeline-pipeline-manual-approval-needed" {
                             additional["approval"] = json!({
-                                "customData": action.as_ref().and_then(|a| a["configuration"]["customData"].as_str()),
+                                "customData": custom_data,
                                 "approvalReviewLink": link,
                             });
                         }

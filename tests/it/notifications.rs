@@ -89,7 +89,8 @@ async fn approval_needed_is_posted_signed_and_retried_after_a_500() {
     let pipeline = json!({"name": "site", "stages": [
         {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": kind("Source", "Upload"), "outputArtifacts": [{"name": "Site"}]}]},
         {"name": "Approve", "actions": [{"name": "Review", "actionTypeId": kind("Approval", "Manual"),
-            "configuration": {"customData": "Ship release 7?"}}]}]});
+            "configuration": {"customData": "Ship release #{variables.release}?"}}]}],
+        "variables": [{"name": "release", "defaultValue": "7"}]});
     assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pipeline}))).await.status, 201);
     let (url, received) = receiver().await;
 
