@@ -73,6 +73,8 @@ error_codes! {
     PipelineNotFoundException = NOT_FOUND;
     /// CodePipeline: the pipeline has no execution of that id.
     PipelineExecutionNotFoundException = NOT_FOUND;
+    /// CodePipeline: no action type of that id (a built-in one, or the account's custom one).
+    ActionTypeNotFoundException = NOT_FOUND;
     /// CodePipeline: the pipeline has no action execution of that id.
     ActionExecutionNotFoundException = NOT_FOUND;
     /// CodePipeline: the stage has no action of that name.

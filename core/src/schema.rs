@@ -420,3 +420,14 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    custom_action_types (account_id, category, provider, version) {
+        account_id -> Text,
+        category -> Text,
+        provider -> Text,
+        version -> Text,
+        definition -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}

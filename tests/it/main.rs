@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
+mod action_types;
 mod artifacts;
 mod audit;
 mod clients;

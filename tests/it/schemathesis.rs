@@ -145,6 +145,10 @@ include-path-regex = "action-executions"
 parameters = {{ "path.id" = "{build}", "path.artifact" = "BuildOut" }}
 
 [[operations]]
+include-path-regex = "/v1/action-types/"
+parameters = {{ "path.owner" = "Pipewright", "path.category" = "Build", "path.provider" = "Shell", "path.version" = "1" }}
+
+[[operations]]
 include-path-regex = "/sources/"
 parameters = {{ "path.action" = "Upload" }}
 "#

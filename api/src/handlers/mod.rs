@@ -2,6 +2,7 @@
 
 pub mod access_keys;
 pub mod accounts;
+pub mod action_types;
 pub mod audit;
 pub mod callbacks;
 pub mod executions;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     simulate::routes(cfg);
     audit::routes(cfg);
     pipelines::routes(cfg);
+    action_types::routes(cfg);
     executions::routes(cfg);
     secrets::routes(cfg);
     webhooks::routes(cfg);
@@ -59,6 +61,7 @@ pub fn operations() -> Vec<OperationDoc> {
         simulate::OPERATIONS,
         audit::OPERATIONS,
         pipelines::OPERATIONS,
+        action_types::OPERATIONS,
         executions::OPERATIONS,
         secrets::OPERATIONS,
         webhooks::OPERATIONS,

@@ -1,5 +1,5 @@
 //! Pipelines: CreatePipeline, GetPipeline, UpdatePipeline, DeletePipeline,
-//! ListPipelines, ListActionTypes, and tags (TagResource, UntagResource,
+//! ListPipelines, and tags (TagResource, UntagResource,
 //! ListTagsForResource). Declarations are JSON or YAML, by `Content-Type`
 //! in and `Accept` out.
 
@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 
 use pipewright_core::executions::way_in;
 use pipewright_core::iam::names::{self, Tag};
-use pipewright_core::pipelines::action_types::{self, ActionType};
 use pipewright_core::pipelines::store::{self, Updated};
 use pipewright_core::pipelines::{ExecutionMode, PipelineDeclaration, PipelineType, validate};
 use serde::de::DeserializeOwned;
@@ -94,7 +93,6 @@ operation!(
     |r, _b| Ok(pipeline_arn(r, r.path("name")?))
 );
 operation!(ListPipelines, "codepipeline:ListPipelines", "*", NoBody, |_r, _b| Ok("*".to_owned()));
-operation!(ListActionTypes, "codepipeline:ListActionTypes", "*", NoBody, |_r, _b| Ok("*".to_owned()));
 operation!(
     TagResource,
     "codepipeline:TagResource",
@@ -143,7 +141,6 @@ pub const OPERATIONS: &[OperationDoc] = &[
     OperationDoc::of::<UpdatePipeline>("UpdatePipeline"),
     OperationDoc::of::<DeletePipeline>("DeletePipeline"),
     OperationDoc::of::<ListPipelines>("ListPipelines"),
-    OperationDoc::of::<ListActionTypes>("ListActionTypes"),
     OperationDoc::of::<TagResource>("TagResource"),
     OperationDoc::of::<UntagResource>("UntagResource"),
     OperationDoc::of::<ListTagsForResource>("ListTagsForResource"),
@@ -155,7 +152,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(get_pipeline)
         .service(update_pipeline)
         .service(delete_pipeline)
-        .service(list_action_types)
         .service(list_tags)
         .service(tag_resource)
         .service(untag_resource)
@@ -709,40 +705,6 @@ pub async fn list_pipelines(
         });
     }
     Ok(web::Json(ListPipelinesResponse { pipelines, next_token }))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct ActionTypesQuery {
-    /// `Pipewright` or `Custom`.
-    pub action_owner_filter: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListActionTypesResponse {
-    pub action_types: Vec<ActionType>,
-}
-
-/// The registered action types with their configuration properties and
-/// artifact counts.
-#[utoipa::path(
-    tag = "pipelines", operation_id = "ListActionTypes", params(ActionTypesQuery),
-    responses((status = 200, body = ListActionTypesResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("bearer" = []))
-)]
-#[get("/v1/action-types")]
-pub async fn list_action_types(
-    _auth: Authorized<ListActionTypes>,
-    query: web::Query<ActionTypesQuery>,
-) -> web::Json<ListActionTypesResponse> {
-    let action_types = action_types::all()
-        .iter()
-        .filter(|t| query.action_owner_filter.as_deref().is_none_or(|owner| t.id.owner == owner))
-        .cloned()
-        .collect();
-    web::Json(ListActionTypesResponse { action_types })
 }
 
 /// The pipeline an ARN of this account names (tags are on pipelines).

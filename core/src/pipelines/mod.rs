@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub mod action_types;
+pub mod custom_types;
 pub mod environment;
 pub mod sources;
 pub mod store;
