@@ -86,7 +86,7 @@ fn scan_pipeline(url: &str, role: &str, secret: &str) -> Value {
             "configuration": {"url": url, "method": "POST", "headers": headers, "waitForCallback": "true",
                               "body": "{\"target\": \"#{variables.target}\", \"execution\": \"#{codepipeline.PipelineExecutionId}\"}"}}]},
         {"name": "Report", "actions": [{"name": "Print", "actionTypeId": kind("Test", "Shell"),
-            "configuration": {"commands": "echo report #{Scan.REPORT_ID}\ntest '#{Scan.REPORT_ID}' = r-42"},
+            "configuration": {"commands": "echo report #{Scan.REPORT_ID}\ntest '#{Scan.REPORT_ID}' = r-42\ntest '#{Scan.StatusCode}' = 202"},
             "inputArtifacts": [{"name": "Src"}]}]}]})
 }
 

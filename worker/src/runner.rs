@@ -131,7 +131,7 @@ async fn handle(
         tracing::info!(action = %id, %until, "an action waits for its callback");
         let waiting = crate::while_database_down(&services, &shutdown, "waiting for a callback", || async {
             let mut conn = services.db.conn().await.map_err(|e| e.to_string())?;
-            store::wait_for_callback(&mut conn, id, attempt).await.map_err(|e| e.to_string())
+            store::wait_for_callback(&mut conn, id, attempt, &outcome.variables).await.map_err(|e| e.to_string())
         })
         .await;
         if let Tried::Failed(e) = waiting {

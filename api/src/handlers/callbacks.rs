@@ -129,6 +129,10 @@ pub async fn put_callback_result(
         let lower = u.to_ascii_lowercase();
         (lower.starts_with("https://") || lower.starts_with("http://")) && u.len() <= 2048
     });
+    // The call's own variables (StatusCode), then the callback's.
+    let mut variables: BTreeMap<String, String> =
+        serde_json::from_value(action.output_variables.clone()).unwrap_or_default();
+    variables.extend(result.output_variables);
     let outcome = Outcome {
         succeeded,
         summary: result.summary.clone(),
@@ -136,7 +140,7 @@ pub async fn put_callback_result(
         error_message: (!succeeded)
             .then(|| result.summary.clone().unwrap_or_else(|| "the callback said Failed".to_owned())),
         external_url,
-        variables: result.output_variables,
+        variables,
         ..Outcome::default()
     };
     let queued = runs::finish_action(&mut conn, id, Finisher::Anyone, outcome).await?.ok_or_else(not_waiting)?;

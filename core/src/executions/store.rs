@@ -1307,6 +1307,7 @@ pub async fn wait_for_callback(
     conn: &mut AsyncPgConnection,
     action_execution_id: Uuid,
     job_attempt: i32,
+    variables: &BTreeMap<String, String>,
 ) -> Result<bool, IamError> {
     let set = diesel::update(
         action_executions::table
@@ -1315,7 +1316,11 @@ pub async fn wait_for_callback(
             .filter(action_executions::status.eq(Status::InProgress.as_str()))
             .filter(action_executions::callback_secret.is_not_null()),
     )
-    .set(action_executions::summary.eq("Waiting for its callback"))
+    .set((
+        action_executions::summary.eq("Waiting for its callback"),
+        // (The call's variables, StatusCode: the callback's are added to them.)
+        action_executions::output_variables.eq(serde_json::to_value(variables).unwrap_or_default()),
+    ))
     .execute(conn)
     .await?;
     Ok(set == 1)

@@ -9,13 +9,13 @@ pub const BUILTIN_POLICIES: [(&str, &str, &str); 6] = [
     ),
     (
         "PipewrightFullAccess",
-        "Every pipeline operation",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"codepipeline:*","Resource":"*"}]}"#,
+        "Every pipeline operation, and the pipelines' notification rules",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["codepipeline:*","codestar-notifications:*"],"Resource":"*"}]}"#,
     ),
     (
         "PipewrightReadOnlyAccess",
-        "See every pipeline, its state and history; change nothing",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["codepipeline:Get*","codepipeline:List*"],"Resource":"*"}]}"#,
+        "See every pipeline, its state and history, and its notification rules; change nothing",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["codepipeline:Get*","codepipeline:List*","codestar-notifications:Describe*","codestar-notifications:List*"],"Resource":"*"}]}"#,
     ),
     (
         "IAMFullAccess",
