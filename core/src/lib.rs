@@ -22,4 +22,5 @@ pub mod pipelines;
 pub mod schema;
 pub mod secrets;
 pub mod services;
+pub mod signing;
 pub mod webhooks;

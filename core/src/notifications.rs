@@ -676,13 +676,6 @@ pub fn body_for(target: &NotificationTarget, payload: &Value) -> Value {
     json!(fields)
 }
 
-/// The signature header's value for a body.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let tag: String = ring::hmac::sign(&key, body).as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={tag}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,7 +87,8 @@ async fn attempt(settings: &Settings, due: &Due) -> Attempt {
         .header("x-pipewright-event", &due.delivery.event_type_id)
         .header("x-pipewright-delivery", due.delivery.delivery_id.to_string());
     if let Some(secret) = &target.secret_token {
-        request = request.header("x-pipewright-signature-256", notifications::signature(secret, &body));
+        request =
+            request.header("x-pipewright-signature-256", pipewright_core::signing::sign(secret.as_bytes(), &body));
     }
     match request.body(body).send().await {
         Ok(answer) => {

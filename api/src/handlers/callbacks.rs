@@ -88,10 +88,10 @@ pub async fn put_callback_result(
         )),
         user_name: "callback".to_owned(),
     });
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.to_string().as_bytes());
     let signature = req.headers().get("x-pipewright-signature-256").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let tag = signature.strip_prefix("sha256=").and_then(decode_hex);
-    if tag.is_none_or(|tag| ring::hmac::verify(&key, &body, &tag).is_err()) {
+    if !signature.starts_with("sha256=")
+        || !pipewright_core::signing::verify(secret.to_string().as_bytes(), &body, signature)
+    {
         return Err(ApiError::new(
             ErrorCode::CallbackSignatureMismatchException,
             "the callback is not signed with the action's secret: send X-Pipewright-Signature-256: sha256=<HMAC-SHA256 \
@@ -148,11 +148,4 @@ pub async fn put_callback_result(
     crate::auth::publish_after_commit(&req, queued);
     crate::auth::notify_after_commit(&req, action.pipeline_id);
     Ok(web::Json(CallbackResponse { accepted: true }))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }

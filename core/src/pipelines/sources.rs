@@ -206,24 +206,10 @@ impl SourcePolicy {
     /// nor a private network's unless the operator allows it; with the
     /// address checked, for the request to be pinned to.
     pub async fn check_http(&self, url: &str) -> Result<HttpReach, String> {
-        let parsed = url::Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-        if !["http", "https"].contains(&parsed.scheme()) {
-            return Err(format!("the {}:// scheme is not allowed: use https:// or http://", parsed.scheme()));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err("a URL with a user name or password in it is not allowed".to_owned());
-        }
-        let host = match parsed.host() {
-            Some(url::Host::Domain(d)) => d.strip_suffix('.').unwrap_or(d).to_owned(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(format!("{url:?} names no host")),
-        };
-        let port = parsed.port_or_known_default().unwrap_or(443);
+        let (mut parsed, host, port) = http_target(url)?;
         let address = self.check_host(&host, port, Unresolved::Refuse).await?;
         // The URL names the host as it was checked and pinned (`name.` is
         // `name`): the client never looks up a name the pin does not cover.
-        let mut parsed = parsed;
         if parsed.domain().is_some() && parsed.set_host(Some(&host)).is_err() {
             return Err(format!("{url:?} names no usable host"));
         }
@@ -233,21 +219,29 @@ impl SourcePolicy {
     /// Whether `url` may be saved as an HTTP target (a name that does not
     /// resolve yet is taken: it is checked again before each request).
     pub async fn check_http_target(&self, url: &str) -> Result<(), String> {
-        let parsed = url::Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-        if !["http", "https"].contains(&parsed.scheme()) {
-            return Err(format!("the {}:// scheme is not allowed: use https:// or http://", parsed.scheme()));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err("a URL with a user name or password in it is not allowed".to_owned());
-        }
-        let host = match parsed.host() {
-            Some(url::Host::Domain(d)) => d.strip_suffix('.').unwrap_or(d).to_owned(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(format!("{url:?} names no host")),
-        };
-        self.check_host(&host, parsed.port_or_known_default().unwrap_or(443), Unresolved::Accept).await.map(|_| ())
+        let (_, host, port) = http_target(url)?;
+        self.check_host(&host, port, Unresolved::Accept).await.map(|_| ())
     }
+}
+
+/// An HTTP target's URL, host (`name.` read as `name`) and port, or why a
+/// tenant may not name it: `http(s)://` only, no user name or password.
+fn http_target(url: &str) -> Result<(url::Url, String, u16), String> {
+    let parsed = url::Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !["http", "https"].contains(&parsed.scheme()) {
+        return Err(format!("the {}:// scheme is not allowed: use https:// or http://", parsed.scheme()));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("a URL with a user name or password in it is not allowed".to_owned());
+    }
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.strip_suffix('.').unwrap_or(d).to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(format!("{url:?} names no host")),
+    };
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    Ok((parsed, host, port))
 }
 
 /// Where a checked HTTP request goes: the client connects to `pin` (when
