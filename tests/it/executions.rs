@@ -37,6 +37,18 @@ impl Repo {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
+    /// Commits `content` to `path` on `branch` (made from the current
+    /// commit if new); returns the commit id.
+    pub fn commit_to(&self, branch: &str, path: &str, content: &str) -> String {
+        self.git(&["checkout", "--quiet", "-B", branch]);
+        let file = self.path.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, content).unwrap();
+        self.git(&["add", path]);
+        self.git(&["commit", "--quiet", "-m", &format!("{branch}: {path}")]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
     /// Commits `content` as app.txt; returns the commit id.
     pub fn commit(&self, content: &str, message: &str) -> String {
         std::fs::write(self.path.join("app.txt"), content).unwrap();
@@ -277,6 +289,18 @@ async fn execution(app: &TestApp, token: &str, name: &str, id: &str) -> Value {
     let found = app.call("GET", &format!("/v1/pipelines/{name}/executions/{id}"), Some(token), None).await;
     assert_eq!(found.status, 200, "{}", found.body);
     found.body["pipelineExecution"].clone()
+}
+
+/// A pipeline's executions, newest first.
+pub async fn executions_of(app: &TestApp, token: &str, name: &str) -> Vec<Value> {
+    let listed = app.call("GET", &format!("/v1/pipelines/{name}/executions"), Some(token), None).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    listed.body["pipelineExecutionSummaries"].as_array().unwrap().clone()
+}
+
+/// Waits until an execution of `name` ran `commit` and ended.
+pub async fn ran(app: &TestApp, token: &str, name: &str, commit: &str) -> Value {
+    execution_of_commit(app, token, name, commit, "it runs the commit and ends", |e| e["status"] != "InProgress").await
 }
 
 /// Polls until the execution that took `commit` exists and `check` holds for it.
@@ -1252,7 +1276,7 @@ async fn release_change_runs_a_chosen_commit_or_an_earlier_upload_and_refuses_wh
 }
 
 /// A gzipped tar archive of files (name, content).
-pub fn archive_of(files: &[(&str, &str)]) -> Vec<u8> {
+fn archive_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     for (name, content) in files {
         let mut header = tar::Header::new_gnu();

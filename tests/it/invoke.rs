@@ -4,72 +4,19 @@
 //! next stage reads; a bad signature is refused; a URL on this host is
 //! refused unless the operator allows it.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::executions::{action, archive_of, kind, state_until};
+use crate::executions::{action, kind, state_until};
 use crate::support::TestApp;
+use crate::support::receiver::{self, hmac};
 
 const PASSWORD: &str = "correct horse battery";
 const API_KEY: &str = "scan-key-0c7e1d";
 
-type Requests = Arc<Mutex<Vec<(String, Vec<(String, String)>, String)>>>;
-
-/// An HTTP server on 127.0.0.1 answering 202 to everything; returns its
-/// address and the requests (request line, headers, body) it got.
-async fn service() -> (String, Requests) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let requests: Requests = Arc::default();
-    let kept = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buffer = [0u8; 8192];
-                let (head, start) = loop {
-                    let Ok(n) = socket.read(&mut buffer).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    data.extend_from_slice(&buffer[..n]);
-                    if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break (String::from_utf8_lossy(&data[..end]).into_owned(), end + 4);
-                    }
-                };
-                let mut lines = head.lines();
-                let request_line = lines.next().unwrap_or_default().to_owned();
-                let headers: Vec<(String, String)> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize =
-                    headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-                while data.len() < start + length {
-                    let Ok(n) = socket.read(&mut buffer).await else { return };
-                    if n == 0 {
-                        break;
-                    }
-                    data.extend_from_slice(&buffer[..n]);
-                }
-                let body = String::from_utf8_lossy(&data[start..]).into_owned();
-                kept.lock().unwrap().push((request_line, headers, body));
-                let _ = socket
-                    .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 8\r\nconnection: close\r\n\r\naccepted")
-                    .await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    (address, requests)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    headers.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+fn accepted(_: usize) -> (&'static str, &'static str) {
+    ("202 Accepted", "accepted")
 }
 
 /// Source(Upload) → Scan (Invoke/HTTP, waits for its callback) → Report
@@ -95,7 +42,7 @@ async fn an_http_call_with_a_secret_header_waits_for_its_signed_callback() {
     let app = TestApp::spawn_with_worker_and(|c| c.git_allowed_hosts = "127.0.0.1".to_owned()).await;
     let account = app.create_account(None, PASSWORD).await;
     let root = app.sign_in(&account, "root", PASSWORD).await;
-    let (address, requests) = service().await;
+    let (address, requests) = receiver::start(accepted).await;
     let url = format!("http://{address}/scans");
 
     let secret = app
@@ -133,16 +80,7 @@ async fn an_http_call_with_a_secret_header_waits_for_its_signed_callback() {
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let upload = app
-        .client
-        .post(app.url("/v1/pipelines/scanned/sources/Upload/revisions"))
-        .bearer_auth(&root)
-        .header("content-type", "application/gzip")
-        .body(archive_of(&[("app.txt", "v1")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 200);
+    crate::isolation::upload(&app, &root, "scanned").await;
 
     // The call: the secret's value as a header, the body's variables
     // resolved, the callback's URL and secret.
@@ -150,16 +88,16 @@ async fn an_http_call_with_a_secret_header_waits_for_its_signed_callback() {
         action(s, "Scan", "Scan")["summary"] == "Waiting for its callback"
     })
     .await;
-    let (line, headers, body) = requests.lock().unwrap()[0].clone();
-    assert_eq!(line, "POST /scans HTTP/1.1");
-    assert_eq!(header(&headers, "authorization"), format!("Bearer {API_KEY}"));
-    assert_eq!(header(&headers, "x-team"), "web");
-    let sent: Value = serde_json::from_str(&body).unwrap();
+    let call = requests.lock().unwrap()[0].clone();
+    assert_eq!(call.line, "POST /scans HTTP/1.1");
+    assert_eq!(call.header("authorization"), format!("Bearer {API_KEY}"));
+    assert_eq!(call.header("x-team"), "web");
+    let sent: Value = serde_json::from_slice(&call.body).unwrap();
     assert_eq!(sent["target"], "staging");
     let execution = action(&waiting, "Scan", "Scan")["pipelineExecutionId"].as_str().unwrap().to_owned();
     assert_eq!(sent["execution"], execution.as_str());
-    let callback_url = header(&headers, "x-pipewright-callback-url").to_owned();
-    let callback_secret = header(&headers, "x-pipewright-callback-secret").to_owned();
+    let callback_url = call.header("x-pipewright-callback-url").to_owned();
+    let callback_secret = call.header("x-pipewright-callback-secret").to_owned();
     let path = &callback_url[callback_url.find("/v1/callbacks/").unwrap()..];
     // Whoever may read the pipeline's state does not learn the secret.
     let shown = app.call("GET", "/v1/pipelines/scanned/state", Some(&root), None).await.body;
@@ -168,11 +106,7 @@ async fn an_http_call_with_a_secret_header_waits_for_its_signed_callback() {
     // A callback not signed with that secret is refused; the action waits on.
     let result = json!({"status": "Succeeded", "summary": "no findings", "outputVariables": {"REPORT_ID": "r-42"}});
     let bytes = serde_json::to_vec(&result).unwrap();
-    let sign = |key: &str| {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
-        let tag: String = ring::hmac::sign(&key, &bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256={tag}")
-    };
+    let sign = |key: &str| hmac(key, &bytes);
     let post = |signature: String| {
         app.client
             .post(app.url(path))
@@ -204,16 +138,7 @@ async fn an_http_call_with_a_secret_header_waits_for_its_signed_callback() {
     pinged["stages"][1]["actions"][0]["configuration"]["waitForCallback"] = json!("false");
     pinged["stages"].as_array_mut().unwrap().truncate(2);
     assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pinged}))).await.status, 201);
-    let upload = app
-        .client
-        .post(app.url("/v1/pipelines/pinged/sources/Upload/revisions"))
-        .bearer_auth(&root)
-        .header("content-type", "application/gzip")
-        .body(archive_of(&[("app.txt", "v1")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 200);
+    crate::isolation::upload(&app, &root, "pinged").await;
     let called = state_until(&app, &root, "pinged", "the call ends", |s| {
         action(s, "Scan", "Scan")["status"] != "InProgress" && !action(s, "Scan", "Scan").is_null()
     })

@@ -3,81 +3,20 @@
 //! delivery log tells; targets this host's addresses are refused unless
 //! the operator allows them; secrets are never answered or recorded.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::executions::{archive_of, kind};
+use crate::executions::kind;
 use crate::support::TestApp;
+use crate::support::receiver::{self, hmac};
 
 const PASSWORD: &str = "correct horse battery";
 const SECRET: &str = "notify-secret-7";
 
-/// What a receiver was sent: headers (lower-case names) and body.
-type Received = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
-
-/// An HTTP receiver on 127.0.0.1 that answers 500 to its first request and
-/// 200 after; returns its URL and what it received.
-async fn receiver() -> (String, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let received: Received = Arc::default();
-    let kept = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buffer = [0u8; 8192];
-                let (head, body_start) = loop {
-                    let Ok(n) = socket.read(&mut buffer).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    data.extend_from_slice(&buffer[..n]);
-                    if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break (String::from_utf8_lossy(&data[..end]).into_owned(), end + 4);
-                    }
-                };
-                let headers: Vec<(String, String)> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize =
-                    headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-                while data.len() < body_start + length {
-                    let Ok(n) = socket.read(&mut buffer).await else { return };
-                    if n == 0 {
-                        break;
-                    }
-                    data.extend_from_slice(&buffer[..n]);
-                }
-                let body = data[body_start..].to_vec();
-                let first = {
-                    let mut all = kept.lock().unwrap();
-                    all.push((headers, body));
-                    all.len() == 1
-                };
-                let answer: &[u8] = if first {
-                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
-                } else {
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-                };
-                let _ = socket.write_all(answer).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    (url, received)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+/// 500 to the first request, 200 after.
+fn fails_once(n: usize) -> (&'static str, &'static str) {
+    if n == 1 { ("500 Internal Server Error", "oops") } else { ("200 OK", "ok") }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,7 +31,8 @@ async fn approval_needed_is_posted_signed_and_retried_after_a_500() {
             "configuration": {"customData": "Ship release #{variables.release}?"}}]}],
         "variables": [{"name": "release", "defaultValue": "7"}]});
     assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pipeline}))).await.status, 201);
-    let (url, received) = receiver().await;
+    let (address, received) = receiver::start(fails_once).await;
+    let url = format!("http://{address}/hook");
 
     let arn = format!("arn:pw:codepipeline:local:{account}:site");
     let rule = |targets: Value| {
@@ -131,16 +71,7 @@ async fn approval_needed_is_posted_signed_and_retried_after_a_500() {
 
     // An upload runs to the approval: the receiver is told, answers 500,
     // and is told again.
-    let upload = app
-        .client
-        .post(app.url("/v1/pipelines/site/sources/Upload/revisions"))
-        .bearer_auth(&root)
-        .header("content-type", "application/gzip")
-        .body(archive_of(&[("index.html", "<h1>7</h1>")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 200);
+    crate::isolation::upload(&app, &root, "site").await;
     for _ in 0..150 {
         if received.lock().unwrap().len() >= 2 {
             break;
@@ -149,12 +80,11 @@ async fn approval_needed_is_posted_signed_and_retried_after_a_500() {
     }
     let received = received.lock().unwrap().clone();
     assert_eq!(received.len(), 2, "sent once, and again after the 500");
-    let (headers, body) = &received[1];
-    assert_eq!(received[0].1, *body, "the same event both times");
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
-    let expected: String = ring::hmac::sign(&key, body).as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(header(headers, "x-pipewright-signature-256"), Some(format!("sha256={expected}").as_str()));
-    assert_eq!(header(headers, "x-pipewright-event"), Some("codepipeline-pipeline-manual-approval-needed"));
+    let (first, again) = (&received[0], &received[1]);
+    assert_eq!(first.body, again.body, "the same event both times");
+    let body = &again.body;
+    assert_eq!(again.header("x-pipewright-signature-256"), hmac(SECRET, body));
+    assert_eq!(again.header("x-pipewright-event"), "codepipeline-pipeline-manual-approval-needed");
     let event: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(event["detail"]["pipeline"], "site");
     assert_eq!(event["detail"]["stage"], "Approve");

@@ -6,59 +6,33 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::executions::{Repo, kind};
+use crate::executions::{Repo, executions_of, kind, ran};
 use crate::support::TestApp;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// Commits `content` to `path` on `branch` (made from the current commit
-/// if new); returns the commit id.
-fn commit_to(repo: &Repo, branch: &str, path: &str, content: &str) -> String {
-    repo.git(&["checkout", "--quiet", "-B", branch]);
-    let file = repo.path.join(path);
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(&file, content).unwrap();
-    repo.git(&["add", path]);
-    repo.git(&["commit", "--quiet", "-m", &format!("{branch}: {path}")]);
-    repo.git(&["rev-parse", "HEAD"])
-}
-
-/// Source (Git, polled) → Build (a shell that prints the branch), started
-/// by `push` filters.
-fn filtered(name: &str, repo: &Repo, push: Value) -> Value {
+/// Source (Git; polled or not) → Build (a shell that prints the branch),
+/// started by the trigger's `git` configuration (its action name added).
+pub fn triggered(name: &str, repo: &Repo, polled: bool, mut git: Value) -> Value {
+    git["sourceActionName"] = json!("Code");
     json!({
         "name": name,
         "stages": [
             {"name": "Source", "actions": [{"name": "Code", "actionTypeId": kind("Source", "Git"),
-                "configuration": {"repositoryUrl": repo.path.display().to_string(), "branch": "main"},
+                "configuration": {"repositoryUrl": repo.path.display().to_string(), "branch": "main",
+                                  "pollForSourceChanges": polled.to_string()},
                 "outputArtifacts": [{"name": "Src"}], "namespace": "Src"}]},
             {"name": "Build", "actions": [{"name": "Show", "actionTypeId": kind("Build", "Shell"),
                 "configuration": {"commands": "echo on #{Src.BranchName}; ls services"},
                 "inputArtifacts": [{"name": "Src"}]}]}
         ],
-        "triggers": [{"providerType": "Git", "gitConfiguration": {"sourceActionName": "Code", "push": push}}]
+        "triggers": [{"providerType": "Git", "gitConfiguration": git}]
     })
 }
 
-async fn executions(app: &TestApp, token: &str, name: &str) -> Vec<Value> {
-    let listed = app.call("GET", &format!("/v1/pipelines/{name}/executions"), Some(token), None).await;
-    assert_eq!(listed.status, 200, "{}", listed.body);
-    listed.body["pipelineExecutionSummaries"].as_array().unwrap().clone()
-}
-
-/// Waits until an execution of `name` ran `commit` and ended.
-async fn ran(app: &TestApp, token: &str, name: &str, commit: &str) -> Value {
-    for _ in 0..300 {
-        let found = executions(app, token, name).await.into_iter().find(|e| {
-            e["artifactRevisions"].as_array().unwrap().iter().any(|r| r["revisionId"] == commit)
-                && e["status"] != "InProgress"
-        });
-        if let Some(found) = found {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} never ran {commit}: {:#?}", executions(app, token, name).await);
+/// [`triggered`], polled, by `push` filters.
+fn filtered(name: &str, repo: &Repo, push: Value) -> Value {
+    triggered(name, repo, true, json!({"push": push}))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -67,9 +41,9 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
     let account = app.create_account(None, PASSWORD).await;
     let root = app.sign_in(&account, "root", PASSWORD).await;
     let repo = Repo::new("monorepo");
-    commit_to(&repo, "main", "services/api/main.rs", "api 0");
-    commit_to(&repo, "main", "services/web/index.html", "web 0");
-    commit_to(&repo, "old", "services/api/main.rs", "a branch made before the pipelines");
+    repo.commit_to("main", "services/api/main.rs", "api 0");
+    repo.commit_to("main", "services/web/index.html", "web 0");
+    repo.commit_to("old", "services/api/main.rs", "a branch made before the pipelines");
     repo.git(&["checkout", "--quiet", "main"]);
 
     let of = |folder: &str| {
@@ -95,7 +69,7 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
     // A commit to main touching services/api runs api, and only api.
-    let to_api = commit_to(&repo, "main", "services/api/main.rs", "api 1");
+    let to_api = repo.commit_to("main", "services/api/main.rs", "api 1");
     let api = ran(&app, &root, "api", &to_api).await;
     assert_eq!(api["status"], "Succeeded", "{api:#}");
     assert_eq!(api["trigger"]["triggerType"], "PollForSourceChanges");
@@ -104,8 +78,8 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
 
     // A new branch release/1 with a commit touching services/web runs web
     // on that branch; a README under services/api runs nothing.
-    commit_to(&repo, "release/1", "services/api/README.md", "docs only");
-    let to_web = commit_to(&repo, "release/1", "services/web/index.html", "web 1");
+    repo.commit_to("release/1", "services/api/README.md", "docs only");
+    let to_web = repo.commit_to("release/1", "services/web/index.html", "web 1");
     let web = ran(&app, &root, "web", &to_web).await;
     assert_eq!(web["status"], "Succeeded", "{web:#}");
     assert_eq!(web["artifactRevisions"][0]["branch"], "release/1");
@@ -127,7 +101,7 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
     ran(&app, &root, "anything", &to_web).await;
 
     // A branch outside the filters, a tag outside them, then a tag inside.
-    let feature = commit_to(&repo, "feature/x", "services/api/main.rs", "api 2");
+    let feature = repo.commit_to("feature/x", "services/api/main.rs", "api 2");
     repo.git(&["tag", "v2-rc1"]);
     repo.git(&["tag", "-a", "v2", "-m", "release 2"]);
     let tagged = ran(&app, &root, "tagged", &feature).await;
@@ -137,10 +111,10 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
     // One more poll: nothing else started.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let count = |list: Vec<Value>| list.len();
-    assert_eq!(count(executions(&app, &root, "api").await), 2, "creation and services/api on main");
-    assert_eq!(count(executions(&app, &root, "web").await), 2, "creation and services/web on release/1");
-    assert_eq!(count(executions(&app, &root, "tagged").await), 2, "creation and v2, not v2-rc1");
-    assert_eq!(count(executions(&app, &root, "anything").await), 3, "creation, release/1, feature/x, not old");
+    assert_eq!(count(executions_of(&app, &root, "api").await), 2, "creation and services/api on main");
+    assert_eq!(count(executions_of(&app, &root, "web").await), 2, "creation and services/web on release/1");
+    assert_eq!(count(executions_of(&app, &root, "tagged").await), 2, "creation and v2, not v2-rc1");
+    assert_eq!(count(executions_of(&app, &root, "anything").await), 3, "creation, release/1, feature/x, not old");
 
     // Widening a filter to every branch runs none of the branches that
     // exist already; a push after that does.
@@ -149,7 +123,7 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
     let updated = app.call("PUT", "/v1/pipelines/api", Some(&root), Some(json!({"pipeline": current}))).await;
     assert_eq!(updated.status, 200, "{}", updated.body);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(count(executions(&app, &root, "api").await), 2, "old, feature/x and release/1 are not new");
-    let on_old = commit_to(&repo, "old", "services/api/main.rs", "api on old");
+    assert_eq!(count(executions_of(&app, &root, "api").await), 2, "old, feature/x and release/1 are not new");
+    let on_old = repo.commit_to("old", "services/api/main.rs", "api on old");
     ran(&app, &root, "api", &on_old).await;
 }

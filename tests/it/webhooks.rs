@@ -7,43 +7,17 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::executions::{Repo, kind};
+use crate::executions::{Repo, executions_of, ran};
 use crate::support::TestApp;
+use crate::support::receiver::hmac;
+use crate::triggers::triggered;
 
 const PASSWORD: &str = "correct horse battery";
 const SECRET: &str = "webhook-secret-42";
 
-fn commit_to(repo: &Repo, branch: &str, path: &str, content: &str) -> String {
-    repo.git(&["checkout", "--quiet", "-B", branch]);
-    let file = repo.path.join(path);
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(&file, content).unwrap();
-    repo.git(&["add", path]);
-    repo.git(&["commit", "--quiet", "-m", &format!("{branch}: {path}")]);
-    repo.git(&["rev-parse", "HEAD"])
-}
-
-/// Source (Git, not polled) → Build, started by `git` (a trigger's
-/// gitConfiguration without its action name).
-fn pipeline(name: &str, repo: &Repo, mut git: Value) -> Value {
-    git["sourceActionName"] = json!("Code");
-    json!({
-        "name": name,
-        "stages": [
-            {"name": "Source", "actions": [{"name": "Code", "actionTypeId": kind("Source", "Git"),
-                "configuration": {"repositoryUrl": repo.path.display().to_string(), "branch": "main",
-                                  "pollForSourceChanges": "false"},
-                "outputArtifacts": [{"name": "Src"}], "namespace": "Src"}]},
-            {"name": "Build", "actions": [{"name": "Show", "actionTypeId": kind("Build", "Shell"),
-                "configuration": {"commands": "echo on #{Src.BranchName}"}, "inputArtifacts": [{"name": "Src"}]}]}
-        ],
-        "triggers": [{"providerType": "Git", "gitConfiguration": git}]
-    })
-}
-
-fn signature(body: &[u8], secret: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    ring::hmac::sign(&key, body).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+/// A webhook-served pipeline ([`triggered`], not polled).
+fn pipeline(name: &str, repo: &Repo, git: Value) -> Value {
+    triggered(name, repo, false, git)
 }
 
 async fn deliver(app: &TestApp, path: &str, event: &str, body: &Value, signature: &str) -> (u16, Value) {
@@ -53,33 +27,13 @@ async fn deliver(app: &TestApp, path: &str, event: &str, body: &Value, signature
         .post(app.url(path))
         .header("content-type", "application/json")
         .header("x-github-event", event)
-        .header("x-hub-signature-256", format!("sha256={signature}"))
+        .header("x-hub-signature-256", signature)
         .header("user-agent", "GitHub-Hookshot/test")
         .body(bytes)
         .send()
         .await
         .unwrap();
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-}
-
-async fn executions(app: &TestApp, token: &str, name: &str) -> Vec<Value> {
-    let listed = app.call("GET", &format!("/v1/pipelines/{name}/executions"), Some(token), None).await;
-    assert_eq!(listed.status, 200, "{}", listed.body);
-    listed.body["pipelineExecutionSummaries"].as_array().unwrap().clone()
-}
-
-async fn ran(app: &TestApp, token: &str, name: &str, commit: &str) -> Value {
-    for _ in 0..300 {
-        let found = executions(app, token, name).await.into_iter().find(|e| {
-            e["artifactRevisions"].as_array().unwrap().iter().any(|r| r["revisionId"] == commit)
-                && e["status"] != "InProgress"
-        });
-        if let Some(found) = found {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} never ran {commit}: {:#?}", executions(app, token, name).await);
 }
 
 async fn put_webhook(app: &TestApp, token: &str, name: &str, pipeline: &str) -> String {
@@ -101,7 +55,7 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
     let account = app.create_account(None, PASSWORD).await;
     let root = app.sign_in(&account, "root", PASSWORD).await;
     let repo = Repo::new("mono");
-    let first = commit_to(&repo, "main", "services/api/main.rs", "api 0");
+    let first = repo.commit_to("main", "services/api/main.rs", "api 0");
     let api = pipeline(
         "api",
         &repo,
@@ -132,11 +86,11 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
     assert!(!listed.body.to_string().contains(SECRET));
 
     // A push to main touching services/api, delivered as GitHub does.
-    let to_api = commit_to(&repo, "main", "services/api/main.rs", "api 1");
+    let to_api = repo.commit_to("main", "services/api/main.rs", "api 1");
     let push = json!({"ref": "refs/heads/main", "before": first, "after": to_api,
                       "repository": {"name": "mono"}, "commits": []});
     let body = serde_json::to_vec(&push).unwrap();
-    let (status, answer) = deliver(&app, &api_hook, "push", &push, &signature(&body, SECRET)).await;
+    let (status, answer) = deliver(&app, &api_hook, "push", &push, &hmac(SECRET, &body)).await;
     assert_eq!((status, &answer["accepted"]), (202, &json!(true)), "{answer}");
     let run = ran(&app, &root, "api", &to_api).await;
     assert_eq!(run["status"], "Succeeded", "{run:#}");
@@ -145,23 +99,23 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
     assert_eq!(run["trigger"]["filter"], "triggers[0].gitConfiguration.push[0]");
 
     // The same push with a bad signature: refused, and nothing runs.
-    let to_api_2 = commit_to(&repo, "main", "services/api/main.rs", "api 2");
+    let to_api_2 = repo.commit_to("main", "services/api/main.rs", "api 2");
     let push2 = json!({"ref": "refs/heads/main", "before": to_api, "after": to_api_2, "repository": {"name": "mono"}});
     let body2 = serde_json::to_vec(&push2).unwrap();
-    let (status, answer) = deliver(&app, &api_hook, "push", &push2, &signature(&body2, "not-the-secret")).await;
+    let (status, answer) = deliver(&app, &api_hook, "push", &push2, &hmac("not-the-secret", &body2)).await;
     assert_eq!((status, answer["code"].as_str()), (401, Some("WebhookAuthenticationFailedException")), "{answer}");
     // Signed for another body: refused too.
-    let (status, _) = deliver(&app, &api_hook, "push", &push2, &signature(&body, SECRET)).await;
+    let (status, _) = deliver(&app, &api_hook, "push", &push2, &hmac(SECRET, &body)).await;
     assert_eq!(status, 401);
     // A push touching only other folders, signed: taken, matched, not run.
-    let to_web = commit_to(&repo, "main", "services/web/index.html", "web");
+    let to_web = repo.commit_to("main", "services/web/index.html", "web");
     let push3 = json!({"ref": "refs/heads/main", "before": to_api_2, "after": to_web, "repository": {"name": "mono"}});
     let body3 = serde_json::to_vec(&push3).unwrap();
-    assert_eq!(deliver(&app, &api_hook, "push", &push3, &signature(&body3, SECRET)).await.0, 202);
+    assert_eq!(deliver(&app, &api_hook, "push", &push3, &hmac(SECRET, &body3)).await.0, 202);
     // A delivery the webhook's filter does not pass.
     let other = json!({"ref": "refs/heads/main", "after": to_web, "repository": {"name": "other"}});
     let other_body = serde_json::to_vec(&other).unwrap();
-    let (status, answer) = deliver(&app, &api_hook, "push", &other, &signature(&other_body, SECRET)).await;
+    let (status, answer) = deliver(&app, &api_hook, "push", &other, &hmac(SECRET, &other_body)).await;
     assert_eq!((status, answer["accepted"].as_bool()), (200, Some(false)), "{answer}");
 
     // The refusal is in the account's event history, as the webhook, with
@@ -183,11 +137,14 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
     assert_eq!(refusal["userIdentity"]["userName"], "github-api");
     assert_eq!(refusal["userAgent"], "GitHub-Hookshot/test");
     let log = app.audit_table_text().await;
-    assert!(!log.contains(SECRET) && !log.contains(&signature(&body2, "not-the-secret")), "a secret in the log");
+    assert!(
+        !log.contains(SECRET) && !log.contains(hmac("not-the-secret", &body2).trim_start_matches("sha256=")),
+        "a secret in the log"
+    );
 
     // The first push delivered again (a replay, or late): the branch has
     // moved on, so nothing runs — a branch never goes back to an older commit.
-    let (status, _) = deliver(&app, &api_hook, "push", &push, &signature(&body, SECRET)).await;
+    let (status, _) = deliver(&app, &api_hook, "push", &push, &hmac(SECRET, &body)).await;
     assert_eq!(status, 202);
     // The hook's id (its URL's credential) is not in the log either.
     let id = api_hook.rsplit('/').next().unwrap();
@@ -197,15 +154,15 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
 
     // Only the signed push to services/api ran (the creation's, and one).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(executions(&app, &root, "api").await.len(), 2);
+    assert_eq!(executions_of(&app, &root, "api").await.len(), 2);
 
     // A pull request into main: GitHub's head ref runs "prs" on its commit.
-    let feature = commit_to(&repo, "feature/login", "services/web/login.html", "login");
+    let feature = repo.commit_to("feature/login", "services/web/login.html", "login");
     repo.git(&["update-ref", "refs/pull/7/head", &feature]);
     let opened = json!({"action": "opened", "number": 7, "repository": {"name": "mono"},
         "pull_request": {"title": "Login", "head": {"ref": "feature/login", "sha": feature}, "base": {"ref": "main"}}});
     let opened_body = serde_json::to_vec(&opened).unwrap();
-    let (status, answer) = deliver(&app, &pr_hook, "pull_request", &opened, &signature(&opened_body, SECRET)).await;
+    let (status, answer) = deliver(&app, &pr_hook, "pull_request", &opened, &hmac(SECRET, &opened_body)).await;
     assert_eq!(status, 202, "{answer}");
     let run = ran(&app, &root, "prs", &feature).await;
     assert_eq!(run["status"], "Succeeded", "{run:#}");
@@ -216,12 +173,12 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
     let closed = json!({"action": "closed", "number": 7, "repository": {"name": "mono"},
         "pull_request": {"head": {"ref": "feature/login", "sha": feature}, "base": {"ref": "main"}}});
     let closed_body = serde_json::to_vec(&closed).unwrap();
-    assert_eq!(deliver(&app, &pr_hook, "pull_request", &closed, &signature(&closed_body, SECRET)).await.0, 202);
+    assert_eq!(deliver(&app, &pr_hook, "pull_request", &closed, &hmac(SECRET, &closed_body)).await.0, 202);
 
     // Deleted: its URL takes nothing more.
     assert_eq!(app.call("DELETE", "/v1/webhooks/github-prs", Some(&root), None).await.status, 204);
-    let (status, answer) = deliver(&app, &pr_hook, "pull_request", &opened, &signature(&opened_body, SECRET)).await;
+    let (status, answer) = deliver(&app, &pr_hook, "pull_request", &opened, &hmac(SECRET, &opened_body)).await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("WebhookNotFoundException")));
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(executions(&app, &root, "prs").await.len(), 2, "the creation's and the opened pull request's");
+    assert_eq!(executions_of(&app, &root, "prs").await.len(), 2, "the creation's and the opened pull request's");
 }

@@ -3,6 +3,7 @@
 
 pub mod chaos;
 pub mod db;
+pub mod receiver;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
