@@ -112,6 +112,21 @@ async fn a_signed_push_starts_the_pipeline_it_matches_and_a_bad_signature_is_ref
     let push3 = json!({"ref": "refs/heads/main", "before": to_api_2, "after": to_web, "repository": {"name": "mono"}});
     let body3 = serde_json::to_vec(&push3).unwrap();
     assert_eq!(deliver(&app, &api_hook, "push", &push3, &hmac(SECRET, &body3)).await.0, 202);
+    // Hostile payloads, signed: a ref git would read as an option, a
+    // commit that is a revision expression, a body past the limit.
+    for hostile in [
+        json!({"ref": "--upload-pack=touch /tmp/pwned", "after": to_web, "repository": {"name": "mono"}}),
+        json!({"ref": "refs/heads/main", "after": "HEAD~3", "repository": {"name": "mono"}}),
+    ] {
+        let bytes = serde_json::to_vec(&hostile).unwrap();
+        let (status, answer) = deliver(&app, &api_hook, "push", &hostile, &hmac(SECRET, &bytes)).await;
+        assert_eq!((status, answer["code"].as_str()), (400, Some("ValidationException")), "{hostile}: {answer}");
+    }
+    let huge =
+        json!({"ref": "refs/heads/main", "repository": {"name": "mono"}, "padding": "x".repeat(2 * 1024 * 1024)});
+    let huge_bytes = serde_json::to_vec(&huge).unwrap();
+    let (status, _) = deliver(&app, &api_hook, "push", &huge, &hmac(SECRET, &huge_bytes)).await;
+    assert!((400..500).contains(&status), "a 2 MiB delivery: {status}");
     // A delivery the webhook's filter does not pass.
     let other = json!({"ref": "refs/heads/main", "after": to_web, "repository": {"name": "other"}});
     let other_body = serde_json::to_vec(&other).unwrap();
