@@ -40,12 +40,25 @@ impl Repo {
     /// Commits `content` to `path` on `branch` (made from the current
     /// commit if new); returns the commit id.
     pub fn commit_to(&self, branch: &str, path: &str, content: &str) -> String {
+        self.commits_to(branch, &[(path, content)])
+    }
+
+    /// Commits each `(path, content)` in turn on `branch` (made from HEAD
+    /// when new), then moves the branch to the last in one ref update, so a
+    /// poller never sees the branch half-made or between the commits;
+    /// returns the last commit id.
+    pub fn commits_to(&self, branch: &str, files: &[(&str, &str)]) -> String {
+        let exists = self.git(&["branch", "--list", branch]);
+        let start = if exists.is_empty() { "HEAD".to_string() } else { branch.to_string() };
+        self.git(&["checkout", "--quiet", "--detach", &start]);
+        for (path, content) in files {
+            let file = self.path.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, content).unwrap();
+            self.git(&["add", path]);
+            self.git(&["commit", "--quiet", "-m", &format!("{branch}: {path}")]);
+        }
         self.git(&["checkout", "--quiet", "-B", branch]);
-        let file = self.path.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, content).unwrap();
-        self.git(&["add", path]);
-        self.git(&["commit", "--quiet", "-m", &format!("{branch}: {path}")]);
         self.git(&["rev-parse", "HEAD"])
     }
 

@@ -78,8 +78,8 @@ async fn pushes_run_only_the_pipelines_whose_branches_and_paths_they_touch() {
 
     // A new branch release/1 with a commit touching services/web runs web
     // on that branch; a README under services/api runs nothing.
-    repo.commit_to("release/1", "services/api/README.md", "docs only");
-    let to_web = repo.commit_to("release/1", "services/web/index.html", "web 1");
+    let to_web =
+        repo.commits_to("release/1", &[("services/api/README.md", "docs only"), ("services/web/index.html", "web 1")]);
     let web = ran(&app, &root, "web", &to_web).await;
     assert_eq!(web["status"], "Succeeded", "{web:#}");
     assert_eq!(web["artifactRevisions"][0]["branch"], "release/1");
