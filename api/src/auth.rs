@@ -417,19 +417,27 @@ pub fn publish_after_commit(req: &HttpRequest, ids: Vec<pipewright_core::messagi
     }
 }
 
-/// Pipelines whose live listeners hear of the request's change once its
-/// transaction commits (a change no execution step follows, such as a
-/// disabled transition).
+/// Redis channels told of the request's change once its transaction
+/// commits: pipelines' live listeners (a change no execution step follows,
+/// such as a disabled transition), job workers waiting for a job.
 #[derive(Debug, Clone, Default)]
-pub struct PendingLiveUpdates(pub Vec<uuid::Uuid>);
+pub struct PendingLiveUpdates(pub Vec<String>);
 
 /// Tells the pipeline's live listeners after the request's transaction commits.
 pub fn notify_after_commit(req: &HttpRequest, pipeline_id: uuid::Uuid) {
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        publish_after_commit_to(req, state.services.cache.pipeline_channel(&pipeline_id));
+    }
+}
+
+/// Publishes on a Redis channel (its whole name) after the request's
+/// transaction commits.
+pub fn publish_after_commit_to(req: &HttpRequest, channel: String) {
     let mut extensions = req.extensions_mut();
     match extensions.get_mut::<PendingLiveUpdates>() {
-        Some(pending) => pending.0.push(pipeline_id),
+        Some(pending) => pending.0.push(channel),
         None => {
-            extensions.insert(PendingLiveUpdates(vec![pipeline_id]));
+            extensions.insert(PendingLiveUpdates(vec![channel]));
         }
     }
 }

@@ -116,6 +116,15 @@ error_codes! {
     /// A webhook delivery was not signed with the webhook's secret (or came from outside its
     /// allowed range): refused, and recorded in the webhook's account.
     WebhookAuthenticationFailedException = UNAUTHORIZED;
+    /// CodePipeline: no job of that id in the account.
+    JobNotFoundException = NOT_FOUND;
+    /// CodePipeline: the nonce is not the one of the job's latest dispatch (another job worker
+    /// took it, or it was handed out again).
+    InvalidNonceException = BAD_REQUEST;
+    /// CodePipeline: the job is not in a state that allows this (not acknowledged, or ended).
+    InvalidJobStateException = BAD_REQUEST;
+    /// CodePipeline: the output variables are too large.
+    OutputVariablesSizeExceededException = BAD_REQUEST;
     /// The ARN is not one of a resource this operation takes.
     InvalidArnException = BAD_REQUEST;
     /// A tag key or value is not allowed.

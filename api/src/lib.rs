@@ -38,6 +38,7 @@ use utoipa::OpenApi;
         (name = "secrets", description = "An account's secrets, as Secrets Manager has them: values are never answered, only read by actions"),
         (name = "notifications", description = "Notification rules on pipelines, as CodeStar Notifications has them, and their delivery log"),
         (name = "webhooks", description = "Webhooks in: URLs a Git host posts push and pull-request events to, as CodePipeline has them"),
+        (name = "jobs", description = "The job API of custom actions, as CodePipeline has it: job workers poll for jobs, acknowledge them and give their results"),
     )
 )]
 pub struct ApiDoc;

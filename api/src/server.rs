@@ -59,6 +59,8 @@ pub struct AppState {
     pub publisher: pipewright_core::messaging::Publisher,
     /// Where the service is reached from outside (webhooks' URLs).
     pub public_url: String,
+    /// How long a dispatched job waits for its AcknowledgeJob.
+    pub job_ack_secs: u64,
     /// Cancelled when the server starts to stop: live streams end then, so
     /// that a graceful stop does not wait for their clients to leave.
     pub stopping: tokio_util::sync::CancellationToken,
@@ -521,6 +523,7 @@ pub fn start(
         } else {
             config.public_url()
         },
+        job_ack_secs: config.job_ack_secs.max(1),
         password_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)),
         stopping: tokio_util::sync::CancellationToken::new(),
     });

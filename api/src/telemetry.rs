@@ -98,8 +98,7 @@ pub async fn observe(
                         (live, response.request().app_data::<web::Data<crate::server::AppState>>().cloned())
                     {
                         tokio::spawn(async move {
-                            for pipeline in live.0 {
-                                let channel = state.services.cache.pipeline_channel(&pipeline);
+                            for channel in live.0 {
                                 state.services.cache.publish(&channel, "transition").await;
                             }
                         });

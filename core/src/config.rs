@@ -56,6 +56,10 @@ pub struct Config {
     /// How often Git sources are polled for new commits, in seconds
     /// (`PIPEWRIGHT_GIT_POLL_SECS`).
     pub git_poll_secs: u64,
+    /// How long a job worker has to acknowledge a job PollForJobs gave it
+    /// before the job is handed to another, in seconds
+    /// (`PIPEWRIGHT_JOB_ACK_SECS`).
+    pub job_ack_secs: u64,
     /// Prefix of every Redis key (`PIPEWRIGHT_REDIS_PREFIX`).
     #[serde(deserialize_with = "lenient::string")]
     pub redis_prefix: String,
@@ -362,6 +366,7 @@ impl Default for Config {
             amqp_queue_expires_secs: 0,
             action_lease_secs: 30,
             git_poll_secs: 30,
+            job_ack_secs: 60,
             db_pool_size: 16,
             http_workers: 0,
             log: "info".to_owned(),

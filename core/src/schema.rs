@@ -313,6 +313,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         claimed_at -> Nullable<Timestamptz>,
         callback_secret -> Nullable<Uuid>,
+        job_worker -> Bool,
     }
 }
 
@@ -431,3 +432,26 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    jobs (job_id) {
+        job_id -> Uuid,
+        action_execution_id -> Uuid,
+        account_id -> Text,
+        category -> Text,
+        provider -> Text,
+        version -> Text,
+        query_value -> Nullable<Text>,
+        status -> Text,
+        nonce -> Nullable<Text>,
+        dispatched_at -> Nullable<Timestamptz>,
+        continuation_token -> Nullable<Text>,
+        artifact_token -> Nullable<Text>,
+        outputs -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(jobs -> action_executions (action_execution_id));
+diesel::allow_tables_to_appear_in_same_query!(jobs, action_executions);

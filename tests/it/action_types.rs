@@ -1,7 +1,7 @@
 //! Action types: the built-in ones and an account's custom ones
 //! (CreateCustomActionType, GetActionType, ListActionTypes,
-//! DeleteCustomActionType); a custom one is refused in a pipeline, naming
-//! why, until job workers can run it.
+//! DeleteCustomActionType); a custom one is usable in its account's
+//! pipelines only, its secret properties masked as a built-in type's.
 
 use serde_json::json;
 
@@ -60,22 +60,36 @@ async fn a_custom_action_type_is_made_read_listed_only_in_its_account_and_delete
     assert_eq!(shell.body["actionType"]["actionConfigurationProperties"][0]["name"], "commands", "{}", shell.body);
     assert_eq!(app.call("GET", "/v1/action-types/Custom/Test/Nope/1", Some(&root), None).await.status, 404);
 
-    // Not usable in a pipeline yet, and the answer says why.
+    // Usable in the account's pipelines, its secret masked; not in another's.
     let pipeline = json!({"name": "scanned", "stages": [
         {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": crate::executions::kind("Source", "Upload"), "outputArtifacts": [{"name": "Src"}]}]},
         {"name": "Scan", "actions": [{"name": "Scan", "actionTypeId": {"category": "Test", "owner": "Custom", "provider": "Scan", "version": "1"},
-            "configuration": {"Project": "web"}, "inputArtifacts": [{"name": "Src"}]}]}]});
-    let refused = app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pipeline}))).await;
+            "configuration": {"Project": "web", "ApiKey": "s3cret-key"}, "inputArtifacts": [{"name": "Src"}]}]}]});
+    let created = app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": pipeline.clone()}))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let read = app.call("GET", "/v1/pipelines/scanned", Some(&root), None).await;
+    let configuration = &read.body["pipeline"]["stages"][1]["actions"][0]["configuration"];
+    assert_eq!(configuration["ApiKey"], "****", "{}", read.body);
+    assert_eq!(configuration["Project"], "web", "{}", read.body);
+    assert!(!app.audit_table_text().await.contains("s3cret-key"), "a custom secret stays out of the audit log");
+    let refused = app.call("POST", "/v1/pipelines", Some(&other_root), Some(json!({"pipeline": pipeline}))).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     let problem = &refused.body["errors"][0];
     assert_eq!(
         (problem["path"].as_str(), problem["rule"].as_str()),
-        (Some("stages[1].actions[0].actionTypeId.owner"), Some("NotSupported")),
+        (Some("stages[1].actions[0].actionTypeId"), Some("UnknownActionType")),
         "{}",
         refused.body
     );
+    let mut builtin_name = scan.clone();
+    builtin_name["provider"] = json!("Git");
+    let refused = app.call("POST", "/v1/action-types", Some(&root), Some(builtin_name)).await;
+    assert_eq!(refused.status, 400, "a built-in provider's name is refused: {}", refused.body);
 
     assert_eq!(app.call("DELETE", "/v1/action-types/Custom/Test/Scan/1", Some(&root), None).await.status, 204);
     assert_eq!(app.call("DELETE", "/v1/action-types/Custom/Test/Scan/1", Some(&root), None).await.status, 404);
     assert_eq!(app.call("DELETE", "/v1/action-types/Pipewright/Build/Shell/1", Some(&root), None).await.status, 400);
+    // A type deleted while a pipeline uses it: every value of its actions is masked.
+    let read = app.call("GET", "/v1/pipelines/scanned", Some(&root), None).await;
+    assert_eq!(read.body["pipeline"]["stages"][1]["actions"][0]["configuration"]["Project"], "****", "{}", read.body);
 }

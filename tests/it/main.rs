@@ -17,6 +17,7 @@ mod hardening;
 mod identity;
 mod invoke;
 mod isolation;
+mod jobs;
 mod keys;
 mod notifications;
 mod openapi;

@@ -3,7 +3,8 @@
 //! so that a run is repeatable): no server error, no answer that breaks the
 //! document. The path parameters name things that exist (the Quick start's
 //! pipeline waiting at its approval, a user, a group, a role, a policy, an
-//! access key, an execution and the build's artifact), so that the
+//! access key, an execution and the build's artifact, a custom action's
+//! dispatched job and its input), so that the
 //! operations are tried past their 404. Sign-out and session revocation are
 //! left out (they would end the session the run uses).
 
@@ -119,6 +120,25 @@ async fn things_to_name(app: &TestApp, account: &str, root: &str) -> String {
     let secret = json!({"name": "site", "secretString": "s3cr3t"});
     assert_eq!(app.call("POST", "/v1/secrets", Some(root), Some(secret)).await.status, 201);
     std::mem::forget(repo);
+    // A custom action's job, dispatched (not acknowledged), for the job API.
+    let scan = json!({"category": "Test", "provider": "Scan", "version": "1",
+        "inputArtifactDetails": {"minimumCount": 1, "maximumCount": 1},
+        "outputArtifactDetails": {"minimumCount": 0, "maximumCount": 1}});
+    assert_eq!(app.call("POST", "/v1/action-types", Some(root), Some(scan)).await.status, 201);
+    let scanned = json!({"name": "scanned", "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": crate::executions::kind("Source", "Upload"), "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Scan", "actions": [{"name": "Scan", "actionTypeId": {"category": "Test", "owner": "Custom", "provider": "Scan", "version": "1"},
+            "inputArtifacts": [{"name": "Src"}], "outputArtifacts": [{"name": "Report"}]}]}]});
+    let made = app.call("POST", "/v1/pipelines", Some(root), Some(json!({"pipeline": scanned}))).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    crate::isolation::upload(app, root, "scanned").await;
+    let poll = json!({"actionTypeId": {"category": "Test", "owner": "Custom", "provider": "Scan", "version": "1"},
+        "waitTimeSeconds": 20});
+    let polled = app.call("POST", "/v1/jobs/poll", Some(root), Some(poll)).await;
+    let job = &polled.body["jobs"][0];
+    let job_id = job["id"].as_str().unwrap_or_else(|| panic!("a job: {}", polled.body)).to_owned();
+    let url = job["data"]["inputArtifacts"][0]["location"]["url"].as_str().unwrap();
+    let token = url.rsplit("token=").next().unwrap().to_owned();
     let runs = app.call("GET", "/v1/pipelines/site/action-executions", Some(root), None).await;
     let build = runs.body["actionExecutionDetails"]
         .as_array()
@@ -139,6 +159,7 @@ async fn things_to_name(app: &TestApp, account: &str, root: &str) -> String {
 "path.action" = "Review"
 "path.id" = "{execution}"
 "path.webhookId" = "{webhook}"
+"path.jobId" = "{job_id}"
 
 [[operations]]
 include-path-regex = "action-executions"
@@ -147,6 +168,10 @@ parameters = {{ "path.id" = "{build}", "path.artifact" = "BuildOut" }}
 [[operations]]
 include-path-regex = "/v1/action-types/"
 parameters = {{ "path.owner" = "Pipewright", "path.category" = "Build", "path.provider" = "Shell", "path.version" = "1" }}
+
+[[operations]]
+include-path-regex = "/v1/jobs/.*/artifacts/"
+parameters = {{ "path.name" = "Src", "query.token" = "{token}" }}
 
 [[operations]]
 include-path-regex = "/sources/"

@@ -97,6 +97,10 @@ pub async fn announce(
 ) {
     advanced.observed.record();
     crate::publish_now(publisher, advanced.outbox).await;
+    // Job workers waiting in PollForJobs for these types hear at once.
+    for channel in &advanced.jobs {
+        services.cache.publish(&services.cache.key(channel), "queued").await;
+    }
     if let Some(pipeline) = advanced.pipeline_id {
         let channel = services.cache.pipeline_channel(&pipeline);
         services.cache.publish(&channel, &execution_id.to_string()).await;

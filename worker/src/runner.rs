@@ -268,6 +268,9 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
                     store::Waited::Callback => {
                         ("CallbackTimedOut", "no signed callback came before the action's timeout")
                     }
+                    store::Waited::Job => {
+                        ("JobTimedOut", "no job worker gave the custom action's result before its timeout")
+                    }
                     _ => ("ApprovalExpired", "nobody approved or rejected it before it expired"),
                 };
                 let outcome = Outcome {
@@ -276,6 +279,11 @@ pub async fn sweep(services: Services, publisher: Publisher, settings: Settings,
                     ..Outcome::default()
                 };
                 let _ = finish(&services, &publisher, &shutdown, id, Finisher::Expired(attempts), outcome).await;
+                if waited == store::Waited::Job
+                    && let Ok(mut conn) = services.db.conn().await
+                {
+                    let _ = pipewright_core::executions::jobs::time_out(&mut conn, id).await;
+                }
             } else if attempts >= MAX_JOB_ATTEMPTS {
                 let outcome = Outcome {
                     error_code: Some("RunnerLost".to_owned()),

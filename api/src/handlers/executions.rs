@@ -1069,6 +1069,17 @@ pub async fn action_artifact(
     let missing =
         || ApiError::new(ErrorCode::ArtifactNotFoundException, format!("the action produced no artifact {artifact:?}"));
     let location = outputs.into_iter().find(|o| o.name == artifact).ok_or_else(missing)?;
+    artifact_response(&req, &state, &location).await
+}
+
+/// A stored artifact, streamed as a tar archive named after it.
+pub async fn artifact_response(
+    req: &actix_web::HttpRequest,
+    state: &AppState,
+    location: &ArtifactLocation,
+) -> Result<HttpResponse, ApiError> {
+    let artifact = &location.name;
+    let missing = || ApiError::new(ErrorCode::ArtifactNotFoundException, format!("there is no artifact {artifact:?}"));
     let file = match state.artifacts.local(&location.sha256).await {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1088,7 +1099,7 @@ pub async fn action_artifact(
     let size = opened.metadata().await.map(|m| m.len()).ok();
     // Streamed: an artifact may be large.
     let mut response = HttpResponse::Ok();
-    let generic = super::accepts_first(&req, "application/octet-stream", "application/x-tar");
+    let generic = super::accepts_first(req, "application/octet-stream", "application/x-tar");
     response
         .content_type(if generic { "application/octet-stream" } else { "application/x-tar" })
         .insert_header(("content-disposition", format!("attachment; filename=\"{artifact}.tar\"")));
@@ -1404,6 +1415,44 @@ pub async fn state_events(
         .streaming(opening.chain(updates)))
 }
 
+/// An uploaded archive kept in the artifact store as the artifact `name`:
+/// as a tar archive (the one format artifacts are kept in), checked.
+pub async fn store_archive(state: &AppState, archive: &Archive, name: &str) -> Result<ArtifactLocation, ApiError> {
+    let uploads = state.data_dir.join("uploads");
+    let file = uploads.join(format!("{}.tar", Uuid::new_v4()));
+    let (bytes, kind, unpacked) = (archive.bytes.clone(), archive.kind, file.clone());
+    let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        std::fs::create_dir_all(&uploads).map_err(|e| e.to_string())?;
+        let written = match kind {
+            ArchiveKind::Zip => pipewright_core::artifacts::zip_to_tar(&bytes, &unpacked)
+                .map(|_| ())
+                .map_err(|e| format!("not a usable zip archive: {e}")),
+            ArchiveKind::Gzip => pipewright_core::artifacts::gunzip_to(&bytes, &unpacked)
+                .map(|_| ())
+                .map_err(|e| format!("not a usable gzipped archive: {e}")),
+            ArchiveKind::Tar => std::fs::write(&unpacked, &bytes).map_err(|e| e.to_string()),
+        }
+        .and_then(|()| {
+            pipewright_core::artifacts::check(&unpacked).map(|_| ()).map_err(|e| format!("the archive is refused: {e}"))
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&unpacked);
+        }
+        written
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    if let Err(e) = written {
+        return Err(ApiError::validation(format!("the body: {e}")));
+    }
+    let stored = state.artifacts.put(name, &file).await;
+    let _ = tokio::fs::remove_file(&file).await;
+    stored.map_err(|e| {
+        tracing::error!(error = %e, store = %state.artifacts.describe(), "an uploaded archive could not be stored");
+        ApiError::unavailable("the artifact store could not take the archive; retry shortly")
+    })
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceRevisionResponse {
@@ -1462,40 +1511,7 @@ pub async fn put_source_revision(
         )));
     }
     let output = source.output_artifacts.first().map_or_else(|| "SourceArtifact".to_owned(), |o| o.name.clone());
-    let uploads = state.data_dir.join("uploads");
-    let file = uploads.join(format!("{}.tar", Uuid::new_v4()));
-    let (bytes, kind, unpacked) = (auth.body.bytes.clone(), auth.body.kind, file.clone());
-    // As a tar archive (the one format artifacts are kept in), checked.
-    let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        std::fs::create_dir_all(&uploads).map_err(|e| e.to_string())?;
-        let written = match kind {
-            ArchiveKind::Zip => pipewright_core::artifacts::zip_to_tar(&bytes, &unpacked)
-                .map(|_| ())
-                .map_err(|e| format!("not a usable zip archive: {e}")),
-            ArchiveKind::Gzip => pipewright_core::artifacts::gunzip_to(&bytes, &unpacked)
-                .map(|_| ())
-                .map_err(|e| format!("not a usable gzipped archive: {e}")),
-            ArchiveKind::Tar => std::fs::write(&unpacked, &bytes).map_err(|e| e.to_string()),
-        }
-        .and_then(|()| {
-            pipewright_core::artifacts::check(&unpacked).map(|_| ()).map_err(|e| format!("the archive is refused: {e}"))
-        });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&unpacked);
-        }
-        written
-    })
-    .await
-    .map_err(|_| ApiError::internal())?;
-    if let Err(e) = written {
-        return Err(ApiError::validation(format!("the body: {e}")));
-    }
-    let stored = state.artifacts.put(&output, &file).await;
-    let _ = tokio::fs::remove_file(&file).await;
-    let stored = stored.map_err(|e| {
-        tracing::error!(error = %e, store = %state.artifacts.describe(), "an uploaded archive could not be stored");
-        ApiError::unavailable("the artifact store could not take the archive; retry shortly")
-    })?;
+    let stored = store_archive(&state, &auth.body, &output).await?;
     let revision = SourceRevision {
         action_name: action.clone(),
         revision_id: stored.sha256.clone(),

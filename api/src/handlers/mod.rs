@@ -7,6 +7,7 @@ pub mod audit;
 pub mod callbacks;
 pub mod executions;
 pub mod groups;
+pub mod jobs;
 pub mod notifications;
 pub mod owned;
 pub mod pipelines;
@@ -44,6 +45,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     webhooks::routes(cfg);
     notifications::routes(cfg);
     callbacks::routes(cfg);
+    jobs::routes(cfg);
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
@@ -67,6 +69,7 @@ pub fn operations() -> Vec<OperationDoc> {
         webhooks::OPERATIONS,
         notifications::OPERATIONS,
         callbacks::OPERATIONS,
+        jobs::OPERATIONS,
     ]
     .concat()
 }
@@ -135,4 +138,18 @@ pub fn accepts_first(req: &actix_web::HttpRequest, alternative: &str, primary: &
         }
     }
     false
+}
+
+/// Text as a URL path segment or query value: every byte but letters,
+/// digits and `-._~` percent-encoded.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

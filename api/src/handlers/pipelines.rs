@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 
 use pipewright_core::executions::way_in;
 use pipewright_core::iam::names::{self, Tag};
+use pipewright_core::pipelines::action_types::Registry;
 use pipewright_core::pipelines::store::{self, Updated};
-use pipewright_core::pipelines::{ExecutionMode, PipelineDeclaration, PipelineType, validate};
+use pipewright_core::pipelines::{ExecutionMode, PipelineDeclaration, PipelineType, custom_types, validate};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -340,8 +341,9 @@ async fn acceptable(
     state: &AppState,
     caller: &crate::auth::Caller,
     pipeline: &PipelineDeclaration,
+    types: &Registry,
 ) -> Result<(), ApiError> {
-    let mut problems = validate::check(pipeline);
+    let mut problems = validate::check(pipeline, types);
     problems.extend(state.sources.problems(pipeline).await);
     if !problems.is_empty() {
         return Err(invalid(problems));
@@ -384,11 +386,16 @@ pub async fn create_pipeline(
     auth: Authorized<CreatePipeline>,
 ) -> Result<HttpResponse, ApiError> {
     let CreatePipelineRequest { pipeline, tags, .. } = &auth.body.value;
-    req.extensions_mut().insert(AuditedRequest(serde_json::json!({"pipeline": pipeline.masked(), "tags": tags})));
-    acceptable(&state, &auth.caller, pipeline).await?;
+    let audited =
+        |types: &Registry| AuditedRequest(serde_json::json!({"pipeline": pipeline.masked(types), "tags": tags}));
+    // Every custom action's values hidden until the account's types are read.
+    req.extensions_mut().insert(audited(&Registry::builtin()));
+    let mut conn = auth.db().await?;
+    let types = custom_types::registry(&mut conn, auth.caller.account()).await?;
+    req.extensions_mut().insert(audited(&types));
+    acceptable(&state, &auth.caller, pipeline, &types).await?;
     let tags: Vec<Tag> = tags.iter().cloned().map(Into::into).collect();
     check_tags(&tags)?;
-    let mut conn = auth.db().await?;
     let created = store::create(&mut conn, auth.caller.account(), pipeline, &tags).await?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::PipelineNameInUseException,
@@ -402,7 +409,7 @@ pub async fn create_pipeline(
         crate::auth::publish_after_commit(&req, outbox);
     }
     let body = CreatePipelineResponse {
-        pipeline: declaration.masked(),
+        pipeline: declaration.masked(&types),
         tags: created.tags().into_iter().map(Into::into).collect(),
     };
     answer(&req, StatusCode::CREATED, &body)
@@ -470,8 +477,9 @@ pub async fn get_pipeline(
             })?
         }
     };
+    let types = custom_types::registry(&mut conn, auth.caller.account()).await?;
     let body = GetPipelineResponse {
-        pipeline: declaration.masked(),
+        pipeline: declaration.masked(&types),
         metadata: PipelineMetadata {
             pipeline_arn: pipeline.arn(&state.region),
             created: pipeline.created_at,
@@ -519,7 +527,12 @@ pub async fn update_pipeline(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let mut pipeline = auth.body.value.pipeline.clone();
-    req.extensions_mut().insert(AuditedRequest(serde_json::json!({"pipeline": pipeline.masked()})));
+    let audited = |types: &Registry| AuditedRequest(serde_json::json!({"pipeline": pipeline.masked(types)}));
+    // Every custom action's values hidden until the account's types are read.
+    req.extensions_mut().insert(audited(&Registry::builtin()));
+    let mut conn = auth.db().await?;
+    let types = custom_types::registry(&mut conn, auth.caller.account()).await?;
+    req.extensions_mut().insert(audited(&types));
     if pipeline.name != *name {
         return Err(ApiError {
             errors: vec![ErrorDetail {
@@ -538,18 +551,17 @@ pub async fn update_pipeline(
             "pipeline.version: give the version your change is based on (GetPipeline shows it)",
         ));
     };
-    let mut conn = auth.db().await?;
     // Locked: the secrets kept are those of the version this update replaces.
     let stored =
         store::find_for_update(&mut conn, auth.caller.account(), &name).await?.ok_or_else(|| not_found(&name))?;
     if stored.version != based_on {
         return Err(stale(&name, stored.version, based_on));
     }
-    pipeline.keep_secrets_from(&stored.declaration()?);
-    acceptable(&state, &auth.caller, &pipeline).await?;
+    pipeline.keep_secrets_from(&stored.declaration()?, &types);
+    acceptable(&state, &auth.caller, &pipeline, &types).await?;
     match store::update(&mut conn, auth.caller.account(), based_on, &pipeline).await? {
         Updated::Done(updated) => {
-            answer(&req, StatusCode::OK, &UpdatePipelineResponse { pipeline: updated.declaration()?.masked() })
+            answer(&req, StatusCode::OK, &UpdatePipelineResponse { pipeline: updated.declaration()?.masked(&types) })
         }
         Updated::NotFound => Err(not_found(&name)),
         Updated::Stale(current) => Err(stale(&name, current, based_on)),

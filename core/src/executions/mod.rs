@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod jobs;
 pub mod machine;
 pub mod references;
 pub mod store;

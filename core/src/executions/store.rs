@@ -452,6 +452,9 @@ pub struct Advanced {
     pub outbox: Vec<Queued>,
     /// What the step did that the metrics count, once it is committed.
     pub observed: Observed,
+    /// Jobs queued for job workers: the channels their pollers listen on
+    /// (see `jobs::channel`), to publish once committed.
+    pub jobs: Vec<String>,
 }
 
 /// What a step did that the metrics count.
@@ -467,7 +470,7 @@ pub struct Observed {
 
 impl Advanced {
     fn of(pipeline_id: Option<Uuid>, outbox: Vec<Queued>) -> Self {
-        Self { pipeline_id, outbox, observed: Observed::default() }
+        Self { pipeline_id, outbox, observed: Observed::default(), jobs: Vec::new() }
     }
 }
 
@@ -486,7 +489,7 @@ impl Observed {
 }
 
 /// An execution with the declaration of the version it runs.
-async fn execution_with_declaration(
+pub(crate) async fn execution_with_declaration(
     conn: &mut AsyncPgConnection,
     execution_id: Uuid,
 ) -> Result<Option<(Execution, PipelineDeclaration)>, IamError> {
@@ -576,6 +579,7 @@ async fn advance_in(
         return Ok(None);
     }
     let mut outbox = Vec::new();
+    let mut jobs = Vec::new();
     let mut observed = Observed::default();
     let mut frees_others = false;
     let mut ended = false;
@@ -674,6 +678,7 @@ async fn advance_in(
                                 outbox.push(messaging::enqueue(conn, &Message::Run { action_execution_id: id }).await?);
                             }
                             Started::Waiting => {}
+                            Started::Queued(channel) => jobs.push(channel),
                             Started::Done => again = true,
                         }
                     }
@@ -740,7 +745,7 @@ async fn advance_in(
             }
         }
     }
-    Ok(Some(Advanced { pipeline_id: Some(pipeline_id), outbox, observed }))
+    Ok(Some(Advanced { pipeline_id: Some(pipeline_id), outbox, observed, jobs }))
 }
 
 async fn finish_execution(
@@ -768,7 +773,7 @@ pub struct ResolveContext {
 }
 
 impl ResolveContext {
-    async fn load_with(
+    pub(crate) async fn load_with(
         conn: &mut AsyncPgConnection,
         execution: &Execution,
         declaration: &PipelineDeclaration,
@@ -881,7 +886,8 @@ impl ResolveContext {
 }
 
 /// Makes an action's run; returns its id when a runner must take it (an
-/// approval waits for PutApprovalResult instead).
+/// approval waits for PutApprovalResult instead, a custom action for a job
+/// worker).
 async fn start_action(
     conn: &mut AsyncPgConnection,
     execution: &Execution,
@@ -891,28 +897,39 @@ async fn start_action(
     attempt: i32,
     context: &ResolveContext,
 ) -> Result<Started, IamError> {
+    use crate::pipelines::{action_types, custom_types};
     let declared_stage = &declaration.stages[stage];
     let action = &declared_stage.actions[index];
     let resolved: BTreeMap<&String, String> =
         action.configuration.iter().map(|(k, v)| (k, context.resolve(v))).collect();
     let inputs: Vec<ArtifactLocation> =
         action.input_artifacts.iter().filter_map(|a| context.artifacts.get(&a.name).cloned()).collect();
-    let approval = action.action_type_id.category == "Approval";
+    let type_id = &action.action_type_id;
+    // A custom action's type, as the account has it now (`None`: deleted since).
+    let custom = if type_id.owner == custom_types::OWNER {
+        Some(custom_types::find(conn, &execution.account_id, type_id).await?.map(|d| d.action_type()))
+    } else {
+        None
+    };
+    let types = action_types::Registry::with(custom.iter().flatten().cloned().collect());
+    let approval = type_id.category == "Approval" && custom.is_none();
     let id = Uuid::new_v4();
     let (token, summary) =
         if approval { (Some(Uuid::new_v4()), resolved.get(&"customData".to_owned()).cloned()) } else { (None, None) };
     // An approval expires after its timeout (CodePipeline's default: 7 days);
-    // the sweeper fails it then.
-    let expires = approval
-        .then(|| now() + Duration::minutes(i64::from(action.timeout_in_minutes.unwrap_or(APPROVAL_TIMEOUT_MINUTES))));
+    // the sweeper fails it then. A custom action's jobs end by the action's
+    // timeout (CodePipeline's for other actions: 1 hour).
+    let expires = if approval {
+        Some(now() + Duration::minutes(i64::from(action.timeout_in_minutes.unwrap_or(APPROVAL_TIMEOUT_MINUTES))))
+    } else if custom.is_some() {
+        Some(now() + Duration::minutes(i64::from(action.timeout_in_minutes.unwrap_or(JOB_TIMEOUT_MINUTES))))
+    } else {
+        None
+    };
     // Secrets stay out of what the read side shows; runners read the declaration.
     let shown: BTreeMap<&String, String> = resolved
         .iter()
-        .map(|(k, v)| {
-            let secret = crate::pipelines::action_types::find(&action.action_type_id)
-                .is_some_and(|t| t.properties.iter().any(|p| p.secret && p.name == k.as_str()));
-            (*k, if secret { crate::pipelines::MASK.to_owned() } else { v.clone() })
-        })
+        .map(|(k, v)| (*k, if types.is_secret(type_id, k) { crate::pipelines::MASK.to_owned() } else { v.clone() }))
         .collect();
     diesel::insert_into(action_executions::table)
         .values((
@@ -928,30 +945,63 @@ async fn start_action(
             action_executions::summary.eq(summary),
             action_executions::token.eq(token),
             action_executions::lease_until.eq(expires),
+            action_executions::job_worker.eq(custom.is_some()),
             action_executions::input_artifacts.eq(serde_json::to_value(&inputs).unwrap_or_default()),
             action_executions::resolved_configuration.eq(serde_json::to_value(&shown).unwrap_or_default()),
         ))
         .execute(conn)
         .await?;
-    if action.action_type_id.category == "Source" && action.action_type_id.provider == "Upload" {
+    match custom {
+        Some(Some(kind)) => {
+            // Handed to the account's job workers: a job they poll for.
+            let query_value = kind
+                .properties
+                .iter()
+                .find(|p| p.queryable)
+                .and_then(|p| resolved.iter().find(|(k, _)| k.as_str() == p.name).map(|(_, v)| v.clone()));
+            let queued = super::jobs::queue(conn, id, &execution.account_id, type_id, query_value, None, &[]).await?;
+            return Ok(Started::Queued(queued));
+        }
+        Some(None) => {
+            let outcome = Outcome {
+                error_code: Some("ActionTypeNotFound".to_owned()),
+                error_message: Some(format!("the custom action type {type_id} was deleted; no job worker runs it")),
+                ..Outcome::default()
+            };
+            ended_at_start(conn, id, &outcome).await?;
+            return Ok(Started::Done);
+        }
+        None => {}
+    }
+    if type_id.category == "Source" && type_id.provider == "Upload" {
         // Nothing to run: the archive was stored when the execution started.
-        let outcome = upload_outcome(execution, action);
-        Prepared(diesel::update(action_executions::table.find(id)).set((
-            action_executions::status.eq(if outcome.succeeded { Status::Succeeded } else { Status::Failed }.as_str()),
-            action_executions::summary.eq(&outcome.summary),
-            action_executions::error_code.eq(&outcome.error_code),
-            action_executions::error_message.eq(&outcome.error_message),
-            action_executions::output_artifacts.eq(serde_json::to_value(&outcome.outputs).unwrap_or_default()),
-            action_executions::output_variables.eq(serde_json::to_value(&outcome.variables).unwrap_or_default()),
-            action_executions::claimed_at.eq(now()),
-            action_executions::finished_at.eq(now()),
-        )))
-        .execute(conn)
-        .await?;
+        ended_at_start(conn, id, &upload_outcome(execution, action)).await?;
         return Ok(Started::Done);
     }
     Ok(if approval { Started::Waiting } else { Started::Job(id) })
 }
+
+/// An action the orchestrator ends as it starts it (an uploaded source, a
+/// custom action whose type is gone).
+async fn ended_at_start(conn: &mut AsyncPgConnection, id: Uuid, outcome: &Outcome) -> Result<(), IamError> {
+    Prepared(diesel::update(action_executions::table.find(id)).set((
+        action_executions::status.eq(if outcome.succeeded { Status::Succeeded } else { Status::Failed }.as_str()),
+        action_executions::summary.eq(&outcome.summary),
+        action_executions::error_code.eq(&outcome.error_code),
+        action_executions::error_message.eq(&outcome.error_message),
+        action_executions::output_artifacts.eq(serde_json::to_value(&outcome.outputs).unwrap_or_default()),
+        action_executions::output_variables.eq(serde_json::to_value(&outcome.variables).unwrap_or_default()),
+        action_executions::lease_until.eq(None::<DateTime<Utc>>),
+        action_executions::claimed_at.eq(now()),
+        action_executions::finished_at.eq(now()),
+    )))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// CodePipeline's timeout of actions other than approvals: 1 hour.
+pub const JOB_TIMEOUT_MINUTES: i32 = 60;
 
 /// What starting an action did.
 enum Started {
@@ -959,6 +1009,8 @@ enum Started {
     Job(Uuid),
     /// It waits for someone (an approval).
     Waiting,
+    /// It waits for a job worker: the channel its pollers listen on.
+    Queued(String),
     /// The orchestrator completed it.
     Done,
 }
@@ -1027,6 +1079,8 @@ pub async fn claim(
                     .filter(action_executions::action_execution_id.eq(action_execution_id))
                     .filter(action_executions::status.eq(Status::InProgress.as_str()))
                     .filter(action_executions::token.is_null())
+                    // (A custom action's job workers run it, never a runner.)
+                    .filter(action_executions::job_worker.eq(false))
                     // (A call that went out is never made again: it waits.)
                     .filter(action_executions::callback_secret.is_null())
                     .filter(action_executions::lease_until.is_null().or(action_executions::lease_until.lt(now()))),
@@ -1056,7 +1110,7 @@ pub async fn claim(
                     .configuration
                     .iter()
                     .map(|(k, v)| {
-                        let property = kind.and_then(|t| t.properties.iter().find(|p| p.name == k));
+                        let property = kind.and_then(|t| t.properties.iter().find(|p| p.name == k.as_str()));
                         (k.clone(), context.resolve_as(v, property, &mut references))
                     })
                     .collect()
@@ -1242,7 +1296,9 @@ pub const APPROVAL_TIMEOUT_MINUTES: i32 = 7 * 24 * 60;
 /// Actions whose lease ran out: a runner that died, or an approval nobody
 /// answered in time: (id, job attempts so far, whether it is an approval).
 pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<(Uuid, i32, Waited)>, IamError> {
-    let found: Vec<(Uuid, i32, Option<Uuid>, Option<Uuid>)> = action_executions::table
+    // (id, job attempts, approval token, callback secret, job worker)
+    type Row = (Uuid, i32, Option<Uuid>, Option<Uuid>, bool);
+    let found: Vec<Row> = action_executions::table
         .filter(action_executions::status.eq(Status::InProgress.as_str()))
         .filter(action_executions::lease_until.lt(now()))
         .select((
@@ -1250,14 +1306,16 @@ pub async fn expired_leases(conn: &mut AsyncPgConnection, limit: i64) -> Result<
             action_executions::job_attempt,
             action_executions::token,
             action_executions::callback_secret,
+            action_executions::job_worker,
         ))
         .limit(limit)
         .load(conn)
         .await?;
     Ok(found
         .into_iter()
-        .map(|(id, attempts, token, callback)| {
+        .map(|(id, attempts, token, callback, job_worker)| {
             let waited = match (token, callback) {
+                _ if job_worker => Waited::Job,
                 (_, Some(_)) => Waited::Callback,
                 (Some(_), None) => Waited::Approval,
                 (None, None) => Waited::Nothing,
@@ -1275,6 +1333,8 @@ pub enum Waited {
     Approval,
     /// An Invoke/HTTP action's callback.
     Callback,
+    /// A custom action's job worker.
+    Job,
 }
 
 /// The secret an Invoke/HTTP action's callback is signed with, made now

@@ -1,7 +1,7 @@
 //! The managed policies every account has, at `arn:pw:iam::pw:policy/NAME`.
 
 /// (name, description, document)
-pub const BUILTIN_POLICIES: [(&str, &str, &str); 6] = [
+pub const BUILTIN_POLICIES: [(&str, &str, &str); 7] = [
     (
         "AdministratorAccess",
         "Everything, on every resource of the account",
@@ -14,8 +14,13 @@ pub const BUILTIN_POLICIES: [(&str, &str, &str); 6] = [
     ),
     (
         "PipewrightReadOnlyAccess",
-        "See every pipeline, its state and history, and its notification rules; change nothing",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["codepipeline:Get*","codepipeline:List*","codestar-notifications:Describe*","codestar-notifications:List*"],"Resource":"*"}]}"#,
+        "See every pipeline, its state and history, and its notification rules; change nothing (custom actions' jobs, which hold their secrets, are not read)",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["codepipeline:GetPipeline","codepipeline:GetPipelineState","codepipeline:GetPipelineExecution","codepipeline:GetActionType","codepipeline:GetActionExecutionLog","codepipeline:GetActionExecutionArtifact","codepipeline:List*","codestar-notifications:Describe*","codestar-notifications:List*"],"Resource":"*"}]}"#,
+    ),
+    (
+        "PipewrightCustomActionAccess",
+        "What a custom action's job worker does: poll for jobs, acknowledge them, read them and give their results",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["codepipeline:AcknowledgeJob","codepipeline:GetJobDetails","codepipeline:PollForJobs","codepipeline:PutJobFailureResult","codepipeline:PutJobSuccessResult"],"Resource":"*"}]}"#,
     ),
     (
         "IAMFullAccess",

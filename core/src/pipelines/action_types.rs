@@ -1,6 +1,10 @@
 //! The registry of action types: each names its configuration properties
 //! (required, secret, of what kind) and how many artifacts it takes and
-//! gives. Validation reads only this table, so a new provider is one entry.
+//! gives. Validation reads only this table (the built-in types, and an
+//! account's custom ones through [`Registry`]), so a new provider is one
+//! entry.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -32,13 +36,13 @@ pub enum PropertyType {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Property {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub required: bool,
     /// Never returned, only masked (`****`).
     pub secret: bool,
     pub key: bool,
     pub queryable: bool,
-    pub description: &'static str,
+    pub description: Cow<'static, str>,
     #[serde(rename = "type")]
     pub kind: PropertyType,
     /// The longest value accepted, in characters.
@@ -67,19 +71,19 @@ pub struct ActionType {
     pub input_artifact_details: ArtifactDetails,
     pub output_artifact_details: ArtifactDetails,
     /// What it does.
-    pub description: &'static str,
+    pub description: Cow<'static, str>,
 }
 
 const VALUE_MAX: usize = 1000;
 
 const fn property(name: &'static str, required: bool, kind: PropertyType, description: &'static str) -> Property {
     Property {
-        name,
+        name: Cow::Borrowed(name),
         required,
         secret: false,
         key: required,
         queryable: false,
-        description,
+        description: Cow::Borrowed(description),
         kind,
         max_length: VALUE_MAX,
         shell: false,
@@ -133,7 +137,7 @@ fn shell(category: &str) -> ActionType {
         ],
         input_artifact_details: artifacts(0, 5),
         output_artifact_details: artifacts(0, 5),
-        description: "Runs shell commands in a fresh workspace holding the input artifacts",
+        description: Cow::Borrowed("Runs shell commands in a fresh workspace holding the input artifacts"),
     }
 }
 
@@ -170,14 +174,14 @@ pub fn all() -> &'static [ActionType] {
                 ],
                 input_artifact_details: artifacts(0, 0),
                 output_artifact_details: artifacts(1, 1),
-                description: "A Git repository's branch; the revision is the commit",
+                description: Cow::Borrowed("A Git repository's branch; the revision is the commit"),
             },
             ActionType {
                 id: id("Source", "Upload"),
                 properties: Vec::new(),
                 input_artifact_details: artifacts(0, 0),
                 output_artifact_details: artifacts(1, 1),
-                description: "An archive uploaded with PutSourceRevision",
+                description: Cow::Borrowed("An archive uploaded with PutSourceRevision"),
             },
             shell("Build"),
             shell("Test"),
@@ -190,7 +194,7 @@ pub fn all() -> &'static [ActionType] {
                 ],
                 input_artifact_details: artifacts(0, 0),
                 output_artifact_details: artifacts(0, 0),
-                description: "Waits for PutApprovalResult (Approved or Rejected)",
+                description: Cow::Borrowed("Waits for PutApprovalResult (Approved or Rejected)"),
             },
             ActionType {
                 id: id("Invoke", "HTTP"),
@@ -236,7 +240,9 @@ pub fn all() -> &'static [ActionType] {
                 ],
                 input_artifact_details: artifacts(0, 0),
                 output_artifact_details: artifacts(0, 0),
-                description: "Calls a URL; succeeds on a 2xx answer, or on the signed callback it then waits for",
+                description: Cow::Borrowed(
+                    "Calls a URL; succeeds on a 2xx answer, or on the signed callback it then waits for",
+                ),
             },
         ]
     })
@@ -245,7 +251,43 @@ pub fn all() -> &'static [ActionType] {
 /// The methods an Invoke/HTTP action may use.
 pub const HTTP_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-/// The action type of that id, if registered.
+/// The built-in action type of that id, if registered.
 pub fn find(id: &ActionTypeId) -> Option<&'static ActionType> {
     all().iter().find(|t| t.id == *id)
+}
+
+/// The action types an account's pipelines may use: the built-in ones and
+/// the account's custom ones (owner `Custom`).
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    custom: Vec<ActionType>,
+}
+
+impl Registry {
+    /// The built-in types only.
+    pub fn builtin() -> Self {
+        Self::default()
+    }
+
+    /// The built-in types and these custom ones.
+    pub fn with(custom: Vec<ActionType>) -> Self {
+        Self { custom }
+    }
+
+    /// The type of that id, built-in or the account's.
+    pub fn find(&self, id: &ActionTypeId) -> Option<&ActionType> {
+        find(id).or_else(|| self.custom.iter().find(|t| t.id == *id))
+    }
+
+    /// Every type, the built-in ones first.
+    pub fn all(&self) -> impl Iterator<Item = &ActionType> {
+        all().iter().chain(&self.custom)
+    }
+
+    /// Whether a configuration value is secret: a secret property of the
+    /// type, or any value of a type not (or no longer) known — a custom
+    /// type deleted after a pipeline used it keeps its values hidden.
+    pub fn is_secret(&self, id: &ActionTypeId, key: &str) -> bool {
+        self.find(id).is_none_or(|t| t.properties.iter().any(|p| p.secret && p.name == key))
+    }
 }

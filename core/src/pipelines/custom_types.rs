@@ -1,8 +1,8 @@
 //! Custom action types (CodePipeline's CreateCustomActionType): an
 //! account's own action types, owner `Custom`, whose actions external job
-//! workers run. Their definitions are kept and answered here; a pipeline
-//! cannot use one until the job worker API exists (validation refuses it,
-//! naming why).
+//! workers run through the job API (see `crate::jobs`). Their definitions
+//! are kept here, and read as registry entries ([`registry`]) so that
+//! validation and masking treat them as the built-in ones.
 
 use chrono::{DateTime, Utc};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ActionTypeId;
-use super::action_types::{ActionType, CATEGORIES};
+use super::action_types::{self, ActionType, CATEGORIES, PropertyType, Registry};
 use crate::iam::{IamError, is_unique_violation};
 use crate::schema::custom_action_types as c;
 
@@ -128,12 +128,12 @@ impl From<&ActionType> for ActionTypeView {
                 .properties
                 .iter()
                 .map(|p| ActionConfigurationProperty {
-                    name: p.name.to_owned(),
+                    name: p.name.to_string(),
                     required: p.required,
                     key: p.key,
                     secret: p.secret,
                     queryable: p.queryable,
-                    description: Some(p.description.to_owned()),
+                    description: Some(p.description.to_string()),
                     kind: format!("{:?}", p.kind),
                 })
                 .collect(),
@@ -145,7 +145,7 @@ impl From<&ActionType> for ActionTypeView {
                 minimum_count: count(t.output_artifact_details.minimum_count),
                 maximum_count: count(t.output_artifact_details.maximum_count),
             },
-            description: Some(t.description.to_owned()),
+            description: Some(t.description.to_string()),
         }
     }
 }
@@ -163,6 +163,51 @@ impl From<CustomActionTypeDefinition> for ActionTypeView {
     }
 }
 
+impl CustomActionTypeDefinition {
+    /// As a registry entry: what validation, masking and the job API read.
+    pub fn action_type(&self) -> ActionType {
+        let count = |n: u8| usize::from(n);
+        ActionType {
+            id: self.id(),
+            properties: self
+                .configuration_properties
+                .iter()
+                .map(|p| action_types::Property {
+                    name: p.name.clone().into(),
+                    required: p.required,
+                    secret: p.secret,
+                    key: p.key,
+                    queryable: p.queryable,
+                    description: p.description.clone().unwrap_or_default().into(),
+                    kind: match p.kind.as_str() {
+                        "Number" => PropertyType::Number,
+                        "Boolean" => PropertyType::Boolean,
+                        _ => PropertyType::String,
+                    },
+                    // CodePipeline's limit on a configuration value.
+                    max_length: 1000,
+                    shell: false,
+                })
+                .collect(),
+            input_artifact_details: action_types::ArtifactDetails {
+                minimum_count: count(self.input_artifact_details.minimum_count),
+                maximum_count: count(self.input_artifact_details.maximum_count),
+            },
+            output_artifact_details: action_types::ArtifactDetails {
+                minimum_count: count(self.output_artifact_details.minimum_count),
+                maximum_count: count(self.output_artifact_details.maximum_count),
+            },
+            description: "Run by the account's job workers (PollForJobs)".into(),
+        }
+    }
+}
+
+/// The action types the account's pipelines may use: the built-in ones and
+/// its custom ones.
+pub async fn registry(conn: &mut AsyncPgConnection, account: &str) -> Result<Registry, IamError> {
+    Ok(Registry::with(list(conn, account).await?.iter().map(CustomActionTypeDefinition::action_type).collect()))
+}
+
 fn named(value: &str, max: usize) -> bool {
     !value.is_empty() && value.len() <= max && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
@@ -174,6 +219,9 @@ pub fn check(d: &CustomActionTypeDefinition) -> Result<(), String> {
     }
     if !named(&d.provider, 35) {
         return Err("provider: 1–35 of letters, digits and -_".to_owned());
+    }
+    if action_types::all().iter().any(|t| t.id.provider.eq_ignore_ascii_case(&d.provider)) {
+        return Err(format!("provider: {:?} is a built-in provider's name; choose another", d.provider));
     }
     if !named(&d.version, 9) {
         return Err("version: 1–9 of letters, digits and -_".to_owned());

@@ -301,15 +301,15 @@ impl std::fmt::Display for Problem {
 }
 
 impl PipelineDeclaration {
-    /// The declaration with every secret configuration value masked.
-    pub fn masked(&self) -> Self {
+    /// The declaration with every secret configuration value masked
+    /// (`types`: the account's action types; every value of a type it does
+    /// not know is masked).
+    pub fn masked(&self, types: &action_types::Registry) -> Self {
         let mut copy = self.clone();
         for action in copy.stages.iter_mut().flat_map(|s| s.actions.iter_mut()) {
-            if let Some(kind) = action_types::find(&action.action_type_id) {
-                for (key, value) in &mut action.configuration {
-                    if kind.properties.iter().any(|p| p.secret && p.name == key) {
-                        *value = MASK.to_owned();
-                    }
+            for (key, value) in &mut action.configuration {
+                if types.is_secret(&action.action_type_id, key) {
+                    *value = MASK.to_owned();
                 }
             }
         }
@@ -321,11 +321,11 @@ impl PipelineDeclaration {
     /// same one (same stage, name and type) with the same key configuration
     /// (where the secret is sent), so that a secret never goes somewhere new
     /// unseen.
-    pub fn keep_secrets_from(&mut self, stored: &Self) {
+    pub fn keep_secrets_from(&mut self, stored: &Self, types: &action_types::Registry) {
         for stage in &mut self.stages {
             let before_stage = stored.stages.iter().find(|s| s.name == stage.name);
             for action in &mut stage.actions {
-                let Some(kind) = action_types::find(&action.action_type_id) else { continue };
+                let Some(kind) = types.find(&action.action_type_id) else { continue };
                 let is_secret = |key: &str| kind.properties.iter().any(|p| p.secret && p.name == key);
                 let Some(before) = before_stage.and_then(|s| {
                     s.actions.iter().find(|a| a.name == action.name && a.action_type_id == action.action_type_id)

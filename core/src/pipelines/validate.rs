@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::action_types::{self, PropertyType};
+use super::action_types::{self, PropertyType, Registry};
 use super::{ActionDeclaration, FailureResult, MASK, PipelineDeclaration, Problem};
 
 /// CodePipeline's quotas.
@@ -81,8 +81,9 @@ pub fn references(value: &str) -> Vec<(&str, &str)> {
     found
 }
 
-/// Every problem with the declaration, in document order; empty when it is valid.
-pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
+/// Every problem with the declaration, in document order; empty when it is
+/// valid. `types` are the action types the account may use.
+pub fn check(pipeline: &PipelineDeclaration, types: &Registry) -> Vec<Problem> {
     let mut c = Checker { problems: Vec::new() };
     c.name("name", "the pipeline name", &pipeline.name, NAME_MAX, entity_char, "letters, digits and .@-_");
     if let Some(role) = &pipeline.role_arn {
@@ -239,7 +240,7 @@ pub fn check(pipeline: &PipelineDeclaration) -> Vec<Problem> {
                     format!("action {:?} is declared twice in stage {:?}", action.name, stage.name),
                 );
             }
-            check_action(&mut c, &path, s, action);
+            check_action(&mut c, types, &path, s, action);
             let reads_secrets = [
                 action.configuration.get("environmentVariables").and_then(|t| super::environment::parse(t).ok()),
                 action.configuration.get("headers").and_then(|t| super::environment::parse_headers(t).ok()),
@@ -465,7 +466,7 @@ fn role_arn(c: &mut Checker, path: &str, role: &str) {
     }
 }
 
-fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclaration) {
+fn check_action(c: &mut Checker, types: &Registry, path: &str, stage: usize, action: &ActionDeclaration) {
     c.name(&format!("{path}.name"), "an action name", &action.name, NAME_MAX, entity_char, "letters, digits and .@-_");
     if !(1..=999).contains(&action.run_order) {
         c.structure(
@@ -530,18 +531,9 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
         );
         return;
     }
-    if id.owner == super::custom_types::OWNER {
-        c.value(
-            format!("{path}.actionTypeId.owner"),
-            "NotSupported",
-            "custom actions are run by job workers through PollForJobs, which is not built yet: a custom action type \
-             can be created (CreateCustomActionType) but not used in a pipeline",
-        );
-        return;
-    }
-    let Some(kind) = action_types::find(id) else {
+    let Some(kind) = types.find(id) else {
         let known: Vec<String> =
-            action_types::all().iter().filter(|t| t.id.category == id.category).map(|t| t.id.to_string()).collect();
+            types.all().filter(|t| t.id.category == id.category).map(|t| t.id.to_string()).collect();
         c.structure(
             format!("{path}.actionTypeId"),
             "UnknownActionType",
@@ -554,7 +546,7 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
         return;
     };
     for property in &kind.properties {
-        let value = action.configuration.get(property.name);
+        let value = action.configuration.get(property.name.as_ref());
         if property.required && value.is_none_or(|v| v.trim().is_empty()) {
             c.structure(
                 format!("{path}.configuration"),
@@ -594,7 +586,8 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
             _ => {}
         }
     }
-    if kind.id.provider == "HTTP"
+    let http = kind.id.owner == action_types::BUILTIN_OWNER && kind.id.provider == "HTTP";
+    if http
         && let Some(minutes) = action.configuration.get("timeoutInMinutes")
         && minutes.parse::<u32>().is_ok_and(|m| !(1..=10_080).contains(&m))
     {
@@ -604,7 +597,7 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
             "a callback is waited for 1 to 10080 minutes (7 days)",
         );
     }
-    if kind.id.provider == "HTTP"
+    if http
         && let Some(method) = action.configuration.get("method")
         && !action_types::HTTP_METHODS.contains(&method.as_str())
     {
@@ -615,8 +608,8 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
         );
     }
     for key in action.configuration.keys() {
-        if !kind.properties.iter().any(|p| p.name == key) {
-            let names: Vec<&str> = kind.properties.iter().map(|p| p.name).collect();
+        if !kind.properties.iter().any(|p| p.name == key.as_str()) {
+            let names: Vec<&str> = kind.properties.iter().map(|p| p.name.as_ref()).collect();
             c.structure(
                 format!("{path}.configuration.{key}"),
                 "UnknownConfiguration",
@@ -629,7 +622,7 @@ fn check_action(c: &mut Checker, path: &str, stage: usize, action: &ActionDeclar
         }
     }
     for (key, value) in &action.configuration {
-        if value == MASK && kind.properties.iter().any(|p| p.name == key && p.secret) {
+        if value == MASK && kind.properties.iter().any(|p| p.name == key.as_str() && p.secret) {
             c.value(
                 format!("{path}.configuration.{key}"),
                 "MaskedSecret",
