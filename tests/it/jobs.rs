@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse battery";
 
 fn scan_type() -> Value {
     json!({"category": "Test", "provider": "Scan", "version": "1",
-        "settings": {"executionUrlTemplate": "https://scanner.example.com/runs/{ExternalExecutionId}"},
+        "settings": {"executionUrlTemplate": "https://scanner.example.com/{Config:Project}/runs/{ExternalExecutionId}?key={Config:ApiKey}"},
         "configurationProperties": [
             {"name": "Project", "required": true, "key": true, "secret": false, "queryable": true, "type": "String"},
             {"name": "ApiKey", "required": false, "key": false, "secret": true, "type": "String"}],
@@ -188,7 +188,10 @@ async fn a_job_worker_polls_acknowledges_and_completes_a_custom_action_the_next_
     assert_eq!(action(&finished, "Deploy", "Check")["status"], "Succeeded", "{finished:#}");
     let scan = action(&finished, "Scan", "Scan");
     assert_eq!(scan["status"], "Succeeded");
-    assert_eq!(scan["externalExecutionUrl"], "https://scanner.example.com/runs/run-7", "{scan:#}");
+    assert_eq!(
+        scan["externalExecutionUrl"], "https://scanner.example.com/web/runs/run-7?key={Config:ApiKey}",
+        "a secret property is never put in the link: {scan:#}"
+    );
 
     // Ended: its result cannot be given again, its URLs no longer work.
     let twice = app.call("POST", &format!("/v1/jobs/{next_id}/success"), Some(&worker), Some(json!({}))).await;

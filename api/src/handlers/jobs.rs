@@ -547,10 +547,19 @@ fn check_text(field: &str, value: Option<&String>, max: usize) -> Result<(), Api
 }
 
 /// The action's link: the type's executionUrlTemplate with
-/// `{ExternalExecutionId}` replaced (an http(s) URL, or none).
-fn external_url(definition: &CustomActionTypeDefinition, external_id: Option<&String>) -> Option<String> {
+/// `{ExternalExecutionId}` and each `{Config:NAME}` of a property that is
+/// not secret replaced (an http(s) URL, or none).
+fn external_url(
+    definition: &CustomActionTypeDefinition,
+    configuration: &BTreeMap<String, String>,
+    external_id: Option<&String>,
+) -> Option<String> {
     let template = definition.settings.execution_url_template.as_ref()?;
-    let url = template.replace("{ExternalExecutionId}", &crate::handlers::percent_encode(external_id?));
+    let mut url = template.replace("{ExternalExecutionId}", &crate::handlers::percent_encode(external_id?));
+    for property in definition.configuration_properties.iter().filter(|p| !p.secret) {
+        let value = configuration.get(&property.name).map_or_else(String::new, |v| crate::handlers::percent_encode(v));
+        url = url.replace(&format!("{{Config:{}}}", property.name), &value);
+    }
     let lower = url.to_ascii_lowercase();
     ((lower.starts_with("https://") || lower.starts_with("http://")) && url.len() <= 2048).then_some(url)
 }
@@ -615,6 +624,7 @@ pub async fn put_job_success_result(
     let (job, action) = jobs::find(&mut conn, &account, id).await?.ok_or_else(job_not_found)?;
     jobs::takes_result(&job, &action).map_err(refused)?;
     let definition = custom_type(&mut conn, &account, &job.action_type_id()).await?;
+    let context = jobs::context(&mut conn, &action).await?.ok_or_else(job_not_found)?;
     let revision = match &body.current_revision {
         Some(_) if definition.category != "Source" => {
             return Err(ApiError::validation("currentRevision: only a custom Source action has a revision"));
@@ -630,23 +640,22 @@ pub async fn put_job_success_result(
     if body.continuation_token.is_none() {
         // The outputs the pipeline expects: uploaded to the job's URLs first.
         let uploaded = job.outputs();
-        let missing: Vec<String> = jobs::context(&mut conn, &action)
-            .await?
-            .map(|c| c.output_names)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|name| !uploaded.iter().any(|o| o.name == *name))
-            .collect();
+        let missing: Vec<&String> =
+            context.output_names.iter().filter(|name| !uploaded.iter().any(|o| o.name == **name)).collect();
         if !missing.is_empty() {
             return Err(ApiError::validation(format!(
                 "outputArtifacts: upload {} first (PUT an archive to each one's URL in the job's data)",
-                missing.join(", ")
+                missing.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
     }
     let success = Success {
         summary: details.and_then(|d| d.summary.clone()),
-        external_url: external_url(&definition, details.and_then(|d| d.external_execution_id.as_ref())),
+        external_url: external_url(
+            &definition,
+            &context.configuration,
+            details.and_then(|d| d.external_execution_id.as_ref()),
+        ),
         percent_complete: details.and_then(|d| d.percent_complete),
         continuation_token: body.continuation_token.clone(),
         variables: body.output_variables.clone(),
@@ -702,8 +711,10 @@ pub async fn put_job_failure_result(
     let account = auth.caller.account().to_owned();
     let mut conn = auth.db().await?;
     let (job, action) = jobs::find(&mut conn, &account, id).await?.ok_or_else(job_not_found)?;
+    jobs::takes_result(&job, &action).map_err(refused)?;
     let definition = custom_type(&mut conn, &account, &job.action_type_id()).await.ok();
-    let url = definition.and_then(|d| external_url(&d, failure.external_execution_id.as_ref()));
+    let configuration = jobs::context(&mut conn, &action).await?.map(|c| c.configuration).unwrap_or_default();
+    let url = definition.and_then(|d| external_url(&d, &configuration, failure.external_execution_id.as_ref()));
     let result = Err((failure.kind.clone(), failure.message.clone(), url));
     let ended = jobs::finish(&mut conn, &account, id, result).await?.map_err(refused)?;
     drop(conn);
