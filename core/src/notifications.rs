@@ -444,7 +444,10 @@ pub async fn expand(conn: &mut AsyncPgConnection, context: &Context<'_>, limit: 
                     .find(|a| a["name"].as_str() == change.action_name.as_deref())
                     .cloned()
             });
-            let approval = action.as_ref().is_some_and(|a| a["actionTypeId"]["category"] == "Approval");
+            let approval = action.as_ref().is_some_and(|a| {
+                a["actionTypeId"]["category"] == "Approval"
+                    && a["actionTypeId"]["owner"] == crate::pipelines::action_types::BUILTIN_OWNER
+            });
             // An approval's custom data as its run resolved it (variables
             // replaced): the run's summary while it waits.
             let custom_data: Option<String> = if approval {

@@ -314,6 +314,7 @@ diesel::table! {
         claimed_at -> Nullable<Timestamptz>,
         callback_secret -> Nullable<Uuid>,
         job_worker -> Bool,
+        external_execution_id -> Nullable<Text>,
     }
 }
 
@@ -430,6 +431,7 @@ diesel::table! {
         version -> Text,
         definition -> Jsonb,
         created_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -31,3 +31,12 @@ CREATE INDEX jobs_of_action ON jobs (action_execution_id);
 
 -- A custom action's run waits for a job worker: no runner claims it.
 ALTER TABLE action_executions ADD COLUMN job_worker BOOLEAN NOT NULL DEFAULT false;
+
+-- The run's id in a job worker's system (PutJobSuccessResult's
+-- executionDetails.externalExecutionId), shown as CodePipeline shows it.
+ALTER TABLE action_executions ADD COLUMN external_execution_id TEXT;
+
+-- A deleted custom type is kept, marked: its version cannot be made again
+-- (as in CodePipeline), so that a new definition never unmasks the secret
+-- values stored for the old one.
+ALTER TABLE custom_action_types ADD COLUMN deleted_at TIMESTAMPTZ;

@@ -89,7 +89,32 @@ async fn a_custom_action_type_is_made_read_listed_only_in_its_account_and_delete
     assert_eq!(app.call("DELETE", "/v1/action-types/Custom/Test/Scan/1", Some(&root), None).await.status, 204);
     assert_eq!(app.call("DELETE", "/v1/action-types/Custom/Test/Scan/1", Some(&root), None).await.status, 404);
     assert_eq!(app.call("DELETE", "/v1/action-types/Pipewright/Build/Shell/1", Some(&root), None).await.status, 400);
-    // A type deleted while a pipeline uses it: every value of its actions is masked.
+    // A type deleted while a pipeline uses it: every value of its actions is
+    // masked, and its version is not made again (a new definition that
+    // called ApiKey public would unmask the stored one).
     let read = app.call("GET", "/v1/pipelines/scanned", Some(&root), None).await;
     assert_eq!(read.body["pipeline"]["stages"][1]["actions"][0]["configuration"]["Project"], "****", "{}", read.body);
+    let mut public = scan.clone();
+    public["configurationProperties"][1]["secret"] = json!(false);
+    let remade = app.call("POST", "/v1/action-types", Some(&root), Some(public.clone())).await;
+    assert_eq!(remade.status, 409, "{}", remade.body);
+    public["version"] = json!("2");
+    assert_eq!(app.call("POST", "/v1/action-types", Some(&root), Some(public)).await.status, 201);
+    let read = app.call("GET", "/v1/pipelines/scanned", Some(&root), None).await;
+    assert_eq!(read.body["pipeline"]["stages"][1]["actions"][0]["configuration"]["ApiKey"], "****", "{}", read.body);
+
+    // A secret value that is not of its type is refused without being said back.
+    let pinned = json!({"category": "Deploy", "provider": "Vault", "version": "1",
+        "configurationProperties": [{"name": "Pin", "required": true, "key": false, "secret": true, "type": "Number"}],
+        "inputArtifactDetails": {"minimumCount": 0, "maximumCount": 0},
+        "outputArtifactDetails": {"minimumCount": 0, "maximumCount": 0}});
+    assert_eq!(app.call("POST", "/v1/action-types", Some(&root), Some(pinned)).await.status, 201);
+    let vaulted = json!({"name": "vaulted", "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": crate::executions::kind("Source", "Upload"), "outputArtifacts": [{"name": "Src"}]}]},
+        {"name": "Open", "actions": [{"name": "Open", "actionTypeId": {"category": "Deploy", "owner": "Custom", "provider": "Vault", "version": "1"},
+            "configuration": {"Pin": "hunter2-pin"}}]}]});
+    let refused = app.call("POST", "/v1/pipelines", Some(&root), Some(json!({"pipeline": vaulted}))).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(!refused.body.to_string().contains("hunter2-pin"), "{}", refused.body);
+    assert!(!app.audit_table_text().await.contains("hunter2-pin"));
 }

@@ -142,5 +142,5 @@ async fn the_example_job_worker_runs_a_custom_scan_action_whose_output_variable_
     .await;
     let gate = crate::executions::action(&state, "Release", "Gate");
     assert_eq!(gate["status"], "Succeeded", "the gate read the report and #{{Scan.FINDINGS}}: {state:#}");
-    assert_eq!(crate::executions::action(&state, "Scan", "Scan")["summary"], "1 findings");
+    assert_eq!(crate::executions::action(&state, "Scan", "Scan")["summary"], "1 findings (100%)");
 }

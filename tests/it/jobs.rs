@@ -188,6 +188,8 @@ async fn a_job_worker_polls_acknowledges_and_completes_a_custom_action_the_next_
     assert_eq!(action(&finished, "Deploy", "Check")["status"], "Succeeded", "{finished:#}");
     let scan = action(&finished, "Scan", "Scan");
     assert_eq!(scan["status"], "Succeeded");
+    assert_eq!(scan["externalExecutionId"], "run-7");
+    assert_eq!(scan["summary"], "no findings (100%)");
     assert_eq!(
         scan["externalExecutionUrl"], "https://scanner.example.com/web/runs/run-7?key={Config:ApiKey}",
         "a secret property is never put in the link: {scan:#}"
@@ -217,6 +219,9 @@ async fn a_job_worker_polls_acknowledges_and_completes_a_custom_action_the_next_
         assert!(audit.contains(name), "{name} is audited");
     }
     assert!(!audit.contains("s3cret-key"));
+    for nonce in [&job["nonce"], &next[0]["nonce"]] {
+        assert!(!audit.contains(nonce.as_str().unwrap()), "a nonce stays out of the audit log");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

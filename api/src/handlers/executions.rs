@@ -603,6 +603,8 @@ pub struct ActionExecutionState {
     /// The approval token, while an approval waits.
     pub token: Option<Uuid>,
     pub error_details: Option<ErrorDetails>,
+    /// A custom action's run in its job worker's system.
+    pub external_execution_id: Option<String>,
     pub external_execution_url: Option<String>,
 }
 
@@ -679,6 +681,7 @@ fn action_state(run: &ActionExecution) -> ActionExecutionState {
             .error_code
             .clone()
             .map(|code| ErrorDetails { code, message: run.error_message.clone().unwrap_or_default() }),
+        external_execution_id: run.external_execution_id.clone(),
         external_execution_url: run.external_url.clone(),
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, put, web};
-use pipewright_core::executions::jobs::{self, Ended, Job, Refused, Success};
+use pipewright_core::executions::jobs::{self, Ended, Failure, Job, Refused, Success};
 use pipewright_core::executions::store::{ActionExecution, SourceRevision};
 use pipewright_core::pipelines::ActionTypeId;
 use pipewright_core::pipelines::custom_types::{self, CustomActionTypeDefinition};
@@ -227,10 +227,10 @@ pub struct ExecutionDetails {
     /// Shown as the action's summary (at most 2048 characters).
     pub summary: Option<String>,
     /// The run's id in the job worker's system (at most 1500 characters):
-    /// the action's link is the type's `executionUrlTemplate` with
-    /// `{ExternalExecutionId}` replaced by it.
+    /// the action's `externalExecutionId`; its link is the type's
+    /// `executionUrlTemplate` with `{ExternalExecutionId}` replaced by it.
     pub external_execution_id: Option<String>,
-    /// 0 to 100.
+    /// 0 to 100: shown after the summary, `(50%)`.
     #[schema(minimum = 0, maximum = 100)]
     pub percent_complete: Option<u8>,
 }
@@ -241,8 +241,8 @@ pub struct ExecutionDetails {
 pub struct CurrentRevision {
     /// The revision's id (1 to 1500 characters).
     pub revision: String,
-    /// The change's id (1 to 100 characters): the revision's summary when
-    /// it has no revisionSummary.
+    /// The change's id (1 to 100 characters): the revision's
+    /// `revisionChangeIdentifier`.
     pub change_identifier: String,
     /// At most 2048 characters.
     pub revision_summary: Option<String>,
@@ -615,6 +615,11 @@ pub async fn put_job_success_result(
         }
     }
     if let Some(revision) = &body.current_revision {
+        if body.continuation_token.is_some() {
+            return Err(ApiError::validation(
+                "currentRevision: give it with the last result, the one without a continuationToken",
+            ));
+        }
         check_text("currentRevision.revision", Some(&revision.revision), 1500)?;
         check_text("currentRevision.changeIdentifier", Some(&revision.change_identifier), 100)?;
         check_text("currentRevision.revisionSummary", revision.revision_summary.as_ref(), 2048)?;
@@ -623,16 +628,18 @@ pub async fn put_job_success_result(
     let mut conn = auth.db().await?;
     let (job, action) = jobs::find(&mut conn, &account, id).await?.ok_or_else(job_not_found)?;
     jobs::takes_result(&job, &action).map_err(refused)?;
-    let definition = custom_type(&mut conn, &account, &job.action_type_id()).await?;
+    // (A type deleted while its job ran leaves no link template.)
+    let definition = custom_types::find(&mut conn, &account, &job.action_type_id()).await?;
     let context = jobs::context(&mut conn, &action).await?.ok_or_else(job_not_found)?;
     let revision = match &body.current_revision {
-        Some(_) if definition.category != "Source" => {
+        Some(_) if job.category != "Source" => {
             return Err(ApiError::validation("currentRevision: only a custom Source action has a revision"));
         }
         Some(r) => Some(SourceRevision {
             action_name: action.action_name.clone(),
             revision_id: r.revision.clone(),
-            revision_summary: Some(r.revision_summary.clone().unwrap_or_else(|| r.change_identifier.clone())),
+            revision_summary: r.revision_summary.clone(),
+            change_identifier: Some(r.change_identifier.clone()),
             ..SourceRevision::default()
         }),
         None => None,
@@ -649,13 +656,11 @@ pub async fn put_job_success_result(
             )));
         }
     }
+    let external_id = details.and_then(|d| d.external_execution_id.clone());
     let success = Success {
         summary: details.and_then(|d| d.summary.clone()),
-        external_url: external_url(
-            &definition,
-            &context.configuration,
-            details.and_then(|d| d.external_execution_id.as_ref()),
-        ),
+        external_url: definition.and_then(|d| external_url(&d, &context.configuration, external_id.as_ref())),
+        external_id,
         percent_complete: details.and_then(|d| d.percent_complete),
         continuation_token: body.continuation_token.clone(),
         variables: body.output_variables.clone(),
@@ -712,10 +717,15 @@ pub async fn put_job_failure_result(
     let mut conn = auth.db().await?;
     let (job, action) = jobs::find(&mut conn, &account, id).await?.ok_or_else(job_not_found)?;
     jobs::takes_result(&job, &action).map_err(refused)?;
-    let definition = custom_type(&mut conn, &account, &job.action_type_id()).await.ok();
+    let definition = custom_types::find(&mut conn, &account, &job.action_type_id()).await?;
     let configuration = jobs::context(&mut conn, &action).await?.map(|c| c.configuration).unwrap_or_default();
     let url = definition.and_then(|d| external_url(&d, &configuration, failure.external_execution_id.as_ref()));
-    let result = Err((failure.kind.clone(), failure.message.clone(), url));
+    let result = Err(Failure {
+        kind: failure.kind.clone(),
+        message: failure.message.clone(),
+        external_id: failure.external_execution_id.clone(),
+        external_url: url,
+    });
     let ended = jobs::finish(&mut conn, &account, id, result).await?.map_err(refused)?;
     drop(conn);
     after(&req, &state, ended, action.pipeline_id);
@@ -844,7 +854,7 @@ pub async fn put_job_artifact(
     // Recorded in the request's transaction, committed with its audit event.
     let tx = RequestTx::begin(&req, &state).await?;
     let mut conn = tx.conn().await;
-    if !jobs::add_output(&mut conn, job.job_id, &stored).await? {
+    if !jobs::add_output(&mut conn, job.job_id, &query.token, &stored).await? {
         return Err(ApiError::new(ErrorCode::JobNotFoundException, "the job ended while its artifact was uploaded"));
     }
     Ok(web::Json(JobArtifactResponse { name: stored.name, sha256: stored.sha256, size: stored.size }))

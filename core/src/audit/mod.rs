@@ -253,8 +253,9 @@ pub fn chain_hash(prev_hash: &str, prev_event_id: Option<Uuid>, canonical: &str)
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Field names whose values never reach the log (compared ignoring case).
-const SECRET_FIELDS: [&str; 14] = [
+const SECRET_FIELDS: [&str; 15] = [
     "password",
+    "nonce",
     "rootpassword",
     "secretaccesskey",
     "accesstoken",

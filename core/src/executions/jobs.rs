@@ -174,6 +174,10 @@ pub async fn any_waiting(
     ack_secs: u64,
 ) -> Result<bool, IamError> {
     let stale = Utc::now() - Duration::seconds(i64::try_from(ack_secs).unwrap_or(60));
+    let running = action_executions::table
+        .filter(action_executions::status.eq(Status::InProgress.as_str()))
+        .filter(action_executions::job_worker.eq(true))
+        .select(action_executions::action_execution_id);
     let found: Option<Uuid> = jobs::table
         .filter(jobs::account_id.eq(account))
         .filter(jobs::category.eq(&id.category))
@@ -181,6 +185,7 @@ pub async fn any_waiting(
         .filter(jobs::version.eq(&id.version))
         .filter(jobs::query_value.eq(query_value).or(query_value.is_none().into_sql::<diesel::sql_types::Bool>()))
         .filter(jobs::status.eq(QUEUED).or(jobs::status.eq(DISPATCHED).and(jobs::dispatched_at.lt(stale))))
+        .filter(jobs::action_execution_id.eq_any(running))
         .select(jobs::job_id)
         .first(conn)
         .await
@@ -303,15 +308,24 @@ pub async fn by_artifact_token(
 }
 
 /// Records an output artifact the job worker uploaded (replacing one of
-/// that name), while the job is open.
+/// that name) — only if the token is still the job's and the job still
+/// open (the upload may have taken a while).
 pub async fn add_output(
     conn: &mut AsyncPgConnection,
     job_id: Uuid,
+    token: &str,
     output: &ArtifactLocation,
 ) -> Result<bool, IamError> {
     let job: Option<Job> =
         jobs::table.find(job_id).select(Job::as_select()).for_update().first(conn).await.optional()?;
-    let Some(job) = job.filter(Job::open) else { return Ok(false) };
+    let Some(job) = job else { return Ok(false) };
+    let action: ActionExecution =
+        action_executions::table.find(job.action_execution_id).select(ActionExecution::as_select()).first(conn).await?;
+    let same =
+        job.artifact_token.as_deref().is_some_and(|t| crate::signing::same_secret(t.as_bytes(), token.as_bytes()));
+    if !same || state_of(&job, &action).is_err() {
+        return Ok(false);
+    }
     let mut outputs = job.outputs();
     outputs.retain(|o| o.name != output.name);
     outputs.push(output.clone());
@@ -326,6 +340,7 @@ pub async fn add_output(
 #[derive(Debug, Clone, Default)]
 pub struct Success {
     pub summary: Option<String>,
+    pub external_id: Option<String>,
     pub external_url: Option<String>,
     pub percent_complete: Option<u8>,
     pub continuation_token: Option<String>,
@@ -358,12 +373,12 @@ pub fn takes_result(job: &Job, action: &ActionExecution) -> Result<(), Refused> 
 
 /// Ends a job: with a success, its action succeeds (with its uploaded
 /// outputs and variables) — or, with a continuation token, goes on with a
-/// next job; with a failure (`Err((type, message))`), its action fails.
+/// next job; with a failure, its action fails.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
     account: &str,
     job_id: Uuid,
-    result: Result<Success, (String, String, Option<String>)>,
+    result: Result<Success, Failure>,
 ) -> Result<Result<Ended, Refused>, IamError> {
     conn.transaction::<_, IamError, _>(async move |conn| {
         let job: Option<Job> = jobs::table
@@ -384,27 +399,35 @@ pub async fn finish(
             return Ok(Err(refused));
         }
         let status = if result.is_ok() { SUCCEEDED } else { FAILED };
-        diesel::update(jobs::table.find(job_id))
-            .set((jobs::status.eq(status), jobs::updated_at.eq(Utc::now())))
-            .execute(conn)
-            .await?;
-        let outcome = match result {
+        let mark = async |conn: &mut AsyncPgConnection| -> Result<(), IamError> {
+            diesel::update(jobs::table.find(job_id))
+                .set((jobs::status.eq(status), jobs::updated_at.eq(Utc::now())))
+                .execute(conn)
+                .await?;
+            Ok(())
+        };
+        let ended_refused = || Refused::InvalidState("the job's action has ended".to_owned());
+        let (outcome, external_id) = match result {
             Ok(success) if success.continuation_token.is_some() => {
-                // Still running: what the worker said so far is shown on the action.
-                let summary = match (success.summary, success.percent_complete) {
-                    (Some(s), Some(p)) => Some(format!("{s} ({p}%)")),
-                    (Some(s), None) => Some(s),
-                    (None, Some(p)) => Some(format!("{p}% complete")),
-                    (None, None) => None,
-                };
-                diesel::update(action_executions::table.find(job.action_execution_id))
-                    .set((
-                        action_executions::summary.eq(summary),
-                        action_executions::external_url.eq(success.external_url),
-                        action_executions::updated_at.eq(Utc::now()),
-                    ))
-                    .execute(conn)
-                    .await?;
+                // Still running: what the worker said so far is shown on the
+                // action (only while it runs: a stop may have come first).
+                let shown = diesel::update(
+                    action_executions::table
+                        .find(job.action_execution_id)
+                        .filter(action_executions::status.eq(Status::InProgress.as_str())),
+                )
+                .set((
+                    action_executions::summary.eq(summary_of(success.summary.as_deref(), success.percent_complete)),
+                    action_executions::external_url.eq(success.external_url),
+                    action_executions::external_execution_id.eq(success.external_id),
+                    action_executions::updated_at.eq(Utc::now()),
+                ))
+                .execute(conn)
+                .await?;
+                if shown == 0 {
+                    return Ok(Err(ended_refused()));
+                }
+                mark(conn).await?;
                 let next = queue(
                     conn,
                     job.action_execution_id,
@@ -417,29 +440,62 @@ pub async fn finish(
                 .await?;
                 return Ok(Ok(Ended::Continued(next)));
             }
-            Ok(success) => Outcome {
-                succeeded: true,
-                summary: success.summary,
-                external_url: success.external_url,
-                outputs: job.outputs(),
-                variables: success.variables,
-                revision: success.revision,
-                ..Outcome::default()
-            },
-            Err((kind, message, external_url)) => Outcome {
-                error_code: Some(kind),
-                error_message: Some(message.clone()),
-                summary: Some(message),
-                external_url,
-                ..Outcome::default()
-            },
+            Ok(success) => (
+                Outcome {
+                    succeeded: true,
+                    summary: summary_of(success.summary.as_deref(), success.percent_complete),
+                    external_url: success.external_url,
+                    outputs: job.outputs(),
+                    variables: success.variables,
+                    revision: success.revision,
+                    ..Outcome::default()
+                },
+                success.external_id,
+            ),
+            Err(failure) => (
+                Outcome {
+                    error_code: Some(failure.kind),
+                    error_message: Some(failure.message.clone()),
+                    summary: Some(failure.message),
+                    external_url: failure.external_url,
+                    ..Outcome::default()
+                },
+                failure.external_id,
+            ),
         };
-        match store::finish_action(conn, job.action_execution_id, Finisher::Anyone, outcome).await? {
-            Some(queued) => Ok(Ok(Ended::Action(queued))),
-            None => Ok(Err(Refused::InvalidState("the job's action has ended".to_owned()))),
+        let Some(queued) = store::finish_action(conn, job.action_execution_id, Finisher::Anyone, outcome).await? else {
+            return Ok(Err(ended_refused()));
+        };
+        if external_id.is_some() {
+            diesel::update(action_executions::table.find(job.action_execution_id))
+                .set(action_executions::external_execution_id.eq(external_id))
+                .execute(conn)
+                .await?;
         }
+        mark(conn).await?;
+        Ok(Ok(Ended::Action(queued)))
     })
     .await
+}
+
+/// What the job worker said of its progress, as the action's summary.
+fn summary_of(summary: Option<&str>, percent: Option<u8>) -> Option<String> {
+    match (summary, percent) {
+        (Some(s), Some(p)) => Some(format!("{s} ({p}%)")),
+        (Some(s), None) => Some(s.to_owned()),
+        (None, Some(p)) => Some(format!("{p}% complete")),
+        (None, None) => None,
+    }
+}
+
+/// PutJobFailureResult's fields, checked.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// CodePipeline's failure type: the action's error code.
+    pub kind: String,
+    pub message: String,
+    pub external_id: Option<String>,
+    pub external_url: Option<String>,
 }
 
 /// Marks the open jobs of an action that timed out.

@@ -90,6 +90,8 @@ pub struct ActionExecution {
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub claimed_at: Option<DateTime<Utc>>,
+    /// The run's id in a job worker's system.
+    pub external_execution_id: Option<String>,
 }
 
 impl ActionExecution {
@@ -155,6 +157,10 @@ pub struct SourceRevision {
     /// The branch it ran (`BranchName`): a push's, a pull request's source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// A custom source's change id (PutJobSuccessResult's
+    /// `currentRevision.changeIdentifier`).
+    #[serde(default, rename = "revisionChangeIdentifier", skip_serializing_if = "Option::is_none")]
+    pub change_identifier: Option<String>,
 }
 
 fn now() -> DateTime<Utc> {

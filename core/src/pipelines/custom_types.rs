@@ -208,6 +208,12 @@ pub async fn registry(conn: &mut AsyncPgConnection, account: &str) -> Result<Reg
     Ok(Registry::with(list(conn, account).await?.iter().map(CustomActionTypeDefinition::action_type).collect()))
 }
 
+/// Whether a provider's name is a built-in one's (a custom type may not take
+/// it: code that recognises built-in providers must not be confused).
+fn reserved(provider: &str) -> bool {
+    action_types::all().iter().any(|t| t.id.provider.eq_ignore_ascii_case(provider))
+}
+
 fn named(value: &str, max: usize) -> bool {
     !value.is_empty() && value.len() <= max && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
@@ -220,7 +226,7 @@ pub fn check(d: &CustomActionTypeDefinition) -> Result<(), String> {
     if !named(&d.provider, 35) {
         return Err("provider: 1–35 of letters, digits and -_".to_owned());
     }
-    if action_types::all().iter().any(|t| t.id.provider.eq_ignore_ascii_case(&d.provider)) {
+    if reserved(&d.provider) {
         return Err(format!("provider: {:?} is a built-in provider's name; choose another", d.provider));
     }
     if !named(&d.version, 9) {
@@ -297,7 +303,8 @@ pub async fn create(
     account: &str,
     d: &CustomActionTypeDefinition,
 ) -> Result<(), IamError> {
-    let count: i64 = c::table.filter(c::account_id.eq(account)).count().get_result(conn).await?;
+    let count: i64 =
+        c::table.filter(c::account_id.eq(account)).filter(c::deleted_at.is_null()).count().get_result(conn).await?;
     if count >= MAX_PER_ACCOUNT {
         return Err(IamError::LimitExceeded(format!("at most {MAX_PER_ACCOUNT} custom action types in an account")));
     }
@@ -313,7 +320,11 @@ pub async fn create(
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                IamError::EntityAlreadyExists(format!("the action type {} exists", d.id()))
+                IamError::EntityAlreadyExists(format!(
+                    "the action type {} exists, or existed: a deleted type's version is not made again (give a new \
+                     version)",
+                    d.id()
+                ))
             } else {
                 e.into()
             }
@@ -327,8 +338,13 @@ pub async fn find(
     account: &str,
     id: &ActionTypeId,
 ) -> Result<Option<CustomActionTypeDefinition>, IamError> {
+    if reserved(&id.provider) {
+        // (One made before built-in names were refused is not used.)
+        return Ok(None);
+    }
     let found: Option<Stored> = c::table
         .find((account, &id.category, &id.provider, &id.version))
+        .filter(c::deleted_at.is_null())
         .select(Stored::as_select())
         .first(conn)
         .await
@@ -340,14 +356,26 @@ pub async fn find(
 pub async fn list(conn: &mut AsyncPgConnection, account: &str) -> Result<Vec<CustomActionTypeDefinition>, IamError> {
     let found: Vec<Stored> = c::table
         .filter(c::account_id.eq(account))
+        .filter(c::deleted_at.is_null())
         .order((c::category, c::provider, c::version))
         .select(Stored::as_select())
         .load(conn)
         .await?;
-    Ok(found.into_iter().filter_map(|s| serde_json::from_value(s.definition).ok()).collect())
+    Ok(found
+        .into_iter()
+        .filter_map(|s| serde_json::from_value::<CustomActionTypeDefinition>(s.definition).ok())
+        .filter(|d| !reserved(&d.provider))
+        .collect())
 }
 
-/// Deletes one; whether there was one.
+/// Deletes one (kept, marked: its version is never made again); whether
+/// there was one.
 pub async fn delete(conn: &mut AsyncPgConnection, account: &str, id: &ActionTypeId) -> Result<bool, IamError> {
-    Ok(diesel::delete(c::table.find((account, &id.category, &id.provider, &id.version))).execute(conn).await? == 1)
+    let marked = diesel::update(
+        c::table.find((account, &id.category, &id.provider, &id.version)).filter(c::deleted_at.is_null()),
+    )
+    .set(c::deleted_at.eq(Some(chrono::Utc::now())))
+    .execute(conn)
+    .await?;
+    Ok(marked == 1)
 }

@@ -560,12 +560,14 @@ fn check_action(c: &mut Checker, types: &Registry, path: &str, stage: usize, act
             c.value(at.clone(), "ValueLength", format!("at most {} characters", property.max_length));
         }
         let references = !references(value).is_empty();
+        // A secret's value is never said back (the message is answered and audited).
+        let shown = if property.secret { "the secret value".to_owned() } else { format!("{value:?}") };
         match property.kind {
             PropertyType::Boolean if !references && value != "true" && value != "false" => {
-                c.value(at, "ConfigurationType", format!("{value:?} is not true or false"));
+                c.value(at, "ConfigurationType", format!("{shown} is not true or false"));
             }
             PropertyType::Number if !references && value.parse::<u32>().is_err() => {
-                c.value(at, "ConfigurationType", format!("{value:?} is not a whole number"));
+                c.value(at, "ConfigurationType", format!("{shown} is not a whole number"));
             }
             PropertyType::EnvironmentVariables => {
                 if let Err(why) = super::environment::parse(value) {
