@@ -629,12 +629,13 @@ fn declared_action(operation: &str) -> Option<&'static str> {
 }
 
 /// The identity type of a call without credentials made on an account's
-/// behalf: its root or a user signing in, a webhook's delivery, or an
-/// Invoke/HTTP action's callback.
+/// behalf: its root or a user signing in, a webhook's delivery, an
+/// Invoke/HTTP action's callback, or a job's artifact URL.
 fn identity_type(account: &AuditedAccount) -> &'static str {
     match &account.user_arn {
         Some(arn) if arn.starts_with("arn:pw:codepipeline:") && arn.contains(":webhook:") => "Webhook",
         Some(arn) if arn.starts_with("arn:pw:codepipeline:") && account.user_name == "callback" => "Callback",
+        Some(arn) if arn.starts_with("arn:pw:codepipeline:") && account.user_name == "job" => "Job",
         _ if account.user_name == "root" => "Root",
         _ => "IAMUser",
     }

@@ -219,6 +219,9 @@ async fn a_job_worker_polls_acknowledges_and_completes_a_custom_action_the_next_
         assert!(audit.contains(name), "{name} is audited");
     }
     assert!(!audit.contains("s3cret-key"));
+    let events = app.call("GET", "/v1/audit/events?maxResults=50", Some(&root), None).await;
+    let upload = events.body["events"].as_array().unwrap().iter().find(|e| e["eventName"] == "PutJobArtifact").unwrap();
+    assert_eq!(upload["userIdentity"]["type"], "Job", "{upload:#}");
     for nonce in [&job["nonce"], &next[0]["nonce"]] {
         assert!(!audit.contains(nonce.as_str().unwrap()), "a nonce stays out of the audit log");
     }
