@@ -123,6 +123,17 @@ if ! command -v schemathesis >/dev/null; then
   command -v schemathesis >/dev/null || { say "schemathesis is not on PATH after installing it"; exit 1; }
 fi
 
+# The AWS CLI and boto3 (PyPI): botocore signs requests for the SigV4 tests
+# (tests/it/sigv4.rs), and the AWS endpoint's tests drive the real clients.
+if ! command -v aws >/dev/null || ! python3 -c 'import botocore, boto3' 2>/dev/null; then
+  command -v pip3 >/dev/null || command -v pip >/dev/null || { say "installing pip"; install python3-pip; }
+  say "installing the AWS CLI and boto3 (the SigV4 and AWS endpoint tests)"
+  pip=$(command -v pip3 || command -v pip)
+  "$pip" install -q awscli boto3 || "$pip" install -q --break-system-packages awscli boto3
+  hash -r
+  python3 -c 'import botocore, boto3' || { say "botocore does not import after installing the AWS CLI"; exit 1; }
+fi
+
 # The generated clients' test (tests/it/clients.rs): openapi-python-client
 # and mypy from PyPI; openapi-typescript, openapi-fetch and TypeScript from
 # npm, as clients/typescript/package-lock.json pins them.

@@ -216,6 +216,9 @@ async fn run_executions(config: &Config, count: usize, millis: u64) -> Result<()
             .env("PIPEWRIGHT_AMQP_QUEUE_EXPIRES_SECS", "600")
             .env("PIPEWRIGHT_GIT_POLL_SECS", "3600")
             .env("PIPEWRIGHT_LOG", "warn")
+            // Each worker serves its health endpoints on a port of its own
+            // (on the default one, the second worker could not start).
+            .env("PIPEWRIGHT_LISTEN", "127.0.0.1:0")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)

@@ -23,4 +23,5 @@ pub mod schema;
 pub mod secrets;
 pub mod services;
 pub mod signing;
+pub mod sigv4;
 pub mod webhooks;

@@ -106,6 +106,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         last_used_at -> Nullable<Timestamptz>,
+        sealed_secret -> Nullable<Bytea>,
     }
 }
 

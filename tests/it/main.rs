@@ -28,6 +28,7 @@ mod process;
 mod schemathesis;
 mod secrets;
 mod security;
+mod sigv4;
 mod sts;
 mod support;
 mod triggers;

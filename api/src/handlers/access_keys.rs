@@ -116,12 +116,13 @@ pub struct TokenResponse {
 )]
 #[post("/v1/iam/users/{userName}/access-keys")]
 pub async fn create_access_key(
+    state: web::Data<AppState>,
     auth: Authorized<CreateAccessKey>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = auth.db().await?;
     let user = users::get(&mut conn, auth.caller.account(), &name).await?;
-    let (key, secret) = access_keys::create(&mut conn, auth.caller.account(), &user.user_id).await?;
+    let (key, secret) = access_keys::create(&mut conn, &state.secrets, auth.caller.account(), &user.user_id).await?;
     Ok(HttpResponse::Created().json(CreateAccessKeyResponse {
         access_key: NewAccessKey {
             user_name: user.user_name,

@@ -1,5 +1,7 @@
-//! Access keys: an id and a secret a program exchanges for a token. The
-//! secret is shown once, at creation, and kept only as a hash.
+//! Access keys: an id and a secret a program exchanges for a token, or signs
+//! its requests with (SigV4). The secret is shown once, at creation, and
+//! kept as a hash (for the token exchange) and sealed under the
+//! installation's secrets key (SigV4 needs the secret itself; decision 026).
 
 use chrono::{DateTime, Utc};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper};
@@ -24,9 +26,17 @@ pub struct AccessKey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-/// Creates a key for the user; returns it with its secret, which is not kept.
+/// Where a key's sealed secret is bound to: a sealed secret copied to
+/// another key does not open.
+fn place(key_id: &str) -> String {
+    format!("access-key\0{key_id}")
+}
+
+/// Creates a key for the user; returns it with its secret, which is shown
+/// only now.
 pub async fn create(
     conn: &mut AsyncPgConnection,
+    cipher: &crate::secrets::Cipher,
     account: &str,
     user_id: &str,
 ) -> Result<(AccessKey, String), IamError> {
@@ -38,9 +48,12 @@ pub async fn create(
         )));
     }
     let secret = ids::secret();
+    let key_id = ids::entity_id("AKIA");
+    let sealed = cipher.seal(&place(&key_id), &secret)?;
     let key = diesel::insert_into(iam_access_keys::table)
         .values((
-            iam_access_keys::access_key_id.eq(ids::entity_id("AKIA")),
+            iam_access_keys::access_key_id.eq(&key_id),
+            iam_access_keys::sealed_secret.eq(Some(sealed)),
             iam_access_keys::user_id.eq(user_id),
             iam_access_keys::account_id.eq(account),
             iam_access_keys::secret_hash.eq(ids::secret_hash(&secret)),
@@ -128,4 +141,36 @@ pub async fn authenticate(
         .execute(conn)
         .await?;
     Ok(Some(key))
+}
+
+/// What SigV4 finds for an access key id.
+pub enum SigningKey {
+    /// An active key of a user, and its secret.
+    Active(AccessKey, secrecy::SecretString),
+    /// Made before secrets were kept sealed: it can exchange tokens but not
+    /// sign (make a new key).
+    NeedsRotation,
+    /// Unknown, or inactive.
+    Unknown,
+}
+
+/// The secret SigV4 checks a request signed with `key_id` against.
+pub async fn signing_key(
+    conn: &mut AsyncPgConnection,
+    cipher: &crate::secrets::Cipher,
+    key_id: &str,
+) -> Result<SigningKey, IamError> {
+    let found: Option<(AccessKey, Option<Vec<u8>>)> = iam_access_keys::table
+        .find(key_id)
+        .select((AccessKey::as_select(), iam_access_keys::sealed_secret))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((key, sealed)) = found.filter(|(k, _)| k.status == "Active") else { return Ok(SigningKey::Unknown) };
+    let Some(sealed) = sealed else { return Ok(SigningKey::NeedsRotation) };
+    Ok(match cipher.open(&place(key_id), &sealed) {
+        Some(secret) => SigningKey::Active(key, secret),
+        // (Sealed under another secrets key: as good as unknown here.)
+        None => SigningKey::Unknown,
+    })
 }

@@ -1,0 +1,1 @@
+ALTER TABLE iam_access_keys DROP COLUMN sealed_secret;
