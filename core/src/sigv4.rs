@@ -7,6 +7,21 @@
 //! access key named in the credential (see [`Authorization::parse`]).
 //! Written to AWS's published description of SigV4 and checked against its
 //! example (see the tests) and against botocore's signatures (tests/it).
+//!
+//! What the caller (the AWS endpoint) must do besides:
+//! - pass the request as it came: the raw path (not normalised), the Host
+//!   the client sent (behind a proxy: the one it saw), the raw body (before
+//!   any decompression);
+//! - check the scope: its service is the protocol's (`codepipeline`, `sts`,
+//!   …) and its region the server's;
+//! - require the headers that choose the operation to be signed
+//!   (`x-amz-target`, `content-type`), since only `host` and `x-amz-date`
+//!   are required here;
+//! - handle `x-amz-security-token` (temporary credentials) itself;
+//! - serve over TLS: as on AWS, a captured request verifies again within the
+//!   15 minutes of [`MAX_SKEW`].
+//!
+//! Query-string (presigned) authentication is not supported.
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
@@ -27,6 +42,9 @@ pub enum Refusal {
     Skewed(String),
     /// The signature is not the one the secret makes (`SignatureDoesNotMatch`).
     Mismatch,
+    /// The request does not fit its own signature's terms
+    /// (`SignatureDoesNotMatch`, with why).
+    Inconsistent(String),
 }
 
 impl Refusal {
@@ -35,7 +53,7 @@ impl Refusal {
         match self {
             Self::Missing => "MissingAuthenticationToken",
             Self::Incomplete(_) => "IncompleteSignature",
-            Self::Skewed(_) | Self::Mismatch => "SignatureDoesNotMatch",
+            Self::Skewed(_) | Self::Mismatch | Self::Inconsistent(_) => "SignatureDoesNotMatch",
         }
     }
 
@@ -44,7 +62,7 @@ impl Refusal {
         match self {
             Self::Missing => "Request is missing Authentication Token".to_owned(),
             Self::Incomplete(why) => why.clone(),
-            Self::Skewed(why) => why.clone(),
+            Self::Skewed(why) | Self::Inconsistent(why) => why.clone(),
             Self::Mismatch => "The request signature we calculated does not match the signature you provided. Check \
                                your AWS Secret Access Key and signing method. Consult the service documentation for \
                                details."
@@ -155,24 +173,49 @@ fn uri_encode(text: &str, keep_slash: bool) -> String {
     out
 }
 
-/// `%XX` sequences decoded (`+` kept: SigV4 queries are not forms).
-fn percent_decode(text: &str) -> String {
+/// `%XX` sequences (two hex digits) decoded; `None` for a raw `+` (a form
+/// parser would read a space where SigV4 reads a plus: one query, two
+/// meanings) or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
+        match bytes[i] {
+            b'+' => return None,
+            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
+                let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(digit(bytes[i + 1]) * 16 + digit(bytes[i + 2]));
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).ok()
+}
+
+/// The path as botocore signs it for services other than S3: `.` and `..`
+/// segments and empty ones (`//`) removed, a trailing `/` kept.
+fn normalized_path(path: &str) -> String {
+    if path.is_empty() {
+        return "/".to_owned();
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                kept.pop();
+            }
+            other => kept.push(other),
+        }
+    }
+    let first = if path.starts_with('/') { "/" } else { "" };
+    let last = if path.ends_with('/') && !kept.is_empty() { "/" } else { "" };
+    format!("{first}{}{last}", kept.join("/"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -187,18 +230,16 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), data).as_ref().to_vec()
 }
 
-/// The canonical request (AWS's step 1) for the headers `signed`.
-pub fn canonical_request(request: &Request<'_>, signed: &[String]) -> String {
-    let path = if request.path.is_empty() { "/" } else { request.path };
-    let mut query: Vec<(String, String)> = request
-        .query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
-        })
-        .collect();
+/// The canonical request (AWS's step 1) for the headers `signed`; `None`
+/// for a query that can be read two ways (a raw `+`, bytes that are not
+/// UTF-8).
+pub fn canonical_request(request: &Request<'_>, signed: &[String]) -> Option<String> {
+    let path = normalized_path(request.path);
+    let mut query: Vec<(String, String)> = Vec::new();
+    for pair in request.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        query.push((uri_encode(&percent_decode(k)?, false), uri_encode(&percent_decode(v)?, false)));
+    }
     query.sort();
     let query: Vec<String> = query.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut headers = String::new();
@@ -211,33 +252,37 @@ pub fn canonical_request(request: &Request<'_>, signed: &[String]) -> String {
             .collect();
         headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    format!(
+    Some(format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         request.method,
-        uri_encode(path, true),
+        uri_encode(&path, true),
         query.join("&"),
         headers,
         signed.join(";"),
         sha256_hex(request.body)
-    )
+    ))
 }
 
-/// The request's time: `X-Amz-Date` (`YYYYMMDDTHHMMSSZ`).
+/// The request's time: `X-Amz-Date` (`YYYYMMDDTHHMMSSZ`, ASCII).
 fn request_time(request: &Request<'_>) -> Option<(String, DateTime<Utc>)> {
     let text = request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("x-amz-date")).map(|(_, v)| v.trim())?;
+    if text.len() != 16 || !text.is_ascii() {
+        return None;
+    }
     let time = NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%SZ").ok()?.and_utc();
     Some((text.to_owned(), time))
 }
 
-/// The signature `secret` makes for the request (lower-case hex).
-pub fn signature(request: &Request<'_>, authorization: &Authorization, secret: &str, amz_date: &str) -> String {
-    let canonical = canonical_request(request, &authorization.signed_headers);
+/// The signature `secret` makes for the request (lower-case hex); `None`
+/// when its query can be read two ways.
+pub fn signature(request: &Request<'_>, authorization: &Authorization, secret: &str, amz_date: &str) -> Option<String> {
+    let canonical = canonical_request(request, &authorization.signed_headers)?;
     let to_sign = format!("{ALGORITHM}\n{amz_date}\n{}\n{}", authorization.scope(), sha256_hex(canonical.as_bytes()));
     let mut key = hmac(format!("AWS4{secret}").as_bytes(), authorization.date.as_bytes());
     for part in [authorization.region.as_bytes(), authorization.service.as_bytes(), b"aws4_request"] {
         key = hmac(&key, part);
     }
-    hex(&hmac(&key, to_sign.as_bytes()))
+    Some(hex(&hmac(&key, to_sign.as_bytes())))
 }
 
 /// Checks the request's signature with the secret of the access key its
@@ -257,10 +302,10 @@ pub fn verify(
         return Err(Refusal::Incomplete("'X-Amz-Date' must be a signed header".to_owned()));
     }
     if !amz_date.starts_with(&authorization.date) {
-        return Err(Refusal::Incomplete(format!(
+        return Err(Refusal::Inconsistent(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'",
             authorization.date,
-            &amz_date[..8.min(amz_date.len())]
+            amz_date.get(..8).unwrap_or_default()
         )));
     }
     let stamp = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
@@ -280,7 +325,9 @@ pub fn verify(
             stamp(now)
         )));
     }
-    let expected = signature(request, authorization, secret, &amz_date);
+    let expected = signature(request, authorization, secret, &amz_date).ok_or_else(|| {
+        Refusal::Inconsistent("the query string must encode '+' as %2B and hold only UTF-8".to_owned())
+    })?;
     if crate::signing::same_secret(expected.as_bytes(), authorization.signature.as_bytes()) {
         Ok(())
     } else {
@@ -329,7 +376,7 @@ mod tests {
         let parsed = Authorization::parse(Some(&authorization(EXPECTED))).unwrap();
         assert_eq!(parsed.access_key_id, "AKIDEXAMPLE");
         assert_eq!(parsed.scope(), "20150830/us-east-1/iam/aws4_request");
-        assert_eq!(signature(&request, &parsed, SECRET, "20150830T123600Z"), EXPECTED);
+        assert_eq!(signature(&request, &parsed, SECRET, "20150830T123600Z").as_deref(), Some(EXPECTED));
         assert_eq!(verify(&request, &parsed, SECRET, at("20150830T123900Z")), Ok(()));
         assert_eq!(verify(&request, &parsed, "another secret", at("20150830T123900Z")), Err(Refusal::Mismatch));
         let changed = Request { query: "Action=ListUsers&Version=2010-05-09", ..request };
@@ -381,10 +428,34 @@ mod tests {
             headers: &headers,
             body: b"{}",
         };
-        let canonical = canonical_request(&request, &["host".to_owned()]);
+        let canonical = canonical_request(&request, &["host".to_owned()]).unwrap();
         let lines: Vec<&str> = canonical.lines().collect();
         assert_eq!(lines[1], "/a%20b/%257E", "each byte of the path as sent is encoded again");
         assert_eq!(lines[2], "a=1&a=x%20y&b=2&empty=", "sorted by name then value, each encoded");
         assert_eq!(lines[3], "host:example.com");
+        // As botocore: dot segments and empty ones go, a trailing slash stays.
+        for (path, canonical) in [("//", "/"), ("/aws/./x/../y/", "/aws/y/"), ("", "/"), ("/a//b", "/a/b")] {
+            let request = Request { path, query: "", ..request };
+            assert_eq!(canonical_request(&request, &[]).unwrap().lines().nth(1), Some(canonical), "{path}");
+        }
+        // One query, two readings: refused.
+        for query in ["a=x+y", "a=%FF", "a=%+1"] {
+            let request = Request { query, ..request };
+            assert_eq!(canonical_request(&request, &[]), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn a_date_that_is_not_ascii_is_refused_without_a_panic() {
+        let headers = vec![
+            ("host".to_owned(), "iam.amazonaws.com".to_owned()),
+            ("x-amz-date".to_owned(), "2015\u{a0}8\u{a0}30T123600Z".to_owned()),
+        ];
+        let request = Request { method: "GET", path: "/", query: "", headers: &headers, body: b"" };
+        let parsed = Authorization::parse(Some(&authorization(EXPECTED))).unwrap();
+        assert_eq!(
+            verify(&request, &parsed, SECRET, at("20150830T123600Z")).unwrap_err().code(),
+            "IncompleteSignature"
+        );
     }
 }
