@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::executions::{action, kind, state_until, zip_of};
+use crate::isolation::upload;
 use crate::support::TestApp;
 
 const PASSWORD: &str = "correct horse battery";
@@ -38,19 +39,6 @@ fn scanned(name: &str, project: &str) -> Value {
         {"name": "Deploy", "actions": [{"name": "Check", "actionTypeId": kind("Deploy", "Shell"),
             "configuration": {"commands": "test \"$(cat report.txt)\" = clean\ntest \"#{Scan.FINDINGS}\" = 0"},
             "inputArtifacts": [{"name": "Report"}]}]}]})
-}
-
-async fn upload(app: &TestApp, token: &str, name: &str) {
-    let sent = app
-        .client
-        .post(app.url(&format!("/v1/pipelines/{name}/sources/Upload/revisions")))
-        .bearer_auth(token)
-        .header("content-type", "application/zip")
-        .body(zip_of(&[("app.txt", "hello")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
 }
 
 async fn poll(app: &TestApp, token: &str, project: &str, wait: u32) -> Vec<Value> {

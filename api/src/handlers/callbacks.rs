@@ -25,9 +25,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(put_callback_result);
 }
 
-/// At most this many output variables, as a shell action's.
-const MAX_VARIABLES: usize = 50;
-
 /// How the called service says the action ended.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -112,18 +109,8 @@ pub async fn put_callback_result(
     if result.summary.as_ref().is_some_and(|s| s.chars().count() > 2048) {
         return Err(ApiError::validation("summary: at most 2048 characters"));
     }
-    if result.output_variables.len() > MAX_VARIABLES {
-        return Err(ApiError::validation(format!("outputVariables: at most {MAX_VARIABLES}")));
-    }
-    for (name, value) in &result.output_variables {
-        let named = !name.is_empty()
-            && name.len() <= 128
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
-        if !named || value.chars().count() > 1000 {
-            return Err(ApiError::validation(format!(
-                "outputVariables.{name}: a name of letters, digits and _- (at most 128), a value of at most 1000 characters"
-            )));
-        }
+    if let Some(problem) = pipewright_core::executions::output_variables_problem(&result.output_variables) {
+        return Err(ApiError::validation(problem));
     }
     let external_url = result.external_execution_url.filter(|u| {
         let lower = u.to_ascii_lowercase();

@@ -598,21 +598,8 @@ pub async fn put_job_success_result(
             "outputVariables: give them with the last result, the one without a continuationToken",
         ));
     }
-    if body.output_variables.len() > 50 {
-        return Err(ApiError::new(ErrorCode::OutputVariablesSizeExceededException, "outputVariables: at most 50"));
-    }
-    for (name, value) in &body.output_variables {
-        let named = !name.is_empty()
-            && name.len() <= 128
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
-        if !named || value.chars().count() > 1000 {
-            return Err(ApiError::new(
-                ErrorCode::OutputVariablesSizeExceededException,
-                format!(
-                    "outputVariables.{name}: a name of letters, digits and _- (at most 128), a value of at most 1000 characters"
-                ),
-            ));
-        }
+    if let Some(problem) = pipewright_core::executions::output_variables_problem(&body.output_variables) {
+        return Err(ApiError::new(ErrorCode::OutputVariablesSizeExceededException, problem));
     }
     if let Some(revision) = &body.current_revision {
         if body.continuation_token.is_some() {

@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use diesel::expression::BoxableExpression;
+use diesel::pg::Pg;
+use diesel::sql_types::{Bool, Nullable};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, IntoSql, OptionalExtension, QueryDsl, Queryable, Selectable,
     SelectableHelper,
@@ -113,6 +116,32 @@ pub async fn queue(
     Ok(channel(account, id))
 }
 
+/// The jobs of the type (whose queryable property has `query_value`, when
+/// given) that wait for a job worker: queued, or dispatched `ack_secs` ago
+/// and not acknowledged — of actions that still run.
+fn waiting<'a>(
+    account: &'a str,
+    id: &'a ActionTypeId,
+    query_value: Option<&'a str>,
+    ack_secs: u64,
+) -> Box<dyn BoxableExpression<jobs::table, Pg, SqlType = Nullable<Bool>> + 'a> {
+    let stale = Utc::now() - Duration::seconds(i64::try_from(ack_secs).unwrap_or(60));
+    let running = action_executions::table
+        .filter(action_executions::status.eq(Status::InProgress.as_str()))
+        .filter(action_executions::job_worker.eq(true))
+        .select(action_executions::action_execution_id);
+    Box::new(
+        jobs::account_id
+            .eq(account)
+            .and(jobs::category.eq(&id.category))
+            .and(jobs::provider.eq(&id.provider))
+            .and(jobs::version.eq(&id.version))
+            .and(jobs::query_value.eq(query_value).or(query_value.is_none().into_sql::<Bool>()))
+            .and(jobs::status.eq(QUEUED).or(jobs::status.eq(DISPATCHED).and(jobs::dispatched_at.lt(stale))))
+            .and(jobs::action_execution_id.eq_any(running)),
+    )
+}
+
 /// Hands up to `max` waiting jobs of the type (whose queryable property has
 /// `query_value`, when given) to the caller: each dispatched with a new
 /// nonce and artifact token. A job dispatched `ack_secs` ago and not
@@ -126,19 +155,8 @@ pub async fn dispatch(
     max: i64,
     ack_secs: u64,
 ) -> Result<Vec<Job>, IamError> {
-    let stale = Utc::now() - Duration::seconds(i64::try_from(ack_secs).unwrap_or(60));
-    let running = action_executions::table
-        .filter(action_executions::status.eq(Status::InProgress.as_str()))
-        .filter(action_executions::job_worker.eq(true))
-        .select(action_executions::action_execution_id);
     let ids: Vec<Uuid> = jobs::table
-        .filter(jobs::account_id.eq(account))
-        .filter(jobs::category.eq(&id.category))
-        .filter(jobs::provider.eq(&id.provider))
-        .filter(jobs::version.eq(&id.version))
-        .filter(jobs::query_value.eq(query_value).or(query_value.is_none().into_sql::<diesel::sql_types::Bool>()))
-        .filter(jobs::status.eq(QUEUED).or(jobs::status.eq(DISPATCHED).and(jobs::dispatched_at.lt(stale))))
-        .filter(jobs::action_execution_id.eq_any(running))
+        .filter(waiting(account, id, query_value, ack_secs))
         .order(jobs::created_at)
         .limit(max)
         .select(jobs::job_id)
@@ -173,19 +191,8 @@ pub async fn any_waiting(
     query_value: Option<&str>,
     ack_secs: u64,
 ) -> Result<bool, IamError> {
-    let stale = Utc::now() - Duration::seconds(i64::try_from(ack_secs).unwrap_or(60));
-    let running = action_executions::table
-        .filter(action_executions::status.eq(Status::InProgress.as_str()))
-        .filter(action_executions::job_worker.eq(true))
-        .select(action_executions::action_execution_id);
     let found: Option<Uuid> = jobs::table
-        .filter(jobs::account_id.eq(account))
-        .filter(jobs::category.eq(&id.category))
-        .filter(jobs::provider.eq(&id.provider))
-        .filter(jobs::version.eq(&id.version))
-        .filter(jobs::query_value.eq(query_value).or(query_value.is_none().into_sql::<diesel::sql_types::Bool>()))
-        .filter(jobs::status.eq(QUEUED).or(jobs::status.eq(DISPATCHED).and(jobs::dispatched_at.lt(stale))))
-        .filter(jobs::action_execution_id.eq_any(running))
+        .filter(waiting(account, id, query_value, ack_secs))
         .select(jobs::job_id)
         .first(conn)
         .await

@@ -11,6 +11,28 @@ pub mod references;
 pub mod store;
 pub mod way_in;
 
+/// At most this many output variables an action gives (as a shell action's).
+pub const MAX_OUTPUT_VARIABLES: usize = 50;
+
+/// Why output variables given by something outside (an Invoke callback, a
+/// job worker) cannot be kept: at most [`MAX_OUTPUT_VARIABLES`], names of
+/// letters, digits and `_-` (at most 128), values of at most 1000 characters.
+pub fn output_variables_problem(variables: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    if variables.len() > MAX_OUTPUT_VARIABLES {
+        return Some(format!("outputVariables: at most {MAX_OUTPUT_VARIABLES}"));
+    }
+    variables.iter().find_map(|(name, value)| {
+        let named = !name.is_empty()
+            && name.len() <= 128
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
+        (!named || value.chars().count() > 1000).then(|| {
+            format!(
+                "outputVariables.{name}: a name of letters, digits and _- (at most 128), a value of at most 1000 characters"
+            )
+        })
+    })
+}
+
 /// CodePipeline's statuses, for executions, stages and actions alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum Status {
