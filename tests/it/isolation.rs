@@ -206,7 +206,7 @@ async fn a_variable_holding_shell_syntax_prints_as_text() {
 }
 
 /// A gzipped tar archive of `entries` (path, link target or None for a file).
-fn tar_gz(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+pub fn tar_gz(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     for (name, target) in entries {
         let mut header = tar::Header::new_gnu();

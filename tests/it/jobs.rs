@@ -156,6 +156,24 @@ async fn a_job_worker_polls_acknowledges_and_completes_a_custom_action_the_next_
         .await;
     assert_eq!(missing.status, 400, "the output artifact is uploaded first: {}", missing.body);
     let report_url = next[0]["data"]["outputArtifacts"][0]["location"]["url"].as_str().unwrap().to_owned();
+    // Attacks on the job's URLs: a hostile archive, another name, a wrong
+    // token, this token on another job's URL. Each refused, nothing kept.
+    let data = app.config.data_dir.canonicalize().unwrap();
+    let hostile = crate::isolation::tar_gz(&[("report.txt", None), ("out", Some(data.to_str().unwrap()))]);
+    let sent =
+        app.client.put(&report_url).header("content-type", "application/gzip").body(hostile).send().await.unwrap();
+    assert_eq!(sent.status(), 400, "a link out of the archive is refused: {}", sent.text().await.unwrap());
+    let token = report_url.rsplit("token=").next().unwrap();
+    let tries = [
+        (format!("/v1/jobs/{next_id}/artifacts/Src?token={token}"), 400),
+        (format!("/v1/jobs/{next_id}/artifacts/Report?token=not-the-token"), 404),
+        (format!("/v1/jobs/{id}/artifacts/Report?token={token}"), 404),
+        (format!("/v1/jobs/not-a-job/artifacts/Report?token={token}"), 404),
+    ];
+    for (path, status) in tries {
+        let sent = app.client.put(app.url(&path)).body(zip_of(&[("report.txt", "x")])).send().await.unwrap();
+        assert_eq!(sent.status(), status, "{path}");
+    }
     let put = app
         .client
         .put(&report_url)
