@@ -78,7 +78,7 @@ const BODY_LIMIT: usize = 256 * 1024;
 fn is_structured(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|t| {
         let t = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        t == "application/json" || t.ends_with("+json")
+        t == "application/json" || t.ends_with("+json") || t.starts_with("application/x-amz-json-")
     })
 }
 
@@ -117,9 +117,6 @@ pub async fn capture_request_body(req: &mut actix_web::dev::ServiceRequest) -> O
     req.set_payload(actix_web::dev::Payload::Stream { payload: Box::pin(futures_util::stream::iter(stream)) });
     parsed
 }
-
-#[derive(Debug, Default)]
-pub struct OperationNames(pub HashMap<(String, String), String>);
 
 /// Appends the events of calls that are not mutations (reads, refused and
 /// unauthenticated calls) by group commit: the events of concurrent
@@ -501,7 +498,7 @@ pub async fn capture_response_body(response: ServiceResponse) -> (ServiceRespons
 pub fn events_of(
     response: &ServiceResponse,
     request_id: &str,
-    names: &OperationNames,
+    names: &crate::catalogue::Catalogue,
     latency_status: u16,
     bodies: &Bodies,
 ) -> Vec<Event> {
@@ -528,16 +525,19 @@ pub fn events_of(
         });
     let error = response.response().extensions().get::<AuditedError>().cloned();
     let pattern = request.match_pattern().unwrap_or_default();
+    // A call to the AWS endpoint is named by its X-Amz-Target, also when it
+    // was refused before it became an operation's call.
+    let aws = extensions_aws_operation(request);
     let event_name = names
-        .0
-        .get(&(request.method().as_str().to_owned(), pattern.clone()))
-        .cloned()
+        .name_of(request.method().as_str(), &pattern)
+        .map(str::to_owned)
+        .or_else(|| aws.clone())
         .unwrap_or_else(|| "UnknownOperation".to_owned());
     let read_only = request.method() == actix_web::http::Method::GET
         || ["Get", "List", "Simulate", "Lookup"].iter().any(|p| event_name.starts_with(p));
     // The operation's own action, or (for a call refused before it was
     // authorised, e.g. for its body) the one the operation is declared with.
-    let action = operation.as_ref().map(|o| o.action).or_else(|| declared_action(&event_name));
+    let action = operation.as_ref().map(|o| o.action).or_else(|| names.action_of(&event_name));
     let event_source = match action.and_then(|a| a.split_once(':')) {
         Some((service, _)) => format!("{service}.pipewright"),
         None if request.path().starts_with("/v1/auth") => "signin.pipewright".to_owned(),
@@ -617,15 +617,9 @@ pub fn events_of(
 /// token exchange) is recorded with; every other field is hidden.
 const ANONYMOUS_FIELDS: [&str; 4] = ["account", "userName", "alias", "accessKeyId"];
 
-/// The IAM action an operation is declared with.
-fn declared_action(operation: &str) -> Option<&'static str> {
-    static ACTIONS: std::sync::OnceLock<HashMap<&'static str, &'static str>> = std::sync::OnceLock::new();
-    ACTIONS
-        .get_or_init(|| {
-            crate::handlers::operations().into_iter().filter_map(|o| o.action.map(|action| (o.id, action))).collect()
-        })
-        .get(operation)
-        .copied()
+/// The AWS operation a call to the AWS endpoint named.
+fn extensions_aws_operation(request: &actix_web::HttpRequest) -> Option<String> {
+    request.extensions().get::<crate::aws::AwsOperation>().map(|o| o.0.clone())
 }
 
 /// The identity type of a call without credentials made on an account's

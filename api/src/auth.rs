@@ -111,9 +111,20 @@ fn unauthenticated(code: ErrorCode, message: &str) -> ApiError {
     ApiError::new(code, message)
 }
 
-/// Authenticates the request's bearer token: signature, expiry, and that its
-/// session was not signed out.
+/// Authenticates the request: its bearer token (signature, expiry, and that
+/// its session was not signed out), or the access key whose SigV4 signature
+/// the AWS endpoint verified; then that its principal still stands.
 pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
+    let signed = req.extensions().get::<crate::aws::SignedClaims>().map(|s| s.0.clone());
+    let claims = match signed {
+        Some(claims) => claims,
+        None => bearer_claims(req, state).await?,
+    };
+    principal_stands(req, state, claims).await
+}
+
+/// The claims of the request's bearer token.
+async fn bearer_claims(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
     let Some(header) = header else {
         return Err(unauthenticated(
@@ -141,6 +152,12 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
             unauthenticated(ErrorCode::UnrecognizedClientException, &e.to_string())
         }
     })?;
+    Ok(claims)
+}
+
+/// Checks that the claims' session was not signed out and that their
+/// principal (and the access key they came from) still stands.
+async fn principal_stands(req: &HttpRequest, state: &AppState, claims: Claims) -> Result<Caller, ApiError> {
     if state.is_revoked(claims.sid).await? {
         return Err(unauthenticated(
             ErrorCode::UnrecognizedClientException,

@@ -53,6 +53,11 @@ error_codes! {
     MissingAuthenticationTokenException = UNAUTHORIZED;
     /// The credentials are not valid (unknown, malformed, or signed out).
     UnrecognizedClientException = UNAUTHORIZED;
+    /// The AWS endpoint: the request's SigV4 signature is not the one its
+    /// access key's secret makes, or its time is more than 15 minutes off.
+    InvalidSignatureException = FORBIDDEN;
+    /// The AWS endpoint: the request's SigV4 authorization is not whole.
+    IncompleteSignatureException = BAD_REQUEST;
     /// The access token has expired: refresh it or sign in again.
     ExpiredTokenException = UNAUTHORIZED;
     /// Sign-in failed: the account, user name or password is wrong.

@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod aws;
+pub mod catalogue;
 pub mod console;
 pub mod error;
 pub mod fallback;

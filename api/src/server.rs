@@ -386,6 +386,9 @@ pub fn app(
         .default_service(web::to(fallback::unmatched))
         // Inside the audit: only the answer the caller gets is recorded.
         .wrap(RetryLostConnection)
+        // Inside the audit: a call to the AWS endpoint is recorded as the
+        // operation it became, with the answer its caller gets.
+        .wrap(middleware::from_fn(crate::aws::gateway))
         // The audit middleware reads response bodies before they are compressed.
         .wrap(middleware::from_fn(telemetry::observe))
         .wrap(middleware::Compress::default())
@@ -554,7 +557,7 @@ pub fn start(
         }
     });
     let writer = web::Data::new(writer);
-    let names = web::Data::new(operation_names(&openapi()));
+    let names = web::Data::new(crate::catalogue::Catalogue::from_openapi(&openapi()));
     let mut server = HttpServer::new(move || {
         app(state.clone(), metrics.clone(), table.clone()).app_data(writer.clone()).app_data(names.clone())
     });
@@ -604,25 +607,6 @@ pub struct RunningHealth {
     pub addr: SocketAddr,
     pub handle: ServerHandle,
     pub server: actix_web::dev::Server,
-}
-
-/// Operation ids by method and route template, for the audit log.
-fn operation_names(doc: &OpenApi) -> crate::audit::OperationNames {
-    let mut names = std::collections::HashMap::new();
-    for (path, item) in &doc.paths.paths {
-        for (method, operation) in [
-            ("GET", &item.get),
-            ("PUT", &item.put),
-            ("POST", &item.post),
-            ("DELETE", &item.delete),
-            ("PATCH", &item.patch),
-        ] {
-            if let Some(id) = operation.as_ref().and_then(|o| o.operation_id.clone()) {
-                names.insert((method.to_owned(), path.clone()), id);
-            }
-        }
-    }
-    crate::audit::OperationNames(names)
 }
 
 #[cfg(test)]

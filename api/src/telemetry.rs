@@ -41,11 +41,14 @@ pub async fn observe(
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
     let mut req = req;
-    let request_body = if path.starts_with("/v1/") { crate::audit::capture_request_body(&mut req).await } else { None };
+    // `/v1`, and the AWS endpoint (whose calls become `/v1` calls) are audited.
+    let aws = crate::aws::is_aws_path(&path);
+    let audited = path.starts_with("/v1/") || aws;
+    let request_body = if audited { crate::audit::capture_request_body(&mut req).await } else { None };
 
     // A NUL character is refused at the edge: no field takes one, and
     // PostgreSQL stores none (its event is recorded escaped).
-    let holds_nul = path.starts_with("/v1/")
+    let holds_nul = audited
         && (req.uri().path_and_query().is_some_and(|pq| pq.as_str().to_ascii_lowercase().contains("%00"))
             || request_body.as_ref().is_some_and(holds_nul));
     // Handlers' and extractors' errors are already responses here, made inside
@@ -55,7 +58,14 @@ pub async fn observe(
             "the request holds a NUL character (\\u0000 in JSON, %00 in a URL), which no field takes: remove it",
         );
         REQUEST_ID
-            .scope(id.clone(), async move { req.into_response(actix_web::ResponseError::error_response(&refused)) })
+            .scope(id.clone(), async move {
+                let answer = if aws {
+                    crate::aws::error_response(&refused)
+                } else {
+                    actix_web::ResponseError::error_response(&refused)
+                };
+                req.into_response(answer)
+            })
             .await
             .map_into_boxed_body()
     } else {
@@ -76,10 +86,10 @@ pub async fn observe(
     if let Some(metrics) = metrics {
         metrics.observe(method.as_str(), &route, status, elapsed.as_secs_f64());
     }
-    if path.starts_with("/v1/")
+    if audited
         && let (Some(writer), Some(names)) = (
             response.request().app_data::<web::Data<crate::audit::AuditWriter>>().cloned(),
-            response.request().app_data::<web::Data<crate::audit::OperationNames>>().cloned(),
+            response.request().app_data::<web::Data<crate::catalogue::Catalogue>>().cloned(),
         )
     {
         let response_body;
@@ -128,6 +138,7 @@ pub async fn observe(
                     );
                     response = unavailable(
                         response,
+                        aws,
                         &id,
                         "the audit log could not be written, so the change was not made; retry shortly",
                     )
@@ -142,7 +153,7 @@ pub async fn observe(
         if writer.record(events).await.is_err() {
             span.in_scope(|| tracing::error!("the audit log could not take the call in time; it is answered 503"));
             response =
-                unavailable(response, &id, "the audit log could not record the call in time; retry shortly").await;
+                unavailable(response, aws, &id, "the audit log could not record the call in time; retry shortly").await;
         }
     }
     span.in_scope(|| {
@@ -162,13 +173,17 @@ fn holds_nul(value: &serde_json::Value) -> bool {
 }
 
 /// `response` replaced by a 503 `ServiceUnavailableException` saying `why`.
-async fn unavailable(response: ServiceResponse, id: &str, why: &'static str) -> ServiceResponse {
+async fn unavailable(response: ServiceResponse, aws: bool, id: &str, why: &'static str) -> ServiceResponse {
     let failed = crate::error::ApiError {
         retry_after: Some(5),
         ..crate::error::ApiError::new(crate::error::ErrorCode::ServiceUnavailableException, why)
     };
     let request = response.request().clone();
-    let body = REQUEST_ID.scope(id.to_owned(), async { actix_web::ResponseError::error_response(&failed) }).await;
+    let body = REQUEST_ID
+        .scope(id.to_owned(), async {
+            if aws { crate::aws::error_response(&failed) } else { actix_web::ResponseError::error_response(&failed) }
+        })
+        .await;
     let mut response = ServiceResponse::new(request, body).map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);

@@ -6,6 +6,7 @@
 mod action_types;
 mod artifacts;
 mod audit;
+mod aws;
 mod clients;
 mod cluster;
 mod console;

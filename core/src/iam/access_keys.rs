@@ -4,7 +4,9 @@
 //! installation's secrets key (SigV4 needs the secret itself; decision 026).
 
 use chrono::{DateTime, Utc};
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::IamError;
@@ -173,4 +175,32 @@ pub async fn signing_key(
         // (Sealed under another secrets key: as good as unknown here.)
         None => SigningKey::Unknown,
     })
+}
+
+/// The session id of calls signed with an access key (SigV4): one per key,
+/// the same on every server, so that a key's calls read as one session.
+/// Signing out does not end it; deactivating or deleting the key does.
+pub fn signing_session(key_id: &str) -> uuid::Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("pipewright:access-key:{key_id}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// Records that a key signed a call (its `lastUsedDate`), at most once a
+/// minute: a busy key does not write on every call.
+pub async fn record_use(conn: &mut AsyncPgConnection, key_id: &str) -> Result<(), IamError> {
+    let now = Utc::now();
+    diesel::update(
+        iam_access_keys::table.find(key_id).filter(
+            iam_access_keys::last_used_at
+                .is_null()
+                .or(iam_access_keys::last_used_at.lt(now - chrono::TimeDelta::minutes(1))),
+        ),
+    )
+    .set(iam_access_keys::last_used_at.eq(Some(now)))
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -1,0 +1,471 @@
+//! The AWS endpoint driven by the real AWS tools from PyPI: the AWS CLI
+//! (awscli) and boto3, configured as a user would (a profile with an access
+//! key, `endpoint_url` per service in the config file).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::executions::{BUILD, Repo, release_pipeline};
+use crate::support::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// An AWS CLI configuration in a folder of its own: one profile per access key.
+struct AwsTools {
+    dir: PathBuf,
+}
+
+/// What a command printed, and whether it succeeded.
+struct Ran {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl AwsTools {
+    fn new(app: &TestApp, profiles: &[(&str, &str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("pw-aws-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let endpoint = app.url("/aws");
+        let mut config = String::new();
+        let mut credentials = String::new();
+        for (profile, key, secret) in profiles {
+            config.push_str(&format!(
+                "[profile {profile}]\nregion = {}\noutput = json\nservices = pipewright\n\n",
+                app.config.region
+            ));
+            credentials
+                .push_str(&format!("[{profile}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n"));
+        }
+        config.push_str("[services pipewright]\n");
+        for service in ["codepipeline", "cloudtrail", "sts", "iam"] {
+            config.push_str(&format!("{service} =\n  endpoint_url = {endpoint}\n"));
+        }
+        std::fs::write(dir.join("config"), config).unwrap();
+        std::fs::write(dir.join("credentials"), credentials).unwrap();
+        Self { dir }
+    }
+
+    fn command(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .current_dir(&self.dir)
+            .env("AWS_CONFIG_FILE", self.dir.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PAGER", "")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE");
+        command
+    }
+
+    async fn run(&self, command: &mut tokio::process::Command) -> Ran {
+        let output = command.output().await.unwrap_or_else(|e| {
+            panic!("could not start ({e}); bash deploy/local-services.sh installs awscli and boto3")
+        });
+        Ran {
+            ok: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `aws --profile PROFILE ARGS…`
+    async fn aws(&self, profile: &str, args: &[&str]) -> Ran {
+        self.run(self.command("aws").arg("--profile").arg(profile).args(args)).await
+    }
+
+    /// `aws …`, which must succeed; its JSON output.
+    async fn ok(&self, profile: &str, args: &[&str]) -> Value {
+        let ran = self.aws(profile, args).await;
+        assert!(ran.ok, "aws {args:?} failed:\n{}{}", ran.stdout, ran.stderr);
+        if ran.stdout.trim().is_empty() { Value::Null } else { ran.json() }
+    }
+
+    /// A Python script with boto3, given the profile and `args`; its JSON output.
+    async fn boto3(&self, script: &str, args: &[&str]) -> Value {
+        let ran = self.run(self.command("python3").arg("-c").arg(script).args(args)).await;
+        assert!(ran.ok, "the boto3 script failed:\n{}{}", ran.stdout, ran.stderr);
+        ran.json()
+    }
+}
+
+impl Drop for AwsTools {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new account with users `dev` (CodePipeline and audit reading) and
+/// `nobody` (no policy), each with an access key; the root's token.
+async fn account_with_keys(app: &TestApp) -> (String, String, Vec<(String, String, String)>) {
+    let account = app.create_account(None, PASSWORD).await;
+    let root = app.sign_in(&account, "root", PASSWORD).await;
+    app.create_user(&root, "dev", PASSWORD, &["PipewrightFullAccess", "AuditReadOnlyAccess"]).await;
+    app.create_user(&root, "nobody", PASSWORD, &[]).await;
+    let mut keys = Vec::new();
+    for (profile, user) in [("pipewright", "dev"), ("nobody", "nobody")] {
+        let made = app.call("POST", &format!("/v1/iam/users/{user}/access-keys"), Some(&root), None).await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let key = &made.body["accessKey"];
+        keys.push((
+            profile.to_owned(),
+            key["accessKeyId"].as_str().unwrap().to_owned(),
+            key["secretAccessKey"].as_str().unwrap().to_owned(),
+        ));
+    }
+    (account, root, keys)
+}
+
+fn profiles(keys: &[(String, String, String)]) -> Vec<(&str, &str, &str)> {
+    keys.iter().map(|(p, k, s)| (p.as_str(), k.as_str(), s.as_str())).collect()
+}
+
+fn action_of<'a>(state: &'a Value, stage: &str, action: &str) -> &'a Value {
+    let stage = state["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == stage).unwrap();
+    stage["actionStates"].as_array().unwrap().iter().find(|a| a["actionName"] == action).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_copies_a_pipeline_runs_and_approves_it_and_cloudtrail_finds_each_call() {
+    let app = TestApp::spawn_with_worker().await;
+    let (account, root, keys) = account_with_keys(&app).await;
+    let repo = Repo::new("hello");
+    let body = json!({"pipeline": release_pipeline("web", &repo.path, BUILD)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let aws = AwsTools::new(&app, &profiles(&keys));
+
+    // The copy flow: get-pipeline, a new name, create-pipeline from the file.
+    let mut web = aws.ok("pipewright", &["codepipeline", "get-pipeline", "--name", "web"]).await;
+    assert_eq!(web["metadata"]["pipelineArn"], format!("arn:pw:codepipeline:{}:{account}:web", app.config.region));
+    assert!(web["metadata"]["created"].is_f64() || web["metadata"]["created"].is_i64(), "epoch seconds: {web}");
+    web["pipeline"]["name"] = json!("web-copy");
+    // (As with AWS, the CLI takes no `metadata` back.)
+    web.as_object_mut().unwrap().remove("metadata");
+    std::fs::write(aws.dir.join("web.json"), web.to_string()).unwrap();
+    let created =
+        aws.ok("pipewright", &["codepipeline", "create-pipeline", "--cli-input-json", "file://web.json"]).await;
+    assert_eq!(created["pipeline"]["name"], "web-copy");
+    assert_eq!(created["pipeline"]["version"], 1);
+
+    let started = aws.ok("pipewright", &["codepipeline", "start-pipeline-execution", "--name", "web-copy"]).await;
+    let execution = started["pipelineExecutionId"].as_str().unwrap().to_owned();
+
+    // get-pipeline-state shows each execution at its approval (the one
+    // create-pipeline started, then ours), with the token to answer.
+    let mut approved_ours = false;
+    let mut status = Value::Null;
+    for _ in 0..120 {
+        let state = aws.ok("pipewright", &["codepipeline", "get-pipeline-state", "--name", "web-copy"]).await;
+        let stage = state["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == "Approve").unwrap();
+        let review = &action_of(&state, "Approve", "Review")["latestExecution"];
+        if review["status"] == "InProgress"
+            && let Some(token) = review["token"].as_str()
+        {
+            assert!(review["lastStatusChange"].is_number(), "epoch seconds: {review}");
+            let waiting = stage["latestExecution"]["pipelineExecutionId"].as_str().unwrap().to_owned();
+            let approved = aws
+                .ok(
+                    "pipewright",
+                    &[
+                        "codepipeline",
+                        "put-approval-result",
+                        "--pipeline-name",
+                        "web-copy",
+                        "--stage-name",
+                        "Approve",
+                        "--action-name",
+                        "Review",
+                        "--result",
+                        "summary=ship it,status=Approved",
+                        "--token",
+                        token,
+                    ],
+                )
+                .await;
+            assert!(approved["approvedAt"].is_number(), "{approved}");
+            approved_ours |= waiting == execution;
+        }
+        let got = aws
+            .ok(
+                "pipewright",
+                &[
+                    "codepipeline",
+                    "get-pipeline-execution",
+                    "--pipeline-name",
+                    "web-copy",
+                    "--pipeline-execution-id",
+                    &execution,
+                ],
+            )
+            .await;
+        status = got["pipelineExecution"]["status"].clone();
+        if status == "Succeeded" || status == "Failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(status, "Succeeded");
+    assert!(approved_ours, "our execution was never seen at its approval");
+    let listed =
+        aws.ok("pipewright", &["codepipeline", "list-pipeline-executions", "--pipeline-name", "web-copy"]).await;
+    let summaries = listed["pipelineExecutionSummaries"].as_array().unwrap();
+    assert!(summaries.iter().any(|s| s["pipelineExecutionId"] == execution.as_str() && s["status"] == "Succeeded"));
+
+    // Transitions, tags, an update.
+    aws.ok(
+        "pipewright",
+        &[
+            "codepipeline",
+            "disable-stage-transition",
+            "--pipeline-name",
+            "web-copy",
+            "--stage-name",
+            "Deploy",
+            "--transition-type",
+            "Inbound",
+            "--reason",
+            "release freeze",
+        ],
+    )
+    .await;
+    let state = aws.ok("pipewright", &["codepipeline", "get-pipeline-state", "--name", "web-copy"]).await;
+    let deploy = state["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == "Deploy").unwrap();
+    assert_eq!(deploy["inboundTransitionState"]["enabled"], false);
+    assert_eq!(deploy["inboundTransitionState"]["disabledReason"], "release freeze");
+    let outbound = aws
+        .aws(
+            "pipewright",
+            &[
+                "codepipeline",
+                "disable-stage-transition",
+                "--pipeline-name",
+                "web-copy",
+                "--stage-name",
+                "Deploy",
+                "--transition-type",
+                "Outbound",
+                "--reason",
+                "x",
+            ],
+        )
+        .await;
+    assert!(!outbound.ok && outbound.stderr.contains("(ValidationException)"), "{}", outbound.stderr);
+    assert!(outbound.stderr.contains("transitionType Outbound"), "{}", outbound.stderr);
+    aws.ok(
+        "pipewright",
+        &[
+            "codepipeline",
+            "enable-stage-transition",
+            "--pipeline-name",
+            "web-copy",
+            "--stage-name",
+            "Deploy",
+            "--transition-type",
+            "Inbound",
+        ],
+    )
+    .await;
+    let arn = format!("arn:pw:codepipeline:{}:{account}:web-copy", app.config.region);
+    aws.ok("pipewright", &["codepipeline", "tag-resource", "--resource-arn", &arn, "--tags", "key=team,value=blue"])
+        .await;
+    let tags = aws.ok("pipewright", &["codepipeline", "list-tags-for-resource", "--resource-arn", &arn]).await;
+    assert_eq!(tags["tags"], json!([{"key": "team", "value": "blue"}]));
+    let mut copy = aws.ok("pipewright", &["codepipeline", "get-pipeline", "--name", "web-copy"]).await;
+    copy["pipeline"]["variables"][0]["defaultValue"] = json!("production");
+    std::fs::write(aws.dir.join("copy.json"), json!({"pipeline": copy["pipeline"]}).to_string()).unwrap();
+    let updated =
+        aws.ok("pipewright", &["codepipeline", "update-pipeline", "--cli-input-json", "file://copy.json"]).await;
+    assert_eq!(updated["pipeline"]["version"], 2);
+
+    // The same user without permission: AWS's AccessDeniedException.
+    let refused = aws.aws("nobody", &["codepipeline", "get-pipeline", "--name", "web"]).await;
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains(&format!(
+            "An error occurred (AccessDeniedException) when calling the GetPipeline operation: User: arn:pw:iam::{account}:user/nobody is not authorized to perform: codepipeline:GetPipeline on resource: arn:pw:codepipeline:{}:{account}:web",
+            app.config.region
+        )),
+        "{}",
+        refused.stderr
+    );
+
+    // CloudTrail's lookup-events lists each call, with the user who made it.
+    let events = aws
+        .ok(
+            "pipewright",
+            &["cloudtrail", "lookup-events", "--lookup-attributes", "AttributeKey=Username,AttributeValue=dev"],
+        )
+        .await;
+    let events = events["Events"].as_array().unwrap();
+    for name in [
+        "GetPipeline",
+        "CreatePipeline",
+        "StartPipelineExecution",
+        "GetPipelineState",
+        "PutApprovalResult",
+        "GetPipelineExecution",
+        "ListPipelineExecutions",
+        "DisableStageTransition",
+        "EnableStageTransition",
+        "TagResource",
+        "UpdatePipeline",
+    ] {
+        let event =
+            events.iter().find(|e| e["EventName"] == name).unwrap_or_else(|| panic!("no {name} event in {events:#?}"));
+        assert_eq!(event["Username"], "dev");
+        assert_eq!(event["EventSource"], "codepipeline.pipewright");
+        assert_eq!(event["AccessKeyId"], keys[0].1.as_str());
+        let record: Value = serde_json::from_str(event["CloudTrailEvent"].as_str().unwrap()).unwrap();
+        assert!(record["userAgent"].as_str().unwrap().contains("aws-cli/"), "{record}");
+        assert_eq!(record["userIdentity"]["userName"], "dev");
+    }
+    let copy_events = aws
+        .ok(
+            "pipewright",
+            &[
+                "cloudtrail",
+                "lookup-events",
+                "--lookup-attributes",
+                &format!("AttributeKey=ResourceName,AttributeValue={arn}"),
+            ],
+        )
+        .await;
+    assert!(copy_events["Events"].as_array().unwrap().iter().all(|e| {
+        e["Resources"].as_array().unwrap().iter().any(|r| r["ResourceName"].as_str().unwrap().starts_with(&arn))
+    }));
+    // The refused call is in the log too, under its AWS name.
+    let denied = app.call("GET", "/v1/audit/events?userName=nobody&eventName=GetPipeline", Some(&root), None).await;
+    assert_eq!(denied.body["events"][0]["errorCode"], "AccessDeniedException", "{}", denied.body);
+}
+
+/// Refusals as AWS gives them, through boto3.
+const REFUSALS: &str = r#"
+import datetime, json, sys
+import boto3, botocore.auth, botocore.exceptions
+from botocore.config import Config
+profile, wrong = sys.argv[1], sys.argv[2]
+def code(make, call):
+    try:
+        call(make())
+        return ["ok", ""]
+    except botocore.exceptions.ClientError as e:
+        return [e.response["Error"]["Code"], e.response["Error"]["Message"]]
+session = boto3.Session(profile_name=profile)
+cp = lambda: session.client("codepipeline", config=Config(retries={"max_attempts": 1}))
+out = {}
+out["ok"] = code(cp, lambda c: c.list_pipelines())
+creds = session.get_credentials()
+out["wrong_secret"] = code(lambda: boto3.client("codepipeline", region_name=session.region_name,
+    endpoint_url=cp().meta.endpoint_url, aws_access_key_id=creds.access_key, aws_secret_access_key=wrong), lambda c: c.list_pipelines())
+out["unknown_key"] = code(lambda: boto3.client("codepipeline", region_name=session.region_name,
+    endpoint_url=cp().meta.endpoint_url, aws_access_key_id="AKIAUNKNOWNKEY000000", aws_secret_access_key=wrong), lambda c: c.list_pipelines())
+out["other_region"] = code(lambda: boto3.client("codepipeline", region_name="eu-west-1",
+    endpoint_url=cp().meta.endpoint_url, aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key), lambda c: c.list_pipelines())
+out["unknown_operation"] = code(cp, lambda c: c.list_rule_types())
+out["not_implemented_filter"] = code(cp, lambda c: c.list_pipeline_executions(pipelineName="web", filter={"succeededInStage": {"stageName": "Build"}}))
+real = botocore.auth.get_current_datetime
+botocore.auth.get_current_datetime = lambda: real() - datetime.timedelta(minutes=20)
+out["skewed"] = code(cp, lambda c: c.list_pipelines())
+botocore.auth.get_current_datetime = real
+# Paginators walk every page.
+names = []
+for page in cp().get_paginator("list_pipelines").paginate(PaginationConfig={"PageSize": 2}):
+    names += [p["name"] for p in page["pipelines"]]
+out["pipelines"] = names
+events = []
+ct = session.client("cloudtrail")
+for page in ct.get_paginator("lookup_events").paginate(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "ListPipelines"}],
+        PaginationConfig={"PageSize": 2}):
+    events += [e["EventId"] for e in page["Events"]]
+out["events"] = events
+print(json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
+    let app = TestApp::spawn().await;
+    let (_account, root, keys) = account_with_keys(&app).await;
+    for name in ["a", "b", "c", "d", "e"] {
+        let pipeline = json!({"pipeline": {"name": name, "stages": [
+            {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": {"category": "Source", "owner": "Pipewright", "provider": "Upload", "version": "1"}, "outputArtifacts": [{"name": "Out"}]}]},
+            {"name": "Check", "actions": [{"name": "Run", "actionTypeId": {"category": "Test", "owner": "Pipewright", "provider": "Shell", "version": "1"}, "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Out"}]}]}
+        ]}});
+        let created = app.call("POST", "/v1/pipelines", Some(&root), Some(pipeline)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let aws = AwsTools::new(&app, &profiles(&keys));
+    let out = aws.boto3(REFUSALS, &["pipewright", "not-the-secret"]).await;
+    assert_eq!(out["ok"][0], "ok");
+    assert_eq!(out["wrong_secret"][0], "InvalidSignatureException", "{out}");
+    assert!(out["wrong_secret"][1].as_str().unwrap().starts_with("The request signature we calculated does not match"));
+    assert_eq!(out["unknown_key"][0], "UnrecognizedClientException", "{out}");
+    assert!(
+        out["unknown_key"][1].as_str().unwrap().starts_with("The security token included in the request is invalid")
+    );
+    assert_eq!(out["other_region"][0], "InvalidSignatureException", "{out}");
+    assert!(out["other_region"][1].as_str().unwrap().contains("Credential should be scoped to a valid region"));
+    assert_eq!(out["unknown_operation"][0], "UnknownOperationException", "{out}");
+    assert_eq!(out["not_implemented_filter"][0], "ValidationException", "{out}");
+    assert!(out["not_implemented_filter"][1].as_str().unwrap().contains("filter"));
+    assert_eq!(out["skewed"][0], "InvalidSignatureException", "{out}");
+    assert!(out["skewed"][1].as_str().unwrap().starts_with("Signature expired:"), "{out}");
+    assert_eq!(out["pipelines"], json!(["a", "b", "c", "d", "e"]));
+    // Each ListPipelines page above was a call (three pages, and the first call).
+    let events = out["events"].as_array().unwrap();
+    assert!(events.len() >= 4, "{out}");
+    let unique: std::collections::HashSet<_> = events.iter().collect();
+    assert_eq!(unique.len(), events.len(), "a page repeated an event: {out}");
+
+    // A bearer token is for /v1: the AWS endpoint takes SigV4 only.
+    let bearer = app
+        .client
+        .post(app.url("/aws"))
+        .bearer_auth(&root)
+        .header("x-amz-target", "CodePipeline_20150709.ListPipelines")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 400);
+    let body: Value = bearer.json().await.unwrap();
+    assert_eq!(body["__type"], "IncompleteSignatureException", "{body}");
+    // Unsigned: AWS's MissingAuthenticationTokenException, in AWS's form.
+    let unsigned = app
+        .client
+        .post(app.url("/aws"))
+        .header("x-amz-target", "CodePipeline_20150709.ListPipelines")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 400);
+    let body: Value = unsigned.json().await.unwrap();
+    assert_eq!(body["__type"], "MissingAuthenticationTokenException", "{body}");
+    // Refused at the edge (a NUL character), still in AWS's form.
+    let nul = app
+        .client
+        .post(app.url("/aws"))
+        .header("x-amz-target", "CodePipeline_20150709.GetPipeline")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(r#"{"name": "a\u0000"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nul.status(), 400);
+    assert_eq!(nul.headers()["content-type"], "application/x-amz-json-1.1");
+    let body: Value = nul.json().await.unwrap();
+    assert_eq!(body["__type"], "ValidationException", "{body}");
+}
