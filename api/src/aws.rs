@@ -17,7 +17,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, ResponseError, web};
-use pipewright_core::auth::tokens::{Claims, PrincipalKind};
+use pipewright_core::auth::tokens::{Claims, PrincipalKind, TokenError};
 use pipewright_core::iam::access_keys::{self, SigningKey};
 use pipewright_core::iam::users;
 use pipewright_core::sigv4::{self, Authorization, Refusal};
@@ -66,7 +66,55 @@ const SERVICES: &[Service] = &[
     },
 ];
 
+/// A query protocol's service (STS, IAM): its SigV4 signing name (also its
+/// IAM service), its API version and its XML namespace.
+struct QueryService {
+    signing_name: &'static str,
+    version: &'static str,
+    xmlns: &'static str,
+}
+
+const QUERY_SERVICES: &[QueryService] = &[
+    QueryService { signing_name: "sts", version: "2011-06-15", xmlns: "https://sts.amazonaws.com/doc/2011-06-15/" },
+    QueryService { signing_name: "iam", version: "2010-05-08", xmlns: "https://iam.amazonaws.com/doc/2010-05-08/" },
+];
+
 const JSON_1_1: &str = "application/x-amz-json-1.1";
+
+/// The protocol a call speaks, and so the form of its answer.
+#[derive(Debug, Clone, Copy)]
+pub enum Protocol {
+    /// JSON 1.1 (`X-Amz-Target`): CodePipeline, CloudTrail.
+    Json,
+    /// The query protocol (`Action=…` in a form, XML answers): STS, IAM.
+    Query { xmlns: &'static str },
+}
+
+impl Protocol {
+    /// The protocol a request to the AWS endpoint speaks, from its headers:
+    /// a form without `X-Amz-Target` is the query protocol.
+    pub fn of(headers: &actix_web::http::header::HeaderMap) -> Self {
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        if form && !headers.contains_key("x-amz-target") {
+            // Which service's namespace: read from the signature's scope.
+            let service = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|h| Authorization::parse(Some(h)).ok())
+                .map(|a| a.service);
+            let xmlns = QUERY_SERVICES
+                .iter()
+                .find(|s| Some(s.signing_name) == service.as_deref())
+                .map_or(QUERY_SERVICES[0].xmlns, |s| s.xmlns);
+            Self::Query { xmlns }
+        } else {
+            Self::Json
+        }
+    }
+}
 
 /// The middleware: serves `/aws` by way of the `/v1` operations, and lets
 /// every other request through untouched.
@@ -77,61 +125,112 @@ pub async fn gateway(
     if !is_aws_path(req.path()) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    match enter(&mut req).await {
+    let protocol = Protocol::of(req.headers());
+    req.extensions_mut().insert(protocol);
+    match enter(&mut req, protocol).await {
         Ok(call) => Ok(answer(next.call(req).await?.map_into_boxed_body(), &call).await),
-        Err(refused) => Ok(req.into_response(error_response(&refused))),
+        Err(refused) => Ok(req.into_response(error_response(protocol, &refused))),
     }
+}
+
+/// A call's fields as they came: a JSON object, or a form's pairs.
+enum Fields {
+    Json(Map<String, Value>),
+    Form(Vec<(String, String)>),
 }
 
 /// What the answer of a routed call is turned back with.
 struct Call {
     operation: String,
     account: String,
+    protocol: Protocol,
 }
 
 /// Verifies the call and turns it into its `/v1` request.
-async fn enter(req: &mut ServiceRequest) -> Result<Call, ApiError> {
-    let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let found = SERVICES
-        .iter()
-        .find_map(|s| s.prefixes.iter().find_map(|p| target.strip_prefix(p)).map(|operation| (s, operation)));
-    if let Some((_, operation)) = found {
-        req.extensions_mut().insert(AwsOperation(operation.to_owned()));
-    }
+async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, ApiError> {
     if req.method() != Method::POST {
-        return Err(unknown_operation("the AWS endpoint takes POST requests with an X-Amz-Target header"));
-    }
-    let Some((service, operation)) = found else {
         return Err(unknown_operation(
-            "X-Amz-Target names no service Pipewright speaks: CodePipeline_20150709.* and CloudTrail_20131101.*",
+            "the AWS endpoint takes POST requests: JSON with an X-Amz-Target header, or a form with Action",
         ));
-    };
-    let operation = operation.to_owned();
+    }
     let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)?;
     let catalogue = req.app_data::<web::Data<Catalogue>>().cloned().ok_or_else(ApiError::internal)?;
-    let body = crate::auth::read_limited(req.take_payload(), BODY_LIMIT, "the body").await?;
-    let claims = authenticate(req, &state, service, &body).await?;
+    let (service, iam, operation, body, fields) = match protocol {
+        Protocol::Json => {
+            let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let found = SERVICES
+                .iter()
+                .find_map(|s| s.prefixes.iter().find_map(|p| target.strip_prefix(p)).map(|operation| (s, operation)));
+            let Some((service, operation)) = found else {
+                return Err(unknown_operation(
+                    "X-Amz-Target names no service Pipewright speaks: CodePipeline_20150709.* and CloudTrail_20131101.* (STS and IAM take the query protocol)",
+                ));
+            };
+            req.extensions_mut().insert(AwsOperation(operation.to_owned()));
+            let body = crate::auth::read_limited(req.take_payload(), BODY_LIMIT, "the body").await?;
+            let fields = match body.iter().all(u8::is_ascii_whitespace) {
+                true => Map::new(),
+                false => match serde_json::from_slice::<Value>(&body) {
+                    Ok(Value::Object(fields)) => fields,
+                    Ok(_) => {
+                        return Err(ApiError::new(ErrorCode::SerializationException, "the body must be a JSON object"));
+                    }
+                    Err(e) => {
+                        return Err(ApiError::new(
+                            ErrorCode::SerializationException,
+                            format!("the body is not JSON: {e}"),
+                        ));
+                    }
+                },
+            };
+            (service.signing_name, service.iam, operation.to_owned(), body, Fields::Json(fields))
+        }
+        Protocol::Query { .. } => {
+            let body = crate::auth::read_limited(req.take_payload(), BODY_LIMIT, "the body").await?;
+            let form = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|text| web::Query::<Vec<(String, String)>>::from_query(text).ok())
+                .map(web::Query::into_inner)
+                .ok_or_else(|| ApiError::validation("the body is not a form (application/x-www-form-urlencoded)"))?;
+            let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+            if action.is_empty() {
+                return Err(unknown_operation("the form names no Action"));
+            }
+            req.extensions_mut().insert(AwsOperation(action.clone()));
+            let scope = Authorization::parse(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+                .map_err(refused)?;
+            let Some(service) = QUERY_SERVICES.iter().find(|s| s.signing_name == scope.service) else {
+                return Err(unknown_operation(format!(
+                    "the query protocol serves sts and iam here, not {:?}",
+                    scope.service
+                )));
+            };
+            let version = form.iter().find(|(k, _)| k == "Version").map(|(_, v)| v.as_str());
+            if version != Some(service.version) {
+                return Err(ApiError::validation(format!(
+                    "Version must be {} for {}",
+                    service.version, service.signing_name
+                )));
+            }
+            let form = form.into_iter().filter(|(k, _)| k != "Action" && k != "Version").collect();
+            (service.signing_name, service.signing_name, action, body, Fields::Form(form))
+        }
+    };
+    let claims = authenticate(req, &state, protocol, service, &body).await?;
     let account = claims.acct.clone();
     req.extensions_mut().insert(SignedClaims(claims));
 
     let entry = catalogue
         .get(&operation)
-        .filter(|e| e.json && e.action.as_deref().is_some_and(|a| a.split(':').next() == Some(service.iam)))
+        .filter(|e| e.json && e.action.as_deref().is_some_and(|a| a.split(':').next() == Some(iam)))
         .ok_or_else(|| {
             unknown_operation(format!(
-                "Pipewright does not implement {operation} of {}; see the README's list of operations",
-                service.signing_name
+                "Pipewright does not implement {operation} of {service}; see the README's list of operations"
             ))
         })?;
-    let mut fields = match body.iter().all(u8::is_ascii_whitespace) {
-        true => Map::new(),
-        false => match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(fields)) => fields,
-            Ok(_) => return Err(ApiError::new(ErrorCode::SerializationException, "the body must be a JSON object")),
-            Err(e) => {
-                return Err(ApiError::new(ErrorCode::SerializationException, format!("the body is not JSON: {e}")));
-            }
-        },
+    let mut fields = match fields {
+        Fields::Json(fields) => fields,
+        Fields::Form(form) => query_fields(entry, form)?,
     };
     if let Some(pipeline) = fields.get_mut("pipeline").and_then(Value::as_object_mut)
         && pipeline.get("roleArn").and_then(Value::as_str) == Some(no_role(&account).as_str())
@@ -140,7 +239,7 @@ async fn enter(req: &mut ServiceRequest) -> Result<Call, ApiError> {
     }
     let routed = route(entry, fields, &state.region)?;
     rewrite(req, entry, routed)?;
-    Ok(Call { operation, account })
+    Ok(Call { operation, account, protocol })
 }
 
 /// The `roleArn` a pipeline without a role is shown with, and is read back
@@ -155,11 +254,14 @@ fn unknown_operation(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::UnknownOperationException, message)
 }
 
-/// Checks the request's SigV4 signature and names its principal.
+/// Checks the request's SigV4 signature and names its principal: an IAM
+/// user's access key, or a role session's temporary credentials (with its
+/// session token).
 async fn authenticate(
     req: &ServiceRequest,
     state: &AppState,
-    service: &Service,
+    protocol: Protocol,
+    service: &str,
     body: &[u8],
 ) -> Result<Claims, ApiError> {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -170,10 +272,10 @@ async fn authenticate(
         ));
     }
     let authorization = Authorization::parse(header).map_err(refused)?;
-    if authorization.service != service.signing_name {
+    if authorization.service != service {
         return Err(ApiError::new(
             ErrorCode::InvalidSignatureException,
-            format!("Credential should be scoped to correct service: '{}'. ", service.signing_name),
+            format!("Credential should be scoped to correct service: '{service}'. "),
         ));
     }
     if authorization.region != state.region {
@@ -185,7 +287,11 @@ async fn authenticate(
             ),
         ));
     }
-    for needed in ["host", "x-amz-target"] {
+    let needed: &[&str] = match protocol {
+        Protocol::Json => &["host", "x-amz-target"],
+        Protocol::Query { .. } => &["host"],
+    };
+    for needed in needed {
         if !authorization.signed_headers.iter().any(|h| h == needed) {
             return Err(ApiError::new(
                 ErrorCode::IncompleteSignatureException,
@@ -193,11 +299,57 @@ async fn authenticate(
             ));
         }
     }
-    if req.headers().contains_key("x-amz-security-token") {
-        return Err(ApiError::new(
-            ErrorCode::UnrecognizedClientException,
-            "temporary credentials (X-Amz-Security-Token) are not accepted yet; sign with an IAM user's access key",
-        ));
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let request = sigv4::Request {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: req.uri().query().unwrap_or_default(),
+        headers: &headers,
+        body,
+    };
+    use secrecy::ExposeSecret;
+    let invalid = || {
+        ApiError::new(ErrorCode::UnrecognizedClientException, "The security token included in the request is invalid.")
+    };
+    if let Some(token) = req.headers().get("x-amz-security-token") {
+        // Temporary credentials: the session token is the role session's
+        // access token, and the key id and secret are derived from it.
+        if !authorization.signed_headers.iter().any(|h| h == "x-amz-security-token") {
+            return Err(ApiError::new(
+                ErrorCode::IncompleteSignatureException,
+                "'x-amz-security-token' must be a signed header",
+            ));
+        }
+        let token = token.to_str().map_err(|_| invalid())?.trim();
+        let mut verified = state.keys.verify(token);
+        if matches!(verified, Err(TokenError::UnknownKey))
+            && state.shared_keys.reload_for_unknown_key(&state.services.db).await
+        {
+            verified = state.keys.verify(token);
+        }
+        let claims = verified.map_err(|e| match e {
+            TokenError::Expired => {
+                ApiError::new(ErrorCode::ExpiredTokenException, "The security token included in the request is expired")
+            }
+            TokenError::Invalid | TokenError::UnknownKey => invalid(),
+        })?;
+        if claims.typ != PrincipalKind::AssumedRole {
+            return Err(invalid());
+        }
+        let credentials = access_keys::session_credentials(&state.secrets, claims.sid);
+        if !pipewright_core::signing::same_secret(
+            credentials.access_key_id.as_bytes(),
+            authorization.access_key_id.as_bytes(),
+        ) {
+            return Err(invalid());
+        }
+        sigv4::verify(&request, &authorization, credentials.secret_access_key.expose_secret(), chrono::Utc::now())
+            .map_err(refused)?;
+        return Ok(claims);
     }
     let mut conn = state.services.db.conn().await?;
     let key = match access_keys::signing_key(&mut conn, &state.secrets, &authorization.access_key_id).await? {
@@ -212,27 +364,9 @@ async fn authenticate(
             "The security token included in the request is invalid. (An active access key made before Pipewright took SigV4 cannot sign: make a new one.)",
         ));
     };
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect();
-    let request = sigv4::Request {
-        method: req.method().as_str(),
-        path: req.uri().path(),
-        query: req.uri().query().unwrap_or_default(),
-        headers: &headers,
-        body,
-    };
-    use secrecy::ExposeSecret;
     sigv4::verify(&request, &authorization, secret.expose_secret(), chrono::Utc::now()).map_err(refused)?;
     access_keys::record_use(&mut conn, &key.access_key_id).await?;
-    let Some(user) = users::find_by_id(&mut conn, &key.user_id).await? else {
-        return Err(ApiError::new(
-            ErrorCode::UnrecognizedClientException,
-            "The security token included in the request is invalid.",
-        ));
-    };
+    let Some(user) = users::find_by_id(&mut conn, &key.user_id).await? else { return Err(invalid()) };
     let session = access_keys::signing_session(&key.access_key_id);
     let mut claims =
         Claims::new(user.arn(), user.account_id.clone(), PrincipalKind::User, user.user_id.clone(), session, 900);
@@ -278,6 +412,15 @@ fn route(entry: &Entry, mut fields: Map<String, Value>, region: &str) -> Result<
     for parameter in entry.path_parameters() {
         let value = match (operation, parameter) {
             ("UpdatePipeline", "name") => fields.get("pipeline").and_then(|p| p.get("name")).cloned(),
+            // IAM names a managed policy by its ARN; `/v1` by its name.
+            (_, "policyName") if !fields.contains_key("policyName") && fields.contains_key("policyArn") => {
+                match fields.remove("policyArn") {
+                    Some(Value::String(arn)) => {
+                        arn.rsplit_once(":policy/").map(|(_, name)| json!(name.rsplit('/').next().unwrap_or(name)))
+                    }
+                    _ => None,
+                }
+            }
             ("DeleteCustomActionType", "owner") => Some(json!("Custom")),
             _ => {
                 let names = aws_field(operation, parameter);
@@ -472,27 +615,80 @@ fn rewrite(req: &mut ServiceRequest, entry: &Entry, routed: Routed) -> Result<()
     Ok(())
 }
 
-/// An error as AWS's JSON protocols answer it: `{"__type", "message"}`,
-/// 400 for a client's error (a server's keeps its status, which the SDKs
-/// retry), with the `/v1` error's headers and audit record.
-pub fn error_response(error: &ApiError) -> actix_web::HttpResponse {
+/// An error as the protocol answers it — JSON: `{"__type", "message"}`;
+/// query: `<ErrorResponse>` — with 400 for a client's error (a server's
+/// keeps its status, which the SDKs retry), and the `/v1` error's headers
+/// and audit record.
+pub fn error_response(protocol: Protocol, error: &ApiError) -> actix_web::HttpResponse {
     let mut response = error.error_response();
     let status = aws_status(response.status());
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    let (content_type, body) = error_body(protocol, error.code.as_str(), &error.message, status);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().remove(header::CONTENT_LENGTH);
-    let body = json!({"__type": error.code.as_str(), "message": error.message});
-    response.set_body(BoxBody::new(serde_json::to_vec(&body).unwrap_or_default()))
+    response.set_body(BoxBody::new(body))
 }
 
 fn aws_status(status: StatusCode) -> StatusCode {
     if status.is_client_error() { StatusCode::BAD_REQUEST } else { status }
 }
 
+/// An error's body in the protocol's form, and its media type.
+fn error_body(protocol: Protocol, code: &str, message: &str, status: StatusCode) -> (&'static str, Vec<u8>) {
+    match protocol {
+        Protocol::Json => {
+            (JSON_1_1, serde_json::to_vec(&json!({"__type": code, "message": message})).unwrap_or_default())
+        }
+        Protocol::Query { xmlns } => {
+            let kind = if status.is_server_error() { "Receiver" } else { "Sender" };
+            let id = crate::telemetry::current_request_id().unwrap_or_default();
+            let xml = format!(
+                "<ErrorResponse xmlns=\"{xmlns}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+                escape(&query_code(code)),
+                escape(message),
+                escape(&id)
+            );
+            ("text/xml", xml.into_bytes())
+        }
+    }
+}
+
+/// An error code as STS and IAM name it (`AccessDenied`, `NoSuchEntity`, …).
+fn query_code(code: &str) -> String {
+    match code {
+        "ValidationException" => "ValidationError".to_owned(),
+        "UnrecognizedClientException" => "InvalidClientTokenId".to_owned(),
+        "InvalidSignatureException" => "SignatureDoesNotMatch".to_owned(),
+        "ThrottlingException" => "Throttling".to_owned(),
+        "ServiceUnavailableException" => "ServiceUnavailable".to_owned(),
+        "UnknownOperationException" => "InvalidAction".to_owned(),
+        other => other.strip_suffix("Exception").unwrap_or(other).to_owned(),
+    }
+}
+
+/// Text for XML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // (XML takes no other control character, not even escaped.)
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The `/v1` answer in the AWS protocol's form.
 async fn answer(response: ServiceResponse<BoxBody>, call: &Call) -> ServiceResponse<BoxBody> {
     let status = response.status();
     let catalogue = response.request().app_data::<web::Data<Catalogue>>().cloned();
+    let state = response.request().app_data::<web::Data<AppState>>().cloned();
     let (request, response) = response.into_parts();
     let (mut head, body) = response.into_parts();
     let bytes = match actix_web::body::to_bytes(body).await {
@@ -503,30 +699,48 @@ async fn answer(response: ServiceResponse<BoxBody>, call: &Call) -> ServiceRespo
         }
     };
     let value: Value = if bytes.is_empty() { json!({}) } else { serde_json::from_slice(&bytes).unwrap_or(json!({})) };
-    let (status, value) = if status.is_success() {
+    let (status, content_type, body) = if status.is_success() {
         let mut value = value;
-        match catalogue.as_deref() {
-            _ if call.operation == "LookupEvents" => lookup_events_response(&mut value),
-            Some(catalogue) => {
-                to_epoch_seconds(&mut value, catalogue);
-                if let Some(pipeline) = value.get_mut("pipeline").and_then(Value::as_object_mut)
-                    && !pipeline.contains_key("roleArn")
-                {
-                    pipeline.insert("roleArn".to_owned(), json!(no_role(&call.account)));
+        match call.protocol {
+            Protocol::Json => {
+                if call.operation == "LookupEvents" {
+                    lookup_events_response(&mut value);
+                } else if let Some(catalogue) = catalogue.as_deref() {
+                    to_epoch_seconds(&mut value, catalogue);
+                    if let Some(pipeline) = value.get_mut("pipeline").and_then(Value::as_object_mut)
+                        && !pipeline.contains_key("roleArn")
+                    {
+                        pipeline.insert("roleArn".to_owned(), json!(no_role(&call.account)));
+                    }
                 }
+                (StatusCode::OK, JSON_1_1, serde_json::to_vec(&value).unwrap_or_default())
             }
-            None => {}
+            Protocol::Query { xmlns } => {
+                if call.operation == "AssumeRole"
+                    && let Some(state) = state.as_deref()
+                {
+                    assume_role_response(state, &mut value);
+                }
+                let id = crate::telemetry::current_request_id().unwrap_or_default();
+                let operation = &call.operation;
+                let xml = format!(
+                    "<{operation}Response xmlns=\"{xmlns}\"><{operation}Result>{}</{operation}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{operation}Response>",
+                    to_xml(&value),
+                    escape(&id)
+                );
+                (StatusCode::OK, "text/xml", xml.into_bytes())
+            }
         }
-        (StatusCode::OK, value)
     } else {
         let fallback = if status.is_client_error() { "ValidationException" } else { "InternalFailure" };
         let code = value.get("code").and_then(Value::as_str).unwrap_or(fallback).to_owned();
         let message = value.get("message").and_then(Value::as_str).unwrap_or_default().to_owned();
-        // AWS's JSON protocols answer every client error with 400.
-        (aws_status(status), json!({"__type": code, "message": message}))
+        let status = aws_status(status);
+        let (content_type, body) = error_body(call.protocol, &code, &message, status);
+        (status, content_type, body)
     };
     *head.status_mut() = status;
-    head.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    head.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     head.headers_mut().remove(header::CONTENT_LENGTH);
     if let Some(id) = head
         .headers()
@@ -536,9 +750,125 @@ async fn answer(response: ServiceResponse<BoxBody>, call: &Call) -> ServiceRespo
     {
         head.headers_mut().insert(header::HeaderName::from_static("x-amzn-requestid"), id);
     }
-    let bytes = serde_json::to_vec(&value).unwrap_or_default();
-    let response = head.set_body(BoxBody::new(bytes));
+    let response = head.set_body(BoxBody::new(body));
     ServiceResponse::new(request, response)
+}
+
+/// A JSON answer's fields as the query protocol's XML elements: names
+/// capitalised, lists as `<member>`s, `nextToken` as IAM's `Marker`.
+fn to_xml(value: &Value) -> String {
+    match value {
+        Value::Object(fields) => fields
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(name, v)| {
+                let name = match name.as_str() {
+                    "nextToken" => "Marker".to_owned(),
+                    other => capitalised(other),
+                };
+                format!("<{name}>{}</{name}>", to_xml(v))
+            })
+            .collect(),
+        Value::Array(items) => items.iter().map(|item| format!("<member>{}</member>", to_xml(item))).collect(),
+        Value::String(text) => escape(text),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn capitalised(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+fn uncapitalised(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+/// STS's AssumeRole answer: the role session's temporary credentials for
+/// SigV4 (decision 027), with its access token as the session token.
+fn assume_role_response(state: &AppState, value: &mut Value) {
+    use secrecy::ExposeSecret;
+    let Some(token) = value.pointer("/credentials/accessToken").and_then(Value::as_str).map(str::to_owned) else {
+        return;
+    };
+    let Ok(claims) = state.keys.verify(&token) else { return };
+    let credentials = access_keys::session_credentials(&state.secrets, claims.sid);
+    let expiration = value.pointer("/credentials/expiration").cloned().unwrap_or(Value::Null);
+    value["credentials"] = json!({
+        "accessKeyId": credentials.access_key_id,
+        "secretAccessKey": credentials.secret_access_key.expose_secret(),
+        "sessionToken": token,
+        "expiration": expiration,
+    });
+}
+
+/// A query protocol form's pairs as the JSON fields of the operation's
+/// `/v1` call: `UserName` → `userName`, `Tags.member.1.Key` →
+/// `tags[0].key`, numbers and booleans typed as the operation's body
+/// declares them; IAM's `Marker` and `MaxItems` → `nextToken` and
+/// `maxResults`.
+fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String, Value>, ApiError> {
+    let mut fields = Map::new();
+    for (key, text) in form {
+        let mut parts = key.split('.');
+        let top = parts.next().unwrap_or_default();
+        let top = match top {
+            "Marker" => "nextToken".to_owned(),
+            "MaxItems" => "maxResults".to_owned(),
+            other => uncapitalised(other),
+        };
+        let rest: Vec<&str> = parts.collect();
+        if rest.is_empty() {
+            let value = match entry.body_types.get(&top).map(String::as_str) {
+                Some("integer") | Some("number") => text
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .map_err(|_| ApiError::validation(format!("{key} must be a number, not {text:?}")))?,
+                Some("boolean") => match text.as_str() {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => return Err(ApiError::validation(format!("{key} must be true or false"))),
+                },
+                _ => Value::String(text),
+            };
+            fields.insert(top, value);
+            continue;
+        }
+        // `Name.member.N` or `Name.member.N.Field`.
+        let (Some(&"member"), Some(index)) = (rest.first(), rest.get(1).and_then(|i| i.parse::<usize>().ok())) else {
+            return Err(ApiError::validation(format!("{key}: a list is sent as {top}.member.N")));
+        };
+        if index == 0 || index > 1000 {
+            return Err(ApiError::validation(format!("{key}: members are numbered from 1")));
+        }
+        let list = fields.entry(top.clone()).or_insert_with(|| Value::Array(Vec::new()));
+        let Value::Array(items) = list else {
+            return Err(ApiError::validation(format!("{key}: {top} is given both as a value and as a list")));
+        };
+        while items.len() < index {
+            items.push(Value::Null);
+        }
+        match rest.get(2) {
+            None => items[index - 1] = Value::String(text),
+            Some(field) if rest.len() == 3 => {
+                if !items[index - 1].is_object() {
+                    items[index - 1] = Value::Object(Map::new());
+                }
+                items[index - 1][uncapitalised(field)] = Value::String(text);
+            }
+            Some(_) => return Err(ApiError::validation(format!("{key}: lists of lists are not taken"))),
+        }
+    }
+    for (name, value) in &fields {
+        if let Value::Array(items) = value
+            && items.iter().any(Value::is_null)
+        {
+            return Err(ApiError::validation(format!("{name}: a member's number is missing")));
+        }
+    }
+    Ok(fields)
 }
 
 /// Times as AWS's JSON protocols give them: seconds since the epoch.

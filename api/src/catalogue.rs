@@ -27,6 +27,9 @@ pub struct Entry {
     pub action: Option<String>,
     /// Whether its successful answer is JSON (not a download or a stream).
     pub json: bool,
+    /// Its JSON body's top-level fields that are not strings, by type
+    /// (`integer`, `number`, `boolean`, `array`, `object`).
+    pub body_types: HashMap<String, String>,
 }
 
 impl Entry {
@@ -48,6 +51,8 @@ pub struct Catalogue {
 impl Catalogue {
     pub fn from_openapi(doc: &OpenApi) -> Self {
         let mut catalogue = Self::default();
+        let schemas =
+            doc.components.as_ref().map(|c| serde_json::to_value(&c.schemas).unwrap_or_default()).unwrap_or_default();
         for (path, item) in &doc.paths.paths {
             for (method, operation) in [
                 ("GET", &item.get),
@@ -59,13 +64,12 @@ impl Catalogue {
                 let Some(operation) = operation else { continue };
                 let Some(name) = operation.operation_id.clone() else { continue };
                 catalogue.by_route.insert((method.to_owned(), path.clone()), name.clone());
-                catalogue.by_name.insert(name.clone(), entry(name, method, path, operation));
+                let mut entry = entry(name.clone(), method, path, operation);
+                entry.body_types = body_types(operation, &schemas);
+                catalogue.by_name.insert(name, entry);
             }
         }
-        if let Some(components) = &doc.components {
-            let schemas = serde_json::to_value(&components.schemas).unwrap_or_default();
-            collect_timestamps(&schemas, &mut catalogue.timestamps);
-        }
+        collect_timestamps(&schemas, &mut catalogue.timestamps);
         catalogue
     }
 
@@ -114,7 +118,40 @@ fn entry(name: String, method: &'static str, path: &str, operation: &Operation) 
                 .and_then(|r| r.get("content").cloned())
                 .is_none_or(|content| content.get("application/json").is_some())
     });
-    Entry { name, method, template: path.to_owned(), query, body: operation.request_body.is_some(), action, json }
+    Entry {
+        name,
+        method,
+        template: path.to_owned(),
+        query,
+        body: operation.request_body.is_some(),
+        action,
+        json,
+        body_types: HashMap::new(),
+    }
+}
+
+/// The types of a JSON request body's top-level fields that are not strings.
+fn body_types(operation: &Operation, schemas: &serde_json::Value) -> HashMap<String, String> {
+    let body = serde_json::to_value(&operation.request_body).unwrap_or_default();
+    let Some(schema) = body.pointer("/content/application~1json/schema") else { return HashMap::new() };
+    let schema = match schema.get("$ref").and_then(|r| r.as_str()) {
+        Some(reference) => {
+            schemas.get(reference.trim_start_matches("#/components/schemas/")).cloned().unwrap_or_default()
+        }
+        None => schema.clone(),
+    };
+    let mut types = HashMap::new();
+    for (name, property) in schema.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
+        let kinds: Vec<&str> = match property.get("type") {
+            Some(serde_json::Value::String(kind)) => vec![kind.as_str()],
+            Some(serde_json::Value::Array(kinds)) => kinds.iter().filter_map(|k| k.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(kind) = kinds.into_iter().find(|k| !matches!(*k, "null" | "string")) {
+            types.insert(name.clone(), kind.to_owned());
+        }
+    }
+    types
 }
 
 /// Adds every property (at any depth) whose schema is a date-time.

@@ -60,7 +60,7 @@ pub async fn observe(
         REQUEST_ID
             .scope(id.clone(), async move {
                 let answer = if aws {
-                    crate::aws::error_response(&refused)
+                    crate::aws::error_response(crate::aws::Protocol::of(req.headers()), &refused)
                 } else {
                     actix_web::ResponseError::error_response(&refused)
                 };
@@ -181,7 +181,10 @@ async fn unavailable(response: ServiceResponse, aws: bool, id: &str, why: &'stat
     let request = response.request().clone();
     let body = REQUEST_ID
         .scope(id.to_owned(), async {
-            if aws { crate::aws::error_response(&failed) } else { actix_web::ResponseError::error_response(&failed) }
+            match request.extensions().get::<crate::aws::Protocol>().copied() {
+                Some(protocol) if aws => crate::aws::error_response(protocol, &failed),
+                _ => actix_web::ResponseError::error_response(&failed),
+            }
         })
         .await;
     let mut response = ServiceResponse::new(request, body).map_into_boxed_body();

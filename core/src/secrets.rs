@@ -28,6 +28,9 @@ pub const MAX_VALUE_BYTES: usize = 65_536;
 #[derive(Clone)]
 pub struct Cipher {
     key: std::sync::Arc<LessSafeKey>,
+    /// Derives per-purpose values (a role session's SigV4 secret): HMAC
+    /// under a key of its own, itself derived from the secrets key.
+    derive: std::sync::Arc<ring::hmac::Key>,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -48,7 +51,21 @@ impl Cipher {
         };
         let key = UnboundKey::new(&AES_256_GCM, bytes.expose_secret())
             .map_err(|_| "PIPEWRIGHT_SECRETS_KEY must be 32 bytes, base64-encoded".to_owned())?;
-        Ok(Self { key: std::sync::Arc::new(LessSafeKey::new(key)) })
+        let separate = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes.expose_secret()),
+            b"pipewright derivation key",
+        );
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, separate.as_ref());
+        Ok(Self { key: std::sync::Arc::new(LessSafeKey::new(key)), derive: std::sync::Arc::new(derive) })
+    }
+
+    /// A value only this installation can compute, for `purpose` (which
+    /// names what it is for and what it is bound to).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let tag = ring::hmac::sign(&self.derive, purpose.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// The value sealed, bound to where it is kept (so that a sealed value

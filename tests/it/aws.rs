@@ -109,9 +109,14 @@ impl Drop for AwsTools {
 /// A new account with users `dev` (CodePipeline and audit reading) and
 /// `nobody` (no policy), each with an access key; the root's token.
 async fn account_with_keys(app: &TestApp) -> (String, String, Vec<(String, String, String)>) {
+    account_with(app, &["PipewrightFullAccess", "AuditReadOnlyAccess"]).await
+}
+
+/// As [`account_with_keys`], with `dev`'s policies.
+async fn account_with(app: &TestApp, policies: &[&str]) -> (String, String, Vec<(String, String, String)>) {
     let account = app.create_account(None, PASSWORD).await;
     let root = app.sign_in(&account, "root", PASSWORD).await;
-    app.create_user(&root, "dev", PASSWORD, &["PipewrightFullAccess", "AuditReadOnlyAccess"]).await;
+    app.create_user(&root, "dev", PASSWORD, policies).await;
     app.create_user(&root, "nobody", PASSWORD, &[]).await;
     let mut keys = Vec::new();
     for (profile, user) in [("pipewright", "dev"), ("nobody", "nobody")] {
@@ -469,3 +474,166 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     let body: Value = nul.json().await.unwrap();
     assert_eq!(body["__type"], "ValidationException", "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_iam_speaks_the_query_protocol() {
+    let app = TestApp::spawn().await;
+    let (account, _root, keys) = account_with(&app, &["AdministratorAccess"]).await;
+    // Account B: a role that account A may assume, reading pipelines only.
+    let other = app.create_account(None, PASSWORD).await;
+    let other_root = app.sign_in(&other, "root", PASSWORD).await;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:pw:iam::{account}:root")}, "Action": "sts:AssumeRole"}]});
+    let role = app
+        .call(
+            "POST",
+            "/v1/iam/roles",
+            Some(&other_root),
+            Some(json!({"roleName": "reader", "assumeRolePolicyDocument": trust})),
+        )
+        .await;
+    assert_eq!(role.status, 201, "{}", role.body);
+    let attached = app
+        .call(
+            "POST",
+            "/v1/iam/roles/reader/attached-policies",
+            Some(&other_root),
+            Some(json!({"policyArn": "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess"})),
+        )
+        .await;
+    assert_eq!(attached.status, 200, "{}", attached.body);
+    let pipeline = json!({"pipeline": {"name": "b-site", "stages": [
+        {"name": "Source", "actions": [{"name": "Upload", "actionTypeId": {"category": "Source", "owner": "Pipewright", "provider": "Upload", "version": "1"}, "outputArtifacts": [{"name": "Out"}]}]},
+        {"name": "Check", "actions": [{"name": "Run", "actionTypeId": {"category": "Test", "owner": "Pipewright", "provider": "Shell", "version": "1"}, "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Out"}]}]}
+    ]}});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&other_root), Some(pipeline)).await.status, 201);
+    let role_arn = format!("arn:pw:iam::{other}:role/reader");
+    let aws = AwsTools::new(&app, &profiles(&keys));
+
+    // STS and IAM over the query protocol.
+    let me = aws.ok("pipewright", &["sts", "get-caller-identity"]).await;
+    assert_eq!(me["Arn"], format!("arn:pw:iam::{account}:user/dev"));
+    assert_eq!(me["Account"], account.as_str());
+    let user =
+        aws.ok("pipewright", &["iam", "create-user", "--user-name", "ci-bot", "--tags", "Key=team,Value=blue"]).await;
+    assert_eq!(user["User"]["Arn"], format!("arn:pw:iam::{account}:user/ci-bot"));
+    assert_eq!(user["User"]["Tags"], json!([{"Key": "team", "Value": "blue"}]));
+    aws.ok(
+        "pipewright",
+        &[
+            "iam",
+            "attach-user-policy",
+            "--user-name",
+            "ci-bot",
+            "--policy-arn",
+            "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess",
+        ],
+    )
+    .await;
+    let policies = aws.ok("pipewright", &["iam", "list-attached-user-policies", "--user-name", "ci-bot"]).await;
+    assert_eq!(policies["AttachedPolicies"][0]["PolicyName"], "PipewrightReadOnlyAccess");
+    let users = aws.ok("pipewright", &["iam", "list-users"]).await;
+    let names: Vec<&str> = users["Users"].as_array().unwrap().iter().map(|u| u["UserName"].as_str().unwrap()).collect();
+    assert!(names.contains(&"ci-bot") && names.contains(&"nobody"), "{users}");
+    let refused = aws.aws("nobody", &["iam", "create-user", "--user-name", "intruder"]).await;
+    assert!(
+        refused.stderr.contains(&format!(
+            "An error occurred (AccessDenied) when calling the CreateUser operation: User: arn:pw:iam::{account}:user/nobody is not authorized to perform: iam:CreateUser"
+        )),
+        "{}",
+        refused.stderr
+    );
+    let missing = aws.aws("pipewright", &["iam", "get-user", "--user-name", "nobody-at-all"]).await;
+    assert!(missing.stderr.contains("(NoSuchEntity)"), "{}", missing.stderr);
+
+    // AssumeRole across accounts: temporary credentials with a session token.
+    let assumed =
+        aws.ok("pipewright", &["sts", "assume-role", "--role-arn", &role_arn, "--role-session-name", "cli"]).await;
+    let credentials = &assumed["Credentials"];
+    let key_id = credentials["AccessKeyId"].as_str().unwrap().to_owned();
+    assert!(key_id.starts_with("ASIA"), "{assumed}");
+    assert_eq!(assumed["AssumedRoleUser"]["Arn"], format!("arn:pw:sts::{other}:assumed-role/reader/cli"));
+    // Used through a profile of their own…
+    let session_profile = format!(
+        "[session]\naws_access_key_id = {key_id}\naws_secret_access_key = {}\naws_session_token = {}\n",
+        credentials["SecretAccessKey"].as_str().unwrap(),
+        credentials["SessionToken"].as_str().unwrap()
+    );
+    let mut files = std::fs::read_to_string(aws.dir.join("credentials")).unwrap();
+    files.push_str(&session_profile);
+    std::fs::write(aws.dir.join("credentials"), files).unwrap();
+    let mut config = std::fs::read_to_string(aws.dir.join("config")).unwrap();
+    config = config.replacen(
+        "[services pipewright]",
+        &format!(
+            "[profile session]\nregion = {region}\nservices = pipewright\n\n[profile reader]\nrole_arn = {role_arn}\nsource_profile = pipewright\nrole_session_name = by-profile\nregion = {region}\nservices = pipewright\n\n[services pipewright]",
+            region = app.config.region
+        ),
+        1,
+    );
+    std::fs::write(aws.dir.join("config"), config).unwrap();
+    let seen = aws.ok("session", &["codepipeline", "list-pipelines"]).await;
+    assert_eq!(seen["pipelines"][0]["name"], "b-site");
+    let denied = aws.aws("session", &["codepipeline", "delete-pipeline", "--name", "b-site"]).await;
+    assert!(denied.stderr.contains("(AccessDeniedException)"), "{}", denied.stderr);
+    assert!(denied.stderr.contains(&format!("arn:pw:sts::{other}:assumed-role/reader/cli")), "{}", denied.stderr);
+    // …and by the CLI itself, from a profile naming the role.
+    let who = aws.ok("reader", &["sts", "get-caller-identity"]).await;
+    assert_eq!(who["Arn"], format!("arn:pw:sts::{other}:assumed-role/reader/by-profile"));
+    let got = aws.ok("reader", &["codepipeline", "get-pipeline", "--name", "b-site"]).await;
+    assert_eq!(got["metadata"]["pipelineArn"], format!("arn:pw:codepipeline:{}:{other}:b-site", app.config.region));
+
+    // A session token that is not one, or the key id of another session.
+    let forged = REFUSED_SESSION.replace("TOKEN", "not-a-token");
+    let out = aws.boto3(&forged, &[&key_id, credentials["SecretAccessKey"].as_str().unwrap()]).await;
+    assert_eq!(out[0], "UnrecognizedClientException", "{out}");
+    let other_key = REFUSED_SESSION.replace("TOKEN", credentials["SessionToken"].as_str().unwrap());
+    let out = aws.boto3(&other_key, &["ASIA0000000000000000", credentials["SecretAccessKey"].as_str().unwrap()]).await;
+    assert_eq!(out[0], "UnrecognizedClientException", "{out}");
+    let wrong_secret = aws.boto3(&other_key, &[&key_id, "not-the-secret"]).await;
+    assert_eq!(wrong_secret[0], "InvalidSignatureException", "{wrong_secret}");
+
+    // An expired session: ExpiredTokenException, as AWS says it.
+    let services = pipewright_core::services::Services::connect(&app.config).await.ok().unwrap();
+    let keys = crate::support::shared_keys(&app.config, &services).await;
+    let cipher = pipewright_core::secrets::Cipher::from_config(&app.config).unwrap();
+    let sid = uuid::Uuid::new_v4();
+    let mut claims = pipewright_core::auth::tokens::Claims::new(
+        format!("arn:pw:sts::{other}:assumed-role/reader/old"),
+        other.clone(),
+        pipewright_core::auth::tokens::PrincipalKind::AssumedRole,
+        "AROAOLD:old".to_owned(),
+        sid,
+        900,
+    );
+    claims.iat -= 7200;
+    claims.exp -= 7200;
+    let expired = keys.tokens.sign(&claims).unwrap();
+    let old = pipewright_core::iam::access_keys::session_credentials(&cipher, sid);
+    use secrecy::ExposeSecret;
+    let out = aws
+        .boto3(
+            &REFUSED_SESSION.replace("TOKEN", &expired),
+            &[&old.access_key_id, old.secret_access_key.expose_secret()],
+        )
+        .await;
+    assert_eq!(out[0], "ExpiredTokenException", "{out}");
+    assert_eq!(out[1], "The security token included in the request is expired", "{out}");
+}
+
+/// A CodePipeline call with temporary credentials (key id and secret as
+/// arguments, the session token written in); its error code and message.
+const REFUSED_SESSION: &str = r#"
+import json, sys
+import boto3, botocore.config, botocore.exceptions
+session = boto3.Session(profile_name="pipewright")
+endpoint = session.client("codepipeline").meta.endpoint_url
+client = boto3.client("codepipeline", region_name=session.region_name, endpoint_url=endpoint,
+    aws_access_key_id=sys.argv[1], aws_secret_access_key=sys.argv[2], aws_session_token="TOKEN",
+    config=botocore.config.Config(retries={"max_attempts": 1}))
+try:
+    client.list_pipelines()
+    print(json.dumps(["ok", ""]))
+except botocore.exceptions.ClientError as e:
+    print(json.dumps([e.response["Error"]["Code"], e.response["Error"]["Message"]]))
+"#;

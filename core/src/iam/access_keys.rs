@@ -204,3 +204,21 @@ pub async fn record_use(conn: &mut AsyncPgConnection, key_id: &str) -> Result<()
     .await?;
     Ok(())
 }
+
+/// A role session's temporary credentials for SigV4: an access key id
+/// (`ASIA…`) and a secret, both derived from the session's id under the
+/// installation's secrets key, so that nothing more is stored; the session
+/// token that goes with them is the session's access token.
+pub struct SessionCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: secrecy::SecretString,
+}
+
+pub fn session_credentials(cipher: &crate::secrets::Cipher, session: uuid::Uuid) -> SessionCredentials {
+    use base64::Engine;
+    let id = cipher.derive(&format!("session-access-key-id\0{session}"));
+    let secret = cipher.derive(&format!("session-secret-access-key\0{session}"));
+    let access_key_id = format!("ASIA{}", id[..8].iter().map(|b| format!("{b:02X}")).collect::<String>());
+    let secret_access_key = base64::engine::general_purpose::STANDARD.encode(&secret[..30]).into();
+    SessionCredentials { access_key_id, secret_access_key }
+}
