@@ -116,6 +116,12 @@ fn unauthenticated(code: ErrorCode, message: &str) -> ApiError {
 /// the AWS endpoint verified; then that its principal still stands.
 pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     let signed = req.extensions().get::<crate::aws::SignedClaims>().map(|s| s.0.clone());
+    if signed.is_some()
+        && let Some(caller) = req.extensions().get::<Caller>().cloned()
+    {
+        // The AWS endpoint checked this principal for this request already.
+        return Ok(caller);
+    }
     let claims = match signed {
         Some(claims) => claims,
         None => bearer_claims(req, state).await?,
@@ -157,7 +163,7 @@ async fn bearer_claims(req: &HttpRequest, state: &AppState) -> Result<Claims, Ap
 
 /// Checks that the claims' session was not signed out and that their
 /// principal (and the access key they came from) still stands.
-async fn principal_stands(req: &HttpRequest, state: &AppState, claims: Claims) -> Result<Caller, ApiError> {
+pub(crate) async fn principal_stands(req: &HttpRequest, state: &AppState, claims: Claims) -> Result<Caller, ApiError> {
     if state.is_revoked(claims.sid).await? {
         return Err(unauthenticated(
             ErrorCode::UnrecognizedClientException,

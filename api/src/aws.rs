@@ -133,9 +133,21 @@ pub async fn gateway(
     }
 }
 
+fn holds_nul(fields: &Map<String, Value>) -> bool {
+    fn value(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(value),
+            Value::Object(map) => holds_nul(map),
+            _ => false,
+        }
+    }
+    fields.iter().any(|(k, v)| k.contains('\0') || value(v))
+}
+
 /// A call's fields as they came: a JSON object, or a form's pairs.
 enum Fields {
-    Json(Map<String, Value>),
+    Json(Result<Map<String, Value>, ApiError>),
     Form(Vec<(String, String)>),
 }
 
@@ -153,6 +165,11 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
             "the AWS endpoint takes POST requests: JSON with an X-Amz-Target header, or a form with Action",
         ));
     }
+    if !req.query_string().is_empty() {
+        return Err(ApiError::validation(
+            "the AWS endpoint takes no query string: send the operation's fields in the body",
+        ));
+    }
     let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)?;
     let catalogue = req.app_data::<web::Data<Catalogue>>().cloned().ok_or_else(ApiError::internal)?;
     let (service, iam, operation, body, fields) = match protocol {
@@ -166,22 +183,26 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
                     "X-Amz-Target names no service Pipewright speaks: CodePipeline_20150709.* and CloudTrail_20131101.* (STS and IAM take the query protocol)",
                 ));
             };
-            req.extensions_mut().insert(AwsOperation(operation.to_owned()));
+            let content_type =
+                req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let json = content_type.starts_with("application/x-amz-json-1.");
             let body = crate::auth::read_limited(req.take_payload(), BODY_LIMIT, "the body").await?;
-            let fields = match body.iter().all(u8::is_ascii_whitespace) {
-                true => Map::new(),
-                false => match serde_json::from_slice::<Value>(&body) {
-                    Ok(Value::Object(fields)) => fields,
-                    Ok(_) => {
-                        return Err(ApiError::new(ErrorCode::SerializationException, "the body must be a JSON object"));
-                    }
+            // Read now, refused (if it must be) once the caller is known.
+            let fields = if !json {
+                Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaTypeException,
+                    "a call with X-Amz-Target is sent as application/x-amz-json-1.1",
+                ))
+            } else if body.iter().all(u8::is_ascii_whitespace) {
+                Ok(Map::new())
+            } else {
+                match serde_json::from_slice::<Value>(&body) {
+                    Ok(Value::Object(fields)) => Ok(fields),
+                    Ok(_) => Err(ApiError::new(ErrorCode::SerializationException, "the body must be a JSON object")),
                     Err(e) => {
-                        return Err(ApiError::new(
-                            ErrorCode::SerializationException,
-                            format!("the body is not JSON: {e}"),
-                        ));
+                        Err(ApiError::new(ErrorCode::SerializationException, format!("the body is not JSON: {e}")))
                     }
-                },
+                }
             };
             (service.signing_name, service.iam, operation.to_owned(), body, Fields::Json(fields))
         }
@@ -196,7 +217,6 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
             if action.is_empty() {
                 return Err(unknown_operation("the form names no Action"));
             }
-            req.extensions_mut().insert(AwsOperation(action.clone()));
             let scope = Authorization::parse(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
                 .map_err(refused)?;
             let Some(service) = QUERY_SERVICES.iter().find(|s| s.signing_name == scope.service) else {
@@ -216,22 +236,38 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
             (service.signing_name, service.signing_name, action, body, Fields::Form(form))
         }
     };
-    let claims = authenticate(req, &state, protocol, service, &body).await?;
-    let account = claims.acct.clone();
-    req.extensions_mut().insert(SignedClaims(claims));
-
+    // The event is named by the operation only when it is one of the
+    // service's (a made-up name is recorded as UnknownOperation).
     let entry = catalogue
         .get(&operation)
-        .filter(|e| e.json && e.action.as_deref().is_some_and(|a| a.split(':').next() == Some(iam)))
-        .ok_or_else(|| {
-            unknown_operation(format!(
-                "Pipewright does not implement {operation} of {service}; see the README's list of operations"
-            ))
-        })?;
+        .filter(|e| e.json && e.action.as_deref().is_some_and(|a| a.split(':').next() == Some(iam)));
+    if let Some(entry) = entry {
+        req.extensions_mut().insert(AwsOperation(entry.name.clone()));
+    }
+    let claims = authenticate(req, &state, protocol, service, &body).await?;
+    let account = claims.acct.clone();
+    req.extensions_mut().insert(SignedClaims(claims.clone()));
+    // The principal is checked now, so that a call refused from here on is
+    // recorded in its account, as its caller's.
+    crate::auth::principal_stands(req.request(), &state, claims).await?;
+    let entry = entry.ok_or_else(|| {
+        unknown_operation(format!(
+            "Pipewright does not implement {} of {service}; see the README's list of operations",
+            operation.chars().take(64).collect::<String>()
+        ))
+    })?;
     let mut fields = match fields {
-        Fields::Json(fields) => fields,
+        Fields::Json(fields) => fields?,
         Fields::Form(form) => query_fields(entry, form)?,
     };
+    // As at the edge for /v1: no field takes a NUL character.
+    if holds_nul(&fields) {
+        return Err(ApiError::validation(
+            "the request holds a NUL character (\\u0000 in JSON, %00 in a form), which no field takes: remove it",
+        ));
+    }
+    // The call's fields as the AWS tool sent them (secrets hidden by name).
+    req.extensions_mut().insert(crate::audit::AuditedRequest(Value::Object(fields.clone())));
     if let Some(pipeline) = fields.get_mut("pipeline").and_then(Value::as_object_mut)
         && pipeline.get("roleArn").and_then(Value::as_str) == Some(no_role(&account).as_str())
     {
@@ -432,7 +468,10 @@ fn route(entry: &Entry, mut fields: Map<String, Value>, region: &str) -> Result<
             Some(Value::String(s)) if !s.is_empty() => s,
             Some(Value::Number(n)) => n.to_string(),
             _ => {
-                let name = aws_field(operation, parameter).first().copied().unwrap_or(parameter);
+                let name = match (operation, parameter) {
+                    ("UpdatePipeline", "name") => "pipeline.name",
+                    _ => aws_field(operation, parameter).first().copied().unwrap_or(parameter),
+                };
                 return Err(ApiError::validation(format!("{operation} needs {name}")));
             }
         };
@@ -448,7 +487,9 @@ fn route(entry: &Entry, mut fields: Map<String, Value>, region: &str) -> Result<
                 )));
             }
             match value {
-                Value::Null => {}
+                Value::Null => {
+                    return Err(ApiError::validation(format!("{name} is null: give a value or leave it out")));
+                }
                 Value::Array(items) => {
                     for item in items {
                         query.push((name.clone(), scalar(&name, item)?));
@@ -487,8 +528,12 @@ fn adapt_request(operation: &str, fields: &mut Map<String, Value>, region: &str)
                 let Value::Object(mut filter) = filter else {
                     return Err(ApiError::validation("filter must be an object"));
                 };
-                if let Some(id) = filter.remove("pipelineExecutionId") {
-                    fields.insert("pipelineExecutionId".to_owned(), id);
+                match filter.remove("pipelineExecutionId") {
+                    Some(Value::String(id)) => {
+                        fields.insert("pipelineExecutionId".to_owned(), Value::String(id));
+                    }
+                    Some(_) => return Err(ApiError::validation("filter.pipelineExecutionId must be a string")),
+                    None => {}
                 }
                 if let Some(other) = filter.keys().next() {
                     return Err(ApiError::validation(format!(
@@ -533,9 +578,14 @@ fn lookup_events_request(fields: &mut Map<String, Value>) -> Result<(), ApiError
                 let Value::Array(attributes) = value else {
                     return Err(ApiError::validation("LookupAttributes must be a list"));
                 };
+                if attributes.len() > 1 {
+                    return Err(ApiError::validation("LookupAttributes takes one attribute, as CloudTrail's does"));
+                }
                 for attribute in attributes {
                     let key = attribute.get("AttributeKey").and_then(Value::as_str).unwrap_or_default();
-                    let value = attribute.get("AttributeValue").cloned().unwrap_or(Value::Null);
+                    let Some(value) = attribute.get("AttributeValue").filter(|v| v.is_string()).cloned() else {
+                        return Err(ApiError::validation("LookupAttributes: AttributeValue must be a string"));
+                    };
                     let ours = match key {
                         "EventName" => "eventName",
                         "Username" => "userName",
@@ -626,6 +676,9 @@ pub fn error_response(protocol: Protocol, error: &ApiError) -> actix_web::HttpRe
     let (content_type, body) = error_body(protocol, error.code.as_str(), &error.message, status);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().remove(header::CONTENT_LENGTH);
+    if let Some(id) = crate::telemetry::current_request_id().and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response.headers_mut().insert(header::HeaderName::from_static("x-amzn-requestid"), id);
+    }
     response.set_body(BoxBody::new(body))
 }
 
@@ -871,11 +924,19 @@ fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String
     Ok(fields)
 }
 
+/// Fields whose keys a tenant names (an action's configuration, output
+/// variables): left as they are.
+const FREE_FORM: &[&str] = &["configuration", "outputVariables", "resolvedConfiguration", "customData"];
+
 /// Times as AWS's JSON protocols give them: seconds since the epoch.
 fn to_epoch_seconds(value: &mut Value, catalogue: &Catalogue) {
     match value {
         Value::Object(fields) => {
             for (name, field) in fields.iter_mut() {
+                // Maps whose keys are the tenant's own: nothing in them is a time.
+                if FREE_FORM.contains(&name.as_str()) {
+                    continue;
+                }
                 if let Value::String(text) = field
                     && catalogue.is_timestamp(name)
                     && let Ok(time) = chrono::DateTime::parse_from_rfc3339(text)
@@ -917,11 +978,14 @@ fn epoch_seconds(time: &Value) -> Value {
 /// `CloudTrailEvent`).
 fn cloudtrail_event(event: &Value) -> Value {
     let identity = event.get("userIdentity").cloned().unwrap_or(Value::Null);
-    let user_name = identity
-        .get("userName")
-        .or_else(|| identity.pointer("/sessionContext/sessionIssuer/userName"))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let user_name = match identity.get("type").and_then(Value::as_str) {
+        Some("Root") => json!("root"),
+        _ => identity
+            .get("userName")
+            .or_else(|| identity.pointer("/sessionContext/sessionIssuer/userName"))
+            .cloned()
+            .unwrap_or(Value::Null),
+    };
     let resources: Vec<Value> = event
         .get("resources")
         .and_then(Value::as_array)

@@ -379,6 +379,16 @@ out["other_region"] = code(lambda: boto3.client("codepipeline", region_name="eu-
     endpoint_url=cp().meta.endpoint_url, aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key), lambda c: c.list_pipelines())
 out["unknown_operation"] = code(cp, lambda c: c.list_rule_types())
 out["not_implemented_filter"] = code(cp, lambda c: c.list_pipeline_executions(pipelineName="web", filter={"succeededInStage": {"stageName": "Build"}}))
+def plain(request, **kwargs):
+    del request.headers["Content-Type"]  # (assigning alone would add a second one)
+    request.headers["Content-Type"] = "text/plain"
+signed_plain = cp()
+signed_plain.meta.events.register("before-sign.codepipeline.ListPipelines", plain)
+out["plain"] = code(lambda: signed_plain, lambda c: c.list_pipelines())
+out["nul"] = code(cp, lambda c: c.get_pipeline(name="a\x00b"))
+out["iam_nul"] = code(lambda: session.client("iam"), lambda c: c.get_user(UserName="a\x00b"))
+out["two_attributes"] = code(lambda: session.client("cloudtrail"), lambda c: c.lookup_events(LookupAttributes=[
+    {"AttributeKey": "EventName", "AttributeValue": "x"}, {"AttributeKey": "Username", "AttributeValue": "y"}]))
 real = botocore.auth.get_current_datetime
 botocore.auth.get_current_datetime = lambda: real() - datetime.timedelta(minutes=20)
 out["skewed"] = code(cp, lambda c: c.list_pipelines())
@@ -427,6 +437,21 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     assert_eq!(out["skewed"][0], "InvalidSignatureException", "{out}");
     assert!(out["skewed"][1].as_str().unwrap().starts_with("Signature expired:"), "{out}");
     assert_eq!(out["pipelines"], json!(["a", "b", "c", "d", "e"]));
+    // A signed call in another media type, a NUL character (JSON and form),
+    // two lookup attributes: each refused, naming what to fix.
+    assert_eq!(out["plain"][0], "UnsupportedMediaTypeException", "{out}");
+    assert_eq!(out["nul"][0], "ValidationException", "{out}");
+    assert_eq!(out["iam_nul"][0], "ValidationError", "{out}");
+    assert!(out["iam_nul"][1].as_str().unwrap().contains("NUL"), "{out}");
+    assert_eq!(out["two_attributes"][0], "ValidationException", "{out}");
+    // A call refused after its signature was verified is in its account's
+    // log, as its caller's; a made-up operation is not named by its caller.
+    let unknown = app.call("GET", "/v1/audit/events?errorCode=UnknownOperationException", Some(&root), None).await;
+    let event = &unknown.body["events"][0];
+    assert_eq!(event["userIdentity"]["userName"], "dev", "{}", unknown.body);
+    assert_eq!(event["eventName"], "UnknownOperation", "{}", unknown.body);
+    let plain = app.call("GET", "/v1/audit/events?errorCode=UnsupportedMediaTypeException", Some(&root), None).await;
+    assert_eq!(plain.body["events"][0]["eventName"], "ListPipelines", "{}", plain.body);
     // Each ListPipelines page above was a call (three pages, and the first call).
     let events = out["events"].as_array().unwrap();
     assert!(events.len() >= 4, "{out}");
@@ -452,6 +477,7 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
         .client
         .post(app.url("/aws"))
         .header("x-amz-target", "CodePipeline_20150709.ListPipelines")
+        .header("content-type", "application/x-amz-json-1.1")
         .body("{}")
         .send()
         .await
@@ -459,6 +485,18 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     assert_eq!(unsigned.status(), 400);
     let body: Value = unsigned.json().await.unwrap();
     assert_eq!(body["__type"], "MissingAuthenticationTokenException", "{body}");
+    // A query string on the AWS endpoint is refused (its fields go in the body).
+    let query = app
+        .client
+        .post(app.url("/aws?x=1"))
+        .header("x-amz-target", "CodePipeline_20150709.ListPipelines")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 400);
+    assert!(query.headers().contains_key("x-amzn-requestid"));
     // Refused at the edge (a NUL character), still in AWS's form.
     let nul = app
         .client
