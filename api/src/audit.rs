@@ -533,11 +533,15 @@ pub fn events_of(
         .map(str::to_owned)
         .or_else(|| aws.clone())
         .unwrap_or_else(|| "UnknownOperation".to_owned());
-    let read_only = request.method() == actix_web::http::Method::GET
-        || ["Get", "List", "Simulate", "Lookup"].iter().any(|p| event_name.starts_with(p));
     // The operation's own action, or (for a call refused before it was
     // authorised, e.g. for its body) the one the operation is declared with.
     let action = operation.as_ref().map(|o| o.action).or_else(|| names.action_of(&event_name));
+    // One rule for what reads only, by the IAM action (as for the request's
+    // transaction); an operation without one reads only if it is a GET.
+    let read_only = match action {
+        Some(action) => crate::auth::read_only_action(action),
+        None => request.method() == actix_web::http::Method::GET,
+    };
     let event_source = match action.and_then(|a| a.split_once(':')) {
         Some((service, _)) => format!("{service}.pipewright"),
         None if request.path().starts_with("/v1/auth") => "signin.pipewright".to_owned(),

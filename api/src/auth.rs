@@ -235,6 +235,8 @@ fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
 /// What an operation needs to be authorised: its IAM action, whether it only
 /// reads, and how its resource ARN is built from the request.
 pub trait Operation: 'static {
+    /// The operation's name (its OpenAPI operationId, the AWS operation).
+    const NAME: &'static str;
     /// `service:Operation`, e.g. `iam:CreateUser`.
     const ACTION: &'static str;
     /// The resource ARN's shape, for the OpenAPI document.
@@ -264,7 +266,9 @@ pub trait Operation: 'static {
     }
 }
 
-/// Whether an action only reads, by IAM's naming (`Get…`, `Describe…`, `List…`, …).
+/// Whether an action only reads, by IAM's naming (`Get…`, `Describe…`,
+/// `List…`, …): the one rule, for the request's transaction and for the
+/// audit log's `readOnly`.
 pub const fn read_only_action(action: &str) -> bool {
     let bytes = action.as_bytes();
     let mut i = 0;
@@ -278,6 +282,7 @@ pub const fn read_only_action(action: &str) -> bool {
         || starts_with_at(bytes, start, b"Lookup")
         || starts_with_at(bytes, start, b"Simulate")
         || starts_with_at(bytes, start, b"Verify")
+        || starts_with_at(bytes, start, b"Export")
 }
 
 const fn starts_with_at(bytes: &[u8], start: usize, prefix: &[u8]) -> bool {
@@ -503,6 +508,18 @@ impl<O: Operation> FromRequest for Authorized<O> {
             // Credentials first: an anonymous caller learns nothing from the body's errors.
             let caller = authenticate(&req, &state).await?;
             let body = body.await?;
+            // The handler's route must be documented as this operation: the
+            // name in its `#[utoipa::path]` is checked against the one it is
+            // authorised as (a test run catches a handler that names another).
+            if cfg!(debug_assertions)
+                && let (Some(catalogue), Some(pattern)) =
+                    (req.app_data::<web::Data<crate::catalogue::Catalogue>>(), req.match_pattern())
+                && let Some(documented) = catalogue.name_of(req.method().as_str(), &pattern)
+                && documented != O::NAME
+            {
+                tracing::error!(documented, authorised = O::NAME, "a handler is documented as another operation");
+                return Err(ApiError::internal().into());
+            }
             let request = ResourceRequest { http: &req, account: caller.account(), region: &state.region };
             let resource = O::refine(&state, caller.account(), O::resource(&request, &body)?).await?;
             let extra = O::context(&request, &body);
@@ -743,7 +760,10 @@ macro_rules! operation {
      context |$creq:ident, $cb:ident| $context:expr) => {
         pub struct $name;
 
+        inventory::submit! { $crate::auth::OperationDoc::of::<$name>() }
+
         impl $crate::auth::Operation for $name {
+            const NAME: &'static str = stringify!($name);
             const ACTION: &'static str = $action;
             const RESOURCE: &'static str = $resource;
             type Body = $body;
@@ -792,11 +812,13 @@ pub struct OperationDoc {
 }
 
 impl OperationDoc {
-    pub const fn of<O: Operation>(id: &'static str) -> Self {
-        Self { id, action: Some(O::ACTION), resource: O::RESOURCE }
+    pub const fn of<O: Operation>() -> Self {
+        Self { id: O::NAME, action: Some(O::ACTION), resource: O::RESOURCE }
     }
 
     pub const fn public(id: &'static str, how: &'static str) -> Self {
         Self { id, action: None, resource: how }
     }
 }
+
+inventory::collect!(OperationDoc);

@@ -35,13 +35,7 @@ operation!(DeleteAccessKey, "iam:DeleteAccessKey", "arn:pw:iam::${Account}:user/
     r
 ));
 
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<CreateAccessKey>("CreateAccessKey"),
-    OperationDoc::of::<ListAccessKeys>("ListAccessKeys"),
-    OperationDoc::of::<UpdateAccessKey>("UpdateAccessKey"),
-    OperationDoc::of::<DeleteAccessKey>("DeleteAccessKey"),
-    OperationDoc::public("GetTokenForAccessKey", "none: the access key's secret is the credential"),
-];
+inventory::submit! { OperationDoc::public("GetTokenForAccessKey", "none: the access key's secret is the credential") }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_access_key)

@@ -15,10 +15,10 @@ use crate::auth::RequestTx;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
 
-pub const OPERATIONS: &[OperationDoc] = &[OperationDoc::public(
+inventory::submit! { OperationDoc::public(
     "CreateAccount",
     "open to anyone, or only to the operator token's holder (PIPEWRIGHT_SIGNUP)",
-)];
+) }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_account);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
+use crate::auth::{Authorized, NoBody, ResourceRequest};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
 
@@ -49,13 +49,6 @@ fn path_id(r: &ResourceRequest<'_>) -> Result<ActionTypeId, ApiError> {
         version: r.path("version")?.to_owned(),
     })
 }
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<ListActionTypes>("ListActionTypes"),
-    OperationDoc::of::<GetActionType>("GetActionType"),
-    OperationDoc::of::<CreateCustomActionType>("CreateCustomActionType"),
-    OperationDoc::of::<DeleteCustomActionType>("DeleteCustomActionType"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_action_types)

@@ -44,14 +44,7 @@ operation!(
     |r, _b| Ok(format!("arn:pw:audit:{}:{}:events", r.region, r.account))
 );
 
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::public("ListPublicKeys", "none: the keys that sign the audit digests are public"),
-    OperationDoc::of::<LookupEvents>("LookupEvents"),
-    OperationDoc::of::<VerifyEvents>("VerifyEvents"),
-    OperationDoc::of::<ExportEvents>("ExportEvents"),
-    OperationDoc::of::<GetEventDataStore>("GetEventDataStore"),
-    OperationDoc::of::<UpdateEventDataStore>("UpdateEventDataStore"),
-];
+inventory::submit! { OperationDoc::public("ListPublicKeys", "none: the keys that sign the audit digests are public") }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(lookup_events)

@@ -16,10 +16,10 @@ use crate::auth::{OperationDoc, RequestTx};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
 
-pub const OPERATIONS: &[OperationDoc] = &[OperationDoc::public(
+inventory::submit! { OperationDoc::public(
     "PutCallbackResult",
     "signed with the secret the Invoke/HTTP action's request carried (X-Pipewright-Signature-256)",
-)];
+) }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(put_callback_result);

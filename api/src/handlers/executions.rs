@@ -110,6 +110,7 @@ operation!(
 pub struct PutSourceRevision;
 
 impl crate::auth::Operation for PutSourceRevision {
+    const NAME: &'static str = "PutSourceRevision";
     const ACTION: &'static str = "codepipeline:PutSourceRevision";
     const RESOURCE: &'static str = "arn:pw:codepipeline:${Region}:${Account}:{name}/{first stage}/{action}";
     type Body = Archive;
@@ -214,20 +215,7 @@ fn sniff(bytes: &[u8]) -> Option<ArchiveKind> {
 #[schema(value_type = String, format = Binary)]
 pub struct ArchiveBytes(#[allow(dead_code, reason = "a schema only")] Vec<u8>);
 
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<PutSourceRevision>("PutSourceRevision"),
-    OperationDoc::of::<GetPipelineStateEvents>("GetPipelineStateEvents"),
-    OperationDoc::of::<StopPipelineExecution>("StopPipelineExecution"),
-    OperationDoc::of::<RetryStageExecution>("RetryStageExecution"),
-    OperationDoc::of::<StartPipelineExecution>("StartPipelineExecution"),
-    OperationDoc::of::<GetPipelineExecution>("GetPipelineExecution"),
-    OperationDoc::of::<ListPipelineExecutions>("ListPipelineExecutions"),
-    OperationDoc::of::<GetPipelineState>("GetPipelineState"),
-    OperationDoc::of::<ListActionExecutions>("ListActionExecutions"),
-    OperationDoc::of::<GetActionExecutionLog>("GetActionExecutionLog"),
-    OperationDoc::of::<GetActionExecutionArtifact>("GetActionExecutionArtifact"),
-    OperationDoc::of::<PutApprovalResult>("PutApprovalResult"),
-];
+inventory::submit! { OperationDoc::of::<PutSourceRevision>() }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(start_execution)

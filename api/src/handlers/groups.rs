@@ -16,7 +16,7 @@ use super::owned::{
     PolicyNamesResponse,
 };
 use super::users::UserBody;
-use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
+use crate::auth::{Authorized, NoBody, ResourceRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
 
@@ -96,22 +96,6 @@ operation!(
     context | cr,
     _cb | cr.query("policyArn").map(|arn| vec![("iam:PolicyARN", arn)]).unwrap_or_default()
 );
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<CreateGroup>("CreateGroup"),
-    OperationDoc::of::<ListGroups>("ListGroups"),
-    OperationDoc::of::<GetGroup>("GetGroup"),
-    OperationDoc::of::<DeleteGroup>("DeleteGroup"),
-    OperationDoc::of::<AddUserToGroup>("AddUserToGroup"),
-    OperationDoc::of::<RemoveUserFromGroup>("RemoveUserFromGroup"),
-    OperationDoc::of::<PutGroupPolicy>("PutGroupPolicy"),
-    OperationDoc::of::<GetGroupPolicy>("GetGroupPolicy"),
-    OperationDoc::of::<DeleteGroupPolicy>("DeleteGroupPolicy"),
-    OperationDoc::of::<ListGroupPolicies>("ListGroupPolicies"),
-    OperationDoc::of::<AttachGroupPolicy>("AttachGroupPolicy"),
-    OperationDoc::of::<ListAttachedGroupPolicies>("ListAttachedGroupPolicies"),
-    OperationDoc::of::<DetachGroupPolicy>("DetachGroupPolicy"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_group)

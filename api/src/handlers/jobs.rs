@@ -30,6 +30,7 @@ use crate::server::AppState;
 pub struct PollForJobs;
 
 impl Operation for PollForJobs {
+    const NAME: &'static str = "PollForJobs";
     const ACTION: &'static str = "codepipeline:PollForJobs";
     const RESOURCE: &'static str =
         "arn:pw:codepipeline:${Region}:${Account}:actiontype:Custom/{category}/{provider}/{version}";
@@ -60,15 +61,9 @@ operation!(
     |_r, _b| Ok("*".to_owned())
 );
 
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<PollForJobs>("PollForJobs"),
-    OperationDoc::of::<AcknowledgeJob>("AcknowledgeJob"),
-    OperationDoc::of::<GetJobDetails>("GetJobDetails"),
-    OperationDoc::of::<PutJobSuccessResult>("PutJobSuccessResult"),
-    OperationDoc::of::<PutJobFailureResult>("PutJobFailureResult"),
-    OperationDoc::public("GetJobArtifact", "the job's artifact token (the token in the URL its data gives)"),
-    OperationDoc::public("PutJobArtifact", "the job's artifact token (the token in the URL its data gives)"),
-];
+inventory::submit! { OperationDoc::of::<PollForJobs>() }
+inventory::submit! { OperationDoc::public("GetJobArtifact", "the job's artifact token (the token in the URL its data gives)") }
+inventory::submit! { OperationDoc::public("PutJobArtifact", "the job's artifact token (the token in the URL its data gives)") }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(poll_for_jobs)

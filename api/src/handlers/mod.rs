@@ -49,29 +49,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// Every operation with its IAM action and resource, for the OpenAPI
-/// document (`x-pw-iam-action`, `x-pw-resource`).
+/// document (`x-pw-authorization`): each is declared once, beside its
+/// handler — by `operation!`, or by `inventory::submit!` for the few that
+/// authorise themselves or take no credentials.
 pub fn operations() -> Vec<OperationDoc> {
-    [
-        accounts::OPERATIONS,
-        session::OPERATIONS,
-        users::OPERATIONS,
-        access_keys::OPERATIONS,
-        groups::OPERATIONS,
-        policies::OPERATIONS,
-        roles::OPERATIONS,
-        sts::OPERATIONS,
-        simulate::OPERATIONS,
-        audit::OPERATIONS,
-        pipelines::OPERATIONS,
-        action_types::OPERATIONS,
-        executions::OPERATIONS,
-        secrets::OPERATIONS,
-        webhooks::OPERATIONS,
-        notifications::OPERATIONS,
-        callbacks::OPERATIONS,
-        jobs::OPERATIONS,
-    ]
-    .concat()
+    let mut all: Vec<OperationDoc> = inventory::iter::<OperationDoc>.into_iter().copied().collect();
+    all.sort_by_key(|o| o.id);
+    all
 }
 
 /// `maxResults` and `nextToken` of a list operation.

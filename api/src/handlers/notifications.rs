@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::Paging;
-use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
+use crate::auth::{Authorized, NoBody, ResourceRequest};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
 use crate::server::AppState;
@@ -63,15 +63,6 @@ fn rule_arn(r: &ResourceRequest<'_>) -> Result<String, ApiError> {
     notifications::check_name(name).map_err(ApiError::validation)?;
     Ok(notifications::arn(r.region, r.account, name))
 }
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<CreateNotificationRule>("CreateNotificationRule"),
-    OperationDoc::of::<ListNotificationRules>("ListNotificationRules"),
-    OperationDoc::of::<DescribeNotificationRule>("DescribeNotificationRule"),
-    OperationDoc::of::<DeleteNotificationRule>("DeleteNotificationRule"),
-    OperationDoc::of::<ListNotificationDeliveries>("ListNotificationDeliveries"),
-    OperationDoc::of::<ListEventTypes>("ListEventTypes"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_notification_rule)

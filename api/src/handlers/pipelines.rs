@@ -23,7 +23,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::TagBody;
 use crate::audit::{AuditedRequest, AuditedResponse};
-use crate::auth::{Authorized, Body, NoBody, OperationDoc, ResourceRequest};
+use crate::auth::{Authorized, Body, NoBody, ResourceRequest};
 use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 use crate::operation;
 use crate::server::AppState;
@@ -133,19 +133,6 @@ operation!(
     NoBody,
     |r, _b| Ok(format!("{}/{}", pipeline_arn(r, r.path("name")?), r.path("stage")?))
 );
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<DisableStageTransition>("DisableStageTransition"),
-    OperationDoc::of::<EnableStageTransition>("EnableStageTransition"),
-    OperationDoc::of::<CreatePipeline>("CreatePipeline"),
-    OperationDoc::of::<GetPipeline>("GetPipeline"),
-    OperationDoc::of::<UpdatePipeline>("UpdatePipeline"),
-    OperationDoc::of::<DeletePipeline>("DeletePipeline"),
-    OperationDoc::of::<ListPipelines>("ListPipelines"),
-    OperationDoc::of::<TagResource>("TagResource"),
-    OperationDoc::of::<UntagResource>("UntagResource"),
-    OperationDoc::of::<ListTagsForResource>("ListTagsForResource"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_pipeline)

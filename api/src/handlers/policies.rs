@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::owned::{document_text, document_value};
-use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
+use crate::auth::{Authorized, NoBody, ResourceRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
 
@@ -62,17 +62,6 @@ operation!(
     NoBody,
     |r, _b| policy_arn(r)
 );
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<CreatePolicy>("CreatePolicy"),
-    OperationDoc::of::<ListPolicies>("ListPolicies"),
-    OperationDoc::of::<GetPolicy>("GetPolicy"),
-    OperationDoc::of::<DeletePolicy>("DeletePolicy"),
-    OperationDoc::of::<CreatePolicyVersion>("CreatePolicyVersion"),
-    OperationDoc::of::<ListPolicyVersions>("ListPolicyVersions"),
-    OperationDoc::of::<SetDefaultPolicyVersion>("SetDefaultPolicyVersion"),
-    OperationDoc::of::<DeletePolicyVersion>("DeletePolicyVersion"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_policy)

@@ -15,7 +15,7 @@ use super::owned::{
     PolicyNamesResponse, document_text,
 };
 use super::{Paging, TagBody};
-use crate::auth::{Authorized, NoBody, OperationDoc};
+use crate::auth::{Authorized, NoBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::operation;
 
@@ -89,22 +89,6 @@ operation!(
 fn role_arn(r: &crate::auth::ResourceRequest<'_>) -> Result<String, ApiError> {
     Ok(r.iam(&format!("role/{}", r.path("roleName")?)))
 }
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<CreateRole>("CreateRole"),
-    OperationDoc::of::<ListRoles>("ListRoles"),
-    OperationDoc::of::<GetRole>("GetRole"),
-    OperationDoc::of::<DeleteRole>("DeleteRole"),
-    OperationDoc::of::<UpdateAssumeRolePolicy>("UpdateAssumeRolePolicy"),
-    OperationDoc::of::<RevokeRoleSessions>("RevokeRoleSessions"),
-    OperationDoc::of::<PutRolePolicy>("PutRolePolicy"),
-    OperationDoc::of::<GetRolePolicy>("GetRolePolicy"),
-    OperationDoc::of::<DeleteRolePolicy>("DeleteRolePolicy"),
-    OperationDoc::of::<ListRolePolicies>("ListRolePolicies"),
-    OperationDoc::of::<AttachRolePolicy>("AttachRolePolicy"),
-    OperationDoc::of::<ListAttachedRolePolicies>("ListAttachedRolePolicies"),
-    OperationDoc::of::<DetachRolePolicy>("DetachRolePolicy"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_role)

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Paging, TagBody};
-use crate::auth::{Authorized, NoBody, OperationDoc, ResourceRequest};
+use crate::auth::{Authorized, NoBody, ResourceRequest};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
 use crate::server::AppState;
@@ -70,14 +70,6 @@ fn secret_arn(r: &ResourceRequest<'_>) -> Result<String, ApiError> {
 fn decoded(segment: &str) -> String {
     segment.replace("%2F", "/").replace("%2f", "/").replace("%2B", "+").replace("%2b", "+").replace("%25", "%")
 }
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<CreateSecret>("CreateSecret"),
-    OperationDoc::of::<ListSecrets>("ListSecrets"),
-    OperationDoc::of::<DescribeSecret>("DescribeSecret"),
-    OperationDoc::of::<PutSecretValue>("PutSecretValue"),
-    OperationDoc::of::<DeleteSecret>("DeleteSecret"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_secret)

@@ -16,21 +16,19 @@ use crate::auth::{Caller, OperationDoc, source_ip};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
 
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::public("SignIn", "none: the password is the credential"),
-    OperationDoc::public("RefreshSession", "none: the refresh token is the credential"),
-    OperationDoc {
-        id: "SignOut",
-        action: Some("sts:SignOut (always allowed to the session itself)"),
-        resource: "the caller's session",
-    },
-    OperationDoc { id: "GetCallerIdentity", action: Some("sts:GetCallerIdentity (always allowed)"), resource: "*" },
-    OperationDoc {
-        id: "SimulateCallerPolicy",
-        action: Some("iam:SimulateCallerPolicy (always allowed: a caller may ask what it may do itself)"),
-        resource: "the resources it names",
-    },
-];
+inventory::submit! { OperationDoc::public("SignIn", "none: the password is the credential") }
+inventory::submit! { OperationDoc::public("RefreshSession", "none: the refresh token is the credential") }
+inventory::submit! { OperationDoc {
+    id: "SignOut",
+    action: Some("sts:SignOut (always allowed to the session itself)"),
+    resource: "the caller's session",
+} }
+inventory::submit! { OperationDoc { id: "GetCallerIdentity", action: Some("sts:GetCallerIdentity (always allowed)"), resource: "*" } }
+inventory::submit! { OperationDoc {
+    id: "SimulateCallerPolicy",
+    action: Some("iam:SimulateCallerPolicy (always allowed: a caller may ask what it may do itself)"),
+    resource: "the resources it names",
+} }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(sign_in).service(refresh).service(sign_out).service(whoami).service(simulate_caller_policy);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::{Authorized, OperationDoc};
+use crate::auth::Authorized;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
 
@@ -23,11 +23,6 @@ operation!(
     web::Json<SimulatePrincipalRequest>,
     |_r, b| Ok(b.policy_source_arn.clone())
 );
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<SimulateCustomPolicy>("SimulateCustomPolicy"),
-    OperationDoc::of::<SimulatePrincipalPolicy>("SimulatePrincipalPolicy"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(simulate_custom_policy).service(simulate_principal_policy);

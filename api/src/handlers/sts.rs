@@ -16,11 +16,11 @@ use crate::auth::{Caller, OperationDoc, request_context};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::server::AppState;
 
-pub const OPERATIONS: &[OperationDoc] = &[OperationDoc {
+inventory::submit! { OperationDoc {
     id: "AssumeRole",
     action: Some("sts:AssumeRole"),
     resource: "{roleArn} (decided by the caller's policies and the role's trust policy)",
-}];
+} }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(assume_role);

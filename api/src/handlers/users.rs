@@ -16,7 +16,7 @@ use super::owned::{
     PolicyNamesResponse,
 };
 use super::{Paging, TagBody, password_work};
-use crate::auth::{Authorized, NoBody, OperationDoc};
+use crate::auth::{Authorized, NoBody};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::operation;
 use crate::server::AppState;
@@ -89,22 +89,6 @@ operation!(
     context | cr,
     _cb | cr.query("policyArn").map(|arn| vec![("iam:PolicyARN", arn)]).unwrap_or_default()
 );
-
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<CreateUser>("CreateUser"),
-    OperationDoc::of::<ListUsers>("ListUsers"),
-    OperationDoc::of::<GetUser>("GetUser"),
-    OperationDoc::of::<DeleteUser>("DeleteUser"),
-    OperationDoc::of::<CreateLoginProfile>("CreateLoginProfile"),
-    OperationDoc::of::<DeleteLoginProfile>("DeleteLoginProfile"),
-    OperationDoc::of::<PutUserPolicy>("PutUserPolicy"),
-    OperationDoc::of::<GetUserPolicy>("GetUserPolicy"),
-    OperationDoc::of::<DeleteUserPolicy>("DeleteUserPolicy"),
-    OperationDoc::of::<ListUserPolicies>("ListUserPolicies"),
-    OperationDoc::of::<AttachUserPolicy>("AttachUserPolicy"),
-    OperationDoc::of::<ListAttachedUserPolicies>("ListAttachedUserPolicies"),
-    OperationDoc::of::<DetachUserPolicy>("DetachUserPolicy"),
-];
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_user)

@@ -43,15 +43,10 @@ operation!(
     |r, _b| Ok(webhooks::arn(r.region, r.account, r.path("name")?))
 );
 
-pub const OPERATIONS: &[OperationDoc] = &[
-    OperationDoc::of::<PutWebhook>("PutWebhook"),
-    OperationDoc::of::<ListWebhooks>("ListWebhooks"),
-    OperationDoc::of::<DeleteWebhook>("DeleteWebhook"),
-    OperationDoc::public(
-        "DeliverWebhook",
-        "a Git host's delivery, authenticated as the webhook says (its secret's signature, an address range, or none)",
-    ),
-];
+inventory::submit! { OperationDoc::public(
+    "DeliverWebhook",
+    "a Git host's delivery, authenticated as the webhook says (its secret's signature, an address range, or none)",
+) }
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(put_webhook).service(list_webhooks).service(delete_webhook).service(deliver_webhook);
