@@ -38,6 +38,45 @@ pub fn is_aws_path(path: &str) -> bool {
     path == PATH || path == "/aws/"
 }
 
+/// An error as AWS's JSON protocols give it (the query protocol's is
+/// `<ErrorResponse>` XML with the same code and message).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AwsError {
+    /// The error code, e.g. `AccessDeniedException`, `InvalidSignatureException`.
+    #[serde(rename = "__type")]
+    pub kind: String,
+    pub message: String,
+}
+
+/// A call in an AWS protocol, as the AWS CLI and SDKs make it: CodePipeline
+/// and CloudTrail in JSON 1.1 (`X-Amz-Target: CodePipeline_20150709.GetPipeline`,
+/// a JSON body with the operation's fields), STS and IAM in the query
+/// protocol (a form with `Action`, `Version` and the fields, answered in
+/// XML). Each call is the `/v1` operation of that name, authorised and
+/// audited as it; the operations and their fields are AWS's, as botocore's
+/// models describe them. Point a tool here with `endpoint_url`.
+#[utoipa::path(
+    post,
+    path = "/aws",
+    tag = "aws",
+    operation_id = "AwsProtocolCall",
+    params(("X-Amz-Target" = Option<String>, Header, description = "JSON 1.1: the service and operation, e.g. `CodePipeline_20150709.GetPipeline`")),
+    request_body(
+        content = Object,
+        content_type = "application/x-amz-json-1.1",
+        description = "the operation's fields, as the AWS service's model names them"
+    ),
+    responses(
+        (status = 200, description = "the operation's answer, as the AWS service's model describes it (times in epoch seconds)", content_type = "application/x-amz-json-1.1", body = Object),
+        (status = 400, description = "refused: a bad or missing signature, an unknown operation, a field not taken, or the operation's own error", content_type = "application/x-amz-json-1.1", body = AwsError),
+        (status = 500, description = "the service failed; the SDKs retry", content_type = "application/x-amz-json-1.1", body = AwsError),
+        (status = 503, description = "the audit log or a service behind the API is down; the SDKs retry", content_type = "application/x-amz-json-1.1", body = AwsError),
+    ),
+    security(("sigv4" = []))
+)]
+#[allow(dead_code, reason = "documentation only: the gateway middleware serves /aws")]
+pub async fn aws_protocol_call() {}
+
 /// The claims of a request whose SigV4 signature was verified here;
 /// `auth::authenticate` takes them instead of a bearer token.
 #[derive(Debug, Clone)]

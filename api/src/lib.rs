@@ -24,9 +24,11 @@ use utoipa::OpenApi;
     info(
         title = "Pipewright",
         description = "A self-hosted continuous-delivery service modelled on AWS CodePipeline. \
-            Every operation is under /v1; errors are `{code, message, requestId}`.",
+            Every operation is under /v1; errors are `{code, message, requestId}`. \
+            The AWS CLI and SDKs call the same operations at /aws, in AWS's protocols.",
     ),
-    components(schemas(error::ErrorBody, error::ErrorCode)),
+    paths(aws::aws_protocol_call),
+    components(schemas(error::ErrorBody, error::ErrorCode, aws::AwsError)),
     modifiers(&Security),
     tags(
         (name = "ops", description = "Liveness, readiness and metrics, for operators and orchestrators"),
@@ -41,6 +43,7 @@ use utoipa::OpenApi;
         (name = "notifications", description = "Notification rules on pipelines, as CodeStar Notifications has them, and their delivery log"),
         (name = "webhooks", description = "Webhooks in: URLs a Git host posts push and pull-request events to, as CodePipeline has them"),
         (name = "jobs", description = "The job API of custom actions, as CodePipeline has it: job workers poll for jobs, acknowledge them and give their results"),
+        (name = "aws", description = "The AWS endpoint: the AWS CLI and SDKs call the /v1 operations in AWS's own protocols, signed with SigV4"),
     )
 )]
 pub struct ApiDoc;
@@ -56,6 +59,15 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "sigv4",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "Authorization",
+                    "AWS Signature Version 4 (AWS4-HMAC-SHA256) by a Pipewright access key, as the AWS CLI and SDKs sign",
+                ),
+            )),
         );
         components.add_security_scheme(
             "operator",

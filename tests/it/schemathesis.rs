@@ -25,6 +25,12 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     std::fs::create_dir_all(&folder).unwrap();
     let config_file = folder.join("schemathesis.toml");
     std::fs::write(&config_file, config).unwrap();
+    // The AWS endpoint's bodies are JSON under AWS's media type.
+    std::fs::write(
+        folder.join("pipewright_hooks.py"),
+        "import schemathesis\nschemathesis.serializer.alias(\"application/x-amz-json-1.1\", \"application/json\")\n",
+    )
+    .unwrap();
 
     let output = tokio::process::Command::new("schemathesis")
         .arg("--config-file")
@@ -38,6 +44,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .args(["--exclude-path", "/v1/auth/sign-out", "--exclude-path-regex", ".*revoke.*"])
         .current_dir(&folder)
         .env("NO_COLOR", "1")
+        .env("SCHEMATHESIS_HOOKS", "pipewright_hooks")
+        .env("PYTHONPATH", &folder)
         .output()
         .await
         .expect("schemathesis runs (bash deploy/local-services.sh installs it from PyPI)");
