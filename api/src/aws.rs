@@ -312,6 +312,17 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
     {
         pipeline.remove("roleArn");
     }
+    // IAM: a user's own name where `UserName` is left out (GetUser,
+    // ListAccessKeys, CreateAccessKey, …), as IAM takes it from the key.
+    if service == "iam"
+        && !fields.contains_key("userName")
+        && entry.path_parameters().contains(&"userName")
+        && let Some(caller) = req.extensions().get::<crate::auth::Caller>()
+        && caller.claims.typ == PrincipalKind::User
+        && let Some(name) = &caller.claims.name
+    {
+        fields.insert("userName".to_owned(), json!(name));
+    }
     let routed = route(entry, fields, &state.region)?;
     rewrite(req, entry, routed)?;
     Ok(Call { operation, account, protocol })
@@ -858,6 +869,10 @@ fn to_xml(value: &Value) -> String {
                     "nextToken" => "Marker".to_owned(),
                     other => capitalised(other),
                 };
+                // IAM gives policy documents as URL-encoded JSON text.
+                if POLICY_DOCUMENTS.contains(&name.as_str()) && !v.is_string() {
+                    return format!("<{name}>{}</{name}>", crate::handlers::percent_encode(&v.to_string()));
+                }
                 format!("<{name}>{}</{name}>", to_xml(v))
             })
             .collect(),
@@ -867,6 +882,9 @@ fn to_xml(value: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// The elements of IAM's answers that hold a policy document.
+const POLICY_DOCUMENTS: &[&str] = &["PolicyDocument", "AssumeRolePolicyDocument", "Document"];
 
 fn capitalised(name: &str) -> String {
     let mut chars = name.chars();

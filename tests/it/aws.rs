@@ -675,3 +675,85 @@ try:
 except botocore.exceptions.ClientError as e:
     print(json.dumps([e.response["Error"]["Code"], e.response["Error"]["Message"]]))
 "#;
+
+/// IAM's operations through boto3 (query protocol, XML answers): users,
+/// groups, roles, managed and inline policies, access keys, a login
+/// profile, simulation; each answer parsed by botocore's own model.
+const IAM_TOUR: &str = r#"import json, sys
+import boto3, botocore.exceptions
+s = boto3.Session(profile_name=sys.argv[1])
+iam = s.client("iam")
+doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "codepipeline:Get*", "Resource": "*"}]})
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:pw:iam::%s:root" % s.client("sts").get_caller_identity()["Account"]}, "Action": "sts:AssumeRole"}]})
+n = "1"
+steps = [
+ ("create_user", dict(UserName="u"+n)),
+ ("get_user", dict(UserName="u"+n)),
+ ("get_user", dict()),
+ ("list_users", dict(MaxItems=1)),
+ ("put_user_policy", dict(UserName="u"+n, PolicyName="p", PolicyDocument=doc)),
+ ("get_user_policy", dict(UserName="u"+n, PolicyName="p")),
+ ("list_user_policies", dict(UserName="u"+n)),
+ ("create_group", dict(GroupName="g"+n)),
+ ("add_user_to_group", dict(GroupName="g"+n, UserName="u"+n)),
+ ("get_group", dict(GroupName="g"+n)),
+ ("list_groups", dict()),
+ ("attach_group_policy", dict(GroupName="g"+n, PolicyArn="arn:pw:iam::pw:policy/PipewrightReadOnlyAccess")),
+ ("list_attached_group_policies", dict(GroupName="g"+n)),
+ ("create_policy", dict(PolicyName="mp"+n, PolicyDocument=doc)),
+ ("list_policies", dict(Scope="Local")),
+ ("create_role", dict(RoleName="r"+n, AssumeRolePolicyDocument=trust)),
+ ("get_role", dict(RoleName="r"+n)),
+ ("list_roles", dict()),
+ ("put_role_policy", dict(RoleName="r"+n, PolicyName="p", PolicyDocument=doc)),
+ ("get_role_policy", dict(RoleName="r"+n, PolicyName="p")),
+ ("update_assume_role_policy", dict(RoleName="r"+n, PolicyDocument=trust)),
+ ("create_access_key", dict(UserName="u"+n)),
+ ("list_access_keys", dict(UserName="u"+n)),
+ ("list_access_keys", dict()),
+ ("create_login_profile", dict(UserName="u"+n, Password="correct horse battery staple 1!")),
+ ("simulate_principal_policy", dict(PolicySourceArn="arn:pw:iam::%s:user/u%s" % (s.client("sts").get_caller_identity()["Account"], n), ActionNames=["codepipeline:GetPipeline", "iam:CreateUser"])),
+ ("simulate_custom_policy", dict(PolicyInputList=[doc], ActionNames=["codepipeline:GetPipeline"])),
+ ("remove_user_from_group", dict(GroupName="g"+n, UserName="u"+n)),
+ ("detach_group_policy", dict(GroupName="g"+n, PolicyArn="arn:pw:iam::pw:policy/PipewrightReadOnlyAccess")),
+ ("delete_user_policy", dict(UserName="u"+n, PolicyName="p")),
+]
+out = []
+for name, args in steps:
+    try:
+        r = getattr(iam, name)(**args)
+        r.pop("ResponseMetadata", None)
+        out.append([name, "ok", r])
+    except botocore.exceptions.ClientError as e:
+        out.append([name, e.response["Error"]["Code"], e.response["Error"]["Message"]])
+print(json.dumps(out, default=str))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_drives_iam_users_groups_roles_policies_keys_and_simulation() {
+    let app = TestApp::spawn().await;
+    let (account, _root, keys) = account_with(&app, &["AdministratorAccess"]).await;
+    let aws = AwsTools::new(&app, &profiles(&keys));
+    let out = aws.boto3(IAM_TOUR, &["pipewright"]).await;
+    let steps = out.as_array().unwrap();
+    for step in steps {
+        assert_eq!(step[1], "ok", "{step}");
+    }
+    let answer = |name: &str, nth: usize| steps.iter().filter(|s| s[0] == name).nth(nth).unwrap()[2].clone();
+    // The caller's own user where UserName is left out, as IAM does.
+    assert_eq!(answer("get_user", 1)["User"]["UserName"], "dev");
+    assert_eq!(answer("list_access_keys", 1)["AccessKeyMetadata"][0]["UserName"], "dev");
+    // Policy documents come back as botocore decodes IAM's (URL-encoded JSON).
+    assert_eq!(answer("get_user_policy", 0)["PolicyDocument"]["Statement"][0]["Action"], "codepipeline:Get*");
+    assert_eq!(
+        answer("get_role", 0)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
+        format!("arn:pw:iam::{account}:root")
+    );
+    assert_eq!(answer("list_users", 0)["IsTruncated"], true);
+    assert!(answer("list_users", 0)["Marker"].is_string());
+    assert!(answer("create_access_key", 0)["AccessKey"]["SecretAccessKey"].is_string());
+    let results = answer("simulate_principal_policy", 0)["EvaluationResults"].clone();
+    assert_eq!(results[0]["EvalDecision"], "allowed", "{results}");
+    assert_eq!(results[1]["EvalDecision"], "implicitDeny", "{results}");
+    assert_eq!(answer("get_group", 0)["Users"][0]["UserName"], "u1");
+}
