@@ -757,3 +757,81 @@ async fn boto3_drives_iam_users_groups_roles_policies_keys_and_simulation() {
     assert_eq!(results[1]["EvalDecision"], "implicitDeny", "{results}");
     assert_eq!(answer("get_group", 0)["Users"][0]["UserName"], "u1");
 }
+
+/// CodePipeline's other operations through boto3 (JSON 1.1): custom action
+/// types, the job API, webhooks, stop, action executions, retry, tags,
+/// deletes; each answer parsed by botocore's own model.
+const CODEPIPELINE_TOUR: &str = r#"import json, sys
+import boto3, botocore.exceptions
+s = boto3.Session(profile_name=sys.argv[1])
+cp = s.client("codepipeline")
+pipeline = sys.argv[2]
+action_type = {"category": "Test", "owner": "Custom", "provider": "Scan", "version": "1"}
+out = []
+def step(op, **args):
+    try:
+        r = getattr(cp, op)(**args)
+        r.pop("ResponseMetadata", None)
+        out.append([op, "ok", r])
+        return r
+    except botocore.exceptions.ClientError as e:
+        out.append([op, e.response["Error"]["Code"], e.response["Error"]["Message"]])
+        return None
+step("create_custom_action_type", category="Test", provider="Scan", version="1",
+     settings={"executionUrlTemplate": "https://scanner.example.com/{Config:Project}/runs/{ExternalExecutionId}"},
+     configurationProperties=[{"name": "Project", "required": True, "key": True, "secret": False, "queryable": True, "type": "String"}],
+     inputArtifactDetails={"minimumCount": 1, "maximumCount": 1}, outputArtifactDetails={"minimumCount": 0, "maximumCount": 1})
+step("list_action_types", actionOwnerFilter="Custom")
+step("get_action_type", **action_type)
+step("poll_for_jobs", actionTypeId=action_type, maxBatchSize=1, queryParam={"Project": "web"})
+step("put_webhook", webhook={"name": "hook", "targetPipeline": pipeline, "targetAction": "Checkout",
+     "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/main"}], "authentication": "GITHUB_HMAC",
+     "authenticationConfiguration": {"SecretToken": "a-secret-token-of-some-length"}})
+step("list_webhooks")
+step("delete_webhook", name="hook")
+started = step("start_pipeline_execution", name=pipeline)
+ex = started["pipelineExecutionId"] if started else "none"
+step("stop_pipeline_execution", pipelineName=pipeline, pipelineExecutionId=ex, abandon=True, reason="enough")
+step("get_pipeline_execution", pipelineName=pipeline, pipelineExecutionId=ex)
+step("list_action_executions", pipelineName=pipeline, filter={"pipelineExecutionId": ex})
+step("retry_stage_execution", pipelineName=pipeline, stageName="Build", pipelineExecutionId=ex, retryMode="FAILED_ACTIONS")
+arn = step("get_pipeline", name=pipeline)["metadata"]["pipelineArn"]
+step("tag_resource", resourceArn=arn, tags=[{"key": "team", "value": "blue"}, {"key": "tier", "value": "1"}])
+step("untag_resource", resourceArn=arn, tagKeys=["tier"])
+step("list_tags_for_resource", resourceArn=arn)
+step("delete_custom_action_type", category="Test", provider="Scan", version="1")
+step("delete_pipeline", name=pipeline)
+step("list_pipelines")
+step("get_pipeline", name=pipeline)
+print(json.dumps(out, default=str))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_drives_action_types_jobs_webhooks_stops_retries_tags_and_deletes() {
+    let app = TestApp::spawn_with_worker().await;
+    let (_account, root, keys) = account_with_keys(&app).await;
+    let repo = Repo::new("hello");
+    let slow = "sleep 30";
+    let body = json!({"pipeline": release_pipeline("tour", &repo.path, slow)});
+    assert_eq!(app.call("POST", "/v1/pipelines", Some(&root), Some(body)).await.status, 201);
+    let aws = AwsTools::new(&app, &profiles(&keys));
+    let out = aws.boto3(CODEPIPELINE_TOUR, &["pipewright", "tour"]).await;
+    let steps = out.as_array().unwrap();
+    let answer = |name: &str| steps.iter().rfind(|s| s[0] == name).unwrap().clone();
+    for step in steps {
+        match step[0].as_str().unwrap() {
+            // A stopped execution's stage that did not fail is not retried.
+            "retry_stage_execution" => assert_eq!(step[1], "StageNotRetryableException", "{step}"),
+            "get_pipeline" if step == steps.last().unwrap() => {
+                assert_eq!(step[1], "PipelineNotFoundException", "{step}")
+            }
+            _ => assert_eq!(step[1], "ok", "{step}"),
+        }
+    }
+    assert_eq!(answer("list_action_types")[2]["actionTypes"][0]["id"]["provider"], "Scan");
+    assert_eq!(answer("put_webhook")[2]["webhook"]["definition"]["authenticationConfiguration"]["SecretToken"], "****");
+    assert_eq!(answer("get_pipeline_execution")[2]["pipelineExecution"]["status"], "Stopped");
+    assert_eq!(answer("get_pipeline_execution")[2]["pipelineExecution"]["statusSummary"], "enough");
+    assert_eq!(answer("list_tags_for_resource")[2]["tags"], json!([{"key": "team", "value": "blue"}]));
+    assert!(answer("list_pipelines")[2]["pipelines"].as_array().unwrap().is_empty());
+}
