@@ -158,6 +158,12 @@ async fn bearer_claims(req: &HttpRequest, state: &AppState) -> Result<Claims, Ap
             unauthenticated(ErrorCode::UnrecognizedClientException, &e.to_string())
         }
     })?;
+    if claims.sigv4 {
+        return Err(unauthenticated(
+            ErrorCode::UnrecognizedClientException,
+            "a session token of temporary credentials signs AWS requests with its key; it is not a bearer token",
+        ));
+    }
     Ok(claims)
 }
 

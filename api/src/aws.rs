@@ -23,6 +23,7 @@ use pipewright_core::iam::users;
 use pipewright_core::sigv4::{self, Authorization, Refusal};
 use serde_json::{Map, Value, json};
 
+use crate::audit::AuditedResponse;
 use crate::catalogue::{Catalogue, Entry};
 use crate::error::{ApiError, ErrorCode};
 use crate::server::AppState;
@@ -184,6 +185,10 @@ fn holds_nul(fields: &Map<String, Value>) -> bool {
     fields.iter().any(|(k, v)| k.contains('\0') || value(v))
 }
 
+/// IAM's operations whose `UserName` defaults to the caller's own.
+const OWN_USER_BY_DEFAULT: &[&str] =
+    &["GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey"];
+
 /// A call's fields as they came: a JSON object, or a form's pairs.
 enum Fields {
     Json(Result<Map<String, Value>, ApiError>),
@@ -247,11 +252,14 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
         }
         Protocol::Query { .. } => {
             let body = crate::auth::read_limited(req.take_payload(), BODY_LIMIT, "the body").await?;
-            let form = std::str::from_utf8(&body)
-                .ok()
-                .and_then(|text| web::Query::<Vec<(String, String)>>::from_query(text).ok())
-                .map(web::Query::into_inner)
-                .ok_or_else(|| ApiError::validation("the body is not a form (application/x-www-form-urlencoded)"))?;
+            let form = parse_form(&body).ok_or_else(|| {
+                ApiError::validation("the body is not a form of UTF-8 text (application/x-www-form-urlencoded)")
+            })?;
+            for once in ["Action", "Version"] {
+                if form.iter().filter(|(k, _)| k == once).count() > 1 {
+                    return Err(ApiError::validation(format!("{once} is given twice")));
+                }
+            }
             let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
             if action.is_empty() {
                 return Err(unknown_operation("the form names no Action"));
@@ -315,15 +323,15 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
     // IAM: a user's own name where `UserName` is left out (GetUser,
     // ListAccessKeys, CreateAccessKey, …), as IAM takes it from the key.
     if service == "iam"
+        && OWN_USER_BY_DEFAULT.contains(&entry.name.as_str())
         && !fields.contains_key("userName")
-        && entry.path_parameters().contains(&"userName")
         && let Some(caller) = req.extensions().get::<crate::auth::Caller>()
         && caller.claims.typ == PrincipalKind::User
         && let Some(name) = &caller.claims.name
     {
         fields.insert("userName".to_owned(), json!(name));
     }
-    let routed = route(entry, fields, &state.region)?;
+    let routed = route(entry, fields, &state.region, &account)?;
     rewrite(req, entry, routed)?;
     Ok(Call { operation, account, protocol })
 }
@@ -423,7 +431,8 @@ async fn authenticate(
             }
             TokenError::Invalid | TokenError::UnknownKey => invalid(),
         })?;
-        if claims.typ != PrincipalKind::AssumedRole {
+        // Only a session token made for SigV4 (not a session's bearer token).
+        if claims.typ != PrincipalKind::AssumedRole || !claims.sigv4 {
             return Err(invalid());
         }
         let credentials = access_keys::session_credentials(&state.secrets, claims.sid);
@@ -478,6 +487,18 @@ struct Routed {
     body: Option<Value>,
 }
 
+/// The name of a managed policy of the caller's account, from its ARN.
+fn policy_name(arn: &str, account: &str) -> Result<String, ApiError> {
+    let refused = || {
+        ApiError::validation(format!(
+            "PolicyArn {arn:?} is not a policy of this account (arn:pw:iam::{account}:policy/NAME); built-in policies are read by name with GET /v1/iam/policies/NAME"
+        ))
+    };
+    let rest = arn.strip_prefix(&format!("arn:pw:iam::{account}:policy/")).ok_or_else(refused)?;
+    let name = rest.rsplit('/').next().unwrap_or(rest);
+    if name.is_empty() { Err(refused()) } else { Ok(name.to_owned()) }
+}
+
 /// The AWS field a path parameter is read from, where the names differ.
 fn aws_field(operation: &str, parameter: &str) -> &'static [&'static str] {
     match (operation, parameter) {
@@ -491,19 +512,18 @@ fn aws_field(operation: &str, parameter: &str) -> &'static [&'static str] {
 }
 
 /// Maps an AWS request's fields onto the operation's `/v1` request.
-fn route(entry: &Entry, mut fields: Map<String, Value>, region: &str) -> Result<Routed, ApiError> {
+fn route(entry: &Entry, mut fields: Map<String, Value>, region: &str, account: &str) -> Result<Routed, ApiError> {
     let operation = entry.name.as_str();
     adapt_request(operation, &mut fields, region)?;
     let mut path = Vec::new();
     for parameter in entry.path_parameters() {
         let value = match (operation, parameter) {
             ("UpdatePipeline", "name") => fields.get("pipeline").and_then(|p| p.get("name")).cloned(),
-            // IAM names a managed policy by its ARN; `/v1` by its name.
+            // IAM names a managed policy by its ARN; `/v1` by its name, in
+            // the caller's account.
             (_, "policyName") if !fields.contains_key("policyName") && fields.contains_key("policyArn") => {
                 match fields.remove("policyArn") {
-                    Some(Value::String(arn)) => {
-                        arn.rsplit_once(":policy/").map(|(_, name)| json!(name.rsplit('/').next().unwrap_or(name)))
-                    }
+                    Some(Value::String(arn)) => Some(json!(policy_name(&arn, account)?)),
                     _ => None,
                 }
             }
@@ -779,8 +799,11 @@ fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // (XML takes no other control character, not even escaped.)
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            // (XML takes no other control character, not even escaped, nor
+            // U+FFFE and U+FFFF.)
+            c if ((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {
+                out.push('\u{FFFD}')
+            }
             c => out.push(c),
         }
     }
@@ -819,10 +842,25 @@ async fn answer(response: ServiceResponse<BoxBody>, call: &Call) -> ServiceRespo
                 (StatusCode::OK, JSON_1_1, serde_json::to_vec(&value).unwrap_or_default())
             }
             Protocol::Query { xmlns } => {
+                // The answer's record, from before it becomes XML (which the
+                // audit log does not read); its secrets are hidden by name.
+                if request.method() != Method::GET && head.extensions().get::<AuditedResponse>().is_none() {
+                    head.extensions_mut().insert(AuditedResponse(value.clone()));
+                }
                 if call.operation == "AssumeRole"
-                    && let Some(state) = state.as_deref()
+                    && state.as_deref().is_none_or(|state| assume_role_response(state, &mut value).is_err())
                 {
-                    assume_role_response(state, &mut value);
+                    tracing::error!("an assumed role's temporary credentials could not be made");
+                    let (content_type, body) = error_body(
+                        call.protocol,
+                        "InternalFailure",
+                        "the temporary credentials could not be made; retry",
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                    );
+                    *head.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    head.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                    head.headers_mut().remove(header::CONTENT_LENGTH);
+                    return ServiceResponse::new(request, head.set_body(BoxBody::new(body)));
                 }
                 let id = crate::telemetry::current_request_id().unwrap_or_default();
                 let operation = &call.operation;
@@ -867,7 +905,8 @@ fn to_xml(value: &Value) -> String {
             .map(|(name, v)| {
                 let name = match name.as_str() {
                     "nextToken" => "Marker".to_owned(),
-                    other => capitalised(other),
+                    // (Names are the API's own; anything else could not be an element's.)
+                    other => capitalised(other).chars().filter(char::is_ascii_alphanumeric).collect(),
                 };
                 // IAM gives policy documents as URL-encoded JSON text.
                 if POLICY_DOCUMENTS.contains(&name.as_str()) && !v.is_string() {
@@ -898,39 +937,53 @@ fn uncapitalised(name: &str) -> String {
 
 /// STS's AssumeRole answer: the role session's temporary credentials for
 /// SigV4 (decision 027), with its access token as the session token.
-fn assume_role_response(state: &AppState, value: &mut Value) {
+fn assume_role_response(state: &AppState, value: &mut Value) -> Result<(), ()> {
     use secrecy::ExposeSecret;
-    let Some(token) = value.pointer("/credentials/accessToken").and_then(Value::as_str).map(str::to_owned) else {
-        return;
-    };
-    let Ok(claims) = state.keys.verify(&token) else { return };
+    let token = value.pointer("/credentials/accessToken").and_then(Value::as_str).ok_or(())?;
+    let mut claims = state.keys.verify(token).map_err(|_| ())?;
+    // The session token is the session's, marked for SigV4 only: alone, it
+    // is no bearer token (as an AWS session token is nothing without its
+    // secret).
+    claims.sigv4 = true;
+    let session_token = state.keys.sign(&claims).map_err(|_| ())?;
     let credentials = access_keys::session_credentials(&state.secrets, claims.sid);
     let expiration = value.pointer("/credentials/expiration").cloned().unwrap_or(Value::Null);
     value["credentials"] = json!({
         "accessKeyId": credentials.access_key_id,
         "secretAccessKey": credentials.secret_access_key.expose_secret(),
-        "sessionToken": token,
+        "sessionToken": session_token,
         "expiration": expiration,
     });
+    Ok(())
 }
 
 /// A query protocol form's pairs as the JSON fields of the operation's
 /// `/v1` call: `UserName` → `userName`, `Tags.member.1.Key` →
 /// `tags[0].key`, numbers and booleans typed as the operation's body
 /// declares them; IAM's `Marker` and `MaxItems` → `nextToken` and
-/// `maxResults`.
+/// `maxResults`. A key given twice, or a list whose members are not
+/// numbered 1 to n, is refused.
 fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String, Value>, ApiError> {
+    use std::collections::BTreeMap;
     let mut fields = Map::new();
+    // Lists by name, their members by number (memory bounded by the pairs).
+    let mut lists: BTreeMap<String, BTreeMap<usize, Value>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
     for (key, text) in form {
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::validation(format!("{key} is given twice")));
+        }
         let mut parts = key.split('.');
-        let top = parts.next().unwrap_or_default();
-        let top = match top {
+        let top = match parts.next().unwrap_or_default() {
             "Marker" => "nextToken".to_owned(),
             "MaxItems" => "maxResults".to_owned(),
             other => uncapitalised(other),
         };
         let rest: Vec<&str> = parts.collect();
         if rest.is_empty() {
+            if lists.contains_key(&top) {
+                return Err(ApiError::validation(format!("{key} is given both as a value and as a list")));
+            }
             let value = match entry.body_types.get(&top).map(String::as_str) {
                 Some("integer") | Some("number") => text
                     .parse::<i64>()
@@ -951,34 +1004,64 @@ fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String
             return Err(ApiError::validation(format!("{key}: a list is sent as {top}.member.N")));
         };
         if index == 0 || index > 1000 {
-            return Err(ApiError::validation(format!("{key}: members are numbered from 1")));
+            return Err(ApiError::validation(format!("{key}: members are numbered from 1 to 1000")));
         }
-        let list = fields.entry(top.clone()).or_insert_with(|| Value::Array(Vec::new()));
-        let Value::Array(items) = list else {
+        if fields.contains_key(&top) {
             return Err(ApiError::validation(format!("{key}: {top} is given both as a value and as a list")));
-        };
-        while items.len() < index {
-            items.push(Value::Null);
         }
+        let member = lists.entry(top.clone()).or_default().entry(index).or_insert(Value::Null);
         match rest.get(2) {
-            None => items[index - 1] = Value::String(text),
-            Some(field) if rest.len() == 3 => {
-                if !items[index - 1].is_object() {
-                    items[index - 1] = Value::Object(Map::new());
+            None if member.is_null() => *member = Value::String(text),
+            Some(field) if rest.len() == 3 && (member.is_null() || member.is_object()) => {
+                if member.is_null() {
+                    *member = Value::Object(Map::new());
                 }
-                items[index - 1][uncapitalised(field)] = Value::String(text);
+                member[uncapitalised(field)] = Value::String(text);
             }
-            Some(_) => return Err(ApiError::validation(format!("{key}: lists of lists are not taken"))),
+            Some(_) if rest.len() > 3 => {
+                return Err(ApiError::validation(format!("{key}: lists of lists are not taken")));
+            }
+            _ => return Err(ApiError::validation(format!("{key}: a member is given both as a value and as fields"))),
         }
     }
-    for (name, value) in &fields {
-        if let Value::Array(items) = value
-            && items.iter().any(Value::is_null)
-        {
-            return Err(ApiError::validation(format!("{name}: a member's number is missing")));
+    for (name, members) in lists {
+        if members.keys().copied().ne(1..=members.len()) {
+            return Err(ApiError::validation(format!("{name}: members must be numbered 1 to n, with none missing")));
         }
+        fields.insert(name, Value::Array(members.into_values().collect()));
     }
     Ok(fields)
+}
+
+/// A form (`application/x-www-form-urlencoded`), decoded strictly: `+` is a
+/// space, `%XX` a byte, and the result must be UTF-8.
+fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    fn decode(part: &str) -> Option<String> {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = part.get(i + 1..i + 3)?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).ok()
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((decode(key)?, decode(value)?))
+        })
+        .collect()
 }
 
 /// Fields whose keys a tenant names (an action's configuration, output

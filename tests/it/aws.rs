@@ -516,7 +516,8 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_iam_speaks_the_query_protocol() {
     let app = TestApp::spawn().await;
-    let (account, _root, keys) = account_with(&app, &["AdministratorAccess"]).await;
+    let (account, root, keys) = account_with(&app, &["AdministratorAccess"]).await;
+    let dev = app.sign_in(&account, "dev", PASSWORD).await;
     // Account B: a role that account A may assume, reading pipelines only.
     let other = app.create_account(None, PASSWORD).await;
     let other_root = app.sign_in(&other, "root", PASSWORD).await;
@@ -583,6 +584,29 @@ async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_ia
     );
     let missing = aws.aws("pipewright", &["iam", "get-user", "--user-name", "nobody-at-all"]).await;
     assert!(missing.stderr.contains("(NoSuchEntity)"), "{}", missing.stderr);
+    // A policy ARN of another account does not reach this account's policy of that name.
+    let elsewhere =
+        aws.aws("pipewright", &["iam", "get-policy", "--policy-arn", &format!("arn:pw:iam::{other}:policy/x")]).await;
+    assert!(elsewhere.stderr.contains("(ValidationError)"), "{}", elsewhere.stderr);
+    // Forms the query protocol refuses: a key twice, a list numbered from
+    // far away (it would have made a thousand members), a gap, bytes that
+    // are not UTF-8. Each a 400 naming it.
+    for (form, says) in [
+        ("Action=ListUsers&Version=2010-05-08&PathPrefix=%2F&PathPrefix=%2Fx", "PathPrefix is given twice"),
+        ("Action=CreateUser&Version=2010-05-08&UserName=z&Tags.member.1000.Key=k", "numbered 1 to n"),
+        ("Action=CreateUser&Version=2010-05-08&UserName=z&Tags.member.1.Key=a&Tags.member.3.Key=b", "numbered 1 to n"),
+        ("Action=CreateUser&Version=2010-05-08&UserName=%FF", "UTF-8"),
+        ("Action=ListUsers&Action=CreateUser&Version=2010-05-08", "Action is given twice"),
+    ] {
+        let out = aws.boto3(RAW_FORM, &["pipewright", form]).await;
+        assert_eq!(out[0], 400, "{form}: {out}");
+        assert!(out[1].as_str().unwrap().contains(says), "{form}: {out}");
+        assert!(out[1].as_str().unwrap().contains("<Code>ValidationError</Code>"), "{form}: {out}");
+    }
+    // The IAM change's record holds its answer (the XML is made from it).
+    let created = app.call("GET", "/v1/audit/events?eventName=CreateUser&userName=dev", Some(&root), None).await;
+    let made = created.body["events"].as_array().unwrap().iter().find(|e| e["httpStatus"] == 200).unwrap();
+    assert_eq!(made["responseElements"]["user"]["userName"], "ci-bot", "{}", created.body);
 
     // AssumeRole across accounts: temporary credentials with a session token.
     let assumed =
@@ -621,6 +645,36 @@ async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_ia
     let got = aws.ok("reader", &["codepipeline", "get-pipeline", "--name", "b-site"]).await;
     assert_eq!(got["metadata"]["pipelineArn"], format!("arn:pw:codepipeline:{}:{other}:b-site", app.config.region));
 
+    // The session token alone is no bearer token (as an AWS session token
+    // is nothing without its secret)…
+    let alone = app.call("GET", "/v1/pipelines", Some(credentials["SessionToken"].as_str().unwrap()), None).await;
+    assert_eq!(alone.status, 401, "{}", alone.body);
+    // …and a role session's bearer token (from /v1) is no session token,
+    // even with the key id and secret derived from its session.
+    let bearer = app
+        .call(
+            "POST",
+            "/v1/sts/assume-role",
+            Some(&dev),
+            Some(json!({"roleArn": role_arn, "roleSessionName": "bearer"})),
+        )
+        .await;
+    assert_eq!(bearer.status, 200, "{}", bearer.body);
+    let bearer_token = bearer.body["credentials"]["accessToken"].as_str().unwrap();
+    let services = pipewright_core::services::Services::connect(&app.config).await.ok().unwrap();
+    let ring = crate::support::shared_keys(&app.config, &services).await;
+    let cipher = pipewright_core::secrets::Cipher::from_config(&app.config).unwrap();
+    let bearer_sid = ring.tokens.verify(bearer_token).unwrap().sid;
+    let derived = pipewright_core::iam::access_keys::session_credentials(&cipher, bearer_sid);
+    use secrecy::ExposeSecret;
+    let out = aws
+        .boto3(
+            &REFUSED_SESSION.replace("TOKEN", bearer_token),
+            &[&derived.access_key_id, derived.secret_access_key.expose_secret()],
+        )
+        .await;
+    assert_eq!(out[0], "UnrecognizedClientException", "{out}");
+
     // A session token that is not one, or the key id of another session.
     let forged = REFUSED_SESSION.replace("TOKEN", "not-a-token");
     let out = aws.boto3(&forged, &[&key_id, credentials["SecretAccessKey"].as_str().unwrap()]).await;
@@ -632,9 +686,7 @@ async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_ia
     assert_eq!(wrong_secret[0], "InvalidSignatureException", "{wrong_secret}");
 
     // An expired session: ExpiredTokenException, as AWS says it.
-    let services = pipewright_core::services::Services::connect(&app.config).await.ok().unwrap();
-    let keys = crate::support::shared_keys(&app.config, &services).await;
-    let cipher = pipewright_core::secrets::Cipher::from_config(&app.config).unwrap();
+    let keys = ring;
     let sid = uuid::Uuid::new_v4();
     let mut claims = pipewright_core::auth::tokens::Claims::new(
         format!("arn:pw:sts::{other}:assumed-role/reader/old"),
@@ -646,9 +698,9 @@ async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_ia
     );
     claims.iat -= 7200;
     claims.exp -= 7200;
+    claims.sigv4 = true;
     let expired = keys.tokens.sign(&claims).unwrap();
     let old = pipewright_core::iam::access_keys::session_credentials(&cipher, sid);
-    use secrecy::ExposeSecret;
     let out = aws
         .boto3(
             &REFUSED_SESSION.replace("TOKEN", &expired),
@@ -658,6 +710,26 @@ async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_ia
     assert_eq!(out[0], "ExpiredTokenException", "{out}");
     assert_eq!(out[1], "The security token included in the request is expired", "{out}");
 }
+
+/// A form signed for IAM by the profile's key and sent as it is; the
+/// answer's status and body.
+const RAW_FORM: &str = r#"
+import json, sys, urllib.request, urllib.error
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+session = boto3.Session(profile_name=sys.argv[1])
+endpoint = session.client("iam").meta.endpoint_url
+request = AWSRequest(method="POST", url=endpoint, data=sys.argv[2].encode(),
+    headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+SigV4Auth(session.get_credentials(), "iam", session.region_name).add_auth(request)
+sent = urllib.request.Request(endpoint, data=sys.argv[2].encode(), headers=dict(request.headers.items()), method="POST")
+try:
+    with urllib.request.urlopen(sent) as answer:
+        print(json.dumps([answer.status, answer.read().decode()]))
+except urllib.error.HTTPError as e:
+    print(json.dumps([e.code, e.read().decode()]))
+"#;
 
 /// A CodePipeline call with temporary credentials (key id and secret as
 /// arguments, the session token written in); its error code and message.

@@ -57,6 +57,11 @@ pub struct Claims {
     /// The session was made by a role session (role chaining).
     #[serde(default)]
     pub chained: bool,
+    /// A session token of temporary credentials (AssumeRole over the AWS
+    /// endpoint): it only goes with a SigV4 signature by the session's
+    /// derived secret, never alone as a bearer token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sigv4: bool,
 }
 
 impl Claims {
@@ -77,6 +82,7 @@ impl Claims {
             role: None,
             src: None,
             chained: false,
+            sigv4: false,
         }
     }
 }
