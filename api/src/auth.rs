@@ -216,9 +216,14 @@ pub(crate) async fn principal_stands(req: &HttpRequest, state: &AppState, claims
             ));
         }
     }
+    Ok(caller_of(req, claims))
+}
+
+/// The request's caller, from claims whose principal was checked.
+pub(crate) fn caller_of(req: &HttpRequest, claims: Claims) -> Caller {
     let caller = Caller { claims, source_ip: source_ip(req), user_agent: user_agent(req) };
     req.extensions_mut().insert(caller.clone());
-    Ok(caller)
+    caller
 }
 
 impl FromRequest for Caller {

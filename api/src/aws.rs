@@ -291,12 +291,17 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
     if let Some(entry) = entry {
         req.extensions_mut().insert(AwsOperation(entry.name.clone()));
     }
-    let claims = authenticate(req, &state, protocol, service, &body).await?;
+    let (claims, checked) = authenticate(req, &state, protocol, service, &body).await?;
     let account = claims.acct.clone();
     req.extensions_mut().insert(SignedClaims(claims.clone()));
     // The principal is checked now, so that a call refused from here on is
-    // recorded in its account, as its caller's.
-    crate::auth::principal_stands(req.request(), &state, claims).await?;
+    // recorded in its account, as its caller's. (An access key's user was
+    // found, and the key active, just now: that is the check.)
+    if checked {
+        crate::auth::caller_of(req.request(), claims);
+    } else {
+        crate::auth::principal_stands(req.request(), &state, claims).await?;
+    }
     let entry = entry.ok_or_else(|| {
         unknown_operation(format!(
             "Pipewright does not implement {} of {service}; see the README's list of operations",
@@ -350,14 +355,15 @@ fn unknown_operation(message: impl Into<String>) -> ApiError {
 
 /// Checks the request's SigV4 signature and names its principal: an IAM
 /// user's access key, or a role session's temporary credentials (with its
-/// session token).
+/// session token); and whether that principal was checked as it stands now
+/// (the key's user found, the key active) or still must be.
 async fn authenticate(
     req: &ServiceRequest,
     state: &AppState,
     protocol: Protocol,
     service: &str,
     body: &[u8],
-) -> Result<Claims, ApiError> {
+) -> Result<(Claims, bool), ApiError> {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if header.is_some_and(|h| h.starts_with("Bearer ") || h.starts_with("bearer ")) {
         return Err(ApiError::new(
@@ -444,7 +450,7 @@ async fn authenticate(
         }
         sigv4::verify(&request, &authorization, credentials.secret_access_key.expose_secret(), chrono::Utc::now())
             .map_err(refused)?;
-        return Ok(claims);
+        return Ok((claims, false));
     }
     let mut conn = state.services.db.conn().await?;
     let key = match access_keys::signing_key(&mut conn, &state.secrets, &authorization.access_key_id).await? {
@@ -460,14 +466,16 @@ async fn authenticate(
         ));
     };
     sigv4::verify(&request, &authorization, secret.expose_secret(), chrono::Utc::now()).map_err(refused)?;
-    access_keys::record_use(&mut conn, &key.access_key_id).await?;
+    if key.last_used_at.is_none_or(|at| at < chrono::Utc::now() - chrono::TimeDelta::minutes(1)) {
+        access_keys::record_use(&mut conn, &key.access_key_id).await?;
+    }
     let Some(user) = users::find_by_id(&mut conn, &key.user_id).await? else { return Err(invalid()) };
     let session = access_keys::signing_session(&key.access_key_id);
     let mut claims =
         Claims::new(user.arn(), user.account_id.clone(), PrincipalKind::User, user.user_id.clone(), session, 900);
     claims.name = Some(user.user_name.clone());
     claims.key = Some(key.access_key_id);
-    Ok(claims)
+    Ok((claims, true))
 }
 
 /// A SigV4 refusal as the JSON protocols answer it.

@@ -458,6 +458,19 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     let unique: std::collections::HashSet<_> = events.iter().collect();
     assert_eq!(unique.len(), events.len(), "a page repeated an event: {out}");
 
+    // A key made inactive signs nothing from then on.
+    let off = app
+        .call(
+            "PATCH",
+            &format!("/v1/iam/users/dev/access-keys/{}", keys[0].1),
+            Some(&root),
+            Some(json!({"status": "Inactive"})),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.body);
+    let refused = aws.aws("pipewright", &["codepipeline", "list-pipelines"]).await;
+    assert!(refused.stderr.contains("(UnrecognizedClientException)"), "{}", refused.stderr);
+
     // A bearer token is for /v1: the AWS endpoint takes SigV4 only.
     let bearer = app
         .client
