@@ -423,6 +423,9 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     let aws = AwsTools::new(&app, &profiles(&keys));
     let out = aws.boto3(REFUSALS, &["pipewright", "not-the-secret"]).await;
     assert_eq!(out["ok"][0], "ok");
+    // A signed call is the key's use.
+    let listed = app.call("GET", "/v1/iam/users/dev/access-keys", Some(&root), None).await;
+    assert!(listed.body["accessKeyMetadata"][0]["lastUsedDate"].is_string(), "{}", listed.body);
     assert_eq!(out["wrong_secret"][0], "InvalidSignatureException", "{out}");
     assert!(out["wrong_secret"][1].as_str().unwrap().starts_with("The request signature we calculated does not match"));
     assert_eq!(out["unknown_key"][0], "UnrecognizedClientException", "{out}");

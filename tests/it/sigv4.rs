@@ -77,6 +77,8 @@ async fn a_new_access_keys_secret_is_kept_sealed_for_sigv4_and_an_older_key_stil
     assert_eq!(made.status, 201, "{}", made.body);
     let id = made.body["accessKey"]["accessKeyId"].as_str().unwrap().to_owned();
     let secret = made.body["accessKey"]["secretAccessKey"].as_str().unwrap().to_owned();
+    let listed = app.call("GET", "/v1/iam/users/ci/access-keys", Some(&root), None).await;
+    assert_eq!(listed.body["accessKeyMetadata"][0]["needsRotation"], false, "{}", listed.body);
 
     let cipher = pipewright_core::secrets::Cipher::from_config(&app.config).unwrap();
     let mut conn = pipewright_core::db::connect_one(&app.config.database_url).await.unwrap();
@@ -101,6 +103,9 @@ async fn a_new_access_keys_secret_is_kept_sealed_for_sigv4_and_an_older_key_stil
             .unwrap();
     }
     assert!(matches!(signing_key(&mut conn, &cipher, &id).await.unwrap(), SigningKey::NeedsRotation));
+    // ListAccessKeys says so, for the user to rotate it.
+    let listed = app.call("GET", "/v1/iam/users/ci/access-keys", Some(&root), None).await;
+    assert_eq!(listed.body["accessKeyMetadata"][0]["needsRotation"], true, "{}", listed.body);
     let token = app
         .call("POST", "/v1/auth/token", None, Some(serde_json::json!({"accessKeyId": id, "secretAccessKey": secret})))
         .await;

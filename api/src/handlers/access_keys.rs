@@ -71,6 +71,10 @@ pub struct AccessKeyMetadata {
     pub status: String,
     pub create_date: DateTime<Utc>,
     pub last_used_date: Option<DateTime<Utc>>,
+    /// Made before Pipewright took SigV4: it still exchanges tokens
+    /// (`/v1/auth/token`), but cannot sign the AWS CLI's and SDKs' requests.
+    /// Make a new key, then delete this one.
+    pub needs_rotation: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,12 +149,13 @@ pub async fn list_access_keys(
     Ok(web::Json(ListAccessKeysResponse {
         access_key_metadata: keys
             .into_iter()
-            .map(|k| AccessKeyMetadata {
+            .map(|(k, signs)| AccessKeyMetadata {
                 user_name: user.user_name.clone(),
                 access_key_id: k.access_key_id,
                 status: k.status,
                 create_date: k.created_at,
                 last_used_date: k.last_used_at,
+                needs_rotation: !signs,
             })
             .collect(),
         is_truncated: false,

@@ -67,9 +67,11 @@ pub async fn create(
     Ok((key, secret))
 }
 
-pub async fn list(conn: &mut AsyncPgConnection, user_id: &str) -> Result<Vec<AccessKey>, IamError> {
+/// A user's keys, each with whether it can sign (SigV4): a key made before
+/// secrets were kept sealed cannot, and needs rotating for the AWS tools.
+pub async fn list(conn: &mut AsyncPgConnection, user_id: &str) -> Result<Vec<(AccessKey, bool)>, IamError> {
     Ok(iam_access_keys::table
-        .select(AccessKey::as_select())
+        .select((AccessKey::as_select(), iam_access_keys::sealed_secret.is_not_null()))
         .filter(iam_access_keys::user_id.eq(user_id))
         .order(iam_access_keys::created_at)
         .load(conn)
