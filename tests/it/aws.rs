@@ -132,6 +132,10 @@ async fn account_with(app: &TestApp, policies: &[&str]) -> (String, String, Vec<
     (account, root, keys)
 }
 
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn profiles(keys: &[(String, String, String)]) -> Vec<(&str, &str, &str)> {
     keys.iter().map(|(p, k, s)| (p.as_str(), k.as_str(), s.as_str())).collect()
 }
@@ -228,59 +232,27 @@ async fn the_aws_cli_copies_a_pipeline_runs_and_approves_it_and_cloudtrail_finds
     assert!(summaries.iter().any(|s| s["pipelineExecutionId"] == execution.as_str() && s["status"] == "Succeeded"));
 
     // Transitions, tags, an update.
-    aws.ok(
-        "pipewright",
-        &[
-            "codepipeline",
-            "disable-stage-transition",
-            "--pipeline-name",
-            "web-copy",
-            "--stage-name",
-            "Deploy",
-            "--transition-type",
-            "Inbound",
-            "--reason",
-            "release freeze",
-        ],
-    )
-    .await;
+    let transition = |verb: &str, kind: &str, reason: Option<&str>| {
+        let mut args: Vec<String> =
+            ["codepipeline", &format!("{verb}-stage-transition"), "--pipeline-name", "web-copy"]
+                .into_iter()
+                .chain(["--stage-name", "Deploy", "--transition-type", kind])
+                .map(str::to_owned)
+                .collect();
+        if let Some(reason) = reason {
+            args.extend(["--reason".to_owned(), reason.to_owned()]);
+        }
+        args
+    };
+    aws.ok("pipewright", &refs(&transition("disable", "Inbound", Some("release freeze")))).await;
     let state = aws.ok("pipewright", &["codepipeline", "get-pipeline-state", "--name", "web-copy"]).await;
     let deploy = state["stageStates"].as_array().unwrap().iter().find(|s| s["stageName"] == "Deploy").unwrap();
     assert_eq!(deploy["inboundTransitionState"]["enabled"], false);
     assert_eq!(deploy["inboundTransitionState"]["disabledReason"], "release freeze");
-    let outbound = aws
-        .aws(
-            "pipewright",
-            &[
-                "codepipeline",
-                "disable-stage-transition",
-                "--pipeline-name",
-                "web-copy",
-                "--stage-name",
-                "Deploy",
-                "--transition-type",
-                "Outbound",
-                "--reason",
-                "x",
-            ],
-        )
-        .await;
+    let outbound = aws.aws("pipewright", &refs(&transition("disable", "Outbound", Some("x")))).await;
     assert!(!outbound.ok && outbound.stderr.contains("(ValidationException)"), "{}", outbound.stderr);
     assert!(outbound.stderr.contains("transitionType Outbound"), "{}", outbound.stderr);
-    aws.ok(
-        "pipewright",
-        &[
-            "codepipeline",
-            "enable-stage-transition",
-            "--pipeline-name",
-            "web-copy",
-            "--stage-name",
-            "Deploy",
-            "--transition-type",
-            "Inbound",
-        ],
-    )
-    .await;
+    aws.ok("pipewright", &refs(&transition("enable", "Inbound", None))).await;
     let arn = format!("arn:pw:codepipeline:{}:{account}:web-copy", app.config.region);
     aws.ok("pipewright", &["codepipeline", "tag-resource", "--resource-arn", &arn, "--tags", "key=team,value=blue"])
         .await;
@@ -474,59 +446,32 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     let refused = aws.aws("pipewright", &["codepipeline", "list-pipelines"]).await;
     assert!(refused.stderr.contains("(UnrecognizedClientException)"), "{}", refused.stderr);
 
-    // A bearer token is for /v1: the AWS endpoint takes SigV4 only.
-    let bearer = app
-        .client
-        .post(app.url("/aws"))
-        .bearer_auth(&root)
-        .header("x-amz-target", "CodePipeline_20150709.ListPipelines")
-        .header("content-type", "application/x-amz-json-1.1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bearer.status(), 400);
-    let body: Value = bearer.json().await.unwrap();
-    assert_eq!(body["__type"], "IncompleteSignatureException", "{body}");
-    // Unsigned: AWS's MissingAuthenticationTokenException, in AWS's form.
-    let unsigned = app
-        .client
-        .post(app.url("/aws"))
-        .header("x-amz-target", "CodePipeline_20150709.ListPipelines")
-        .header("content-type", "application/x-amz-json-1.1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unsigned.status(), 400);
-    let body: Value = unsigned.json().await.unwrap();
-    assert_eq!(body["__type"], "MissingAuthenticationTokenException", "{body}");
-    // A query string on the AWS endpoint is refused (its fields go in the body).
-    let query = app
-        .client
-        .post(app.url("/aws?x=1"))
-        .header("x-amz-target", "CodePipeline_20150709.ListPipelines")
-        .header("content-type", "application/x-amz-json-1.1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(query.status(), 400);
-    assert!(query.headers().contains_key("x-amzn-requestid"));
-    // Refused at the edge (a NUL character), still in AWS's form.
-    let nul = app
-        .client
-        .post(app.url("/aws"))
-        .header("x-amz-target", "CodePipeline_20150709.GetPipeline")
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(r#"{"name": "a\u0000"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(nul.status(), 400);
-    assert_eq!(nul.headers()["content-type"], "application/x-amz-json-1.1");
-    let body: Value = nul.json().await.unwrap();
-    assert_eq!(body["__type"], "ValidationException", "{body}");
+    // Unsigned calls, each refused in AWS's form (JSON 1.1, `__type`, 400,
+    // a request id): a bearer token (it is for /v1), none at all, a query
+    // string (fields go in the body), a NUL character (refused at the edge).
+    let target = "CodePipeline_20150709.ListPipelines";
+    for (path, bearer, body, code) in [
+        ("/aws", Some(root.as_str()), "{}", "IncompleteSignatureException"),
+        ("/aws", None, "{}", "MissingAuthenticationTokenException"),
+        ("/aws?x=1", None, "{}", "ValidationException"),
+        ("/aws", None, r#"{"name": "a\u0000"}"#, "ValidationException"),
+    ] {
+        let mut request = app
+            .client
+            .post(app.url(path))
+            .header("x-amz-target", target)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), 400, "{path} {body}");
+        assert_eq!(answer.headers()["content-type"], "application/x-amz-json-1.1");
+        assert!(answer.headers().contains_key("x-amzn-requestid"), "{path} {body}");
+        let got: Value = answer.json().await.unwrap();
+        assert_eq!(got["__type"], code, "{path} {body}: {got}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
