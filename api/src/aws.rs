@@ -1139,7 +1139,10 @@ fn cloudtrail_event(event: &Value) -> Value {
         .and_then(Value::as_array)
         .map(|all| {
             all.iter()
-                .map(|r| json!({"ResourceType": r.get("type").cloned().unwrap_or(Value::Null), "ResourceName": r.get("arn").cloned().unwrap_or(Value::Null)}))
+                .map(|r| {
+                    let arn = r.get("arn").and_then(Value::as_str).unwrap_or_default();
+                    json!({"ResourceType": resource_type(arn), "ResourceName": arn})
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -1157,4 +1160,51 @@ fn cloudtrail_event(event: &Value) -> Value {
         summary["AccessKeyId"] = key.clone();
     }
     summary
+}
+
+/// CloudTrail's resource type of an ARN (`AWS::CodePipeline::Pipeline`,
+/// `AWS::IAM::User`, …), from its service and resource.
+fn resource_type(arn: &str) -> String {
+    let mut parts = arn.splitn(6, ':');
+    let (service, resource) = (parts.nth(2).unwrap_or_default(), parts.nth(2).unwrap_or_default());
+    let kind = match service {
+        "codepipeline" if resource.starts_with("webhook:") => "AWS::CodePipeline::Webhook",
+        "codepipeline" if resource.starts_with("actiontype:") => "AWS::CodePipeline::CustomActionType",
+        "codepipeline" => "AWS::CodePipeline::Pipeline",
+        "iam" if resource.starts_with("user/") => "AWS::IAM::User",
+        "iam" if resource.starts_with("role/") => "AWS::IAM::Role",
+        "iam" if resource.starts_with("group/") => "AWS::IAM::Group",
+        "iam" if resource.starts_with("policy/") => "AWS::IAM::Policy",
+        "iam" => "AWS::IAM::Account",
+        "secretsmanager" => "AWS::SecretsManager::Secret",
+        "sts" => "AWS::STS::AssumedRole",
+        "" => return String::new(),
+        other => return format!("AWS::{other}::Resource"),
+    };
+    kind.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_type;
+
+    #[test]
+    fn resource_types_are_cloudtrails() {
+        for (arn, kind) in [
+            ("arn:pw:codepipeline:local:111122223333:web", "AWS::CodePipeline::Pipeline"),
+            ("arn:pw:codepipeline:local:111122223333:web/Build/Compile", "AWS::CodePipeline::Pipeline"),
+            ("arn:pw:codepipeline:local:111122223333:webhook:hook", "AWS::CodePipeline::Webhook"),
+            (
+                "arn:pw:codepipeline:local:111122223333:actiontype:Custom/Test/Scan/1",
+                "AWS::CodePipeline::CustomActionType",
+            ),
+            ("arn:pw:iam::111122223333:user/dev", "AWS::IAM::User"),
+            ("arn:pw:iam::111122223333:role/ops/deployer", "AWS::IAM::Role"),
+            ("arn:pw:iam::pw:policy/AdministratorAccess", "AWS::IAM::Policy"),
+            ("arn:pw:secretsmanager:local:111122223333:secret:db", "AWS::SecretsManager::Secret"),
+            ("", ""),
+        ] {
+            assert_eq!(resource_type(arn), kind, "{arn}");
+        }
+    }
 }

@@ -318,8 +318,11 @@ async fn the_aws_cli_copies_a_pipeline_runs_and_approves_it_and_cloudtrail_finds
             ],
         )
         .await;
+    assert!(copy_events["Events"].as_array().unwrap().len() >= 8, "{copy_events}");
     assert!(copy_events["Events"].as_array().unwrap().iter().all(|e| {
-        e["Resources"].as_array().unwrap().iter().any(|r| r["ResourceName"].as_str().unwrap().starts_with(&arn))
+        e["Resources"].as_array().unwrap().iter().any(|r| {
+            r["ResourceName"].as_str().unwrap().starts_with(&arn) && r["ResourceType"] == "AWS::CodePipeline::Pipeline"
+        })
     }));
     // The refused call is in the log too, under its AWS name.
     let denied = app.call("GET", "/v1/audit/events?userName=nobody&eventName=GetPipeline", Some(&root), None).await;
