@@ -495,13 +495,21 @@ struct Routed {
     body: Option<Value>,
 }
 
-/// The name of a managed policy of the caller's account, from its ARN.
+/// The name of a managed policy, from its ARN: one of the caller's
+/// account, or a built-in one (`arn:pw:iam::pw:policy/NAME`; no account's
+/// policy may take a built-in's name, so the name finds it alone).
 fn policy_name(arn: &str, account: &str) -> Result<String, ApiError> {
     let refused = || {
         ApiError::validation(format!(
-            "PolicyArn {arn:?} is not a policy of this account (arn:pw:iam::{account}:policy/NAME); built-in policies are read by name with GET /v1/iam/policies/NAME"
+            "PolicyArn {arn:?} is neither a policy of this account (arn:pw:iam::{account}:policy/NAME) nor a built-in one (arn:pw:iam::pw:policy/NAME)"
         ))
     };
+    if let Some(name) = arn.strip_prefix("arn:pw:iam::pw:policy/") {
+        return match pipewright_core::iam::builtin::BUILTIN_POLICIES.iter().find(|(n, ..)| *n == name) {
+            Some((n, ..)) => Ok((*n).to_owned()),
+            None => Err(refused()),
+        };
+    }
     let rest = arn.strip_prefix(&format!("arn:pw:iam::{account}:policy/")).ok_or_else(refused)?;
     let name = rest.rsplit('/').next().unwrap_or(rest);
     if name.is_empty() { Err(refused()) } else { Ok(name.to_owned()) }

@@ -552,6 +552,14 @@ async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_ia
     let elsewhere =
         aws.aws("pipewright", &["iam", "get-policy", "--policy-arn", &format!("arn:pw:iam::{other}:policy/x")]).await;
     assert!(elsewhere.stderr.contains("(ValidationError)"), "{}", elsewhere.stderr);
+    // A built-in policy by its ARN.
+    let builtin = aws
+        .ok("pipewright", &["iam", "get-policy", "--policy-arn", "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess"])
+        .await;
+    assert_eq!(builtin["Policy"]["Arn"], "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess", "{builtin}");
+    let unknown =
+        aws.aws("pipewright", &["iam", "get-policy", "--policy-arn", "arn:pw:iam::pw:policy/NoSuchOne"]).await;
+    assert!(unknown.stderr.contains("(ValidationError)"), "{}", unknown.stderr);
     // Forms the query protocol refuses: a key twice, a list numbered from
     // far away (it would have made a thousand members), a gap, bytes that
     // are not UTF-8. Each a 400 naming it.
