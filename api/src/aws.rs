@@ -214,6 +214,16 @@ async fn enter(req: &mut ServiceRequest, protocol: Protocol) -> Result<Call, Api
             "the AWS endpoint takes no query string: send the operation's fields in the body",
         ));
     }
+    // One of each header that names who calls and what: a second one could
+    // be read otherwise by whatever stands in front.
+    for name in ["authorization", "x-amz-target", "x-amz-security-token", "x-amz-date", "content-type", "host"] {
+        if req.headers().get_all(name).nth(1).is_some() {
+            return Err(ApiError::new(
+                ErrorCode::IncompleteSignatureException,
+                format!("the request has more than one {name} header"),
+            ));
+        }
+    }
     let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)?;
     let catalogue = req.app_data::<web::Data<Catalogue>>().cloned().ok_or_else(ApiError::internal)?;
     let (service, iam, operation, body, fields) = match protocol {
@@ -581,7 +591,27 @@ fn route(entry: &Entry, mut fields: Map<String, Value>, region: &str, account: &
                         query.push((name.clone(), scalar(&name, item)?));
                     }
                 }
-                other => query.push((name.clone(), scalar(&name, other)?)),
+                other => {
+                    // Typed as the operation declares its parameter.
+                    let kind = entry.query_types.get(&name).map(String::as_str);
+                    let fits = match (kind, &other) {
+                        (Some("integer"), Value::Number(n)) => n.is_i64() || n.is_u64(),
+                        (Some("integer" | "number"), _) => other.is_number(),
+                        (Some("boolean"), _) => other.is_boolean(),
+                        _ => true,
+                    };
+                    if !fits {
+                        return Err(ApiError::validation(format!(
+                            "{name} must be {}",
+                            match kind {
+                                Some("boolean") => "true or false",
+                                Some("integer") => "a whole number",
+                                _ => "a number",
+                            }
+                        )));
+                    }
+                    query.push((name.clone(), scalar(&name, other)?));
+                }
             }
         }
         return Ok(Routed { path, query, body: None });
@@ -693,9 +723,16 @@ fn lookup_events_request(fields: &mut Map<String, Value>) -> Result<(), ApiError
                 let ours = if name == "StartTime" { "startTime" } else { "endTime" };
                 query.insert(ours.to_owned(), json!(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
             }
-            "MaxResults" => {
-                query.insert("maxResults".to_owned(), value);
-            }
+            "MaxResults" => match value.as_i64() {
+                Some(n) if (1..=50).contains(&n) => {
+                    query.insert("maxResults".to_owned(), value);
+                }
+                _ => {
+                    return Err(ApiError::validation(
+                        "MaxResults must be a whole number from 1 to 50, as CloudTrail's",
+                    ));
+                }
+            },
             "NextToken" => {
                 query.insert("nextToken".to_owned(), value);
             }
@@ -706,6 +743,11 @@ fn lookup_events_request(fields: &mut Map<String, Value>) -> Result<(), ApiError
                 )));
             }
         }
+    }
+    if let (Some(Value::String(start)), Some(Value::String(end))) = (query.get("startTime"), query.get("endTime"))
+        && end < start
+    {
+        return Err(ApiError::new(ErrorCode::InvalidTimeRangeException, "EndTime is earlier than StartTime"));
     }
     *fields = query;
     Ok(())
@@ -990,7 +1032,8 @@ fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String
             return Err(ApiError::validation(format!("{key} is given twice")));
         }
         let mut parts = key.split('.');
-        let top = match parts.next().unwrap_or_default() {
+        let given = parts.next().unwrap_or_default();
+        let top = match given {
             "Marker" => "nextToken".to_owned(),
             "MaxItems" => "maxResults".to_owned(),
             other => uncapitalised(other),
@@ -1000,7 +1043,13 @@ fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String
             if lists.contains_key(&top) {
                 return Err(ApiError::validation(format!("{key} is given both as a value and as a list")));
             }
-            let value = match entry.body_types.get(&top).map(String::as_str) {
+            // (`RoleArn` and `roleArn` are one field: not twice either.)
+            if fields.contains_key(&top) {
+                return Err(ApiError::validation(format!("{key} is given twice")));
+            }
+            // Typed as the operation's body or query declares the field.
+            let kind = entry.body_types.get(&top).or_else(|| entry.query_types.get(&top));
+            let value = match kind.map(String::as_str) {
                 Some("integer") | Some("number") => text
                     .parse::<i64>()
                     .map(Value::from)
@@ -1016,8 +1065,9 @@ fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String
             continue;
         }
         // `Name.member.N` or `Name.member.N.Field`.
-        let (Some(&"member"), Some(index)) = (rest.first(), rest.get(1).and_then(|i| i.parse::<usize>().ok())) else {
-            return Err(ApiError::validation(format!("{key}: a list is sent as {top}.member.N")));
+        let number = rest.get(1).filter(|i| !i.starts_with('0') && i.bytes().all(|b| b.is_ascii_digit()));
+        let (Some(&"member"), Some(index)) = (rest.first(), number.and_then(|i| i.parse::<usize>().ok())) else {
+            return Err(ApiError::validation(format!("{key}: a list is sent as {given}.member.N (N from 1)")));
         };
         if index == 0 || index > 1000 {
             return Err(ApiError::validation(format!("{key}: members are numbered from 1 to 1000")));
@@ -1032,7 +1082,11 @@ fn query_fields(entry: &Entry, form: Vec<(String, String)>) -> Result<Map<String
                 if member.is_null() {
                     *member = Value::Object(Map::new());
                 }
-                member[uncapitalised(field)] = Value::String(text);
+                let field = uncapitalised(field);
+                if member.get(&field).is_some() {
+                    return Err(ApiError::validation(format!("{key} is given twice")));
+                }
+                member[field] = Value::String(text);
             }
             Some(_) if rest.len() > 3 => {
                 return Err(ApiError::validation(format!("{key}: lists of lists are not taken")));

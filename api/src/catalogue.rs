@@ -20,6 +20,9 @@ pub struct Entry {
     pub template: String,
     /// Its query parameters.
     pub query: Vec<String>,
+    /// Its query parameters that are not strings, by type (`integer`,
+    /// `number`, `boolean`).
+    pub query_types: HashMap<String, String>,
     /// Whether it takes a request body.
     pub body: bool,
     /// Its IAM action (`service:Operation`), `None` for an operation that
@@ -95,13 +98,21 @@ impl Catalogue {
 }
 
 fn entry(name: String, method: &'static str, path: &str, operation: &Operation) -> Entry {
-    let query = operation
+    let parameters: Vec<_> = operation
         .parameters
         .iter()
         .flatten()
         .filter_map(|p| match p {
-            RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query) => Some(p.name.clone()),
+            RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Query) => Some(p),
             _ => None,
+        })
+        .collect();
+    let query = parameters.iter().map(|p| p.name.clone()).collect();
+    let query_types = parameters
+        .iter()
+        .filter_map(|p| {
+            let schema = serde_json::to_value(&p.schema).ok()?;
+            Some((p.name.clone(), non_string_type(&schema)?))
         })
         .collect();
     let action = operation
@@ -123,6 +134,7 @@ fn entry(name: String, method: &'static str, path: &str, operation: &Operation) 
         method,
         template: path.to_owned(),
         query,
+        query_types,
         body: operation.request_body.is_some(),
         action,
         json,
@@ -142,16 +154,21 @@ fn body_types(operation: &Operation, schemas: &serde_json::Value) -> HashMap<Str
     };
     let mut types = HashMap::new();
     for (name, property) in schema.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
-        let kinds: Vec<&str> = match property.get("type") {
-            Some(serde_json::Value::String(kind)) => vec![kind.as_str()],
-            Some(serde_json::Value::Array(kinds)) => kinds.iter().filter_map(|k| k.as_str()).collect(),
-            _ => Vec::new(),
-        };
-        if let Some(kind) = kinds.into_iter().find(|k| !matches!(*k, "null" | "string")) {
-            types.insert(name.clone(), kind.to_owned());
+        if let Some(kind) = non_string_type(property) {
+            types.insert(name.clone(), kind);
         }
     }
     types
+}
+
+/// A schema's type when it is not a string (nor only null).
+fn non_string_type(schema: &serde_json::Value) -> Option<String> {
+    let kinds: Vec<&str> = match schema.get("type") {
+        Some(serde_json::Value::String(kind)) => vec![kind.as_str()],
+        Some(serde_json::Value::Array(kinds)) => kinds.iter().filter_map(|k| k.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    kinds.into_iter().find(|k| !matches!(*k, "null" | "string")).map(str::to_owned)
 }
 
 /// Adds every property (at any depth) whose schema is a date-time.

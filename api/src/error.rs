@@ -134,6 +134,8 @@ error_codes! {
     InvalidArnException = BAD_REQUEST;
     /// A tag key or value is not allowed.
     InvalidTagsException = BAD_REQUEST;
+    /// CloudTrail: a time range's end is before its start.
+    InvalidTimeRangeException = BAD_REQUEST;
     /// The resource would have more than 50 tags.
     TooManyTagsException = BAD_REQUEST;
     /// No operation is at this path.

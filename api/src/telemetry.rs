@@ -51,12 +51,18 @@ pub async fn observe(
     let holds_nul = audited
         && (req.uri().path_and_query().is_some_and(|pq| pq.as_str().to_ascii_lowercase().contains("%00"))
             || request_body.as_ref().is_some_and(holds_nul));
+    let refused = if holds_nul {
+        Some(crate::error::ApiError::validation(
+            "the request holds a NUL character (\\u0000 in JSON, %00 in a URL), which no field takes: remove it",
+        ))
+    } else if path.starts_with("/v1/") {
+        unknown_query_parameter(&req)
+    } else {
+        None
+    };
     // Handlers' and extractors' errors are already responses here, made inside
     // this scope; an error that still reaches us is rendered by actix itself.
-    let mut response = if holds_nul {
-        let refused = crate::error::ApiError::validation(
-            "the request holds a NUL character (\\u0000 in JSON, %00 in a URL), which no field takes: remove it",
-        );
+    let mut response = if let Some(refused) = refused {
         REQUEST_ID
             .scope(id.clone(), async move {
                 let answer = if aws {
@@ -160,6 +166,25 @@ pub async fn observe(
         tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request served");
     });
     Ok(response)
+}
+
+/// A query parameter the operation does not take (a misspelt or miscased
+/// filter would otherwise be ignored, and a search answer everything):
+/// refused at the edge, naming it and what the operation takes.
+fn unknown_query_parameter(req: &ServiceRequest) -> Option<crate::error::ApiError> {
+    if req.query_string().is_empty() {
+        return None;
+    }
+    let catalogue = req.app_data::<web::Data<crate::catalogue::Catalogue>>()?;
+    let pattern = req.match_pattern()?;
+    let entry = catalogue.get(catalogue.name_of(req.method().as_str(), &pattern)?)?;
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string()).ok()?;
+    let unknown = pairs.iter().map(|(name, _)| name).find(|name| !entry.query.contains(name))?;
+    let takes = if entry.query.is_empty() { "no query parameter".to_owned() } else { entry.query.join(", ") };
+    Some(crate::error::ApiError::validation(format!(
+        "{} takes no query parameter {unknown:?} (it takes: {takes})",
+        entry.name
+    )))
 }
 
 /// Whether a JSON value holds a NUL character, in a string or a key.

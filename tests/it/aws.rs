@@ -362,6 +362,9 @@ signed_plain.meta.events.register("before-sign.codepipeline.ListPipelines", plai
 out["plain"] = code(lambda: signed_plain, lambda c: c.list_pipelines())
 out["nul"] = code(cp, lambda c: c.get_pipeline(name="a\x00b"))
 out["iam_nul"] = code(lambda: session.client("iam"), lambda c: c.get_user(UserName="a\x00b"))
+out["fifty_one"] = code(lambda: session.client("cloudtrail"), lambda c: c.lookup_events(MaxResults=51))
+out["backwards"] = code(lambda: session.client("cloudtrail"), lambda c: c.lookup_events(
+    StartTime=datetime.datetime(2026, 1, 2), EndTime=datetime.datetime(2026, 1, 1)))
 out["two_attributes"] = code(lambda: session.client("cloudtrail"), lambda c: c.lookup_events(LookupAttributes=[
     {"AttributeKey": "EventName", "AttributeValue": "x"}, {"AttributeKey": "Username", "AttributeValue": "y"}]))
 real = botocore.auth.get_current_datetime
@@ -422,6 +425,8 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     assert_eq!(out["iam_nul"][0], "ValidationError", "{out}");
     assert!(out["iam_nul"][1].as_str().unwrap().contains("NUL"), "{out}");
     assert_eq!(out["two_attributes"][0], "ValidationException", "{out}");
+    assert_eq!(out["fifty_one"][0], "ValidationException", "{out}");
+    assert_eq!(out["backwards"][0], "InvalidTimeRangeException", "{out}");
     // A call refused after its signature was verified is in its account's
     // log, as its caller's; a made-up operation is not named by its caller.
     let unknown = app.call("GET", "/v1/audit/events?errorCode=UnknownOperationException", Some(&root), None).await;
@@ -453,8 +458,12 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
     // a request id): a bearer token (it is for /v1), none at all, a query
     // string (fields go in the body), a NUL character (refused at the edge).
     let target = "CodePipeline_20150709.ListPipelines";
-    for (path, bearer, body, code) in [
-        ("/aws", Some(root.as_str()), "{}", "IncompleteSignatureException"),
+    // Two Authorization headers: which one would a proxy in front believe?
+    let twice =
+        "AWS4-HMAC-SHA256 Credential=AKIAX/20261207/local/codepipeline/aws4_request, SignedHeaders=host, Signature=00";
+    for (path, authorization, body, code) in [
+        ("/aws", Some(vec![format!("Bearer {root}")]), "{}", "IncompleteSignatureException"),
+        ("/aws", Some(vec![twice.to_owned(), twice.to_owned()]), "{}", "IncompleteSignatureException"),
         ("/aws", None, "{}", "MissingAuthenticationTokenException"),
         ("/aws?x=1", None, "{}", "ValidationException"),
         ("/aws", None, r#"{"name": "a\u0000"}"#, "ValidationException"),
@@ -465,8 +474,8 @@ async fn boto3_is_refused_as_aws_refuses_and_its_paginators_walk_every_page() {
             .header("x-amz-target", target)
             .header("content-type", "application/x-amz-json-1.1")
             .body(body);
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
+        for value in authorization.into_iter().flatten() {
+            request = request.header("authorization", value);
         }
         let answer = request.send().await.unwrap();
         assert_eq!(answer.status(), 400, "{path} {body}");
@@ -569,6 +578,9 @@ async fn sts_assume_role_gives_credentials_a_profile_uses_across_accounts_and_ia
         ("Action=CreateUser&Version=2010-05-08&UserName=z&Tags.member.1.Key=a&Tags.member.3.Key=b", "numbered 1 to n"),
         ("Action=CreateUser&Version=2010-05-08&UserName=%FF", "UTF-8"),
         ("Action=ListUsers&Action=CreateUser&Version=2010-05-08", "Action is given twice"),
+        ("Action=ListUsers&Version=2010-05-08&PathPrefix=%2F&pathPrefix=%2Fx", "pathPrefix is given twice"),
+        ("Action=CreateUser&Version=2010-05-08&UserName=z&Tags.member.01.Key=k", "Tags.member.N"),
+        ("Action=CreateUser&Version=2010-05-08&UserName=z&Tags.member.1.Key=k&Tags.member.1.key=j", "is given twice"),
     ] {
         let out = aws.boto3(RAW_FORM, &["pipewright", form]).await;
         assert_eq!(out[0], 400, "{form}: {out}");

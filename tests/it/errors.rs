@@ -32,3 +32,25 @@ async fn a_known_path_with_the_wrong_method_is_a_405_naming_the_allowed_ones() {
     assert_eq!(body["requestId"], id.as_str());
     assert!(body["message"].as_str().unwrap().contains("allowed: GET"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_parameter_the_operation_does_not_take_is_a_400_naming_it() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account(None, "correct horse battery").await;
+    let root = app.sign_in(&account, "root", "correct horse battery").await;
+    // A miscased filter would otherwise be ignored, and the search answer every event.
+    let miscased = app.call("GET", "/v1/audit/events?eventname=SignIn", Some(&root), None).await;
+    assert_eq!(miscased.status, 400, "{}", miscased.body);
+    assert_eq!(miscased.body["code"], "ValidationException");
+    let message = miscased.body["message"].as_str().unwrap();
+    assert!(message.contains("\"eventname\"") && message.contains("eventName"), "{message}");
+    let typo = app.call("GET", "/v1/iam/users?maxresults=1", Some(&root), None).await;
+    assert_eq!(typo.status, 400, "{}", typo.body);
+    let none = app.call("GET", "/v1/auth/whoami?x=1", Some(&root), None).await;
+    assert_eq!(none.status, 400, "{}", none.body);
+    assert!(none.body["message"].as_str().unwrap().contains("no query parameter"), "{}", none.body);
+    // The parameters it takes still work.
+    let fine = app.call("GET", "/v1/audit/events?eventName=SignIn&maxResults=5", Some(&root), None).await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+    assert!(fine.body["events"].as_array().unwrap().iter().all(|e| e["eventName"] == "SignIn"));
+}

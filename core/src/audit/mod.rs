@@ -253,7 +253,7 @@ pub fn chain_hash(prev_hash: &str, prev_event_id: Option<Uuid>, canonical: &str)
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Field names whose values never reach the log (compared ignoring case).
-const SECRET_FIELDS: [&str; 15] = [
+const SECRET_FIELDS: [&str; 17] = [
     "password",
     "nonce",
     "rootpassword",
@@ -270,6 +270,9 @@ const SECRET_FIELDS: [&str; 15] = [
     "webhookid",
     // A notification target's address: a Slack URL is a secret.
     "targetaddress",
+    // Git hosts' tokens in an action's configuration (CodePipeline's names).
+    "oauthtoken",
+    "authorization",
 ];
 
 /// Replaces the values of secret fields, at any depth, by [`REDACTED`].
@@ -285,8 +288,25 @@ pub fn redact(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact),
+        // A URL's user and password (`https://user:pass@host/…`), wherever it is.
+        Value::String(text) => {
+            if let Some(masked) = without_userinfo(text) {
+                *text = masked;
+            }
+        }
         _ => {}
     }
+}
+
+/// A URL with its user information hidden, if it has any.
+fn without_userinfo(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        return None;
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (_, host) = rest[..authority_end].rsplit_once('@')?;
+    Some(format!("{scheme}://{REDACTED}@{host}{}", &rest[authority_end..]))
 }
 
 #[cfg(test)]
@@ -294,6 +314,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn urls_lose_their_user_and_password_in_the_log() {
+        let mut value = json!({"configuration": {"repositoryUrl": "https://user:LEAK@example.com/r.git?x=1", "OAuthToken": "t",
+            "plain": "https://example.com/a@b", "mail": "me@example.com"}});
+        redact(&mut value);
+        assert_eq!(value["configuration"]["repositoryUrl"], format!("https://{REDACTED}@example.com/r.git?x=1"));
+        assert_eq!(value["configuration"]["OAuthToken"], REDACTED);
+        assert_eq!(value["configuration"]["plain"], "https://example.com/a@b");
+        assert_eq!(value["configuration"]["mail"], "me@example.com");
+    }
 
     fn event() -> Event {
         Event {
