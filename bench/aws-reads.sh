@@ -8,20 +8,9 @@
 # must count every answer. Needs wrk (apt-get install wrk) and botocore.
 #   cargo build --release && C=32 D=15 bash bench/aws-reads.sh
 set -e
-BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/pipewright}
-BIN=$(realpath "$BIN")
-DB=pw_aws_$$
-cd "$(mktemp -d)"
-mkdir -p data
-PIPEWRIGHT_DATA_DIR=$PWD/data PIPEWRIGHT_LISTEN=127.0.0.1:18081 PIPEWRIGHT_LOG=${LOGF:-warn} DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB PIPEWRIGHT_AMQP_PREFIX=aws$$ PIPEWRIGHT_REDIS_PREFIX=aws$$: "$BIN" api > api.out 2> api.err &
-API=$!
-trap 'kill $API 2>/dev/null; wait $API 2>/dev/null; psql -h 127.0.0.1 -U postgres -Atc "drop database $DB" >/dev/null 2>&1 || true' EXIT
-for i in $(seq 1 100); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && break; sleep 0.2; done
-U=http://127.0.0.1:18081
+PORT=18081
+source "$(dirname "$0")/scratch-api.sh"
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-curl -s -XPOST $U/v1/accounts -H 'content-type: application/json' -d '{"alias": "bench", "rootPassword": "correct horse battery"}' >/dev/null
-T=$(curl -s -XPOST $U/v1/auth/sign-in -H 'content-type: application/json' -d '{"account": "bench", "userName": "root", "password": "correct horse battery"}' | json '["accessToken"]')
-curl -s -XPOST $U/v1/pipelines -H "authorization: Bearer $T" -H 'content-type: application/json' -d '{"pipeline": {"name": "site", "stages": [{"name": "Source", "actions": [{"name": "Upload", "actionTypeId": {"category": "Source", "owner": "Pipewright", "provider": "Upload", "version": "1"}, "outputArtifacts": [{"name": "Src"}]}]}, {"name": "Build", "actions": [{"name": "B", "actionTypeId": {"category": "Build", "owner": "Pipewright", "provider": "Shell", "version": "1"}, "configuration": {"commands": "true"}, "inputArtifacts": [{"name": "Src"}]}]}]}}' -o /dev/null -w "create %{http_code}\n"
 curl -s -XPOST $U/v1/iam/users -H "authorization: Bearer $T" -H 'content-type: application/json' -d '{"userName": "reader"}' >/dev/null
 curl -s -XPOST $U/v1/iam/users/reader/attached-policies -H "authorization: Bearer $T" -H 'content-type: application/json' -d '{"policyArn": "arn:pw:iam::pw:policy/PipewrightReadOnlyAccess"}' >/dev/null
 KEY=$(curl -s -XPOST $U/v1/iam/users/reader/access-keys -H "authorization: Bearer $T")

@@ -802,12 +802,18 @@ pub fn error_response(protocol: Protocol, error: &ApiError) -> actix_web::HttpRe
     let status = aws_status(response.status());
     *response.status_mut() = status;
     let (content_type, body) = error_body(protocol, error.code.as_str(), &error.message, status);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().remove(header::CONTENT_LENGTH);
-    if let Some(id) = crate::telemetry::current_request_id().and_then(|id| HeaderValue::from_str(&id).ok()) {
-        response.headers_mut().insert(header::HeaderName::from_static("x-amzn-requestid"), id);
-    }
+    aws_headers(response.headers_mut(), content_type);
     response.set_body(BoxBody::new(body))
+}
+
+/// An answer's headers as the AWS SDKs read them: its media type, and the
+/// request id as `x-amzn-RequestId` (the body's length is the new body's).
+fn aws_headers(headers: &mut actix_web::http::header::HeaderMap, content_type: &'static str) {
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.remove(header::CONTENT_LENGTH);
+    if let Some(id) = crate::telemetry::current_request_id().and_then(|id| HeaderValue::from_str(&id).ok()) {
+        headers.insert(header::HeaderName::from_static("x-amzn-requestid"), id);
+    }
 }
 
 fn aws_status(status: StatusCode) -> StatusCode {
@@ -916,8 +922,7 @@ async fn answer(response: ServiceResponse<BoxBody>, call: &Call) -> ServiceRespo
                         StatusCode::INTERNAL_SERVER_ERROR,
                     );
                     *head.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    head.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-                    head.headers_mut().remove(header::CONTENT_LENGTH);
+                    aws_headers(head.headers_mut(), content_type);
                     return ServiceResponse::new(request, head.set_body(BoxBody::new(body)));
                 }
                 let id = crate::telemetry::current_request_id().unwrap_or_default();
@@ -939,16 +944,7 @@ async fn answer(response: ServiceResponse<BoxBody>, call: &Call) -> ServiceRespo
         (status, content_type, body)
     };
     *head.status_mut() = status;
-    head.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    head.headers_mut().remove(header::CONTENT_LENGTH);
-    if let Some(id) = head
-        .headers()
-        .get(crate::telemetry::REQUEST_ID_HEADER)
-        .cloned()
-        .or_else(|| crate::telemetry::current_request_id().and_then(|id| HeaderValue::from_str(&id).ok()))
-    {
-        head.headers_mut().insert(header::HeaderName::from_static("x-amzn-requestid"), id);
-    }
+    aws_headers(head.headers_mut(), content_type);
     let response = head.set_body(BoxBody::new(body));
     ServiceResponse::new(request, response)
 }
@@ -1147,15 +1143,11 @@ fn to_epoch_seconds(value: &mut Value, catalogue: &Catalogue) {
                 if FREE_FORM.contains(&name.as_str()) {
                     continue;
                 }
-                if let Value::String(text) = field
-                    && catalogue.is_timestamp(name)
-                    && let Ok(time) = chrono::DateTime::parse_from_rfc3339(text)
-                {
-                    let millis = time.timestamp_millis();
-                    *field = match serde_json::Number::from_f64(millis as f64 / 1000.0) {
-                        Some(n) => Value::Number(n),
-                        None => Value::Null,
-                    };
+                if field.is_string() && catalogue.is_timestamp(name) {
+                    // (A text that is no time stays as it is.)
+                    if let seconds @ Value::Number(_) = epoch_seconds(field) {
+                        *field = seconds;
+                    }
                 } else {
                     to_epoch_seconds(field, catalogue);
                 }

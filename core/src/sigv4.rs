@@ -359,6 +359,13 @@ mod tests {
 
     const EXPECTED: &str = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
 
+    /// AWS's example request (IAM ListUsers) and its authorization.
+    fn example(headers: &[(String, String)]) -> (Request<'_>, Authorization) {
+        let request =
+            Request { method: "GET", path: "/", query: "Action=ListUsers&Version=2010-05-08", headers, body: b"" };
+        (request, Authorization::parse(Some(&authorization(EXPECTED))).unwrap())
+    }
+
     fn at(text: &str) -> DateTime<Utc> {
         NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%SZ").unwrap().and_utc()
     }
@@ -366,14 +373,7 @@ mod tests {
     #[test]
     fn awss_own_example_is_signed_and_verified_and_a_changed_request_is_refused() {
         let headers = headers();
-        let request = Request {
-            method: "GET",
-            path: "/",
-            query: "Action=ListUsers&Version=2010-05-08",
-            headers: &headers,
-            body: b"",
-        };
-        let parsed = Authorization::parse(Some(&authorization(EXPECTED))).unwrap();
+        let (request, parsed) = example(&headers);
         assert_eq!(parsed.access_key_id, "AKIDEXAMPLE");
         assert_eq!(parsed.scope(), "20150830/us-east-1/iam/aws4_request");
         assert_eq!(signature(&request, &parsed, SECRET, "20150830T123600Z").as_deref(), Some(EXPECTED));
@@ -386,14 +386,7 @@ mod tests {
     #[test]
     fn a_request_too_far_from_the_servers_time_is_refused_as_aws_says_it() {
         let headers = headers();
-        let request = Request {
-            method: "GET",
-            path: "/",
-            query: "Action=ListUsers&Version=2010-05-08",
-            headers: &headers,
-            body: b"",
-        };
-        let parsed = Authorization::parse(Some(&authorization(EXPECTED))).unwrap();
+        let (request, parsed) = example(&headers);
         let late = verify(&request, &parsed, SECRET, at("20150830T125200Z")).unwrap_err();
         assert_eq!(late.code(), "SignatureDoesNotMatch");
         assert!(
